@@ -1,1 +1,11 @@
-export const x = 1
+export * from './decorators'
+export * from './errors'
+export type { ID, LoadContext, LoaderResult, Range, RangeContext } from './interfaces/range.interface'
+export type { JobState, JobStatus, RunStatus, RunSummary } from './interfaces/run-summary.interface'
+export type {
+  ParallelWorkerLogLevel, ParallelWorkerOptions, RedisLikeClient,
+} from './interfaces/parallel-worker-options.interface'
+export { ParallelWorker, type RunOptions } from './parallel-worker'
+export * from './parallel-worker.events'
+export { ParallelWorkerModule } from './parallel-worker.module'
+export * from './store'

@@ -1,0 +1,58 @@
+import type { JobDefinition } from '../job.registry'
+import type { WireRange } from './ipc.messages'
+import { RangeExecutor } from './range-executor'
+import type { PoolListener, WorkerPool, WorkerSlot } from './worker-pool.interface'
+
+/** `workers: 0`: ranges run in the primary, `concurrency` at a time. */
+export class InlinePool implements WorkerPool, WorkerSlot {
+  readonly pid = process.pid
+  active = 0
+  ready = true
+  started = 0
+  restarted = 0
+  private readonly executor: RangeExecutor
+  private readonly running = new Set<Promise<unknown>>()
+
+  constructor(
+    readonly id: string,
+    readonly capacity: number,
+    job: JobDefinition,
+    runId: string,
+    private readonly listener: PoolListener,
+  ) {
+    this.executor = new RangeExecutor(job, runId, id)
+  }
+
+  start(): void {
+    this.listener.slotReady(this)
+  }
+
+  *slots(): Iterable<WorkerSlot> {
+    yield this
+  }
+
+  send(ranges: WireRange[]): boolean {
+    for (const range of ranges) {
+      const p = this.executor.execute(range).then(result => this.listener.results(this, [result]))
+      this.running.add(p)
+      void p.finally(() => this.running.delete(p))
+    }
+    return true
+  }
+
+  kill(): void {
+    this.executor.abortAll('forced exit')
+  }
+
+  abort(tokens: number[], reason: string): void {
+    this.executor.abort(tokens, reason)
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>(resolve => (timer = setTimeout(resolve, timeoutMs)))
+    await Promise.race([Promise.allSettled([...this.running]), timeout])
+    clearTimeout(timer)
+    this.listener.slotExited(this, 0, null, true)
+  }
+}

@@ -1,0 +1,39 @@
+import type { WireRange, WireResult } from './ipc.messages'
+
+/** One place ranges run: a forked worker, or the primary itself with `workers: 0`. */
+export interface WorkerSlot {
+  readonly id: string
+  readonly pid: number | undefined
+  readonly capacity: number
+  /** Ranges sent and not answered yet. Kept by the engine. */
+  active: number
+  /** True once the worker asked for ranges. */
+  ready: boolean
+  /** False when the worker cannot be reached any more; its exit follows. */
+  send(ranges: WireRange[]): boolean
+  abort(tokens: number[], reason: string): void
+}
+
+/** What a pool tells the run engine. */
+export interface PoolListener {
+  slotReady(slot: WorkerSlot): void
+  results(slot: WorkerSlot, results: WireResult[]): void
+  /** A slot is gone; `expected` when it exited after being drained. */
+  slotExited(slot: WorkerSlot, code: number | null, signal: string | null, expected: boolean): void
+  /** A worker process was forked (a replacement when `restart`). */
+  forked(restart: boolean): void
+  /** The pool cannot go on (restart cap reached, no worker left). */
+  fatal(reason: string): void
+}
+
+/** Starts, restarts and drains the slots of one run on this host. */
+export interface WorkerPool {
+  start(): void
+  slots(): Iterable<WorkerSlot>
+  /** Tells every slot to finish and waits for them to exit, killing those still there after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void>
+  /** Kills every worker at once (a forced exit). */
+  kill(): void
+  started: number
+  restarted: number
+}

@@ -1,0 +1,2 @@
+export * from './range-handler.decorator'
+export * from './range-loader.decorator'

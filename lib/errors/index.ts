@@ -1,0 +1,4 @@
+export * from './invalid-range.error'
+export * from './parallel-worker-config.error'
+export * from './run-failed.error'
+export * from './unknown-job.error'

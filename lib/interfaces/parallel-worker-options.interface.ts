@@ -1,0 +1,59 @@
+import type AsyncLock from 'async-lock'
+import type { CoordinationStore } from '../store/coordination-store.interface'
+import type { KeyValueStorage } from '../store/key-value.store'
+
+/** Log levels as the seed names them (pino's), plus Nest's own names. */
+export type ParallelWorkerLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'verbose' | 'log'
+
+/** Anything that quacks like an ioredis `Redis` or `Cluster` client. */
+export interface RedisLikeClient {
+  defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void
+  evalsha(...args: unknown[]): Promise<unknown>
+  status: string
+}
+
+/** Options of `ParallelWorkerModule.forRoot()`; every one has a default. */
+export interface ParallelWorkerOptions {
+  /** An ioredis client (many hosts), a `CoordinationStore`, or a seed-style `{ get, set }` (one host). Default: in memory. */
+  storage?: RedisLikeClient | CoordinationStore | KeyValueStorage
+  /** Worker processes per host; `0` runs handlers inline in the primary. Default `os.availableParallelism()`. */
+  workers?: number
+  /** Fork a replacement when a worker dies. Default `true`. */
+  restartWorkerOnExit?: boolean
+  /** Restarts per run before the run fails. Default `workers * 5`. */
+  maxAllowedWorkerRestartsCount?: number
+  /** Default `{ enabled: true, level: 'info' }`. */
+  logging?: { enabled?: boolean; level?: ParallelWorkerLogLevel }
+  /** async-lock options for the per-host loader lock. Default `{}`. */
+  lockOptions?: AsyncLock.AsyncLockOptions
+  /** Key prefix in the store. Default `'parallel-worker'`. */
+  storageKey?: string
+  /** Ranges one worker handles at once (for I/O-bound handlers). Default `1`. */
+  concurrency?: number
+  /** Ranges loaded ahead of the workers, per host. Default `workers * concurrency` (at least 1). */
+  prefetch?: number
+  /** Range size suggested to the loader as `ctx.limit`. Default `1000`. */
+  rangeSize?: number
+  /** How long a lease lives without a heartbeat before another host may take it over. Default `10000`. */
+  leaseMs?: number
+  /** How often a host renews its leases. Default `leaseMs / 3`. */
+  heartbeatMs?: number
+  /** Hand-outs of a range before it goes to the dead letters. Default `3`. */
+  maxAttempts?: number
+  /** Delay before the first retry of a failed range; doubles per attempt, with jitter. Default `1000`. */
+  retryBackoffMs?: number
+  /** Upper bound of the retry delay. Default `30000`. */
+  maxRetryBackoffMs?: number
+  /** How long a graceful stop waits for in-flight ranges before releasing them. Default `10000`. */
+  shutdownTimeoutMs?: number
+  /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
+  workerExec?: string
+}
+
+/** Options with every default filled in. */
+export interface ResolvedParallelWorkerOptions
+  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging'>> {
+  storage?: ParallelWorkerOptions['storage']
+  workerExec?: string
+  logging: { enabled: boolean; level: ParallelWorkerLogLevel }
+}

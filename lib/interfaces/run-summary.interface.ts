@@ -1,0 +1,40 @@
+/** Final state of a run. */
+export type RunStatus = 'completed' | 'stopped' | 'failed'
+
+/** What `ParallelWorker.run()` resolves with (or what a `RunFailedError` carries). */
+export interface RunSummary {
+  job: string
+  runId: string
+  status: RunStatus
+  /** Ids whose range completed, over all hosts. */
+  ids: number
+  ranges: { completed: number; retried: number; dead: number }
+  workers: { started: number; restarted: number }
+  /** From `run()` (worker start-up included) to its end. */
+  durationMs: number
+  /** Why the run failed. */
+  error?: string
+  /** This host's share. */
+  host: { ids: number; ranges: number }
+}
+
+/** State of a job as `status()` reports it. */
+export type JobState = 'idle' | 'running' | 'stopping' | 'completed' | 'stopped' | 'failed'
+
+/** What `ParallelWorker.status()` returns. */
+export interface JobStatus {
+  job: string
+  state: JobState
+  runId: string | null
+  /** Last id handed out (the resume point). */
+  cursor: import('./range.interface').ID | null
+  ids: { done: number }
+  ranges: { done: number; leased: number; retrying: number; dead: number }
+  /** Ids per second over the run so far. */
+  rate: number
+  /** Known only when the job declares a total. */
+  total?: number
+  percent?: number
+  etaMs?: number
+  startedAt: number | null
+}

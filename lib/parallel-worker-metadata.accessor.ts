@@ -1,0 +1,17 @@
+import { Injectable } from '@nestjs/common'
+import { Reflector } from '@nestjs/core'
+import { RANGE_HANDLER_METADATA, RANGE_LOADER_METADATA } from './parallel-worker.constants'
+
+/** Typed reads of the decorators' metadata. */
+@Injectable()
+export class ParallelWorkerMetadataAccessor {
+  constructor(private readonly reflector: Reflector) {}
+
+  getLoaderJob(target: Function): string | undefined {
+    return this.reflector.get<string | undefined>(RANGE_LOADER_METADATA, target)
+  }
+
+  getHandlerJob(target: Function): string | undefined {
+    return this.reflector.get<string | undefined>(RANGE_HANDLER_METADATA, target)
+  }
+}

@@ -1,0 +1,66 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common'
+import { DiscoveryService, MetadataScanner } from '@nestjs/core'
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper'
+import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error'
+import { type JobDefinition, type JobMethod, JobRegistry } from './job.registry'
+import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor'
+
+const JOB_NAME = /^[A-Za-z0-9_.:-]+$/
+
+type Found = { loaders: JobMethod<any>[]; handlers: JobMethod<any>[] }
+
+/** Finds `@RangeLoader` / `@RangeHandler` methods on providers and pairs them per job. */
+@Injectable()
+export class ParallelWorkerExplorer implements OnModuleInit {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: ParallelWorkerMetadataAccessor,
+    private readonly registry: JobRegistry,
+  ) {}
+
+  onModuleInit(): void {
+    const found = new Map<string, Found>()
+    for (const wrapper of this.discovery.getProviders()) this.explore(wrapper, found)
+    this.registry.set([...found].map(([name, f]) => this.pair(name, f)))
+  }
+
+  private explore(wrapper: InstanceWrapper, found: Map<string, Found>): void {
+    const { instance } = wrapper
+    if (!instance || wrapper.isAlias || typeof instance !== 'object') return
+    const prototype = Object.getPrototypeOf(instance)
+    if (!prototype) return
+    for (const method of this.scanner.getAllMethodNames(prototype)) {
+      const target = prototype[method]
+      const loaderJob = this.accessor.getLoaderJob(target)
+      const handlerJob = this.accessor.getHandlerJob(target)
+      if (loaderJob === undefined && handlerJob === undefined) continue
+      const name = `${instance.constructor.name}.${method}`
+      const job = (loaderJob ?? handlerJob) as string
+      if (!wrapper.isDependencyTreeStatic()) {
+        throw new ParallelWorkerConfigError(
+          `${name} (job "${job}") is on a request-scoped or transient provider. Range loaders and handlers must live on a singleton provider: remove the scope from ${instance.constructor.name} or move the method.`,
+        )
+      }
+      if (loaderJob !== undefined && handlerJob !== undefined) {
+        throw new ParallelWorkerConfigError(`${name} is both the @RangeLoader('${loaderJob}') and the @RangeHandler('${handlerJob}'). Split it into two methods.`)
+      }
+      if (typeof job !== 'string' || !JOB_NAME.test(job)) {
+        throw new ParallelWorkerConfigError(`${name}: job name ${JSON.stringify(job)} is not valid. Use letters, digits, '_', '-', '.' or ':'.`)
+      }
+      const entry = found.get(job) ?? { loaders: [], handlers: [] }
+      found.set(job, entry)
+      const call = (...args: unknown[]) => instance[method](...args)
+      ;(loaderJob !== undefined ? entry.loaders : entry.handlers).push({ name, call })
+    }
+  }
+
+  private pair(job: string, { loaders, handlers }: Found): JobDefinition {
+    const names = (list: JobMethod<any>[]) => list.map(m => m.name).join(' and ')
+    if (loaders.length > 1) throw new ParallelWorkerConfigError(`Job "${job}" has two range loaders: ${names(loaders)}. Keep one @RangeLoader('${job}') or give the other its own job name.`)
+    if (handlers.length > 1) throw new ParallelWorkerConfigError(`Job "${job}" has two range handlers: ${names(handlers)}. Keep one @RangeHandler('${job}') or give the other its own job name.`)
+    if (loaders.length === 0) throw new ParallelWorkerConfigError(`Job "${job}" has a range handler (${names(handlers)}) but no range loader. Add a @RangeLoader('${job}') method to a provider.`)
+    if (handlers.length === 0) throw new ParallelWorkerConfigError(`Job "${job}" has a range loader (${names(loaders)}) but no range handler. Add a @RangeHandler('${job}') method to a provider.`)
+    return { name: job, loader: loaders[0], handler: handlers[0] }
+  }
+}

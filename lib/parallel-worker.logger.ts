@@ -1,0 +1,33 @@
+import { Logger } from '@nestjs/common'
+import type { ParallelWorkerLogLevel } from './interfaces/parallel-worker-options.interface'
+
+const RANK: Record<ParallelWorkerLogLevel, number> = {
+  trace: 10, verbose: 10, debug: 20, info: 30, log: 30, warn: 40, error: 50, fatal: 60,
+}
+
+/** Nest's `Logger` behind the seed's `logging` option (enabled, minimal level). */
+export class ModuleLogger {
+  private readonly logger: Logger
+  private readonly min: number
+
+  constructor(context: string, logging: { enabled: boolean; level: ParallelWorkerLogLevel }) {
+    this.logger = new Logger(context)
+    this.min = logging.enabled ? RANK[logging.level] : Infinity
+  }
+
+  debug(message: string): void {
+    if (this.min <= RANK.debug) this.logger.debug(message)
+  }
+
+  info(message: string): void {
+    if (this.min <= RANK.info) this.logger.log(message)
+  }
+
+  warn(message: string): void {
+    if (this.min <= RANK.warn) this.logger.warn(message)
+  }
+
+  error(message: string, stack?: string): void {
+    if (this.min <= RANK.error) this.logger.error(message, stack)
+  }
+}

@@ -1,0 +1,40 @@
+import { inspect } from 'node:util'
+
+/** A short, one-line picture of a user value for error messages. */
+export const show = (value: unknown): string =>
+  inspect(value, { depth: 2, maxArrayLength: 8, maxStringLength: 80, breakLength: Infinity, compact: true })
+
+const FIX_LOADER = 'Return ids sorted ascending, each after the cursor (e.g. WHERE id > $cursor ORDER BY id LIMIT $limit).'
+
+export const BAD_LOADER_SHAPE = (job: string, value: unknown) =>
+  `Job "${job}": the range loader returned ${show(value)}, which is neither an array of ids nor a range object { lastId, idsRange? }. Return ids (or [] / null when there is no more data).`
+
+export const BAD_ID = (job: string, value: unknown, where: string) =>
+  `Job "${job}": the range loader returned an invalid id ${show(value)} ${where}. Ids must be numbers, strings or bigints.`
+
+export const UNSORTED_IDS = (job: string, prev: unknown, id: unknown, index: number) =>
+  `Job "${job}": the range loader returned ids that are not sorted ascending: ${show(id)} at index ${index} comes after ${show(prev)}. ${FIX_LOADER}`
+
+export const DUPLICATE_IDS = (job: string, id: unknown, index: number) =>
+  `Job "${job}": the range loader returned the id ${show(id)} twice (index ${index}). ${FIX_LOADER}`
+
+export const NOT_AFTER_CURSOR = (job: string, id: unknown, cursor: unknown) =>
+  `Job "${job}": the range loader returned ${show(id)}, which is not after the cursor ${show(cursor)}; those rows were handed out already. ${FIX_LOADER}`
+
+export const LAST_ID_BEFORE_IDS = (job: string, lastId: unknown, id: unknown) =>
+  `Job "${job}": the range object's lastId ${show(lastId)} is before its id ${show(id)}; lastId must be the largest id of the range.`
+
+export const MISSING_LAST_ID = (job: string, value: unknown) =>
+  `Job "${job}": the range object ${show(value)} has ids but no lastId. Set lastId to the cursor after this range.`
+
+export const PAYLOAD_NOT_JSON = (job: string, key: string, reason: string) =>
+  `Job "${job}": the range object's payload "${key}" cannot travel to a worker as JSON (${reason}). Keep payloads to plain JSON values.`
+
+export const UNKNOWN_JOB = (job: string, known: string[]) =>
+  `No job "${job}" is declared. Declare it with @RangeLoader('${job}') and @RangeHandler('${job}'), or run one of: ${known.map(j => `"${j}"`).join(', ') || '(none)'}.`
+
+export const JOB_REQUIRED = (known: string[]) =>
+  `This app declares several jobs (${known.map(j => `"${j}"`).join(', ')}); name the one to run: run('${known[0]}').`
+
+export const NO_JOBS = () =>
+  'No job is declared. Add a provider with a @RangeLoader() and a @RangeHandler() method and list it in a module\'s providers.'

@@ -1,0 +1,209 @@
+import {
+  type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit,
+} from '@nestjs/common'
+import { DiscoveryService } from '@nestjs/core'
+import AsyncLock from 'async-lock'
+import cluster from 'node:cluster'
+import { randomUUID } from 'node:crypto'
+import { ClusterPool } from './cluster/cluster-pool'
+import { InlinePool } from './cluster/inline-pool'
+import { WorkerRunner } from './cluster/worker-runner'
+import { RunFailedError } from './errors/run-failed.error'
+import { UnknownJobError } from './errors/unknown-job.error'
+import { type JobDefinition, JobRegistry } from './job.registry'
+import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
+import type { ID } from './interfaces/range.interface'
+import type { JobStatus, RunSummary } from './interfaces/run-summary.interface'
+import { ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants'
+import { ModuleLogger } from './parallel-worker.logger'
+import * as m from './parallel-worker.messages'
+import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
+import { RunEngine, type EventSink } from './run/run-engine'
+import { silenceSchedulerInWorker } from './run/scheduler-guard'
+import type { CoordinationStore } from './store/coordination-store.interface'
+
+/** Options of `ParallelWorker.run()`. */
+export interface RunOptions {
+  /** Move the cursor before the run: `null` starts over from the first row. Omit to continue from the stored cursor. */
+  from?: ID | null
+}
+
+interface ActiveRun {
+  engine?: RunEngine
+  promise: Promise<RunSummary>
+}
+
+/**
+ * Runs jobs: in the primary `run()` forks the workers and hands out ranges;
+ * in a worker `run()` serves ranges until the primary drains it.
+ */
+@Injectable()
+export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  /** Identity of this host (this primary) in the store. */
+  readonly hostId = `h-${randomUUID()}`
+  private readonly runs = new Map<string, ActiveRun>()
+  private readonly lock: AsyncLock
+  private readonly logger: ModuleLogger
+  private worker?: WorkerRunner
+  private events: EventSink = { emit: () => undefined }
+  private signals = 0
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
+    @Inject(PARALLEL_WORKER_STORE) private readonly store: CoordinationStore,
+    private readonly registry: JobRegistry,
+    private readonly discovery: DiscoveryService,
+  ) {
+    this.lock = new AsyncLock(options.lockOptions)
+    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging)
+  }
+
+  /** True in a worker process forked by this module; main.ts uses it to pick its role. */
+  static isWorker(): boolean {
+    return cluster.isWorker && typeof process.env[ENV_JOB] === 'string'
+  }
+
+  onModuleInit(): void {
+    if (ParallelWorker.isWorker()) silenceSchedulerInWorker(this.discovery)
+  }
+
+  onApplicationBootstrap(): void {
+    // EventEmitter2 is an optional peer: found by name, never imported.
+    const emitter = this.discovery.getProviders().find(w => w.name === 'EventEmitter2' && w.instance)?.instance
+    if (emitter && typeof emitter.emit === 'function') this.events = { emit: (event, payload) => void emitter.emit(event, payload) }
+  }
+
+  /**
+   * Primary: runs `job` to the end over all workers (and all hosts sharing the
+   * store) and resolves with the summary; rejects with `RunFailedError` when
+   * the run fails. Worker: serves the job it was forked for until drained.
+   */
+  async run(job?: string, options: RunOptions = {}): Promise<RunSummary> {
+    if (ParallelWorker.isWorker()) return this.serve(job)
+    const def = this.job(job)
+    const active = this.runs.get(def.name)
+    if (active) {
+      if (options.from !== undefined) throw new Error(`Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
+      return active.promise
+    }
+    const entry: ActiveRun = { promise: this.orchestrate(def, options, e => (entry.engine = e)) }
+    this.runs.set(def.name, entry)
+    this.watchSignals()
+    try {
+      return await entry.promise
+    } finally {
+      this.runs.delete(def.name)
+      this.watchSignals()
+    }
+  }
+
+  /** Progress of a job (all hosts), as the store and this host see it. */
+  async status(job?: string): Promise<JobStatus> {
+    const name = this.job(job).name
+    const s = await this.store.state(name)
+    const local = this.runs.get(name)
+    const running = s.state === 'running'
+    const elapsed = s.startedAt !== null ? Math.max(1, (s.endedAt ?? s.now) - s.startedAt) : 0
+    return {
+      job: name,
+      state: local?.engine?.stopping ? 'stopping' : running && !local && s.leased === 0 ? 'stopped' : s.state,
+      runId: s.runId,
+      cursor: s.cursor,
+      ids: { done: s.counters.ids },
+      ranges: { done: s.counters.completed, leased: s.leased, retrying: s.retrying, dead: s.dead },
+      rate: elapsed ? Math.round((s.counters.ids / elapsed) * 1000) : 0,
+      startedAt: s.startedAt,
+    }
+  }
+
+  /** Graceful stop of `job` (of every running job when omitted): resolves when the run resolved as stopped. */
+  async stop(job?: string): Promise<void> {
+    const names = job === undefined ? [...this.runs.keys()] : [this.job(job).name]
+    await Promise.all(names.map(async name => {
+      const run = this.runs.get(name)
+      if (!run) return
+      await run.engine?.stop()
+      await run.promise.catch(() => undefined)
+    }))
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.worker) await this.worker.idle(this.options.shutdownTimeoutMs)
+    else await this.stop()
+  }
+
+  onApplicationShutdown(): void {
+    // A drained worker ends by itself once its IPC channel is closed.
+    if (ParallelWorker.isWorker() && process.connected) process.disconnect?.()
+  }
+
+  private job(job: string | undefined): JobDefinition {
+    const names = this.registry.names()
+    if (job === undefined) {
+      if (names.length === 1) return this.registry.get(names[0]) as JobDefinition
+      throw new UnknownJobError(job, names.length === 0 ? m.NO_JOBS() : m.JOB_REQUIRED(names))
+    }
+    const def = this.registry.get(job)
+    if (!def) throw new UnknownJobError(job, m.UNKNOWN_JOB(job, names))
+    return def
+  }
+
+  private async orchestrate(def: JobDefinition, options: RunOptions, started: (e: RunEngine) => void): Promise<RunSummary> {
+    const startedAt = Date.now()
+    const { runId, joined } = await this.store.startRun(def.name, randomUUID(), options.from)
+    const logger = this.logger
+    const inline = this.options.workers === 0
+    logger.info(`Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`)
+    const engine = new RunEngine({
+      job: def, runId, hostId: this.hostId, store: this.store, options: this.options, logger, events: this.events, lock: this.lock, startedAt,
+    })
+    started(engine)
+    engine.start(inline
+      ? new InlinePool(`inline-${this.hostId.slice(2, 10)}`, this.options.concurrency, def, runId, engine)
+      : new ClusterPool(def.name, runId, this.options, engine, logger))
+    const summary = await engine.finished
+    const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`
+    if (summary.status === 'failed') throw new RunFailedError(summary)
+    logger.info(line)
+    return summary
+  }
+
+  private async serve(job: string | undefined): Promise<RunSummary> {
+    const name = process.env[ENV_JOB] as string
+    const runId = process.env[ENV_RUN_ID] as string
+    const startedAt = Date.now()
+    const share = (ids: number, ranges: number, status: RunSummary['status']): RunSummary => ({
+      job: name, runId, status, ids, ranges: { completed: ranges, retried: 0, dead: 0 }, workers: { started: 0, restarted: 0 },
+      durationMs: Date.now() - startedAt, host: { ids, ranges },
+    })
+    // A main.ts that runs several jobs in turn: this worker serves only its own and lets the others pass.
+    if (job !== undefined && job !== name) return share(0, 0, 'completed')
+    if (this.worker) throw new Error(`Worker ${process.env[ENV_WORKER_ID]} is serving job "${name}" already; call run() once per worker.`)
+    this.worker = new WorkerRunner(this.job(name), runId, process.env[ENV_WORKER_ID] as string, this.logger)
+    const result = await this.worker.serve()
+    return share(result.ids, result.ranges, result.drained ? 'completed' : 'stopped')
+  }
+
+  /** SIGTERM/SIGINT stop the runs gracefully; a second one exits at once (leases released first). */
+  private watchSignals(): void {
+    const active = this.runs.size > 0
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.off(signal, this.onSignal)
+      if (active) process.on(signal, this.onSignal)
+    }
+    if (!active) this.signals = 0
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (++this.signals === 1) {
+      this.logger.warn(`${signal}: stopping gracefully (a second ${signal} exits at once).`)
+      void this.stop()
+      return
+    }
+    this.logger.warn(`${signal} again: exiting now.`)
+    void Promise.race([
+      Promise.all([...this.runs.values()].map(r => r.engine?.abandon())),
+      new Promise(r => setTimeout(r, 2000)),
+    ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+}

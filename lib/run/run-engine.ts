@@ -1,0 +1,345 @@
+import AsyncLock from 'async-lock'
+import { toWireError } from '../cluster/range-executor'
+import type { WireRange, WireResult } from '../cluster/ipc.messages'
+import type { PoolListener, WorkerPool, WorkerSlot } from '../cluster/worker-pool.interface'
+import { InvalidRangeError } from '../errors/invalid-range.error'
+import type { JobDefinition } from '../job.registry'
+import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
+import type { ID } from '../interfaces/range.interface'
+import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
+import {
+  BeforeStopEvent, ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent, type RangeInfo, RunCompletedEvent, WorkerExitedEvent,
+} from '../parallel-worker.events'
+import type { ModuleLogger } from '../parallel-worker.logger'
+import type { CoordinationStore, Lease, StoredRange } from '../store/coordination-store.interface'
+import { backoff, retrying } from './backoff'
+import { toStoredRange } from './range-validator'
+
+export interface EventSink {
+  emit(event: string, payload: unknown): void
+}
+
+export interface RunEngineDeps {
+  job: JobDefinition
+  runId: string
+  hostId: string
+  store: CoordinationStore
+  options: ResolvedParallelWorkerOptions
+  logger: ModuleLogger
+  events: EventSink
+  lock: AsyncLock
+  startedAt: number
+}
+
+interface InFlight {
+  lease: Lease
+  slot: WorkerSlot
+  lost: boolean
+}
+
+const info = (lease: Lease): RangeInfo => ({
+  token: lease.token, attempt: lease.attempt, count: lease.range.ids.length, firstId: lease.range.ids[0], lastId: lease.range.lastId,
+})
+
+const describe = (lease: Lease): string => {
+  const { ids, lastId } = lease.range
+  return `range of ${ids.length} ids ${ids.length ? `${ids[0]}..${ids[ids.length - 1]}` : `up to ${lastId}`} (token ${lease.token}, attempt ${lease.attempt})`
+}
+
+const wire = (lease: Lease): WireRange => ({
+  token: lease.token, attempt: lease.attempt, ids: lease.range.ids, prev: lease.range.prev,
+  ...(lease.range.payload ? { payload: lease.range.payload } : {}),
+})
+
+/**
+ * One run of one job on this host: claims and loads ranges ahead of the
+ * workers, hands them out, records results, heartbeats its leases, and ends
+ * the run as completed, stopped or failed.
+ */
+export class RunEngine implements PoolListener {
+  private readonly ready: Lease[] = []
+  private readonly inflight = new Map<number, InFlight>()
+  private state: 'running' | 'stopping' | 'ending' = 'running'
+  private filling = false
+  private fillTimer?: NodeJS.Timeout
+  private readonly heartbeatTimer: NodeJS.Timeout
+  private pending = 0
+  private hostIds = 0
+  private hostRanges = 0
+  private pool!: WorkerPool
+  private resolve!: (summary: RunSummary) => void
+  private stopWaiter?: () => void
+  readonly finished: Promise<RunSummary>
+
+  constructor(private readonly d: RunEngineDeps) {
+    this.finished = new Promise(resolve => (this.resolve = resolve))
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), d.options.heartbeatMs)
+  }
+
+  start(pool: WorkerPool): void {
+    this.pool = pool
+    pool.start()
+    this.fill()
+  }
+
+  // ---- hand-out ----
+
+  private freeCapacity(): number {
+    let free = 0
+    for (const slot of this.pool.slots()) if (slot.ready) free += slot.capacity - slot.active
+    return free
+  }
+
+  private dispatch(): void {
+    if (this.state !== 'running') return
+    for (const slot of this.pool.slots()) {
+      const free = slot.capacity - slot.active
+      if (!slot.ready || free <= 0 || this.ready.length === 0) continue
+      const batch = this.ready.splice(0, free)
+      slot.active += batch.length
+      for (const lease of batch) this.inflight.set(lease.token, { lease, slot, lost: false })
+      slot.send(batch.map(wire))
+    }
+  }
+
+  private fill(delayMs = 0): void {
+    if (delayMs > 0) {
+      if (!this.fillTimer) this.fillTimer = setTimeout(() => ((this.fillTimer = undefined), this.fill()), delayMs)
+      return
+    }
+    if (this.filling || this.state !== 'running') return
+    this.filling = true
+    void this.fillLoop().finally(() => (this.filling = false))
+  }
+
+  private async fillLoop(): Promise<void> {
+    const { job, store, options, hostId } = this.d
+    try {
+      while (this.state === 'running' && this.ready.length < this.freeCapacity() + options.prefetch) {
+        const claim = await retrying(() => store.claim(job.name, hostId, options.leaseMs), this.d.logger, `claim for job "${job.name}"`)
+        if (this.state !== 'running') return this.releaseLater(claim.type === 'lease' ? [claim.lease] : [])
+        if (claim.type === 'lease') {
+          if (claim.reason === 'expired') this.d.logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
+          this.ready.push(claim.lease)
+        } else if (claim.type === 'load') {
+          const range = await this.load(claim.cursor)
+          if (range === undefined) return
+          const result = await retrying(() => store.commit(job.name, hostId, claim.cursor, range, options.leaseMs), this.d.logger, `commit for job "${job.name}"`)
+          if (result.type === 'leased') this.ready.push(result.lease)
+          else if (result.type === 'conflict') this.d.logger.debug(`Job "${job.name}": another host moved the cursor to ${result.cursor}; reloading.`)
+        } else if (claim.type === 'wait') {
+          return this.fill(claim.retryInMs)
+        } else if (claim.type === 'done') {
+          if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
+          return
+        } else {
+          return void this.end('failed', claim.error)
+        }
+        this.dispatch()
+      }
+    } catch (e) {
+      void this.end('failed', (e as Error).message, e)
+    }
+  }
+
+  /** Calls the loader (one at a time per host), retrying a throw; undefined when the run ended instead. */
+  private async load(cursor: ID | null): Promise<StoredRange | null | undefined> {
+    const { job, runId, options, lock } = this.d
+    for (let attempt = 1; ; attempt++) {
+      let value: unknown
+      try {
+        value = await lock.acquire(job.name, () => job.loader.call(cursor, { job: job.name, runId, limit: options.rangeSize }), options.lockOptions)
+      } catch (e) {
+        const message = toWireError(e).message
+        if (attempt >= options.maxAttempts) {
+          void this.end('failed', `the range loader ${job.loader.name} threw ${attempt} times after cursor ${cursor}; last error: ${message}`, e)
+          return undefined
+        }
+        const delay = backoff(attempt, options)
+        this.d.logger.warn(`Job "${job.name}": the range loader ${job.loader.name} threw after cursor ${cursor} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`)
+        await new Promise(r => setTimeout(r, delay))
+        if (this.state !== 'running') return undefined
+        continue
+      }
+      try {
+        return toStoredRange(job.name, cursor, value)
+      } catch (e) {
+        if (!(e instanceof InvalidRangeError)) throw e
+        void this.end('failed', e.message, e)
+        return undefined
+      }
+    }
+  }
+
+  // ---- results ----
+
+  slotReady(): void {
+    this.dispatch()
+    this.fill()
+  }
+
+  results(slot: WorkerSlot, results: WireResult[]): void {
+    for (const result of results) {
+      const f = this.inflight.get(result.token)
+      if (!f) continue
+      this.inflight.delete(result.token)
+      slot.active--
+      this.track(result.ok ? this.complete(f) : this.failed(f, result.error))
+    }
+    this.dispatch()
+    this.fill()
+  }
+
+  slotExited(slot: WorkerSlot, code: number | null, signal: string | null, expected: boolean): void {
+    const { job, runId } = this.d
+    if (slot.pid !== process.pid) {
+      this.d.events.emit(ParallelWorkerEvent.WorkerExited, new WorkerExitedEvent(job.name, runId, slot.id, slot.pid, code, signal))
+    }
+    const how = signal ? `signal ${signal}` : `code ${code}`
+    for (const [token, f] of this.inflight) {
+      if (f.slot !== slot) continue
+      this.inflight.delete(token)
+      this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describe(f.lease)}; handing it out again.`)
+      this.track(this.failed(f, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
+    }
+    if (!expected) this.fill()
+  }
+
+  forked(restart: boolean): void {
+    void this.d.store.countWorkers(this.d.job.name, this.d.runId, restart ? 0 : 1, restart ? 1 : 0).catch(() => undefined)
+  }
+
+  fatal(reason: string): void {
+    void this.end('failed', reason)
+  }
+
+  private async complete(f: InFlight): Promise<void> {
+    const { job, runId, store, hostId } = this.d
+    const counted = await retrying(() => store.complete(job.name, hostId, f.lease.token), this.d.logger, `complete for job "${job.name}"`)
+    if (counted) {
+      this.hostIds += f.lease.range.ids.length
+      this.hostRanges++
+    } else {
+      this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} finished after its lease was lost; it was handed out again and is not counted twice.`)
+    }
+    this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted))
+  }
+
+  private async failed(f: InFlight, error: { message: string; stack?: string }, delayMs?: number): Promise<void> {
+    const { job, runId, store, hostId, options } = this.d
+    const dead = f.lease.attempt >= options.maxAttempts
+    const retryInMs = delayMs ?? backoff(f.lease.attempt, options)
+    const outcome = await retrying(() => store.fail(job.name, hostId, f.lease.token, { error, dead, retryInMs }), this.d.logger, `fail for job "${job.name}"`)
+    const what = outcome === 'dead' ? `sent to the dead letters after ${f.lease.attempt} attempts` : outcome === 'retry' ? `will be retried in ${retryInMs} ms` : 'its lease was already lost'
+    this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} failed and ${what}: ${error.message}`)
+    this.d.events.emit(ParallelWorkerEvent.RangeFailed, new RangeFailedEvent(job.name, runId, info(f.lease), error, outcome))
+  }
+
+  /** Store writes in flight; the run ends only after they land. */
+  private track(p: Promise<void>): void {
+    this.pending++
+    void p.catch(e => this.d.logger.error(`Job "${this.d.job.name}": ${(e as Error).message}`)).finally(() => {
+      this.pending--
+      this.stopWaiter?.()
+      this.fill()
+    })
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { job, store, hostId, options } = this.d
+    const tokens = [...this.ready.map(l => l.token), ...this.inflight.keys()]
+    if (tokens.length === 0) return
+    try {
+      const lost = new Set(await store.heartbeat(job.name, hostId, tokens, options.leaseMs))
+      if (lost.size === 0) return
+      for (let i = this.ready.length - 1; i >= 0; i--) if (lost.has(this.ready[i].token)) this.ready.splice(i, 1)
+      for (const token of lost) {
+        const f = this.inflight.get(token)
+        if (!f || f.lost) continue
+        f.lost = true
+        f.slot.abort([token], 'lease lost')
+        this.d.logger.warn(`Job "${job.name}": the lease of ${describe(f.lease)} was lost; its handler's signal is aborted.`)
+      }
+    } catch (e) {
+      this.d.logger.warn(`Job "${job.name}": heartbeat failed (${(e as Error).message}); retrying at the next beat.`)
+    }
+  }
+
+  // ---- end of run ----
+
+  /** Graceful stop: no more hand-outs, in-flight ranges get `shutdownTimeoutMs` to finish, the rest are released. */
+  stop(): Promise<RunSummary> {
+    void this.end('stopped')
+    return this.finished
+  }
+
+  get stopping(): boolean {
+    return this.state === 'stopping'
+  }
+
+  /** Forced exit: give every lease back at once and kill the workers. */
+  async abandon(): Promise<void> {
+    const tokens = [...this.ready.splice(0).map(l => l.token), ...this.inflight.keys()]
+    this.inflight.clear()
+    this.pool.kill()
+    if (tokens.length) await this.d.store.release(this.d.job.name, this.d.hostId, tokens)
+  }
+
+  private releaseLater(leases: Lease[]): void {
+    if (leases.length) void this.d.store.release(this.d.job.name, this.d.hostId, leases.map(l => l.token)).catch(() => undefined)
+  }
+
+  private async end(status: RunStatus, error?: string, cause?: unknown): Promise<void> {
+    if (this.state !== 'running') return
+    const { job, runId, store, hostId, options, logger } = this.d
+    this.state = status === 'stopped' ? 'stopping' : 'ending'
+    clearTimeout(this.fillTimer)
+    if (status === 'failed') logger.error(`Job "${job.name}" failed: ${error}`, (cause as Error | undefined)?.stack)
+    else if (status === 'stopped') logger.info(`Job "${job.name}": stopping; waiting up to ${options.shutdownTimeoutMs} ms for ${this.inflight.size} ranges in flight.`)
+    const unsent = this.ready.splice(0)
+    if (unsent.length) await retrying(() => store.release(job.name, hostId, unsent.map(l => l.token)), logger, 'release').catch(() => undefined)
+    if (status === 'stopped') await this.settle(options.shutdownTimeoutMs)
+    if (this.inflight.size) {
+      const tokens = [...this.inflight.keys()]
+      for (const f of this.inflight.values()) f.slot.abort([f.lease.token], status === 'stopped' ? 'run stopped' : 'run failed')
+      this.inflight.clear()
+      await retrying(() => store.release(job.name, hostId, tokens), logger, 'release').catch(() => undefined)
+      logger.warn(`Job "${job.name}": released ${tokens.length} ranges still in flight; they are handed out again by the next run.`)
+    }
+    await this.settle(options.shutdownTimeoutMs)
+    if (status !== 'stopped') await store.endRun(job.name, runId, status, error).catch(() => undefined)
+    clearInterval(this.heartbeatTimer)
+    await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))
+    const summary = await this.summary(status, error)
+    if (status === 'stopped') this.d.events.emit(ParallelWorkerEvent.BeforeStop, new BeforeStopEvent(job.name, runId, summary))
+    this.d.events.emit(ParallelWorkerEvent.RunCompleted, new RunCompletedEvent(job.name, runId, summary))
+    this.resolve(summary)
+  }
+
+  /** Waits until nothing is in flight and every store write landed, or `timeoutMs`. */
+  private async settle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while ((this.inflight.size > 0 || this.pending > 0) && Date.now() < deadline) {
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now())))
+        this.stopWaiter = () => (clearTimeout(t), resolve())
+      })
+    }
+    this.stopWaiter = undefined
+  }
+
+  private async summary(status: RunStatus, error?: string): Promise<RunSummary> {
+    const { job, runId, store } = this.d
+    const s = await store.state(job.name).catch(() => undefined)
+    const c = s && s.runId === runId ? s.counters : undefined
+    return {
+      job: job.name, runId, status,
+      ids: c?.ids ?? this.hostIds,
+      ranges: { completed: c?.completed ?? this.hostRanges, retried: c?.retried ?? 0, dead: c?.dead ?? 0 },
+      workers: { started: c?.workersStarted ?? this.pool.started, restarted: c?.workersRestarted ?? this.pool.restarted },
+      durationMs: Date.now() - this.d.startedAt,
+      ...(error !== undefined ? { error } : {}),
+      host: { ids: this.hostIds, ranges: this.hostRanges },
+    }
+  }
+}

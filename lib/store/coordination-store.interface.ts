@@ -1,0 +1,122 @@
+import type { ID } from '../interfaces/range.interface'
+
+/** A range as the store keeps it: ids, the cursor after them and the cursor before them. */
+export interface StoredRange {
+  ids: ID[]
+  /** Cursor after this range. */
+  lastId: ID
+  /** Cursor before this range: the handler's `lastId`. */
+  prev: ID | null
+  payload?: Record<string, unknown>
+}
+
+/** A handed-out range. Ends as completed, failed, released or expired. */
+export interface Lease {
+  /** Fencing token: increases per job; a new one for every hand-out. */
+  token: number
+  runId: string
+  range: StoredRange
+  attempt: number
+  /** Host id of the primary that holds it. */
+  owner: string
+  /** Store time (ms) after which another claim may take it over. */
+  deadline: number
+}
+
+/** What the next `claim()` tells a host to do. */
+export type Claim =
+  /** A range to hand out again (expired lease, due retry or released range). */
+  | { type: 'lease'; lease: Lease; reason: 'expired' | 'retry' | 'released' }
+  /** Nothing to re-hand: call the loader after `cursor`, then `commit()`. */
+  | { type: 'load'; cursor: ID | null }
+  /** Nothing now; other leases or retries are pending. Ask again later. */
+  | { type: 'wait'; retryInMs: number }
+  /** The run is over: loader exhausted, nothing leased, nothing to retry. */
+  | { type: 'done' }
+  /** Another host ended the run as failed. */
+  | { type: 'failed'; error: string }
+
+export type CommitResult =
+  | { type: 'leased'; lease: Lease }
+  /** The loader returned nothing and the cursor had not moved: loading is over for this run. */
+  | { type: 'exhausted' }
+  /** Another host moved the cursor since the load started: discard the load and reload. */
+  | { type: 'conflict'; cursor: ID | null }
+
+export interface FailOptions {
+  error: { message: string; stack?: string }
+  /** Send to the dead letters instead of retrying. */
+  dead: boolean
+  /** Delay before the retry is due. */
+  retryInMs: number
+}
+
+export interface DeadLetter {
+  runId: string
+  range: StoredRange
+  attempts: number
+  error: { message: string; stack?: string }
+  /** Store time (ms). */
+  at: number
+}
+
+export interface RunCounters {
+  ids: number
+  completed: number
+  retried: number
+  dead: number
+  workersStarted: number
+  workersRestarted: number
+}
+
+export interface StoreRunState {
+  runId: string | null
+  state: 'idle' | 'running' | 'completed' | 'failed'
+  error?: string
+  cursor: ID | null
+  exhausted: boolean
+  counters: RunCounters
+  leased: number
+  retrying: number
+  dead: number
+  startedAt: number | null
+  endedAt: number | null
+  /** Store time now, so callers can compute rates without trusting their clock. */
+  now: number
+}
+
+/**
+ * Where coordination state lives. `MemoryStore` (one host) and the Redis store
+ * (any number of hosts) implement it and pass one contract suite; implement it
+ * to coordinate through something else.
+ *
+ * Every method is atomic with respect to the others for one job.
+ */
+export interface CoordinationStore {
+  /**
+   * Starts a run of `job` with `runId`, or joins the active one (its id is
+   * returned). `from` (when not `undefined`) moves the cursor first; that is
+   * refused while another host holds a live lease of the active run.
+   */
+  startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }>
+  claim(job: string, owner: string, leaseMs: number): Promise<Claim>
+  /**
+   * Compares and sets the cursor from `expected` to `range.lastId` and leases
+   * the range with the next token, or marks loading exhausted when `range` is null.
+   */
+  commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult>
+  /** Renews the owner's leases; returns the tokens that are no longer the owner's. */
+  heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]>
+  /** Counts the range as done; false when the lease was lost (not counted). */
+  complete(job: string, owner: string, token: number): Promise<boolean>
+  /** Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. */
+  fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'>
+  /** Gives leases back to be handed out again with the same attempt. */
+  release(job: string, owner: string, tokens: number[]): Promise<void>
+  /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
+  endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
+  /** Adds to the run's worker counters. */
+  countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void>
+  state(job: string): Promise<StoreRunState>
+  deadLetters(job: string): Promise<DeadLetter[]>
+}

@@ -1,0 +1,59 @@
+import { MemoryStore, type MemoryJobState } from './memory.store'
+
+/** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache. */
+export interface KeyValueStorage {
+  get(key: string): Promise<unknown> | unknown
+  set(key: string, value: string): Promise<unknown> | unknown
+}
+
+/**
+ * The seed-style `{ get, set }` storage: coordination runs in memory as in
+ * `MemoryStore`, and each job's whole state (cursor, leases, retries, dead
+ * letters) is saved under `<storageKey>:<job>` after every change, so the next
+ * process resumes where this one stopped. One host only: two hosts writing the
+ * same key would overwrite each other.
+ */
+export class KeyValueStore extends MemoryStore {
+  private readonly loaded = new Set<string>()
+  private writes: Promise<unknown> = Promise.resolve()
+
+  constructor(private readonly storage: KeyValueStorage, private readonly prefix: string) {
+    super()
+  }
+
+  override async startRun(job: string, runId: string, from?: Parameters<MemoryStore['startRun']>[2]) {
+    await this.load(job)
+    return super.startRun(job, runId, from)
+  }
+
+  override async state(job: string) {
+    await this.load(job)
+    return super.state(job)
+  }
+
+  override async deadLetters(job: string) {
+    await this.load(job)
+    return super.deadLetters(job)
+  }
+
+  protected override async saved(job: string): Promise<void> {
+    const value = JSON.stringify(this.jobs.get(job))
+    // Writes go out in order: a slow older write never overwrites a newer state.
+    const write = this.writes.then(() => this.storage.set(this.key(job), value))
+    this.writes = write.catch(() => undefined)
+    await write
+  }
+
+  private key(job: string): string {
+    return `${this.prefix}:${job}`
+  }
+
+  private async load(job: string): Promise<void> {
+    if (this.loaded.has(job)) return
+    const raw = await this.storage.get(this.key(job))
+    this.loaded.add(job)
+    if (raw === null || raw === undefined) return
+    const saved = (typeof raw === 'string' ? JSON.parse(raw) : raw) as MemoryJobState
+    this.jobs.set(job, saved)
+  }
+}

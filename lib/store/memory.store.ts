@@ -1,0 +1,216 @@
+import type { ID } from '../interfaces/range.interface'
+import type {
+  Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
+} from './coordination-store.interface'
+
+interface Pending {
+  range: StoredRange
+  runId: string
+  /** Attempt number of the next hand-out. */
+  attempt: number
+  dueAt: number
+  reason: 'retry' | 'released'
+}
+
+/** Everything the store knows about one job; plain data so it can be saved as JSON. */
+export interface MemoryJobState {
+  runId: string | null
+  state: StoreRunState['state']
+  error?: string
+  cursor: ID | null
+  exhausted: boolean
+  nextToken: number
+  counters: RunCounters
+  leases: Lease[]
+  pending: Pending[]
+  dead: DeadLetter[]
+  startedAt: number | null
+  endedAt: number | null
+}
+
+const zeroCounters = (): RunCounters => ({ ids: 0, completed: 0, retried: 0, dead: 0, workersStarted: 0, workersRestarted: 0 })
+
+/** How long a host waits before asking again when only others' leases or later retries are left. */
+const WAIT_MS = 100
+
+/**
+ * Coordination state in this process: the default, for one host. Leases,
+ * retries and dead letters are kept as in the Redis store, so a crashed worker's
+ * range is handed out again, but everything is gone when the process exits.
+ */
+export class MemoryStore implements CoordinationStore {
+  protected readonly jobs = new Map<string, MemoryJobState>()
+
+  /** Store time. */
+  protected now(): number {
+    return Date.now()
+  }
+
+  /** Called after every change to a job; stores that persist override it. */
+  protected async saved(_job: string): Promise<void> {}
+
+  protected job(job: string): MemoryJobState {
+    let s = this.jobs.get(job)
+    if (!s) {
+      s = {
+        runId: null, state: 'idle', cursor: null, exhausted: false, nextToken: 1, counters: zeroCounters(),
+        leases: [], pending: [], dead: [], startedAt: null, endedAt: null,
+      }
+      this.jobs.set(job, s)
+    }
+    return s
+  }
+
+  async startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }> {
+    const s = this.job(job)
+    const now = this.now()
+    if (s.state === 'running' && s.runId) {
+      if (from === undefined) return { runId: s.runId, joined: true }
+      if (s.leases.some(l => l.deadline > now)) {
+        throw new Error(`run ${s.runId} is active with leased ranges; wait for it or stop it before moving the cursor`)
+      }
+    }
+    if (from !== undefined) {
+      s.cursor = from
+      if (from === null) s.pending = []
+    }
+    Object.assign(s, { runId, state: 'running', error: undefined, exhausted: false, counters: zeroCounters(), startedAt: now, endedAt: null })
+    await this.saved(job)
+    return { runId, joined: false }
+  }
+
+  async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {
+    const s = this.job(job)
+    if (s.state === 'failed') return { type: 'failed', error: s.error ?? 'failed' }
+    if (s.state !== 'running' || !s.runId) return { type: 'done' }
+    const now = this.now()
+    const expired = s.leases.find(l => l.deadline <= now)
+    if (expired) {
+      const lease = this.lease(s, expired.range, expired.attempt + 1, owner, leaseMs, now)
+      s.leases.splice(s.leases.indexOf(expired), 1)
+      s.counters.retried++
+      await this.saved(job)
+      return { type: 'lease', lease, reason: 'expired' }
+    }
+    let due = -1
+    for (let i = 0; i < s.pending.length; i++) {
+      if (s.pending[i].dueAt <= now && (due < 0 || s.pending[i].dueAt < s.pending[due].dueAt)) due = i
+    }
+    if (due >= 0) {
+      const [p] = s.pending.splice(due, 1)
+      const lease = this.lease(s, p.range, p.attempt, owner, leaseMs, now)
+      await this.saved(job)
+      return { type: 'lease', lease, reason: p.reason }
+    }
+    if (!s.exhausted) return { type: 'load', cursor: s.cursor }
+    if (s.leases.length === 0 && s.pending.length === 0) return { type: 'done' }
+    const next = Math.min(...s.leases.map(l => l.deadline), ...s.pending.map(p => p.dueAt))
+    return { type: 'wait', retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)) }
+  }
+
+  async commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult> {
+    const s = this.job(job)
+    if (s.cursor !== expected || s.state !== 'running') return { type: 'conflict', cursor: s.cursor }
+    if (!range) {
+      s.exhausted = true
+      await this.saved(job)
+      return { type: 'exhausted' }
+    }
+    s.cursor = range.lastId
+    const lease = this.lease(s, range, 1, owner, leaseMs, this.now())
+    await this.saved(job)
+    return { type: 'leased', lease }
+  }
+
+  async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
+    const s = this.job(job)
+    const deadline = this.now() + leaseMs
+    const lost: number[] = []
+    for (const token of tokens) {
+      const l = s.leases.find(x => x.token === token)
+      if (l && l.owner === owner) l.deadline = deadline
+      else lost.push(token)
+    }
+    await this.saved(job)
+    return lost
+  }
+
+  async complete(job: string, owner: string, token: number): Promise<boolean> {
+    const s = this.job(job)
+    const l = this.take(s, owner, token)
+    if (!l) return false
+    if (l.runId === s.runId) {
+      s.counters.ids += l.range.ids.length
+      s.counters.completed++
+    }
+    await this.saved(job)
+    return true
+  }
+
+  async fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
+    const s = this.job(job)
+    const l = this.take(s, owner, token)
+    if (!l) return 'stale'
+    const now = this.now()
+    const current = l.runId === s.runId
+    if (options.dead) {
+      s.dead.push({ runId: l.runId, range: l.range, attempts: l.attempt, error: options.error, at: now })
+      if (current) s.counters.dead++
+    } else {
+      s.pending.push({ range: l.range, runId: l.runId, attempt: l.attempt + 1, dueAt: now + options.retryInMs, reason: 'retry' })
+      if (current) s.counters.retried++
+    }
+    await this.saved(job)
+    return options.dead ? 'dead' : 'retry'
+  }
+
+  async release(job: string, owner: string, tokens: number[]): Promise<void> {
+    const s = this.job(job)
+    const now = this.now()
+    for (const token of tokens) {
+      const l = this.take(s, owner, token)
+      if (l) s.pending.push({ range: l.range, runId: l.runId, attempt: l.attempt, dueAt: now, reason: 'released' })
+    }
+    await this.saved(job)
+  }
+
+  async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
+    const s = this.job(job)
+    if (s.runId !== runId || s.state !== 'running') return
+    Object.assign(s, { state, error, endedAt: this.now() })
+    await this.saved(job)
+  }
+
+  async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
+    const s = this.job(job)
+    if (s.runId !== runId) return
+    s.counters.workersStarted += started
+    s.counters.workersRestarted += restarted
+    await this.saved(job)
+  }
+
+  async state(job: string): Promise<StoreRunState> {
+    const s = this.job(job)
+    return {
+      runId: s.runId, state: s.state, error: s.error, cursor: s.cursor, exhausted: s.exhausted,
+      counters: { ...s.counters }, leased: s.leases.length, retrying: s.pending.length, dead: s.dead.length,
+      startedAt: s.startedAt, endedAt: s.endedAt, now: this.now(),
+    }
+  }
+
+  async deadLetters(job: string): Promise<DeadLetter[]> {
+    return this.job(job).dead.map(d => ({ ...d }))
+  }
+
+  private lease(s: MemoryJobState, range: StoredRange, attempt: number, owner: string, leaseMs: number, now: number): Lease {
+    const lease: Lease = { token: s.nextToken++, runId: s.runId as string, range, attempt, owner, deadline: now + leaseMs }
+    s.leases.push(lease)
+    return { ...lease }
+  }
+
+  /** Removes and returns the owner's lease `token`, or undefined when it is no longer theirs. */
+  private take(s: MemoryJobState, owner: string, token: number): Lease | undefined {
+    const i = s.leases.findIndex(l => l.token === token && l.owner === owner)
+    return i < 0 ? undefined : s.leases.splice(i, 1)[0]
+  }
+}
