@@ -68,8 +68,9 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
   }
 
   onApplicationBootstrap(): void {
-    // EventEmitter2 is an optional peer: found by name, never imported.
-    const emitter = this.discovery.getProviders().find(w => w.name === 'EventEmitter2' && w.instance)?.instance
+    // EventEmitter2 is an optional peer: found by its shape, never imported.
+    const emitter = this.discovery.getProviders()
+      .find(w => typeof w.instance?.emitAsync === 'function' && typeof w.instance?.onAny === 'function')?.instance
     if (emitter && typeof emitter.emit === 'function') this.events = { emit: (event, payload) => void emitter.emit(event, payload) }
   }
 

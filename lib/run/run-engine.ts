@@ -295,10 +295,11 @@ export class RunEngine implements PoolListener {
     this.state = status === 'stopped' ? 'stopping' : 'ending'
     clearTimeout(this.fillTimer)
     if (status === 'failed') logger.error(`Job "${job.name}" failed: ${error}`, (cause as Error | undefined)?.stack)
-    else if (status === 'stopped') logger.info(`Job "${job.name}": stopping; waiting up to ${options.shutdownTimeoutMs} ms for ${this.inflight.size} ranges in flight.`)
+    if (this.inflight.size) logger.info(`Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.inflight.size} ranges in flight.`)
     const unsent = this.ready.splice(0)
     if (unsent.length) await retrying(() => store.release(job.name, hostId, unsent.map(l => l.token)), logger, 'release').catch(() => undefined)
-    if (status === 'stopped') await this.settle(options.shutdownTimeoutMs)
+    // In-flight ranges may finish (and count) before the rest are given back.
+    await this.settle(options.shutdownTimeoutMs)
     if (this.inflight.size) {
       const tokens = [...this.inflight.keys()]
       for (const f of this.inflight.values()) f.slot.abort([f.lease.token], status === 'stopped' ? 'run stopped' : 'run failed')

@@ -5,11 +5,12 @@ import type { DiscoveryService } from '@nestjs/core'
  * fire (the primary's already do). Called from `onModuleInit`, before the
  * scheduler mounts them in `onApplicationBootstrap`: whatever is added to the
  * registry is stopped on the spot. @nestjs/schedule is optional: it is found
- * by name, never imported.
+ * by its shape, never imported.
  */
 export function silenceSchedulerInWorker(discovery: DiscoveryService): void {
-  const registry = discovery.getProviders().find(w => w.name === 'SchedulerRegistry' && w.instance)?.instance
-  if (!registry || typeof registry.addCronJob !== 'function') return
+  const registry = discovery.getProviders()
+    .find(w => typeof w.instance?.addCronJob === 'function' && typeof w.instance?.getCronJobs === 'function')?.instance
+  if (!registry) return
   const stopCron = (job: { stop(): unknown; start?: unknown }) => {
     job.stop()
     // A cron with initialDelay is started later by a timer: make that a no-op too.

@@ -1,0 +1,41 @@
+import { Injectable } from '@nestjs/common'
+import {
+  RangeHandler, RangeLoader, type ID, type LoadContext, type Range,
+} from 'nestjs-parallel-worker'
+import { Db, placeholders } from '../database'
+
+/**
+ * The job `users`: visit every row of `users` once and mark it processed.
+ *
+ * The loader runs in the primary and hands out ranges; the handler runs in
+ * the worker processes, each of which bootstrapped this same app and so
+ * has its own `Db`.
+ */
+@Injectable()
+export class UsersBackfill {
+  constructor(private readonly db: Db) {}
+
+  /** The next `ctx.limit` ids after the cursor, in order (keyset pagination). */
+  @RangeLoader('users')
+  async next(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
+    const rows = await this.db.query<{ id: number }>(
+      'SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?',
+      [lastId ?? 0, ctx.limit],
+    )
+    return rows.map((row) => row.id)
+  }
+
+  /**
+   * A real write per row. `processed` counts visits, so the check at the end
+   * of the sample can tell a missed row (0) from a duplicate (2 or more);
+   * `processed_by` shows which worker process did it.
+   */
+  @RangeHandler('users')
+  async handle({ idsRange }: Range): Promise<void> {
+    await this.db.execute(
+      `UPDATE users SET processed = processed + 1, processed_by = ?
+       WHERE id IN (${placeholders(idsRange.length)})`,
+      [process.pid, ...idsRange],
+    )
+  }
+}

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { RunSummary } from '../../lib'
+
+export const FIXTURE_MAIN = join(__dirname, '../../dist-test/test/fixture/main.js')
+
+export interface FixtureRun {
+  child: ChildProcess
+  /** Everything printed so far (stdout and stderr). */
+  output(): string
+  /** Resolves when `pattern` appears in the output. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  exited: Promise<FixtureResult>
+}
+
+export interface FixtureResult {
+  code: number | null
+  signal: string | null
+  output: string
+  summary?: RunSummary
+  failed?: { message: string; summary: RunSummary }
+}
+
+/** Starts the compiled fixture app (`npm run build:fixture`) as a real primary that forks real workers. */
+export function startFixture(env: Record<string, string | number | undefined>): FixtureRun {
+  if (!existsSync(FIXTURE_MAIN)) throw new Error(`${FIXTURE_MAIN} is missing: run npm run build:fixture first (npm test does).`)
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]))
+  const child = spawn(process.execPath, [FIXTURE_MAIN], { env: { ...process.env, ...clean }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const waiters = new Set<() => void>()
+  const onData = (d: Buffer) => {
+    out += d.toString()
+    for (const w of waiters) w()
+  }
+  child.stdout!.on('data', onData)
+  child.stderr!.on('data', onData)
+  const exited = new Promise<FixtureResult>(resolve => child.on('close', (code, signal) => {
+    const line = (tag: string) => out.split('\n').find(l => l.startsWith(`${tag} `))?.slice(tag.length + 1)
+    const summary = line('SUMMARY')
+    const failed = line('FAILED')
+    resolve({ code, signal, output: out, summary: summary && JSON.parse(summary), failed: failed && JSON.parse(failed) })
+  }))
+  return {
+    child,
+    output: () => out,
+    exited,
+    waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
+      const check = () => {
+        const match = out.match(pattern)
+        if (match) {
+          waiters.delete(check)
+          clearTimeout(timer)
+          resolve(match)
+        }
+      }
+      const timer = setTimeout(() => {
+        waiters.delete(check)
+        reject(new Error(`timed out waiting for ${pattern}; output so far:\n${out.slice(-3000)}`))
+      }, timeoutMs)
+      waiters.add(check)
+      check()
+    }),
+  }
+}
+
+/** Runs the fixture to its end. */
+export const runFixture = (env: Record<string, string | number | undefined>) => startFixture(env).exited
