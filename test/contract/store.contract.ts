@@ -1,0 +1,178 @@
+import type { CoordinationStore, StoredRange } from '../../lib'
+
+const range = (ids: number[], prev: number | null): StoredRange => ({ ids, lastId: ids[ids.length - 1], prev })
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+
+/**
+ * The semantics every `CoordinationStore` must have; run against MemoryStore,
+ * the seed-style key-value store and the Redis store.
+ */
+export function storeContract(name: string, make: () => Promise<{ store: CoordinationStore; job: string; close?: () => Promise<void> }>): void {
+  describe(`${name}: CoordinationStore contract`, () => {
+    let store: CoordinationStore
+    let job: string
+    let close: (() => Promise<void>) | undefined
+    const A = 'host-a'
+    const B = 'host-b'
+    const LEASE = 10_000
+
+    beforeEach(async () => {
+      ;({ store, job, close } = await make())
+    })
+    afterEach(async () => close?.())
+
+    const leaseFresh = async (owner: string, ids: number[]) => {
+      const claim = await store.claim(job, owner, LEASE)
+      if (claim.type !== 'load') throw new Error(`expected load, got ${claim.type}`)
+      const result = await store.commit(job, owner, claim.cursor, range(ids, claim.cursor as number | null), LEASE)
+      if (result.type !== 'leased') throw new Error(`expected leased, got ${result.type}`)
+      return result.lease
+    }
+
+    it('starts a run, then joins it instead of starting a second one', async () => {
+      expect(await store.startRun(job, 'run-1')).toEqual({ runId: 'run-1', joined: false })
+      expect(await store.startRun(job, 'run-2')).toEqual({ runId: 'run-1', joined: true })
+      expect((await store.state(job)).state).toBe('running')
+    })
+
+    it('hands out the cursor for a load, commits with increasing tokens and moves the cursor', async () => {
+      await store.startRun(job, 'r')
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
+      const first = await leaseFresh(A, [1, 2, 3])
+      expect(first).toMatchObject({ runId: 'r', attempt: 1, owner: A, range: { ids: [1, 2, 3], lastId: 3, prev: null } })
+      const second = await leaseFresh(B, [4, 5])
+      expect(second.token).toBeGreaterThan(first.token)
+      expect(second.range.prev).toBe(3)
+      const s = await store.state(job)
+      expect(s).toMatchObject({ cursor: 5, leased: 2, retrying: 0 })
+    })
+
+    it('refuses a commit from a stale cursor (another host moved it first)', async () => {
+      await store.startRun(job, 'r')
+      const a = await store.claim(job, A, LEASE)
+      const b = await store.claim(job, B, LEASE)
+      expect(a).toEqual({ type: 'load', cursor: null })
+      expect(b).toEqual({ type: 'load', cursor: null })
+      expect((await store.commit(job, A, null, range([1, 2], null), LEASE)).type).toBe('leased')
+      expect(await store.commit(job, B, null, range([1, 2], null), LEASE)).toEqual({ type: 'conflict', cursor: 2 })
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 2 })
+      expect((await store.state(job)).leased).toBe(1)
+    })
+
+    it('keeps ids as numbers or strings, as the loader returned them', async () => {
+      await store.startRun(job, 'r')
+      const r = await store.commit(job, A, null, { ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } }, LEASE)
+      expect(r.type === 'leased' && r.lease.range).toEqual({ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } })
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: '9007199254740995' })
+    })
+
+    it('completes by token and owner, counting ids once; a stale completion is not counted', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1, 2, 3])
+      expect(await store.complete(job, B, lease.token)).toBe(false)
+      expect(await store.complete(job, A, lease.token)).toBe(true)
+      expect(await store.complete(job, A, lease.token)).toBe(false)
+      expect((await store.state(job)).counters).toMatchObject({ ids: 3, completed: 1 })
+    })
+
+    it('re-leases an expired lease first, with attempt + 1 and a new token; the old holder loses it', async () => {
+      await store.startRun(job, 'r')
+      const claim = await store.claim(job, A, 50)
+      if (claim.type !== 'load') throw new Error('expected load')
+      const res = await store.commit(job, A, null, range([1, 2], null), 50)
+      if (res.type !== 'leased') throw new Error('expected leased')
+      await sleep(120)
+      const taken = await store.claim(job, B, LEASE)
+      expect(taken).toMatchObject({ type: 'lease', reason: 'expired', lease: { attempt: 2, owner: B, range: { ids: [1, 2] } } })
+      if (taken.type !== 'lease') throw new Error('expected lease')
+      expect(taken.lease.token).toBeGreaterThan(res.lease.token)
+      expect(await store.heartbeat(job, A, [res.lease.token], LEASE)).toEqual([res.lease.token])
+      expect(await store.complete(job, A, res.lease.token)).toBe(false)
+      expect(await store.complete(job, B, taken.lease.token)).toBe(true)
+      expect((await store.state(job)).counters).toMatchObject({ ids: 2, completed: 1, retried: 1 })
+    })
+
+    it('keeps a heartbeated lease alive past its first deadline', async () => {
+      await store.startRun(job, 'r')
+      const claim = await store.claim(job, A, 80)
+      if (claim.type !== 'load') throw new Error('expected load')
+      const res = await store.commit(job, A, null, range([1], null), 80)
+      if (res.type !== 'leased') throw new Error('expected leased')
+      for (let i = 0; i < 4; i++) {
+        await sleep(40)
+        expect(await store.heartbeat(job, A, [res.lease.token], 80)).toEqual([])
+      }
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 1 })
+    })
+
+    it('schedules a failed range for retry (attempt + 1, after its delay) or sends it to the dead letters', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1, 2])
+      expect(await store.fail(job, A, lease.token, { error: { message: 'boom' }, dead: false, retryInMs: 100 })).toBe('retry')
+      expect(await store.fail(job, A, lease.token, { error: { message: 'boom' }, dead: false, retryInMs: 100 })).toBe('stale')
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: 2 })
+      await sleep(130)
+      const retry = await store.claim(job, A, LEASE)
+      expect(retry).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 2, range: { ids: [1, 2] } } })
+      if (retry.type !== 'lease') throw new Error('expected lease')
+      expect(await store.fail(job, A, retry.lease.token, { error: { message: 'again', stack: 'Error: again\n  at x' }, dead: true, retryInMs: 0 })).toBe('dead')
+      const dead = await store.deadLetters(job)
+      expect(dead).toEqual([expect.objectContaining({ runId: 'r', attempts: 2, range: expect.objectContaining({ ids: [1, 2] }), error: { message: 'again', stack: 'Error: again\n  at x' } })])
+      expect((await store.state(job))).toMatchObject({ dead: 1, counters: { retried: 1, dead: 1 } })
+    })
+
+    it('releases leases to be handed out again at the same attempt', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1, 2])
+      await store.release(job, A, [lease.token])
+      expect(await store.complete(job, A, lease.token)).toBe(false)
+      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 1, owner: B, range: { ids: [1, 2] } } })
+    })
+
+    it('ends the run only when the loader is exhausted and nothing is leased or waiting', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1])
+      expect(await store.commit(job, A, 1, null, LEASE)).toEqual({ type: 'exhausted' })
+      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'wait' })
+      await store.complete(job, A, lease.token)
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'done' })
+      await store.endRun(job, 'r', 'completed')
+      expect((await store.state(job)).state).toBe('completed')
+    })
+
+    it('keeps the cursor for the next run, and starts over with from: null', async () => {
+      await store.startRun(job, 'r1')
+      const lease = await leaseFresh(A, [1, 2])
+      await store.complete(job, A, lease.token)
+      await store.commit(job, A, 2, null, LEASE)
+      await store.endRun(job, 'r1', 'completed')
+      expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: 2 })
+      expect((await store.state(job)).counters.ids).toBe(0)
+      await store.endRun(job, 'r2', 'completed')
+      await store.startRun(job, 'r3', null)
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
+    })
+
+    it('refuses to move the cursor while a live lease of the active run exists', async () => {
+      await store.startRun(job, 'r')
+      await leaseFresh(A, [1])
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/active/)
+    })
+
+    it('tells other hosts when the run failed', async () => {
+      await store.startRun(job, 'r')
+      await store.endRun(job, 'r', 'failed', 'bad loader output')
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'failed', error: 'bad loader output' })
+    })
+
+    it('hands ranges left over by a failed run to the next run', async () => {
+      await store.startRun(job, 'r1')
+      const lease = await leaseFresh(A, [1, 2])
+      await store.release(job, A, [lease.token])
+      await store.endRun(job, 'r1', 'failed', 'x')
+      await store.startRun(job, 'r2')
+      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'lease', lease: { runId: 'r2', range: { ids: [1, 2] } } })
+    })
+  })
+}

@@ -1,0 +1,247 @@
+import { Injectable, Module, Scope } from '@nestjs/common'
+import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter'
+import { Test } from '@nestjs/testing'
+import {
+  type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
+  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RunCompletedEvent, UnknownJobError,
+} from '../../lib'
+
+/** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
+@Injectable()
+class Numbers {
+  static rows = 0
+  static handled: ID[] = []
+  static contexts: RangeContext[] = []
+  static loads: LoadContext[] = []
+  static delayMs = 0
+
+  @RangeLoader('numbers')
+  next(lastId: ID | null, ctx: LoadContext): number[] {
+    Numbers.loads.push(ctx)
+    const from = Number(lastId ?? 0) + 1
+    return Array.from({ length: Math.max(0, Math.min(ctx.limit, Numbers.rows - from + 1)) }, (_, i) => from + i)
+  }
+
+  @RangeHandler('numbers')
+  async handle({ idsRange }: Range, ctx: RangeContext): Promise<void> {
+    Numbers.contexts.push(ctx)
+    if (Numbers.delayMs) await new Promise(r => setTimeout(r, Numbers.delayMs))
+    Numbers.handled.push(...idsRange)
+  }
+}
+
+@Injectable()
+class Listener {
+  static completed: RangeCompletedEvent[] = []
+  static runs: RunCompletedEvent[] = []
+
+  @OnEvent(ParallelWorkerEvent.RangeCompleted)
+  onRange(e: RangeCompletedEvent): void {
+    Listener.completed.push(e)
+  }
+
+  @OnEvent(ParallelWorkerEvent.RunCompleted)
+  onRun(e: RunCompletedEvent): void {
+    Listener.runs.push(e)
+  }
+}
+
+const inline: ParallelWorkerOptions = { workers: 0, rangeSize: 10, logging: { enabled: false } }
+
+async function app(imports: any[], providers: any[] = [Numbers]) {
+  const moduleRef = await Test.createTestingModule({ imports, providers }).compile()
+  return moduleRef.init()
+}
+
+beforeEach(() => {
+  Numbers.rows = 95
+  Numbers.handled = []
+  Numbers.contexts = []
+  Numbers.loads = []
+  Numbers.delayMs = 0
+  Listener.completed = []
+  Listener.runs = []
+})
+
+describe('ParallelWorkerModule (in process, workers: 0)', () => {
+  it('runs a job over every id exactly once and returns the summary', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const summary = await a.get(ParallelWorker).run('numbers')
+    expect(summary).toMatchObject({ job: 'numbers', status: 'completed', ids: 95, ranges: { completed: 10, retried: 0, dead: 0 }, host: { ids: 95, ranges: 10 } })
+    expect([...Numbers.handled].sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 95 }, (_, i) => i + 1))
+    expect(Numbers.loads[0]).toEqual({ job: 'numbers', runId: summary.runId, limit: 10 })
+    expect(Numbers.contexts[0]).toMatchObject({ job: 'numbers', runId: summary.runId, attempt: 1, token: 1 })
+    expect(Numbers.contexts[0].signal.aborted).toBe(false)
+    expect(Numbers.contexts.map(c => c.token)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+    await a.close()
+  })
+
+  it('emits typed events through EventEmitter2 when the app has it', async () => {
+    const a = await app([EventEmitterModule.forRoot(), ParallelWorkerModule.forRoot(inline)], [Numbers, Listener])
+    const summary = await a.get(ParallelWorker).run()
+    expect(Listener.completed).toHaveLength(10)
+    expect(Listener.completed[0]).toMatchObject({ job: 'numbers', runId: summary.runId, counted: true, range: { attempt: 1, count: 10, firstId: 1, lastId: 10 } })
+    expect(Listener.runs).toEqual([expect.objectContaining({ job: 'numbers', summary })])
+    await a.close()
+  })
+
+  it('continues from the stored cursor on the next run and starts over with from: null', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    await pw.run('numbers')
+    Numbers.rows = 120
+    Numbers.handled = []
+    expect((await pw.run('numbers')).ids).toBe(25)
+    expect(Numbers.handled[0]).toBe(96)
+    expect((await pw.status('numbers')).cursor).toBe(120)
+    expect((await pw.run('numbers', { from: null })).ids).toBe(120)
+    await a.close()
+  })
+
+  it('stops gracefully and the next run resumes with nothing lost or repeated', async () => {
+    Numbers.delayMs = 20
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, concurrency: 2 })])
+    const pw = a.get(ParallelWorker)
+    const running = pw.run('numbers')
+    await new Promise(r => setTimeout(r, 50))
+    await pw.stop('numbers')
+    const stopped = await running
+    expect(stopped.status).toBe('stopped')
+    expect(stopped.ids).toBeLessThan(95)
+    expect((await pw.status('numbers')).state).toBe('stopped')
+    const resumed = await pw.run('numbers')
+    expect(resumed.status).toBe('completed')
+    expect([...Numbers.handled].sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 95 }, (_, i) => i + 1))
+    expect((await pw.status('numbers')).state).toBe('completed')
+    await a.close()
+  })
+
+  it('joins a run already going on this host instead of starting a second one', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    const [one, two] = await Promise.all([pw.run('numbers'), pw.run('numbers')])
+    expect(two).toBe(one)
+    expect(Numbers.handled).toHaveLength(95)
+    await a.close()
+  })
+
+  it('refuses an unknown job at once, naming the jobs it knows', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    await expect(a.get(ParallelWorker).run('users')).rejects.toThrow(UnknownJobError)
+    await expect(a.get(ParallelWorker).run('users')).rejects.toThrow('No job "users" is declared. Declare it with @RangeLoader(\'users\') and @RangeHandler(\'users\'), or run one of: "numbers".')
+    await a.close()
+  })
+
+  it('passes the loader payload and the cursor before the range to the handler', async () => {
+    const seen: unknown[] = []
+    @Injectable()
+    class Shards {
+      @RangeLoader('shards')
+      next(lastId: ID | null) {
+        return lastId === null ? { lastId: 10n, idsRange: [3n, 7n], shard: 'eu', meta: { n: 1 } } : null
+      }
+
+      @RangeHandler('shards')
+      handle(range: Range) {
+        seen.push(range)
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Shards])
+    await a.get(ParallelWorker).run('shards')
+    expect(seen).toEqual([{ idsRange: ['3', '7'], lastId: null, shard: 'eu', meta: { n: 1 } }])
+    await a.close()
+  })
+
+  describe('forRootAsync', () => {
+    @Injectable()
+    class Config {
+      get = () => inline
+    }
+
+    @Module({ providers: [Config], exports: [Config] })
+    class ConfigModule {}
+
+    @Injectable()
+    class OptionsFactory {
+      create = () => inline
+    }
+
+    it.each([
+      ['useFactory', { imports: [ConfigModule], inject: [Config], useFactory: (c: Config) => c.get() }],
+      ['useClass', { useClass: OptionsFactory }],
+      ['useExisting', { imports: [ConfigModule], useExisting: Config as any }],
+    ])('accepts %s', async (_kind, options) => {
+      if (_kind === 'useExisting') (Config.prototype as any).create = () => inline
+      const a = await app([ParallelWorkerModule.forRootAsync(options as any)])
+      expect((await a.get(ParallelWorker).run('numbers')).ids).toBe(95)
+      await a.close()
+    })
+
+    it('makes ParallelWorker injectable everywhere with isGlobal', async () => {
+      @Injectable()
+      class Consumer {
+        constructor(readonly pw: ParallelWorker) {}
+      }
+      @Module({ providers: [Consumer, Numbers] })
+      class Feature {}
+      const a = await app([ParallelWorkerModule.forRoot({ ...inline, isGlobal: true }), Feature], [])
+      expect((await a.get(Consumer).pw.run('numbers')).ids).toBe(95)
+      await a.close()
+    })
+  })
+})
+
+describe('bootstrap errors', () => {
+  const boot = (providers: any[], options: ParallelWorkerOptions = inline) => app([ParallelWorkerModule.forRoot(options)], providers)
+
+  it('refuses a loader without a handler, naming Class.method and the job', async () => {
+    @Injectable()
+    class OnlyLoader {
+      @RangeLoader('users') next() { return [] }
+    }
+    await expect(boot([OnlyLoader])).rejects.toThrow('Job "users" has a range loader (OnlyLoader.next) but no range handler. Add a @RangeHandler(\'users\') method to a provider.')
+  })
+
+  it('refuses a handler without a loader', async () => {
+    @Injectable()
+    class OnlyHandler {
+      @RangeHandler() handle() {}
+    }
+    await expect(boot([OnlyHandler])).rejects.toThrow('Job "default" has a range handler (OnlyHandler.handle) but no range loader.')
+  })
+
+  it('refuses two loaders for one job', async () => {
+    @Injectable()
+    class Two {
+      @RangeLoader('users') a() { return [] }
+      @RangeLoader('users') b() { return [] }
+      @RangeHandler('users') h() {}
+    }
+    await expect(boot([Two])).rejects.toThrow('Job "users" has two range loaders: Two.a and Two.b.')
+  })
+
+  it('refuses a decorated method on a request-scoped provider', async () => {
+    @Injectable({ scope: Scope.REQUEST })
+    class Scoped {
+      @RangeLoader('users') next() { return [] }
+      @RangeHandler('users') handle() {}
+    }
+    await expect(boot([Scoped])).rejects.toThrow('Scoped.next (job "users") is on a request-scoped or transient provider.')
+  })
+
+  it('refuses bad options at bootstrap', async () => {
+    await expect(boot([Numbers], { workers: -2 })).rejects.toThrow('ParallelWorkerModule: option "workers" must be a whole number >= 0, got -2.')
+    await expect(boot([Numbers], { storage: { nope: true } as any })).rejects.toThrow('option "storage" must be an ioredis Redis or Cluster client')
+  })
+
+  it('asks for a job name when the app has several', async () => {
+    @Injectable()
+    class Other {
+      @RangeLoader('other') next() { return [] }
+      @RangeHandler('other') handle() {}
+    }
+    const a = await boot([Numbers, Other])
+    await expect(a.get(ParallelWorker).run()).rejects.toThrow('This app declares several jobs ("numbers", "other"); name the one to run: run(\'numbers\').')
+    await a.close()
+  })
+})
