@@ -16,7 +16,7 @@ export function createStore(options: ResolvedParallelWorkerOptions): Coordinatio
   if (isFn(storage, 'defineCommand', 'evalsha')) {
     // Loaded here so apps without Redis never load the Redis store.
     const { RedisStore } = require('./redis.store') as typeof import('./redis.store')
-    return new RedisStore(storage, options.storageKey) as unknown as CoordinationStore
+    return new RedisStore(storage, options.storageKey)
   }
   if (isFn(storage, 'get', 'set')) return new KeyValueStore(storage as KeyValueStorage, options.storageKey)
   throw new ParallelWorkerConfigError(

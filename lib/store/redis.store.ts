@@ -1,1 +1,142 @@
-export class RedisStore { constructor(..._a: unknown[]) { throw new Error('The Redis store is not available yet') } }
+import { createHash } from 'node:crypto'
+import type { RedisLikeClient } from '../interfaces/parallel-worker-options.interface'
+import type { ID } from '../interfaces/range.interface'
+import type {
+  Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, StoreRunState, StoredRange,
+} from './coordination-store.interface'
+import { CLAIM } from './redis/claim.lua'
+import { COMMIT } from './redis/commit.lua'
+import { COUNT_WORKERS, END_RUN, STATE } from './redis/run-state.lua'
+import { COMPLETE, FAIL, HEARTBEAT, RELEASE } from './redis/settle.lua'
+import { START_RUN } from './redis/start-run.lua'
+
+/** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
+interface Client {
+  evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
+  lrange(key: string, start: number, stop: number): Promise<string[]>
+}
+
+class Script {
+  readonly sha: string
+
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex')
+  }
+}
+
+const scripts = {
+  startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
+  complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
+  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE),
+}
+
+type Raw = (string | number)[]
+
+const parseLease = (owner: string, raw: Raw): Lease => ({
+  token: Number(raw[0]), attempt: Number(raw[1]), runId: String(raw[2]), range: JSON.parse(String(raw[3])) as StoredRange,
+  owner, deadline: Number(raw[4]),
+})
+
+/**
+ * Coordination in Redis, for any number of hosts: every read-and-write is one
+ * Lua script on keys sharing the hash tag `{<storageKey>:<job>}`, with time
+ * from Redis `TIME`. Scripts run by SHA and are sent again when Redis lost
+ * its script cache (a restart, SCRIPT FLUSH). The client is the user's and
+ * is never closed here.
+ */
+export class RedisStore implements CoordinationStore {
+  private readonly client: Client
+
+  constructor(client: RedisLikeClient, private readonly prefix: string) {
+    this.client = client as unknown as Client
+  }
+
+  private keys(job: string): string[] {
+    const tag = `{${this.prefix}:${job}}`
+    return ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead'].map(k => `${tag}:${k}`)
+  }
+
+  private async run(script: Script, job: string, ...args: (string | number)[]): Promise<any> {
+    const keys = this.keys(job)
+    try {
+      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args)
+    } catch (e) {
+      if (!String((e as Error).message).includes('NOSCRIPT')) throw e
+      return this.client.eval(script.lua, keys.length, ...keys, ...args)
+    }
+  }
+
+  async startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }> {
+    const [id, joined] = await this.run(scripts.startRun, job, runId, from === undefined ? '0' : '1', JSON.stringify(from ?? null))
+    return { runId: String(id), joined: Number(joined) === 1 }
+  }
+
+  async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {
+    const r: Raw = await this.run(scripts.claim, job, owner, leaseMs)
+    switch (r[0]) {
+      case 'lease': return { type: 'lease', reason: r[1] as 'expired' | 'retry' | 'released', lease: parseLease(owner, r.slice(2)) }
+      case 'load': return { type: 'load', cursor: JSON.parse(String(r[1])) }
+      case 'wait': return { type: 'wait', retryInMs: Number(r[1]) }
+      case 'failed': return { type: 'failed', error: String(r[1]) }
+      default: return { type: 'done' }
+    }
+  }
+
+  async commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult> {
+    const r: Raw = await this.run(scripts.commit, job, owner, JSON.stringify(expected), range ? JSON.stringify(range) : '',
+      JSON.stringify(range?.lastId ?? null), leaseMs, range?.ids.length ?? 0)
+    if (r[0] === 'leased') return { type: 'leased', lease: parseLease(owner, r.slice(1)) }
+    if (r[0] === 'exhausted') return { type: 'exhausted' }
+    return { type: 'conflict', cursor: JSON.parse(String(r[1])) }
+  }
+
+  async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
+    if (tokens.length === 0) return []
+    const lost: Raw = await this.run(scripts.heartbeat, job, owner, leaseMs, ...tokens)
+    return lost.map(Number)
+  }
+
+  async complete(job: string, owner: string, token: number): Promise<boolean> {
+    return Number(await this.run(scripts.complete, job, owner, token)) === 1
+  }
+
+  async fail(job: string, owner: string, token: number, o: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
+    return this.run(scripts.fail, job, owner, token, o.dead ? '1' : '0', o.retryInMs, JSON.stringify(o.error))
+  }
+
+  async release(job: string, owner: string, tokens: number[]): Promise<void> {
+    if (tokens.length) await this.run(scripts.release, job, owner, ...tokens)
+  }
+
+  async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
+    await this.run(scripts.endRun, job, runId, state, error ?? '')
+  }
+
+  async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
+    await this.run(scripts.countWorkers, job, runId, started, restarted)
+  }
+
+  async state(job: string): Promise<StoreRunState> {
+    const [flat, leased, retrying, dead, now]: [string[], number, number, number, number] = await this.run(scripts.state, job)
+    const h: Record<string, string> = {}
+    for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1]
+    const n = (k: string) => Number(h[k] ?? 0)
+    return {
+      runId: h.runId || null,
+      state: (h.state as StoreRunState['state']) || 'idle',
+      ...(h.error ? { error: h.error } : {}),
+      cursor: h.cursor ? JSON.parse(h.cursor) : null,
+      exhausted: h.exhausted === '1',
+      counters: { ids: n('ids'), completed: n('completed'), retried: n('retried'), dead: n('dead'), workersStarted: n('workersStarted'), workersRestarted: n('workersRestarted') },
+      leased: Number(leased), retrying: Number(retrying), dead: Number(dead),
+      startedAt: h.startedAt ? Number(h.startedAt) : null,
+      endedAt: h.endedAt ? Number(h.endedAt) : null,
+      now: Number(now),
+    }
+  }
+
+  async deadLetters(job: string): Promise<DeadLetter[]> {
+    return (await this.client.lrange(this.keys(job)[5], 0, -1)).map(s => JSON.parse(s) as DeadLetter)
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Lua shared by every script. Keys (one hash tag, so Redis Cluster keeps a job on one slot):
+ * KEYS[1] meta hash (run, cursor, counters, token), KEYS[2] leases hash (<token>:m meta, <token>:r range),
+ * KEYS[3] lease deadlines zset, KEYS[4] pending zset (due time), KEYS[5] pending hash (<id>:m, <id>:r),
+ * KEYS[6] dead letters list. Ranges and cursors stay opaque JSON strings: Lua never decodes them,
+ * so no id loses digits in cjson.
+ */
+export const COMMON = `
+local META, LEASES, DEADLINES, PENDING, PDATA, DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function run_id()
+  return redis.call('HGET', META, 'runId') or ''
+end
+local function new_lease(range, n, attempt, owner, lease_ms, now)
+  local token = redis.call('HINCRBY', META, 'token', 1)
+  local rid = run_id()
+  redis.call('HSET', LEASES, token .. ':r', range, token .. ':m', cjson.encode({ o = owner, a = attempt, r = rid, n = n }))
+  local deadline = now + lease_ms
+  redis.call('ZADD', DEADLINES, deadline, token)
+  return { token, attempt, rid, range, deadline }
+end
+-- A lease's meta: owner, attempt, run id and number of ids.
+-- Removes the owner's lease and returns its meta and range, or nil when it is not theirs any more.
+local function take(owner, token)
+  local m = redis.call('HGET', LEASES, token .. ':m')
+  if not m then return nil end
+  local meta = cjson.decode(m)
+  if meta.o ~= owner then return nil end
+  local range = redis.call('HGET', LEASES, token .. ':r')
+  redis.call('HDEL', LEASES, token .. ':m', token .. ':r')
+  redis.call('ZREM', DEADLINES, token)
+  return meta, range
+end
+local function add_pending(id, range, n, attempt, reason, rid, due)
+  redis.call('ZADD', PENDING, due, id)
+  redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
+end
+`

@@ -1,0 +1,52 @@
+import { COMMON } from './common.lua'
+
+/** ARGV: owner, leaseMs, tokens... Renews the owner's leases; returns the tokens that are not theirs any more. */
+export const HEARTBEAT = `${COMMON}
+local owner, deadline, lost = ARGV[1], now_ms() + tonumber(ARGV[2]), {}
+for i = 3, #ARGV do
+  local m = redis.call('HGET', LEASES, ARGV[i] .. ':m')
+  if m and cjson.decode(m).o == owner then
+    redis.call('ZADD', DEADLINES, 'XX', deadline, ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+`
+
+/** ARGV: owner, token. 1 when counted, 0 when the lease was lost. */
+export const COMPLETE = `${COMMON}
+local m = take(ARGV[1], ARGV[2])
+if not m then return 0 end
+if m.r == run_id() then
+  redis.call('HINCRBY', META, 'ids', m.n)
+  redis.call('HINCRBY', META, 'completed', 1)
+end
+return 1
+`
+
+/** ARGV: owner, token, dead ('1'/'0'), retryInMs, error (JSON). Returns 'retry', 'dead' or 'stale'. */
+export const FAIL = `${COMMON}
+local m, range = take(ARGV[1], ARGV[2])
+if not m then return 'stale' end
+local now, current = now_ms(), m.r == run_id()
+if ARGV[3] == '1' then
+  redis.call('RPUSH', DEAD, '{"runId":' .. cjson.encode(m.r) .. ',"range":' .. range .. ',"attempts":' .. m.a ..
+    ',"error":' .. ARGV[5] .. ',"at":' .. now .. '}')
+  if current then redis.call('HINCRBY', META, 'dead', 1) end
+  return 'dead'
+end
+add_pending(ARGV[2], range, m.n, m.a + 1, 'retry', m.r, now + tonumber(ARGV[4]))
+if current then redis.call('HINCRBY', META, 'retried', 1) end
+return 'retry'
+`
+
+/** ARGV: owner, tokens... Gives the owner's leases back, due now, at the same attempt. */
+export const RELEASE = `${COMMON}
+local now = now_ms()
+for i = 2, #ARGV do
+  local m, range = take(ARGV[1], ARGV[i])
+  if m then add_pending(ARGV[i], range, m.n, m.a, 'released', m.r, now) end
+end
+return 1
+`
