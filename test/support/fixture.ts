@@ -9,6 +9,8 @@ export interface FixtureRun {
   child: ChildProcess
   /** Everything printed so far (stdout and stderr). */
   output(): string
+  /** When each chunk of output arrived (ms since the epoch), to time recoveries. */
+  chunks: { at: number; text: string }[]
   /** Resolves when `pattern` appears in the output. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
   exited: Promise<FixtureResult>
@@ -28,9 +30,11 @@ export function startFixture(env: Record<string, string | number | undefined>): 
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]))
   const child = spawn(process.execPath, [FIXTURE_MAIN], { env: { ...process.env, ...clean }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
+  const chunks: { at: number; text: string }[] = []
   const waiters = new Set<() => void>()
   const onData = (d: Buffer) => {
     out += d.toString()
+    chunks.push({ at: Date.now(), text: d.toString() })
     for (const w of waiters) w()
   }
   child.stdout!.on('data', onData)
@@ -43,6 +47,7 @@ export function startFixture(env: Record<string, string | number | undefined>): 
   }))
   return {
     child,
+    chunks,
     output: () => out,
     exited,
     waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
