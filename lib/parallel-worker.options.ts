@@ -66,6 +66,8 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     retryBackoffMs,
     maxRetryBackoffMs: int(options, 'maxRetryBackoffMs', Math.max(30_000, retryBackoffMs), retryBackoffMs),
     shutdownTimeoutMs: int(options, 'shutdownTimeoutMs', 10_000, 0),
+    rangeTimeoutMs: int(options, 'rangeTimeoutMs', 300_000, 0),
+    loaderTimeoutMs: int(options, 'loaderTimeoutMs', 60_000, 0),
     workerExec: options.workerExec,
   }
 }

@@ -128,6 +128,18 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     }))
   }
 
+  /**
+   * Hands the job's dead letters out again (attempt 1): at once when the job
+   * is running, else in its next run. Resolves with how many were requeued.
+   */
+  async retryDead(job?: string): Promise<number> {
+    const name = this.job(job).name
+    const moved = await this.store.retryDead(name)
+    if (moved) this.logger.info(`Job "${name}": ${moved} dead-lettered ranges will be handed out again.`)
+    this.runs.get(name)?.engine?.wake()
+    return moved
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     if (this.worker) await this.worker.idle(this.options.shutdownTimeoutMs)
     else await this.stop()

@@ -14,6 +14,7 @@ class ClusterSlot implements WorkerSlot {
   active = 0
   ready = false
   drained = false
+  killed = false
 
   constructor(readonly id: string, readonly worker: Worker, readonly capacity: number) {}
 
@@ -23,6 +24,13 @@ class ClusterSlot implements WorkerSlot {
 
   send(ranges: WireRange[]): boolean {
     return this.post(message<PrimaryMessage>({ type: 'ranges', ranges }))
+  }
+
+  kill(): boolean {
+    if (this.killed) return false
+    this.killed = true
+    this.worker.process.kill('SIGKILL')
+    return true
   }
 
   abort(tokens: number[], reason: string): void {
@@ -67,9 +75,9 @@ export class ClusterPool implements WorkerPool {
     return this.live.values()
   }
 
-  kill(): void {
+  killAll(): void {
     this.draining = true
-    for (const slot of this.live.values()) slot.worker.process.kill('SIGKILL')
+    for (const slot of this.live.values()) slot.kill()
   }
 
   async drain(timeoutMs: number): Promise<void> {

@@ -40,7 +40,13 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     return true
   }
 
-  kill(): void {
+  /** Inline handlers cannot be killed. */
+  kill(): boolean {
+    return false
+  }
+
+  /** A forced exit: inline handlers cannot be killed, their signals abort. */
+  killAll(): void {
     this.executor.abortAll('forced exit')
   }
 

@@ -12,6 +12,8 @@ export interface WorkerSlot {
   /** False when the worker cannot be reached any more; its exit follows. */
   send(ranges: WireRange[]): boolean
   abort(tokens: number[], reason: string): void
+  /** Kills an unresponsive worker (its exit follows); false when it cannot be killed (inline). */
+  kill(): boolean
 }
 
 /** What a pool tells the run engine. */
@@ -33,7 +35,7 @@ export interface WorkerPool {
   /** Tells every slot to finish and waits for them to exit, killing those still there after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void>
   /** Kills every worker at once (a forced exit). */
-  kill(): void
+  killAll(): void
   started: number
   restarted: number
 }

@@ -46,6 +46,10 @@ export interface ParallelWorkerOptions {
   maxRetryBackoffMs?: number
   /** How long a graceful stop waits for in-flight ranges before releasing them. Default `10000`. */
   shutdownTimeoutMs?: number
+  /** A handler running longer has its signal aborted and its range failed (retried); `0` never. Default `300000`. */
+  rangeTimeoutMs?: number
+  /** A loader call taking longer counts as a failed call (retried); `0` never. Default `60000`. */
+  loaderTimeoutMs?: number
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
   workerExec?: string
 }

@@ -1,19 +1,16 @@
 import AsyncLock from 'async-lock'
-import { toWireError } from '../cluster/range-executor'
 import type { WireRange, WireResult } from '../cluster/ipc.messages'
 import type { PoolListener, WorkerPool, WorkerSlot } from '../cluster/worker-pool.interface'
-import { InvalidRangeError } from '../errors/invalid-range.error'
 import type { JobDefinition } from '../job.registry'
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
-import type { ID } from '../interfaces/range.interface'
 import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
 import {
   BeforeStopEvent, ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent, type RangeInfo, RunCompletedEvent, WorkerExitedEvent,
 } from '../parallel-worker.events'
 import type { ModuleLogger } from '../parallel-worker.logger'
-import type { CoordinationStore, Lease, StoredRange } from '../store/coordination-store.interface'
+import type { CoordinationStore, Lease } from '../store/coordination-store.interface'
 import { backoff, retrying } from './backoff'
-import { toStoredRange } from './range-validator'
+import { callLoader, type LoaderCall, RunFailure } from './loader-call'
 
 export interface EventSink {
   emit(event: string, payload: unknown): void
@@ -35,7 +32,13 @@ interface InFlight {
   lease: Lease
   slot: WorkerSlot
   lost: boolean
+  startedAt: number
+  /** Failed for running past rangeTimeoutMs; kept only to hold the worker's capacity until it answers or is killed. */
+  timedOut: boolean
 }
+
+/** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
+const UNRESPONSIVE_GRACE_MS = 5000
 
 const info = (lease: Lease): RangeInfo => ({
   token: lease.token, attempt: lease.attempt, count: lease.range.ids.length, firstId: lease.range.ids[0], lastId: lease.range.lastId,
@@ -63,6 +66,7 @@ export class RunEngine implements PoolListener {
   private filling = false
   private fillTimer?: NodeJS.Timeout
   private readonly heartbeatTimer: NodeJS.Timeout
+  private readonly watchdog?: NodeJS.Timeout
   private pending = 0
   private hostIds = 0
   private hostRanges = 0
@@ -71,9 +75,14 @@ export class RunEngine implements PoolListener {
   private stopWaiter?: () => void
   readonly finished: Promise<RunSummary>
 
+  private readonly loaderCall: LoaderCall
+
   constructor(private readonly d: RunEngineDeps) {
     this.finished = new Promise(resolve => (this.resolve = resolve))
+    this.loaderCall = { ...d, running: () => this.state === 'running' }
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), d.options.heartbeatMs)
+    const timeout = d.options.rangeTimeoutMs
+    if (timeout > 0) this.watchdog = setInterval(() => this.checkTimeouts(), Math.max(10, Math.min(1000, timeout / 4)))
   }
 
   start(pool: WorkerPool): void {
@@ -97,7 +106,8 @@ export class RunEngine implements PoolListener {
       if (!slot.ready || free <= 0 || this.ready.length === 0) continue
       const batch = this.ready.splice(0, free)
       slot.active += batch.length
-      for (const lease of batch) this.inflight.set(lease.token, { lease, slot, lost: false })
+      const startedAt = Date.now()
+      for (const lease of batch) this.inflight.set(lease.token, { lease, slot, lost: false, startedAt, timedOut: false })
       slot.send(batch.map(wire))
     }
   }
@@ -122,7 +132,7 @@ export class RunEngine implements PoolListener {
           if (claim.reason === 'expired') this.d.logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
           this.ready.push(claim.lease)
         } else if (claim.type === 'load') {
-          const range = await this.load(claim.cursor)
+          const range = await callLoader(this.loaderCall, claim.cursor)
           if (range === undefined) return
           const result = await retrying(() => store.commit(job.name, hostId, claim.cursor, range, options.leaseMs), this.d.logger, `commit for job "${job.name}"`)
           if (result.type === 'leased') this.ready.push(result.lease)
@@ -138,36 +148,7 @@ export class RunEngine implements PoolListener {
         this.dispatch()
       }
     } catch (e) {
-      void this.end('failed', (e as Error).message, e)
-    }
-  }
-
-  /** Calls the loader (one at a time per host), retrying a throw; undefined when the run ended instead. */
-  private async load(cursor: ID | null): Promise<StoredRange | null | undefined> {
-    const { job, runId, options, lock } = this.d
-    for (let attempt = 1; ; attempt++) {
-      let value: unknown
-      try {
-        value = await lock.acquire(job.name, () => job.loader.call(cursor, { job: job.name, runId, limit: options.rangeSize }), options.lockOptions)
-      } catch (e) {
-        const message = toWireError(e).message
-        if (attempt >= options.maxAttempts) {
-          void this.end('failed', `the range loader ${job.loader.name} threw ${attempt} times after cursor ${cursor}; last error: ${message}`, e)
-          return undefined
-        }
-        const delay = backoff(attempt, options)
-        this.d.logger.warn(`Job "${job.name}": the range loader ${job.loader.name} threw after cursor ${cursor} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`)
-        await new Promise(r => setTimeout(r, delay))
-        if (this.state !== 'running') return undefined
-        continue
-      }
-      try {
-        return toStoredRange(job.name, cursor, value)
-      } catch (e) {
-        if (!(e instanceof InvalidRangeError)) throw e
-        void this.end('failed', e.message, e)
-        return undefined
-      }
+      void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
     }
   }
 
@@ -184,7 +165,7 @@ export class RunEngine implements PoolListener {
       if (!f) continue
       this.inflight.delete(result.token)
       slot.active--
-      this.track(result.ok ? this.complete(f) : this.failed(f, result.error))
+      if (!f.timedOut) this.track(result.ok ? this.complete(f) : this.failed(f, result.error))
     }
     this.dispatch()
     this.fill()
@@ -199,6 +180,7 @@ export class RunEngine implements PoolListener {
     for (const [token, f] of this.inflight) {
       if (f.slot !== slot) continue
       this.inflight.delete(token)
+      if (f.timedOut) continue
       this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describe(f.lease)}; handing it out again.`)
       this.track(this.failed(f, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
     }
@@ -245,9 +227,25 @@ export class RunEngine implements PoolListener {
     })
   }
 
+  /** Fails ranges past rangeTimeoutMs (their signal aborts) and kills workers that stay unresponsive after that. */
+  private checkTimeouts(): void {
+    const { rangeTimeoutMs } = this.d.options
+    const now = Date.now()
+    for (const f of this.inflight.values()) {
+      const ran = now - f.startedAt
+      if (!f.timedOut && ran > rangeTimeoutMs) {
+        f.timedOut = true
+        f.slot.abort([f.lease.token], 'range timeout')
+        this.track(this.failed(f, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
+      } else if (f.timedOut && ran > rangeTimeoutMs + Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs) && f.slot.kill()) {
+        this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describe(f.lease)}; killing it.`)
+      }
+    }
+  }
+
   private async heartbeat(): Promise<void> {
     const { job, store, hostId, options } = this.d
-    const tokens = [...this.ready.map(l => l.token), ...this.inflight.keys()]
+    const tokens = [...this.ready.map(l => l.token), ...[...this.inflight.values()].filter(f => !f.timedOut).map(f => f.lease.token)]
     if (tokens.length === 0) return
     try {
       const lost = new Set(await store.heartbeat(job.name, hostId, tokens, options.leaseMs))
@@ -273,6 +271,11 @@ export class RunEngine implements PoolListener {
     return this.finished
   }
 
+  /** Something changed in the store (e.g. dead letters requeued): look for work now. */
+  wake(): void {
+    this.fill()
+  }
+
   get stopping(): boolean {
     return this.state === 'stopping'
   }
@@ -281,7 +284,7 @@ export class RunEngine implements PoolListener {
   async abandon(): Promise<void> {
     const tokens = [...this.ready.splice(0).map(l => l.token), ...this.inflight.keys()]
     this.inflight.clear()
-    this.pool.kill()
+    this.pool.killAll()
     if (tokens.length) await this.d.store.release(this.d.job.name, this.d.hostId, tokens)
   }
 
@@ -301,7 +304,7 @@ export class RunEngine implements PoolListener {
     // In-flight ranges may finish (and count) before the rest are given back.
     await this.settle(options.shutdownTimeoutMs)
     if (this.inflight.size) {
-      const tokens = [...this.inflight.keys()]
+      const tokens = [...this.inflight.values()].filter(f => !f.timedOut).map(f => f.lease.token)
       for (const f of this.inflight.values()) f.slot.abort([f.lease.token], status === 'stopped' ? 'run stopped' : 'run failed')
       this.inflight.clear()
       await retrying(() => store.release(job.name, hostId, tokens), logger, 'release').catch(() => undefined)
@@ -310,6 +313,7 @@ export class RunEngine implements PoolListener {
     await this.settle(options.shutdownTimeoutMs)
     if (status !== 'stopped') await store.endRun(job.name, runId, status, error).catch(() => undefined)
     clearInterval(this.heartbeatTimer)
+    clearInterval(this.watchdog)
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))
     const summary = await this.summary(status, error)
     if (status === 'stopped') this.d.events.emit(ParallelWorkerEvent.BeforeStop, new BeforeStopEvent(job.name, runId, summary))

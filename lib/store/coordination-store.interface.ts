@@ -117,6 +117,8 @@ export interface CoordinationStore {
   endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
   /** Adds to the run's worker counters. */
   countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void>
+  /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
+  retryDead(job: string): Promise<number>
   state(job: string): Promise<StoreRunState>
   deadLetters(job: string): Promise<DeadLetter[]>
 }

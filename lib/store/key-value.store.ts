@@ -31,6 +31,11 @@ export class KeyValueStore extends MemoryStore {
     return super.state(job)
   }
 
+  override async retryDead(job: string) {
+    await this.load(job)
+    return super.retryDead(job)
+  }
+
   override async deadLetters(job: string) {
     await this.load(job)
     return super.deadLetters(job)

@@ -198,6 +198,15 @@ export class MemoryStore implements CoordinationStore {
     }
   }
 
+  async retryDead(job: string): Promise<number> {
+    const s = this.job(job)
+    const dead = s.dead.splice(0)
+    const now = this.now()
+    for (const d of dead) s.pending.push({ range: d.range, runId: d.runId, attempt: 1, dueAt: now, reason: 'retry' })
+    await this.saved(job)
+    return dead.length
+  }
+
   async deadLetters(job: string): Promise<DeadLetter[]> {
     return this.job(job).dead.map(d => ({ ...d }))
   }

@@ -7,7 +7,7 @@ import type {
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
 import { COUNT_WORKERS, END_RUN, STATE } from './redis/run-state.lua'
-import { COMPLETE, FAIL, HEARTBEAT, RELEASE } from './redis/settle.lua'
+import { COMPLETE, FAIL, HEARTBEAT, RELEASE, REQUEUE_DEAD } from './redis/settle.lua'
 import { START_RUN } from './redis/start-run.lua'
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
@@ -28,7 +28,7 @@ class Script {
 const scripts = {
   startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
   complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
-  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE),
+  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD),
 }
 
 type Raw = (string | number)[]
@@ -134,6 +134,17 @@ export class RedisStore implements CoordinationStore {
       endedAt: h.endedAt ? Number(h.endedAt) : null,
       now: Number(now),
     }
+  }
+
+  async retryDead(job: string): Promise<number> {
+    // Parsed here, not in Lua: cjson would round long numeric ids.
+    const entries = await this.client.lrange(this.keys(job)[5], 0, -1)
+    let moved = 0
+    for (const entry of entries) {
+      const { range } = JSON.parse(entry) as DeadLetter
+      moved += Number(await this.run(scripts.requeueDead, job, entry, JSON.stringify(range), range.ids.length))
+    }
+    return moved
   }
 
   async deadLetters(job: string): Promise<DeadLetter[]> {

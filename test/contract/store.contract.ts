@@ -121,6 +121,17 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       expect((await store.state(job))).toMatchObject({ dead: 1, counters: { retried: 1, dead: 1 } })
     })
 
+    it('hands dead letters out again, once, with retryDead()', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [7, 8])
+      await store.fail(job, A, lease.token, { error: { message: 'poison' }, dead: true, retryInMs: 0 })
+      expect((await store.state(job)).dead).toBe(1)
+      expect(await store.retryDead(job)).toBe(1)
+      expect(await store.retryDead(job)).toBe(0)
+      expect(await store.deadLetters(job)).toEqual([])
+      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 1, range: { ids: [7, 8] } } })
+    })
+
     it('releases leases to be handed out again at the same attempt', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2])

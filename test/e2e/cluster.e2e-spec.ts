@@ -54,6 +54,19 @@ describe('cluster workers on SQLite (e2e)', () => {
     expect(sqliteCounts(db).missed.length).toBeGreaterThan(0)
   })
 
+  it('fails a range that runs past rangeTimeoutMs, kills its unresponsive worker and hands the range out again', async () => {
+    const db = createSqliteItems(ROWS)
+    const result = await runFixture({
+      FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_BUSY_IDS: 5050, FIXTURE_BUSY_MS: 30_000, FIXTURE_RANGE_TIMEOUT_MS: 1000, FIXTURE_HANDLER_MS: 40,
+    })
+
+    expect(result.code).toBe(0)
+    expect(result.output).toMatch(/range of 100 ids 5001\.\.5100 \(token \d+, attempt 1\) failed and will be retried in \d+ ms: the handler ran past rangeTimeoutMs \(1000 ms\)/)
+    expect(result.output).toMatch(/worker w-[0-9a-f]+ \(pid \d+\) is unresponsive \d+ ms into range of 100 ids 5001\.\.5100/)
+    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS, ranges: { retried: 1, dead: 0 }, workers: { restarted: 1 } })
+    expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
+  })
+
   it('retries a throwing handler and dead-letters a range that always throws, and the run goes on', async () => {
     const db = createSqliteItems(ROWS)
     const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_FAIL_ONCE: 250, FIXTURE_FAIL_ALWAYS: 12_345 })

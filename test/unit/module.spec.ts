@@ -3,7 +3,7 @@ import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter'
 import { Test } from '@nestjs/testing'
 import {
   type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
-  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RunCompletedEvent, UnknownJobError,
+  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RunCompletedEvent, RunFailedError, UnknownJobError,
 } from '../../lib'
 
 /** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
@@ -149,6 +149,78 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     const a = await app([ParallelWorkerModule.forRoot(inline)], [Shards])
     await a.get(ParallelWorker).run('shards')
     expect(seen).toEqual([{ idsRange: ['3', '7'], lastId: null, shard: 'eu', meta: { n: 1 } }])
+    await a.close()
+  })
+
+  it('retries a loader that hangs past loaderTimeoutMs, then goes on', async () => {
+    let calls = 0
+    @Injectable()
+    class Hangs {
+      @RangeLoader('hangs')
+      next(lastId: ID | null) {
+        calls++
+        if (calls === 1) return new Promise(() => undefined)
+        return lastId === null ? [1, 2] : []
+      }
+
+      @RangeHandler('hangs') handle() {}
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, loaderTimeoutMs: 50, retryBackoffMs: 1 })], [Hangs])
+    expect(await a.get(ParallelWorker).run('hangs')).toMatchObject({ status: 'completed', ids: 2 })
+    expect(calls).toBe(3)
+    await a.close()
+  })
+
+  it('fails the run with the last error when the loader keeps failing', async () => {
+    @Injectable()
+    class Broken {
+      @RangeLoader('broken') next() { throw new Error('connection refused') }
+      @RangeHandler('broken') handle() {}
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, retryBackoffMs: 1 })], [Broken])
+    const error = await a.get(ParallelWorker).run('broken').catch(e => e)
+    expect(error).toBeInstanceOf(RunFailedError)
+    expect(error.message).toMatch(/^Job "broken" failed \(run .+\): the range loader Broken.next failed 3 times after cursor null; last error: connection refused$/)
+    expect(error.summary).toMatchObject({ job: 'broken', status: 'failed', ids: 0 })
+    await a.close()
+  })
+
+  it('aborts the signal of a handler past rangeTimeoutMs and retries its range', async () => {
+    const aborted: number[] = []
+    @Injectable()
+    class Slow {
+      @RangeLoader('slow') next(lastId: ID | null) { return lastId === null ? [1, 2, 3] : [] }
+      @RangeHandler('slow')
+      async handle(_: Range, ctx: RangeContext) {
+        if (ctx.attempt > 1) return
+        await new Promise<void>(resolve => ctx.signal.addEventListener('abort', () => (aborted.push(ctx.attempt), resolve())))
+        throw ctx.signal.reason
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, rangeTimeoutMs: 50, retryBackoffMs: 1 })], [Slow])
+    expect(await a.get(ParallelWorker).run('slow')).toMatchObject({ status: 'completed', ids: 3, ranges: { completed: 1, retried: 1 } })
+    expect(aborted).toEqual([1])
+    await a.close()
+  })
+
+  it('hands dead letters out again with retryDead()', async () => {
+    let poisoned = true
+    @Injectable()
+    class Poison {
+      @RangeLoader('poison') next(lastId: ID | null) { return lastId === null ? [1, 2] : lastId === 2 ? [3] : [] }
+      @RangeHandler('poison')
+      handle({ idsRange }: Range) {
+        if (poisoned && idsRange.includes(1)) throw new Error('bad row 1')
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, retryBackoffMs: 1 })], [Poison])
+    const pw = a.get(ParallelWorker)
+    expect(await pw.run('poison')).toMatchObject({ status: 'completed', ids: 1, ranges: { completed: 1, retried: 2, dead: 1 } })
+    expect((await pw.status('poison')).ranges.dead).toBe(1)
+    poisoned = false
+    expect(await pw.retryDead('poison')).toBe(1)
+    expect(await pw.run('poison')).toMatchObject({ status: 'completed', ids: 2, ranges: { completed: 1, dead: 0 } })
+    expect((await pw.status('poison')).ranges.dead).toBe(0)
     await a.close()
   })
 

@@ -50,3 +50,10 @@ for i = 2, #ARGV do
 end
 return 1
 `
+
+/** ARGV: dead letter (the exact list entry), its range (JSON), its number of ids. Requeues it once, even if called twice. */
+export const REQUEUE_DEAD = `${COMMON}
+if redis.call('LREM', DEAD, 1, ARGV[1]) == 0 then return 0 end
+add_pending('d' .. redis.call('HINCRBY', META, 'requeued', 1), ARGV[2], tonumber(ARGV[3]), 1, 'retry', run_id(), now_ms())
+return 1
+`
