@@ -19,13 +19,25 @@ export class ParallelWorkerExplorer implements OnModuleInit {
     private readonly registry: JobRegistry,
   ) {}
 
+  private explored = false
+
   onModuleInit(): void {
+    this.explore()
+  }
+
+  /**
+   * Finds the jobs once. Also called by `run()`: an HTTP app's worker calls
+   * `run()` right after `NestFactory.create()`, before any `init()`.
+   */
+  explore(): void {
+    if (this.explored) return
+    this.explored = true
     const found = new Map<string, Found>()
-    for (const wrapper of this.discovery.getProviders()) this.explore(wrapper, found)
+    for (const wrapper of this.discovery.getProviders()) this.exploreProvider(wrapper, found)
     this.registry.set([...found].map(([name, f]) => this.pair(name, f)))
   }
 
-  private explore(wrapper: InstanceWrapper, found: Map<string, Found>): void {
+  private exploreProvider(wrapper: InstanceWrapper, found: Map<string, Found>): void {
     const { instance } = wrapper
     if (!instance || wrapper.isAlias || typeof instance !== 'object') return
     const prototype = Object.getPrototypeOf(instance)

@@ -15,6 +15,7 @@ import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker
 import type { ID } from './interfaces/range.interface'
 import type { JobStatus, RunSummary } from './interfaces/run-summary.interface'
 import { ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants'
+import { ParallelWorkerExplorer } from './parallel-worker.explorer'
 import { ModuleLogger } from './parallel-worker.logger'
 import * as m from './parallel-worker.messages'
 import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
@@ -53,6 +54,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     @Inject(PARALLEL_WORKER_STORE) private readonly store: CoordinationStore,
     private readonly registry: JobRegistry,
     private readonly discovery: DiscoveryService,
+    private readonly explorer: ParallelWorkerExplorer,
   ) {
     this.lock = new AsyncLock(options.lockOptions)
     this.logger = new ModuleLogger(LOG_CONTEXT, options.logging)
@@ -151,6 +153,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
   }
 
   private job(job: string | undefined): JobDefinition {
+    this.explorer.explore()
     const names = this.registry.names()
     if (job === undefined) {
       if (names.length === 1) return this.registry.get(names[0]) as JobDefinition

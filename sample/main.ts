@@ -43,7 +43,7 @@ async function bootstrap(): Promise<void> {
   }
 
   const ok = reportRun(summary, await users.check())
-  // A stopped run (Ctrl+C) leaves rows to do on purpose: not a failure.
+  // A stopped run (Ctrl+C) leaves rows undone on purpose: not a failure.
   if (!ok && summary.status !== 'stopped') process.exitCode = 1
   await app.close()
 }

@@ -14,7 +14,7 @@ export function trackProgress(worker: ParallelWorker, job: string, total: number
   const bar = process.stdout.isTTY
     ? new SingleBar(
         {
-          format: `${job} {bar} {percentage}% | {value}/{total} ids | {rate} ids/s | {leased} ranges leased | ETA {eta}`,
+          format: `${job} {bar} {percentage}% | {value}/{total} ids | {rate} ids/s | {leased} ranges leased | ETA {remaining}`,
           stream: process.stdout,
           hideCursor: true,
           barsize: 30,
@@ -22,14 +22,14 @@ export function trackProgress(worker: ParallelWorker, job: string, total: number
         Presets.shades_classic,
       )
     : undefined
-  bar?.start(total, 0, { rate: 0, leased: 0, eta: '-' })
+  bar?.start(total, 0, { rate: 0, leased: 0, remaining: '-' })
 
   const show = (status: JobStatus): void => {
     const done = status.ids.done
     const rate = Math.round(status.rate)
-    // Our own ETA from the job's rate: the bar's guess knows nothing of start-up.
+    // From the job's rate; the bar's own {eta} prints INF until a range is done.
     const eta = status.rate > 0 ? `${Math.ceil(Math.max(total - done, 0) / status.rate)}s` : '-'
-    if (bar) return bar.update(Math.min(done, total), { rate, leased: status.ranges.leased, eta })
+    if (bar) return bar.update(Math.min(done, total), { rate, leased: status.ranges.leased, remaining: eta })
     const percent = total ? Math.floor((done / total) * 100) : 100
     logger.log(`${job}: ${done} of ${total} ids (${percent}%), ${rate} ids/s, ${status.ranges.leased} ranges leased, ETA ${eta}`)
   }

@@ -12,7 +12,8 @@ export function reportRun(summary: RunSummary, check: UsersCheck): boolean {
   const logger = new Logger('Summary')
   const { job, ids, ranges, workers, durationMs, host } = summary
   const seconds = durationMs / 1000
-  const share = host.ids === ids ? '' : ` (this host: ${host.ids} ids in ${host.ranges} ranges)`
+  // With Redis, other hosts may have shared the run.
+  const share = host.ids === ids ? '' : `; this host: ${host.ids} ids in ${host.ranges} ranges`
   logger.log(
     `${job}: run ${summary.status}: ${ids} ids in ${ranges.completed} ranges ` +
       `(${ranges.retried} retried, ${ranges.dead} dead) in ${seconds.toFixed(2)} s, ` +
@@ -25,6 +26,8 @@ export function reportRun(summary: RunSummary, check: UsersCheck): boolean {
     `${job}: ${check.once} of ${check.total} rows processed exactly once ` +
     `(${check.missed} missed, ${check.duplicated} duplicated)`
   if (ok) logger.log(line)
+  // A stopped run (Ctrl+C) leaves rows undone on purpose.
+  else if (summary.status === 'stopped' && check.duplicated === 0) logger.warn(line)
   else logger.error(line)
   return ok
 }

@@ -87,7 +87,8 @@ export class ClusterPool implements WorkerPool {
     const done = new Promise<void>(resolve => (this.drained = resolve))
     for (const slot of this.live.values()) {
       slot.drained = true
-      if (!slot.post(message<PrimaryMessage>({ type: 'drain' }))) slot.worker.process.kill('SIGKILL')
+      // A worker still booting has no listener yet: it is drained when it says it is ready.
+      if (slot.ready) this.sendDrain(slot)
     }
     // A worker whose app does not close (an open pool, a timer) is killed rather than left behind.
     const killer = setTimeout(() => {
@@ -98,6 +99,10 @@ export class ClusterPool implements WorkerPool {
     }, timeoutMs)
     await done
     clearTimeout(killer)
+  }
+
+  private sendDrain(slot: ClusterSlot): void {
+    if (!slot.post(message<PrimaryMessage>({ type: 'drain' }))) slot.kill()
   }
 
   private fork(restart: boolean): void {
@@ -117,7 +122,8 @@ export class ClusterPool implements WorkerPool {
       if (msg.type === 'ready') {
         clearTimeout(warn)
         slot.ready = true
-        this.listener.slotReady(slot)
+        if (slot.drained) this.sendDrain(slot)
+        else this.listener.slotReady(slot)
       } else this.listener.results(slot, msg.results)
     })
     // EPIPE and ERR_IPC_CHANNEL_CLOSED land here when a worker dies mid-send; its exit follows.

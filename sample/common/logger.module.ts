@@ -15,7 +15,8 @@ const role = ParallelWorker.isWorker() ? 'worker' : 'primary'
 export const SampleLoggerModule = LoggerModule.forRoot({
   pinoHttp: [
     {
-      level: process.env.LOG_LEVEL ?? 'info',
+      // Workers say only what matters: their start-up lines, times 4, would bury the primary's.
+      level: process.env.LOG_LEVEL ?? (role === 'worker' ? 'warn' : 'info'),
       base: { pid: process.pid, role },
       // A request line per GET /status would drown the job's own lines.
       autoLogging: false,

@@ -1,4 +1,4 @@
-import { Controller, DefaultValuePipe, Get, ParseIntPipe, Post, Query } from '@nestjs/common'
+import { BadRequestException, Controller, DefaultValuePipe, Get, ParseIntPipe, Post, Query } from '@nestjs/common'
 import { ParallelWorker, type JobStatus } from 'nestjs-parallel-worker'
 import { UsersTable } from '../users'
 
@@ -19,6 +19,7 @@ export class UsersController {
   /** `POST /users?count=1000`: appends rows, which the next cron run picks up. */
   @Post('users')
   async add(@Query('count', new DefaultValuePipe(1000), ParseIntPipe) count: number) {
+    if (count < 1) throw new BadRequestException('count must be at least 1')
     await this.users.append(count)
     return { added: count, total: await this.users.count() }
   }

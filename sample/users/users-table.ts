@@ -39,6 +39,7 @@ export class UsersTable {
 
   /** Adds `count` rows after the highest id: what the next run picks up. */
   async append(count: number): Promise<void> {
+    if (count < 1) return // the CTE below always yields its first row
     // A recursive CTE generates the rows inside the database, in one
     // statement that SQLite and PostgreSQL both understand.
     await this.db.execute(

@@ -23,6 +23,17 @@ describe('cluster workers on SQLite (e2e)', () => {
     expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
   })
 
+  it('drains workers that are still starting when a run has nothing to do', async () => {
+    const db = createSqliteItems(0)
+    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2 })
+
+    expect(result.code).toBe(0)
+    expect(result.summary).toMatchObject({ status: 'completed', ids: 0, workers: { started: 2, restarted: 0 } })
+    // Each worker got its drain once it was listening, and closed its app: none had to be killed.
+    expect(result.output.match(/EVENT WorkerExited \{"pid":\d+,"code":0,"signal":null\}/g)).toHaveLength(2)
+    expect(result.output).not.toContain('killing it')
+  })
+
   it('hands the range of a SIGKILLed worker out again: no row lost, only that range twice', async () => {
     const db = createSqliteItems(ROWS)
     const run = startFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_SLOW_IDS: 8001, FIXTURE_HANDLER_MS: 2 })

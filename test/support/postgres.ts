@@ -15,11 +15,11 @@ async function withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A fresh table `items_<random>(id bigserial, payload text, processed int)` with `rows` rows. */
+/** A fresh table `items_<random>(id bigserial, payload text, processed int, max_attempt int)` with `rows` rows. */
 export function createPgItems(rows: number): Promise<string> {
   const table = `items_${randomBytes(4).toString('hex')}`
   return withClient(async c => {
-    await c.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, payload text NOT NULL DEFAULT 'x', processed int NOT NULL DEFAULT 0)`)
+    await c.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, payload text NOT NULL DEFAULT 'x', processed int NOT NULL DEFAULT 0, max_attempt int NOT NULL DEFAULT 0)`)
     await c.query(`INSERT INTO ${table} (payload) SELECT 'row ' || g FROM generate_series(1, $1) g`, [rows])
     return table
   })

@@ -76,6 +76,12 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     await a.close()
   })
 
+  it('runs before app.init(), as an HTTP app\'s worker branch calls it right after NestFactory.create()', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [ParallelWorkerModule.forRoot(inline)], providers: [Numbers] }).compile()
+    expect((await moduleRef.get(ParallelWorker).run('numbers')).ids).toBe(95)
+    await moduleRef.close()
+  })
+
   it('emits typed events through EventEmitter2 when the app has it', async () => {
     const a = await app([EventEmitterModule.forRoot(), ParallelWorkerModule.forRoot(inline)], [Numbers, Listener])
     const summary = await a.get(ParallelWorker).run()
