@@ -148,10 +148,35 @@ describe('many hosts on one Redis (e2e)', () => {
     expect(stopped.code).toBe(0)
     expect(stopped.summary).toMatchObject({ status: 'stopped' })
     expect(stopped.summary!.ids).toBeLessThan(ROWS)
+    expect(stopped.output).toContain(`EVENT BeforeStop {"job":"items","status":"stopped","ids":${stopped.summary!.ids}}`)
 
     const second = await startFixture(env).exited
     expect(second.code).toBe(0)
     expect(second.summary).toMatchObject({ status: 'completed', runId: stopped.summary!.runId, ids: ROWS })
     expect(await pgCounts(table)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
+  })
+
+  it('exits at once on a second SIGTERM, still releasing its leases for the next run', async () => {
+    const table = await createPgItems(ROWS)
+    tables.push(table)
+    const env = {
+      DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL, FIXTURE_PREFIX: `pw-${randomBytes(4).toString('hex')}`,
+      FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000, FIXTURE_HANDLER_MS: 3000, FIXTURE_LEASE_MS: 60_000,
+    }
+    const first = startFixture(env)
+    await waitUntil(async () => (await processed(table)) >= 2000)
+    first.child.kill('SIGTERM')
+    await first.waitFor(/stopping gracefully/)
+    first.child.kill('SIGTERM')
+    const forced = await first.exited
+    expect(forced.code).toBe(143)
+    expect(forced.output).toContain('SIGTERM again: exiting now.')
+
+    // With a 60 s lease, only released leases can be handed out again this soon.
+    const second = await startFixture({ ...env, FIXTURE_HANDLER_MS: 0 }).exited
+    expect(second.code).toBe(0)
+    expect(second.summary?.status).toBe('completed')
+    const counts = await pgCounts(table)
+    expect(counts.missed).toEqual([])
   })
 })
