@@ -8,7 +8,8 @@ import {
   BeforeStopEvent, ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent, type RangeInfo, RunCompletedEvent, WorkerExitedEvent,
 } from '../parallel-worker.events'
 import type { ModuleLogger } from '../parallel-worker.logger'
-import type { CoordinationStore, Lease } from '../store/coordination-store.interface'
+import type { ID } from '../interfaces/range.interface'
+import type { CommitResult, CoordinationStore, Lease } from '../store/coordination-store.interface'
 import { backoff, retrying } from './backoff'
 import { callLoader, type LoaderCall, RunFailure } from './loader-call'
 
@@ -37,6 +38,9 @@ interface InFlight {
   timedOut: boolean
 }
 
+/** Commits in flight at once while loading ahead (each one round trip to Redis). */
+const MAX_PIPELINE = 32
+
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
 
@@ -64,6 +68,10 @@ export class RunEngine implements PoolListener {
   private readonly inflight = new Map<number, InFlight>()
   private state: 'running' | 'stopping' | 'ending' = 'running'
   private filling = false
+  /** The cursor to load after, while this host knows it; undefined: claim first. */
+  private cursor?: { value: ID | null }
+  /** Completed ranges waiting to be recorded in one store call. */
+  private completing: InFlight[] = []
   private fillTimer?: NodeJS.Timeout
   private readonly heartbeatTimer: NodeJS.Timeout
   private readonly watchdog?: NodeJS.Timeout
@@ -122,33 +130,70 @@ export class RunEngine implements PoolListener {
     void this.fillLoop().finally(() => (this.filling = false))
   }
 
+  /**
+   * Keeps `prefetch` ranges ready beyond what the workers can take. Claims
+   * only when it does not know the cursor or the store says older work is
+   * due; otherwise loads from the last committed cursor and pipelines up to
+   * MAX_PIPELINE commits. Each commit is a compare-and-set on its own, so a
+   * commit refused after another host moved the cursor hands out nothing;
+   * the loop then claims to learn the cursor again.
+   */
   private async fillLoop(): Promise<void> {
-    const { job, store, options, hostId } = this.d
-    try {
-      while (this.state === 'running' && this.ready.length < this.freeCapacity() + options.prefetch) {
-        const claim = await retrying(() => store.claim(job.name, hostId, options.leaseMs), this.d.logger, `claim for job "${job.name}"`)
-        if (this.state !== 'running') return this.releaseLater(claim.type === 'lease' ? [claim.lease] : [])
-        if (claim.type === 'lease') {
-          if (claim.reason === 'expired') this.d.logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
-          this.ready.push(claim.lease)
-        } else if (claim.type === 'load') {
-          const range = await callLoader(this.loaderCall, claim.cursor)
-          if (range === undefined) return
-          const result = await retrying(() => store.commit(job.name, hostId, claim.cursor, range, options.leaseMs), this.d.logger, `commit for job "${job.name}"`)
-          if (result.type === 'leased') this.ready.push(result.lease)
-          else if (result.type === 'conflict') this.d.logger.debug(`Job "${job.name}": another host moved the cursor to ${result.cursor}; reloading.`)
-        } else if (claim.type === 'wait') {
-          return this.fill(claim.retryInMs)
-        } else if (claim.type === 'done') {
-          if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
-          return
-        } else {
-          return void this.end('failed', claim.error)
-        }
+    const { job, store, options, hostId, logger } = this.d
+    const commits: Promise<CommitResult>[] = []
+    const settleOne = async () => {
+      const result = await (commits.shift() as Promise<CommitResult>)
+      // The run began to end while this commit was in flight: give the lease back at once.
+      if (result.type === 'leased' && this.state !== 'running') return this.releaseLater([result.lease])
+      if (result.type === 'leased') {
+        this.ready.push(result.lease)
+        if (result.due) this.cursor = undefined
         this.dispatch()
+      } else if (result.type === 'conflict') {
+        logger.debug(`Job "${job.name}": another host moved the cursor to ${result.cursor}; reloading from there.`)
+        this.cursor = undefined
       }
+    }
+    try {
+      while (this.state === 'running' && this.ready.length + commits.length < this.freeCapacity() + options.prefetch) {
+        if (this.cursor === undefined) {
+          while (commits.length) await settleOne()
+          if (this.state !== 'running') break
+          const claim = await retrying(() => store.claim(job.name, hostId, options.leaseMs), logger, `claim for job "${job.name}"`)
+          if (this.state !== 'running') return this.releaseLater(claim.type === 'lease' ? [claim.lease] : [])
+          if (claim.type === 'lease') {
+            if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
+            this.ready.push(claim.lease)
+            this.dispatch()
+          } else if (claim.type === 'load') {
+            this.cursor = { value: claim.cursor }
+          } else if (claim.type === 'wait') {
+            return this.fill(claim.retryInMs)
+          } else if (claim.type === 'done') {
+            if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
+            return
+          } else {
+            return void this.end('failed', claim.error)
+          }
+          continue
+        }
+        const from = this.cursor.value
+        const range = await callLoader(this.loaderCall, from)
+        if (range === undefined) break
+        const commit = retrying(() => store.commit(job.name, hostId, from, range, options.leaseMs), logger, `commit for job "${job.name}"`)
+        // Awaited in order below; this only keeps a failure from surfacing twice.
+        commit.catch(() => undefined)
+        commits.push(commit)
+        this.cursor = range ? { value: range.lastId } : undefined
+        if (commits.length >= MAX_PIPELINE) await settleOne()
+      }
+      while (commits.length) await settleOne()
     } catch (e) {
       void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
+      for (const commit of commits.splice(0)) {
+        const result = await commit.catch(() => undefined)
+        if (result?.type === 'leased') this.releaseLater([result.lease])
+      }
     }
   }
 
@@ -165,7 +210,9 @@ export class RunEngine implements PoolListener {
       if (!f) continue
       this.inflight.delete(result.token)
       slot.active--
-      if (!f.timedOut) this.track(result.ok ? this.complete(f) : this.failed(f, result.error))
+      if (f.timedOut) continue
+      if (!result.ok) this.track(this.failed(f, result.error))
+      else if (this.completing.push(f) === 1) setImmediate(() => this.track(this.complete(this.completing.splice(0))))
     }
     this.dispatch()
     this.fill()
@@ -195,16 +242,19 @@ export class RunEngine implements PoolListener {
     void this.end('failed', reason)
   }
 
-  private async complete(f: InFlight): Promise<void> {
+  private async complete(done: InFlight[]): Promise<void> {
     const { job, runId, store, hostId } = this.d
-    const counted = await retrying(() => store.complete(job.name, hostId, f.lease.token), this.d.logger, `complete for job "${job.name}"`)
-    if (counted) {
-      this.hostIds += f.lease.range.ids.length
-      this.hostRanges++
-    } else {
-      this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} finished after its lease was lost; it was handed out again and is not counted twice.`)
-    }
-    this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted))
+    const tokens = done.map(f => f.lease.token)
+    const counted = await retrying(() => store.complete(job.name, hostId, tokens), this.d.logger, `complete for job "${job.name}"`)
+    done.forEach((f, i) => {
+      if (counted[i]) {
+        this.hostIds += f.lease.range.ids.length
+        this.hostRanges++
+      } else {
+        this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} finished after its lease was lost; it was handed out again and is not counted twice.`)
+      }
+      this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted[i]))
+    })
   }
 
   private async failed(f: InFlight, error: { message: string; stack?: string }, delayMs?: number): Promise<void> {

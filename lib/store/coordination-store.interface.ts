@@ -37,7 +37,8 @@ export type Claim =
   | { type: 'failed'; error: string }
 
 export type CommitResult =
-  | { type: 'leased'; lease: Lease }
+  /** `due`: an expired lease or a due retry is waiting, so claim before loading again. */
+  | { type: 'leased'; lease: Lease; due: boolean }
   /** The loader returned nothing and the cursor had not moved: loading is over for this run. */
   | { type: 'exhausted' }
   /** Another host moved the cursor since the load started: discard the load and reload. */
@@ -107,8 +108,8 @@ export interface CoordinationStore {
   commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult>
   /** Renews the owner's leases; returns the tokens that are no longer the owner's. */
   heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]>
-  /** Counts the range as done; false when the lease was lost (not counted). */
-  complete(job: string, owner: string, token: number): Promise<boolean>
+  /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */
+  complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>
   /** Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. */
   fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'>
   /** Gives leases back to be handed out again with the same attempt. */

@@ -117,9 +117,11 @@ export class MemoryStore implements CoordinationStore {
       return { type: 'exhausted' }
     }
     s.cursor = range.lastId
-    const lease = this.lease(s, range, 1, owner, leaseMs, this.now())
+    const now = this.now()
+    const lease = this.lease(s, range, 1, owner, leaseMs, now)
     await this.saved(job)
-    return { type: 'leased', lease }
+    const due = s.leases.some(l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
+    return { type: 'leased', lease, due }
   }
 
   async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
@@ -135,16 +137,18 @@ export class MemoryStore implements CoordinationStore {
     return lost
   }
 
-  async complete(job: string, owner: string, token: number): Promise<boolean> {
+  async complete(job: string, owner: string, tokens: number[]): Promise<boolean[]> {
     const s = this.job(job)
-    const l = this.take(s, owner, token)
-    if (!l) return false
-    if (l.runId === s.runId) {
-      s.counters.ids += l.range.ids.length
-      s.counters.completed++
-    }
+    const counted = tokens.map(token => {
+      const l = this.take(s, owner, token)
+      if (l && l.runId === s.runId) {
+        s.counters.ids += l.range.ids.length
+        s.counters.completed++
+      }
+      return l !== undefined
+    })
     await this.saved(job)
-    return true
+    return counted
   }
 
   async fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'> {

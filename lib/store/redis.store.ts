@@ -86,7 +86,7 @@ export class RedisStore implements CoordinationStore {
   async commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult> {
     const r: Raw = await this.run(scripts.commit, job, owner, JSON.stringify(expected), range ? JSON.stringify(range) : '',
       JSON.stringify(range?.lastId ?? null), leaseMs, range?.ids.length ?? 0)
-    if (r[0] === 'leased') return { type: 'leased', lease: parseLease(owner, r.slice(1)) }
+    if (r[0] === 'leased') return { type: 'leased', due: Number(r[1]) === 1, lease: parseLease(owner, r.slice(2)) }
     if (r[0] === 'exhausted') return { type: 'exhausted' }
     return { type: 'conflict', cursor: JSON.parse(String(r[1])) }
   }
@@ -97,8 +97,10 @@ export class RedisStore implements CoordinationStore {
     return lost.map(Number)
   }
 
-  async complete(job: string, owner: string, token: number): Promise<boolean> {
-    return Number(await this.run(scripts.complete, job, owner, token)) === 1
+  async complete(job: string, owner: string, tokens: number[]): Promise<boolean[]> {
+    if (tokens.length === 0) return []
+    const counted: Raw = await this.run(scripts.complete, job, owner, ...tokens)
+    return counted.map(c => Number(c) === 1)
   }
 
   async fail(job: string, owner: string, token: number, o: FailOptions): Promise<'retry' | 'dead' | 'stale'> {

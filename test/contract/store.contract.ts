@@ -66,12 +66,30 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: '9007199254740995' })
     })
 
+    it('completes several ranges in one call, counting each only once', async () => {
+      await store.startRun(job, 'r')
+      const a = await leaseFresh(A, [1, 2])
+      const b = await leaseFresh(A, [3])
+      expect(await store.complete(job, A, [a.token, 999, b.token, a.token])).toEqual([true, false, true, false])
+      expect((await store.state(job)).counters).toMatchObject({ ids: 3, completed: 2 })
+    })
+
+    it('says on commit whether older work is due, so the host claims before loading again', async () => {
+      await store.startRun(job, 'r')
+      const a = await leaseFresh(A, [1])
+      await store.fail(job, A, a.token, { error: { message: 'x' }, dead: false, retryInMs: 0 })
+      const r = await store.commit(job, A, 1, range([2], 1), LEASE)
+      expect(r).toMatchObject({ type: 'leased', due: true })
+      await store.claim(job, A, LEASE)
+      expect(await store.commit(job, A, 2, range([3], 2), LEASE)).toMatchObject({ type: 'leased', due: false })
+    })
+
     it('completes by token and owner, counting ids once; a stale completion is not counted', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2, 3])
-      expect(await store.complete(job, B, lease.token)).toBe(false)
-      expect(await store.complete(job, A, lease.token)).toBe(true)
-      expect(await store.complete(job, A, lease.token)).toBe(false)
+      expect(await store.complete(job, B, [lease.token])).toEqual([false])
+      expect(await store.complete(job, A, [lease.token])).toEqual([true])
+      expect(await store.complete(job, A, [lease.token])).toEqual([false])
       expect((await store.state(job)).counters).toMatchObject({ ids: 3, completed: 1 })
     })
 
@@ -87,8 +105,8 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       if (taken.type !== 'lease') throw new Error('expected lease')
       expect(taken.lease.token).toBeGreaterThan(res.lease.token)
       expect(await store.heartbeat(job, A, [res.lease.token], LEASE)).toEqual([res.lease.token])
-      expect(await store.complete(job, A, res.lease.token)).toBe(false)
-      expect(await store.complete(job, B, taken.lease.token)).toBe(true)
+      expect(await store.complete(job, A, [res.lease.token])).toEqual([false])
+      expect(await store.complete(job, B, [taken.lease.token])).toEqual([true])
       expect((await store.state(job)).counters).toMatchObject({ ids: 2, completed: 1, retried: 1 })
     })
 
@@ -136,7 +154,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2])
       await store.release(job, A, [lease.token])
-      expect(await store.complete(job, A, lease.token)).toBe(false)
+      expect(await store.complete(job, A, [lease.token])).toEqual([false])
       expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 1, owner: B, range: { ids: [1, 2] } } })
     })
 
@@ -145,7 +163,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       const lease = await leaseFresh(A, [1])
       expect(await store.commit(job, A, 1, null, LEASE)).toEqual({ type: 'exhausted' })
       expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'wait' })
-      await store.complete(job, A, lease.token)
+      await store.complete(job, A, [lease.token])
       expect(await store.claim(job, B, LEASE)).toEqual({ type: 'done' })
       await store.endRun(job, 'r', 'completed')
       expect((await store.state(job)).state).toBe('completed')
@@ -154,7 +172,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
     it('keeps the cursor for the next run, and starts over with from: null', async () => {
       await store.startRun(job, 'r1')
       const lease = await leaseFresh(A, [1, 2])
-      await store.complete(job, A, lease.token)
+      await store.complete(job, A, [lease.token])
       await store.commit(job, A, 2, null, LEASE)
       await store.endRun(job, 'r1', 'completed')
       expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })

@@ -13,5 +13,10 @@ if ARGV[3] == '' then
   return { 'exhausted' }
 end
 redis.call('HSET', META, 'cursor', ARGV[4])
-return { 'leased', unpack(new_lease(ARGV[3], tonumber(ARGV[6]), 1, ARGV[1], tonumber(ARGV[5]), now_ms())) }
+local now = now_ms()
+-- Tells the host to claim before its next load when older work is waiting.
+local due = (#redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1) > 0
+  or #redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1) > 0) and 1 or 0
+local lease = new_lease(ARGV[3], tonumber(ARGV[6]), 1, ARGV[1], tonumber(ARGV[5]), now)
+return { 'leased', due, unpack(lease) }
 `

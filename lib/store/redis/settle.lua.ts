@@ -14,15 +14,22 @@ end
 return lost
 `
 
-/** ARGV: owner, token. 1 when counted, 0 when the lease was lost. */
+/** ARGV: owner, tokens... For each: 1 when counted, 0 when the lease was lost. */
 export const COMPLETE = `${COMMON}
-local m = take(ARGV[1], ARGV[2])
-if not m then return 0 end
-if m.r == run_id() then
-  redis.call('HINCRBY', META, 'ids', m.n)
-  redis.call('HINCRBY', META, 'completed', 1)
+local rid, counted, ids, done = run_id(), {}, 0, 0
+for i = 2, #ARGV do
+  local m = take(ARGV[1], ARGV[i])
+  counted[i - 1] = m and 1 or 0
+  if m and m.r == rid then
+    ids = ids + m.n
+    done = done + 1
+  end
 end
-return 1
+if done > 0 then
+  redis.call('HINCRBY', META, 'ids', ids)
+  redis.call('HINCRBY', META, 'completed', done)
+end
+return counted
 `
 
 /** ARGV: owner, token, dead ('1'/'0'), retryInMs, error (JSON). Returns 'retry', 'dead' or 'stale'. */
