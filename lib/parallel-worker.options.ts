@@ -29,6 +29,8 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
   const heartbeatMs = int(options, 'heartbeatMs', Math.max(10, Math.floor(leaseMs / 3)), 10)
   if (heartbeatMs >= leaseMs) fail('heartbeatMs', heartbeatMs, `less than leaseMs (${leaseMs})`)
   const retryBackoffMs = int(options, 'retryBackoffMs', 1000, 0)
+  const minRangeSize = int(options, 'minRangeSize', 10, 1)
+  const maxRangeSize = int(options, 'maxRangeSize', Math.max(10_000, minRangeSize), minRangeSize)
   const logging = options.logging ?? {}
   if (typeof logging !== 'object') fail('logging', logging, 'an object { enabled?, level? }')
   if (logging.enabled !== undefined && typeof logging.enabled !== 'boolean') fail('logging.enabled', logging.enabled, 'a boolean')
@@ -60,6 +62,9 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     concurrency,
     prefetch: int(options, 'prefetch', Math.max(1, workers * concurrency), 0),
     rangeSize: int(options, 'rangeSize', 1000, 1),
+    targetRangeMs: int(options, 'targetRangeMs', 0, 0),
+    minRangeSize,
+    maxRangeSize,
     leaseMs,
     heartbeatMs,
     maxAttempts: int(options, 'maxAttempts', 3, 1),

@@ -27,12 +27,13 @@ export class RangeExecutor {
     const controller = new AbortController()
     this.controllers.set(wire.token, controller)
     const range: Range = { ...wire.payload, idsRange: wire.ids, lastId: wire.prev }
+    const started = performance.now()
     try {
       await this.job.handler.call(range, {
         job: this.job.name, runId: this.runId, attempt: wire.attempt, token: wire.token,
         workerId: this.workerId, signal: controller.signal, logger: this.logger,
       })
-      return { token: wire.token, ok: true }
+      return { token: wire.token, ok: true, ms: performance.now() - started }
     } catch (e) {
       return { token: wire.token, ok: false, error: toWireError(e) }
     } finally {

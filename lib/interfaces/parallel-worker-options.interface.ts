@@ -32,8 +32,14 @@ export interface ParallelWorkerOptions {
   concurrency?: number
   /** Ranges loaded ahead of the workers, per host. Default `workers * concurrency` (at least 1). */
   prefetch?: number
-  /** Range size suggested to the loader as `ctx.limit`. Default `1000`. */
+  /** Range size suggested to the loader as `ctx.limit` (the first one when `targetRangeMs` is set). Default `1000`. */
   rangeSize?: number
+  /** Adapt `ctx.limit` so a range's handler takes about this long; `0`: keep `rangeSize`. Default `0`. */
+  targetRangeMs?: number
+  /** Lower bound of the adaptive range size. Default `10`. */
+  minRangeSize?: number
+  /** Upper bound of the adaptive range size. Default `10000`. */
+  maxRangeSize?: number
   /** How long a lease lives without a heartbeat before another host may take it over. Default `10000`. */
   leaseMs?: number
   /** How often a host renews its leases. Default `leaseMs / 3`. */

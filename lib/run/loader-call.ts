@@ -24,6 +24,8 @@ export interface LoaderCall {
   logger: ModuleLogger
   /** False once the run is ending: a retry is not worth waiting for then. */
   running: () => boolean
+  /** The range size to suggest now. */
+  limit: () => number
 }
 
 /**
@@ -39,7 +41,7 @@ export async function callLoader(c: LoaderCall, cursor: ID | null): Promise<Stor
     try {
       // The timeout lives inside the lock, so a hung loader does not hold the lock forever.
       value = await lock.acquire(job.name, () => withTimeout(
-        Promise.resolve().then(() => job.loader.call(cursor, { job: job.name, runId, limit: options.rangeSize })),
+        Promise.resolve().then(() => job.loader.call(cursor, { job: job.name, runId, limit: c.limit() })),
         options.loaderTimeoutMs,
         `it did not return within loaderTimeoutMs (${options.loaderTimeoutMs} ms)`,
       ), options.lockOptions)

@@ -9,9 +9,10 @@ import {
 } from '../parallel-worker.events'
 import type { ModuleLogger } from '../parallel-worker.logger'
 import type { ID } from '../interfaces/range.interface'
-import type { CommitResult, CoordinationStore, Lease } from '../store/coordination-store.interface'
+import type { CommitResult, CoordinationStore, Lease, StoredRange } from '../store/coordination-store.interface'
 import { backoff, retrying } from './backoff'
 import { callLoader, type LoaderCall, RunFailure } from './loader-call'
+import { RangeSizer } from './range-sizer'
 
 export interface EventSink {
   emit(event: string, payload: unknown): void
@@ -39,7 +40,10 @@ interface InFlight {
 }
 
 /** Commits in flight at once while loading ahead (each one round trip to Redis). */
-const MAX_PIPELINE = 32
+const MAX_PIPELINE = 16
+/** Consecutive loads committed together, while loading them takes no longer than BATCH_MS. */
+const MAX_BATCH = 32
+const BATCH_MS = 2
 
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
@@ -68,6 +72,7 @@ export class RunEngine implements PoolListener {
   private readonly inflight = new Map<number, InFlight>()
   private state: 'running' | 'stopping' | 'ending' = 'running'
   private filling = false
+  private refill = false
   /** The cursor to load after, while this host knows it; undefined: claim first. */
   private cursor?: { value: ID | null }
   /** Completed ranges waiting to be recorded in one store call. */
@@ -84,10 +89,12 @@ export class RunEngine implements PoolListener {
   readonly finished: Promise<RunSummary>
 
   private readonly loaderCall: LoaderCall
+  private readonly sizer: RangeSizer
 
   constructor(private readonly d: RunEngineDeps) {
     this.finished = new Promise(resolve => (this.resolve = resolve))
-    this.loaderCall = { ...d, running: () => this.state === 'running' }
+    this.sizer = new RangeSizer(d.options)
+    this.loaderCall = { ...d, running: () => this.state === 'running', limit: () => this.sizer.limit }
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), d.options.heartbeatMs)
     const timeout = d.options.rangeTimeoutMs
     if (timeout > 0) this.watchdog = setInterval(() => this.checkTimeouts(), Math.max(10, Math.min(1000, timeout / 4)))
@@ -111,7 +118,8 @@ export class RunEngine implements PoolListener {
     if (this.state !== 'running') return
     for (const slot of this.pool.slots()) {
       const free = slot.capacity - slot.active
-      if (!slot.ready || free <= 0 || this.ready.length === 0) continue
+      // A worker is topped up once half its capacity is free: fewer, larger IPC messages.
+      if (!slot.ready || free < Math.ceil(slot.capacity / 2) || this.ready.length === 0) continue
       const batch = this.ready.splice(0, free)
       slot.active += batch.length
       const startedAt = Date.now()
@@ -125,76 +133,130 @@ export class RunEngine implements PoolListener {
       if (!this.fillTimer) this.fillTimer = setTimeout(() => ((this.fillTimer = undefined), this.fill()), delayMs)
       return
     }
-    if (this.filling || this.state !== 'running') return
+    if (this.state !== 'running') return
+    // A call while the loop runs is not dropped: the loop runs again once it ends.
+    if (this.filling) {
+      this.refill = true
+      return
+    }
     this.filling = true
-    void this.fillLoop().finally(() => (this.filling = false))
+    this.refill = false
+    void this.fillLoop().finally(() => {
+      this.filling = false
+      if (this.refill) this.fill()
+    })
   }
 
   /**
    * Keeps `prefetch` ranges ready beyond what the workers can take. Claims
    * only when it does not know the cursor or the store says older work is
-   * due; otherwise loads from the last committed cursor and pipelines up to
-   * MAX_PIPELINE commits. Each commit is a compare-and-set on its own, so a
-   * commit refused after another host moved the cursor hands out nothing;
-   * the loop then claims to learn the cursor again.
+   * due; otherwise loads from the last committed cursor, commits quick
+   * consecutive loads together and pipelines up to MAX_PIPELINE commits.
+   * Each commit is a compare-and-set on its own, so one refused because
+   * another host moved the cursor hands out nothing; the loop then claims to
+   * learn the cursor again.
    */
   private async fillLoop(): Promise<void> {
-    const { job, store, options, hostId, logger } = this.d
-    const commits: Promise<CommitResult>[] = []
+    const { options, logger, job } = this.d
+    const commits: { result: Promise<CommitResult>; ranges: number }[] = []
+    let committing = 0
     const settleOne = async () => {
-      const result = await (commits.shift() as Promise<CommitResult>)
-      // The run began to end while this commit was in flight: give the lease back at once.
-      if (result.type === 'leased' && this.state !== 'running') return this.releaseLater([result.lease])
-      if (result.type === 'leased') {
-        this.ready.push(result.lease)
-        if (result.due) this.cursor = undefined
+      const { result, ranges } = commits.shift() as (typeof commits)[number]
+      committing -= ranges
+      const r = await result
+      if (r.type === 'leased') {
+        // The run began to end while this commit was in flight: give the leases back at once.
+        if (this.state !== 'running') return this.releaseLater(r.leases)
+        this.ready.push(...r.leases)
+        if (r.due) this.cursor = undefined
         this.dispatch()
-      } else if (result.type === 'conflict') {
-        logger.debug(`Job "${job.name}": another host moved the cursor to ${result.cursor}; reloading from there.`)
+      } else if (r.type === 'conflict') {
+        logger.debug(`Job "${job.name}": another host moved the cursor to ${r.cursor}; reloading from there.`)
         this.cursor = undefined
       }
     }
+    const room = () => this.freeCapacity() + options.prefetch - this.ready.length - committing
     try {
-      while (this.state === 'running' && this.ready.length + commits.length < this.freeCapacity() + options.prefetch) {
+      while (this.state === 'running' && room() > 0) {
         if (this.cursor === undefined) {
           while (commits.length) await settleOne()
-          if (this.state !== 'running') break
-          const claim = await retrying(() => store.claim(job.name, hostId, options.leaseMs), logger, `claim for job "${job.name}"`)
-          if (this.state !== 'running') return this.releaseLater(claim.type === 'lease' ? [claim.lease] : [])
-          if (claim.type === 'lease') {
-            if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
-            this.ready.push(claim.lease)
-            this.dispatch()
-          } else if (claim.type === 'load') {
-            this.cursor = { value: claim.cursor }
-          } else if (claim.type === 'wait') {
-            return this.fill(claim.retryInMs)
-          } else if (claim.type === 'done') {
-            if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
-            return
-          } else {
-            return void this.end('failed', claim.error)
-          }
+          if (this.state !== 'running' || !(await this.claim())) break
           continue
         }
         const from = this.cursor.value
-        const range = await callLoader(this.loaderCall, from)
-        if (range === undefined) break
-        const commit = retrying(() => store.commit(job.name, hostId, from, range, options.leaseMs), logger, `commit for job "${job.name}"`)
-        // Awaited in order below; this only keeps a failure from surfacing twice.
-        commit.catch(() => undefined)
-        commits.push(commit)
-        this.cursor = range ? { value: range.lastId } : undefined
+        const loaded = await this.loadBatch(from, room())
+        if (!loaded) break
+        // An empty commit after the ranges marks loading exhausted at the cursor they reach.
+        const batches = loaded.ranges.length ? [loaded.ranges] : []
+        if (loaded.exhausted) batches.push([])
+        for (const ranges of batches) {
+          const expected = ranges.length ? from : loaded.cursor
+          const result = retrying(() => this.d.store.commit(job.name, this.d.hostId, expected, ranges, options.leaseMs), logger, `commit for job "${job.name}"`)
+          // Awaited in order by settleOne; this only keeps a failure from surfacing twice.
+          result.catch(() => undefined)
+          commits.push({ result, ranges: ranges.length })
+          committing += ranges.length
+        }
+        this.cursor = loaded.exhausted ? undefined : { value: loaded.cursor }
         if (commits.length >= MAX_PIPELINE) await settleOne()
       }
       while (commits.length) await settleOne()
     } catch (e) {
       void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
-      for (const commit of commits.splice(0)) {
-        const result = await commit.catch(() => undefined)
-        if (result?.type === 'leased') this.releaseLater([result.lease])
+      for (const { result } of commits.splice(0)) {
+        const r = await result.catch(() => undefined)
+        if (r?.type === 'leased') this.releaseLater(r.leases)
       }
     }
+  }
+
+  /** One claim; false when the loop should stop (the run ended, or nothing to do for now). */
+  private async claim(): Promise<boolean> {
+    const { job, store, options, hostId, logger } = this.d
+    const claim = await retrying(() => store.claim(job.name, hostId, options.leaseMs), logger, `claim for job "${job.name}"`)
+    if (this.state !== 'running') {
+      this.releaseLater(claim.type === 'lease' ? [claim.lease] : [])
+      return false
+    }
+    switch (claim.type) {
+      case 'lease':
+        if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
+        this.ready.push(claim.lease)
+        this.dispatch()
+        return true
+      case 'load':
+        this.cursor = { value: claim.cursor }
+        return true
+      case 'wait':
+        this.fill(claim.retryInMs)
+        return false
+      case 'done':
+        if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
+        return false
+      default:
+        void this.end('failed', claim.error)
+        return false
+    }
+  }
+
+  /**
+   * Loads up to `max` consecutive ranges after `from` while loading stays
+   * quick (a slow loader commits range by range, so workers never wait on a
+   * batch). Undefined when the run ended meanwhile: nothing loaded is committed.
+   */
+  private async loadBatch(from: ID | null, max: number): Promise<{ ranges: StoredRange[]; cursor: ID | null; exhausted: boolean } | undefined> {
+    const ranges: StoredRange[] = []
+    const started = performance.now()
+    let cursor = from
+    while (ranges.length < Math.min(max, MAX_BATCH)) {
+      const range = await callLoader(this.loaderCall, cursor)
+      if (range === undefined) return undefined
+      if (range === null) return { ranges, cursor, exhausted: true }
+      ranges.push(range)
+      cursor = range.lastId
+      if (performance.now() - started > BATCH_MS || this.state !== 'running') break
+    }
+    return { ranges, cursor, exhausted: false }
   }
 
   // ---- results ----
@@ -211,8 +273,13 @@ export class RunEngine implements PoolListener {
       this.inflight.delete(result.token)
       slot.active--
       if (f.timedOut) continue
-      if (!result.ok) this.track(this.failed(f, result.error))
-      else if (this.completing.push(f) === 1) setImmediate(() => this.track(this.complete(this.completing.splice(0))))
+      if (!result.ok) {
+        this.track(this.failed(f, result.error))
+        continue
+      }
+      this.sizer.observe(f.lease.range.ids.length, result.ms)
+      // Completions of one turn of the event loop are recorded in one store call.
+      if (this.completing.push(f) === 1) setImmediate(() => this.track(this.complete(this.completing.splice(0))))
     }
     this.dispatch()
     this.fill()

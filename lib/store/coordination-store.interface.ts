@@ -37,9 +37,9 @@ export type Claim =
   | { type: 'failed'; error: string }
 
 export type CommitResult =
-  /** `due`: an expired lease or a due retry is waiting, so claim before loading again. */
-  | { type: 'leased'; lease: Lease; due: boolean }
-  /** The loader returned nothing and the cursor had not moved: loading is over for this run. */
+  /** One lease per range, in order. `due`: an expired lease or a due retry is waiting, so claim before loading again. */
+  | { type: 'leased'; leases: Lease[]; due: boolean }
+  /** No ranges were given (the loader returned nothing) and the cursor had not moved: loading is over for this run. */
   | { type: 'exhausted' }
   /** Another host moved the cursor since the load started: discard the load and reload. */
   | { type: 'conflict'; cursor: ID | null }
@@ -102,10 +102,12 @@ export interface CoordinationStore {
   startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }>
   claim(job: string, owner: string, leaseMs: number): Promise<Claim>
   /**
-   * Compares and sets the cursor from `expected` to `range.lastId` and leases
-   * the range with the next token, or marks loading exhausted when `range` is null.
+   * Compares and sets the cursor from `expected` to the last range's
+   * `lastId` and leases the ranges (consecutive loads, each after the one
+   * before) with the next tokens, in one step; marks loading exhausted when
+   * `ranges` is empty.
    */
-  commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult>
+  commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult>
   /** Renews the owner's leases; returns the tokens that are no longer the owner's. */
   heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]>
   /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */

@@ -108,20 +108,20 @@ export class MemoryStore implements CoordinationStore {
     return { type: 'wait', retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)) }
   }
 
-  async commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult> {
+  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult> {
     const s = this.job(job)
     if (s.cursor !== expected || s.state !== 'running') return { type: 'conflict', cursor: s.cursor }
-    if (!range) {
+    if (ranges.length === 0) {
       s.exhausted = true
       await this.saved(job)
       return { type: 'exhausted' }
     }
-    s.cursor = range.lastId
+    s.cursor = ranges[ranges.length - 1].lastId
     const now = this.now()
-    const lease = this.lease(s, range, 1, owner, leaseMs, now)
-    await this.saved(job)
     const due = s.leases.some(l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
-    return { type: 'leased', lease, due }
+    const leases = ranges.map(range => this.lease(s, range, 1, owner, leaseMs, now))
+    await this.saved(job)
+    return { type: 'leased', leases, due }
   }
 
   async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {

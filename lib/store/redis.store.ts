@@ -83,12 +83,18 @@ export class RedisStore implements CoordinationStore {
     }
   }
 
-  async commit(job: string, owner: string, expected: ID | null, range: StoredRange | null, leaseMs: number): Promise<CommitResult> {
-    const r: Raw = await this.run(scripts.commit, job, owner, JSON.stringify(expected), range ? JSON.stringify(range) : '',
-      JSON.stringify(range?.lastId ?? null), leaseMs, range?.ids.length ?? 0)
-    if (r[0] === 'leased') return { type: 'leased', due: Number(r[1]) === 1, lease: parseLease(owner, r.slice(2)) }
+  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult> {
+    const args: (string | number)[] = [owner, JSON.stringify(expected), leaseMs, JSON.stringify(ranges.at(-1)?.lastId ?? null)]
+    for (const range of ranges) args.push(JSON.stringify(range), range.ids.length)
+    const r: Raw = await this.run(scripts.commit, job, ...args)
     if (r[0] === 'exhausted') return { type: 'exhausted' }
-    return { type: 'conflict', cursor: JSON.parse(String(r[1])) }
+    if (r[0] === 'conflict') return { type: 'conflict', cursor: JSON.parse(String(r[1])) }
+    const [, due, runId, deadline, ...tokens] = r
+    return {
+      type: 'leased',
+      due: Number(due) === 1,
+      leases: ranges.map((range, i) => ({ token: Number(tokens[i]), attempt: 1, runId: String(runId), range, owner, deadline: Number(deadline) })),
+    }
   }
 
   async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {

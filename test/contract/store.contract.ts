@@ -24,9 +24,9 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
     const leaseFresh = async (owner: string, ids: number[]) => {
       const claim = await store.claim(job, owner, LEASE)
       if (claim.type !== 'load') throw new Error(`expected load, got ${claim.type}`)
-      const result = await store.commit(job, owner, claim.cursor, range(ids, claim.cursor as number | null), LEASE)
+      const result = await store.commit(job, owner, claim.cursor, [range(ids, claim.cursor as number | null)], LEASE)
       if (result.type !== 'leased') throw new Error(`expected leased, got ${result.type}`)
-      return result.lease
+      return result.leases[0]
     }
 
     it('starts a run, then joins it instead of starting a second one', async () => {
@@ -47,22 +47,34 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       expect(s).toMatchObject({ cursor: 5, leased: 2, retrying: 0 })
     })
 
+    it('commits consecutive ranges in one step, with increasing tokens', async () => {
+      await store.startRun(job, 'r')
+      const r = await store.commit(job, A, null, [range([1, 2], null), range([3], 2), range([5, 8], 3)], LEASE)
+      if (r.type !== 'leased') throw new Error('expected leased')
+      expect(r.leases.map(l => l.range.ids)).toEqual([[1, 2], [3], [5, 8]])
+      expect(r.leases[1].token).toBe(r.leases[0].token + 1)
+      expect(r.leases[2].token).toBe(r.leases[0].token + 2)
+      expect(r.leases.every(l => l.attempt === 1 && l.owner === A && l.runId === 'r')).toBe(true)
+      expect(await store.state(job)).toMatchObject({ cursor: 8, leased: 3 })
+      expect(await store.commit(job, B, 3, [range([5, 8], 3)], LEASE)).toEqual({ type: 'conflict', cursor: 8 })
+    })
+
     it('refuses a commit from a stale cursor (another host moved it first)', async () => {
       await store.startRun(job, 'r')
       const a = await store.claim(job, A, LEASE)
       const b = await store.claim(job, B, LEASE)
       expect(a).toEqual({ type: 'load', cursor: null })
       expect(b).toEqual({ type: 'load', cursor: null })
-      expect((await store.commit(job, A, null, range([1, 2], null), LEASE)).type).toBe('leased')
-      expect(await store.commit(job, B, null, range([1, 2], null), LEASE)).toEqual({ type: 'conflict', cursor: 2 })
+      expect((await store.commit(job, A, null, [range([1, 2], null)], LEASE)).type).toBe('leased')
+      expect(await store.commit(job, B, null, [range([1, 2], null)], LEASE)).toEqual({ type: 'conflict', cursor: 2 })
       expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 2 })
       expect((await store.state(job)).leased).toBe(1)
     })
 
     it('keeps ids as numbers or strings, as the loader returned them', async () => {
       await store.startRun(job, 'r')
-      const r = await store.commit(job, A, null, { ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } }, LEASE)
-      expect(r.type === 'leased' && r.lease.range).toEqual({ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } })
+      const r = await store.commit(job, A, null, [{ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } }], LEASE)
+      expect(r.type === 'leased' && r.leases[0].range).toEqual({ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } })
       expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: '9007199254740995' })
     })
 
@@ -78,10 +90,10 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r')
       const a = await leaseFresh(A, [1])
       await store.fail(job, A, a.token, { error: { message: 'x' }, dead: false, retryInMs: 0 })
-      const r = await store.commit(job, A, 1, range([2], 1), LEASE)
+      const r = await store.commit(job, A, 1, [range([2], 1)], LEASE)
       expect(r).toMatchObject({ type: 'leased', due: true })
       await store.claim(job, A, LEASE)
-      expect(await store.commit(job, A, 2, range([3], 2), LEASE)).toMatchObject({ type: 'leased', due: false })
+      expect(await store.commit(job, A, 2, [range([3], 2)], LEASE)).toMatchObject({ type: 'leased', due: false })
     })
 
     it('completes by token and owner, counting ids once; a stale completion is not counted', async () => {
@@ -97,15 +109,15 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r')
       const claim = await store.claim(job, A, 50)
       if (claim.type !== 'load') throw new Error('expected load')
-      const res = await store.commit(job, A, null, range([1, 2], null), 50)
+      const res = await store.commit(job, A, null, [range([1, 2], null)], 50)
       if (res.type !== 'leased') throw new Error('expected leased')
       await sleep(120)
       const taken = await store.claim(job, B, LEASE)
       expect(taken).toMatchObject({ type: 'lease', reason: 'expired', lease: { attempt: 2, owner: B, range: { ids: [1, 2] } } })
       if (taken.type !== 'lease') throw new Error('expected lease')
-      expect(taken.lease.token).toBeGreaterThan(res.lease.token)
-      expect(await store.heartbeat(job, A, [res.lease.token], LEASE)).toEqual([res.lease.token])
-      expect(await store.complete(job, A, [res.lease.token])).toEqual([false])
+      expect(taken.lease.token).toBeGreaterThan(res.leases[0].token)
+      expect(await store.heartbeat(job, A, [res.leases[0].token], LEASE)).toEqual([res.leases[0].token])
+      expect(await store.complete(job, A, [res.leases[0].token])).toEqual([false])
       expect(await store.complete(job, B, [taken.lease.token])).toEqual([true])
       expect((await store.state(job)).counters).toMatchObject({ ids: 2, completed: 1, retried: 1 })
     })
@@ -114,11 +126,11 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r')
       const claim = await store.claim(job, A, 80)
       if (claim.type !== 'load') throw new Error('expected load')
-      const res = await store.commit(job, A, null, range([1], null), 80)
+      const res = await store.commit(job, A, null, [range([1], null)], 80)
       if (res.type !== 'leased') throw new Error('expected leased')
       for (let i = 0; i < 4; i++) {
         await sleep(40)
-        expect(await store.heartbeat(job, A, [res.lease.token], 80)).toEqual([])
+        expect(await store.heartbeat(job, A, [res.leases[0].token], 80)).toEqual([])
       }
       expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 1 })
     })
@@ -161,7 +173,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
     it('ends the run only when the loader is exhausted and nothing is leased or waiting', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1])
-      expect(await store.commit(job, A, 1, null, LEASE)).toEqual({ type: 'exhausted' })
+      expect(await store.commit(job, A, 1, [], LEASE)).toEqual({ type: 'exhausted' })
       expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'wait' })
       await store.complete(job, A, [lease.token])
       expect(await store.claim(job, B, LEASE)).toEqual({ type: 'done' })
@@ -173,7 +185,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r1')
       const lease = await leaseFresh(A, [1, 2])
       await store.complete(job, A, [lease.token])
-      await store.commit(job, A, 2, null, LEASE)
+      await store.commit(job, A, 2, [], LEASE)
       await store.endRun(job, 'r1', 'completed')
       expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })
       expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: 2 })

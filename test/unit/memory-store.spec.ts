@@ -15,7 +15,7 @@ describe('KeyValueStore', () => {
     const storage = { get: async (k: string) => kv.get(k), set: async (k: string, v: string) => void kv.set(k, v) }
     const first = new KeyValueStore(storage, 'pw')
     await first.startRun('users', 'r1')
-    const claim = await first.commit('users', 'h1', null, { ids: [1, 2], lastId: 2, prev: null }, 10_000)
+    const claim = await first.commit('users', 'h1', null, [{ ids: [1, 2], lastId: 2, prev: null }], 10_000)
     expect(claim.type).toBe('leased')
     expect(JSON.parse(kv.get('pw:users') as string)).toMatchObject({ cursor: 2, runId: 'r1' })
 

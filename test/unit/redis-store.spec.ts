@@ -28,7 +28,7 @@ describe('RedisStore', () => {
     const prefix = `pw-test-${randomBytes(4).toString('hex')}`
     const store = new RedisStore(redis, prefix)
     await store.startRun('users', 'r')
-    await store.commit('users', 'h', null, { ids: [1], lastId: 1, prev: null }, 10_000)
+    await store.commit('users', 'h', null, [{ ids: [1], lastId: 1, prev: null }], 10_000)
     const keys = await redis.keys(`*${prefix}*`)
     expect(keys.length).toBeGreaterThan(1)
     for (const key of keys) expect(key.startsWith(`{${prefix}:users}:`)).toBe(true)
