@@ -51,8 +51,11 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
   if (storage !== undefined && (typeof storage !== 'object' || storage === null)) {
     fail('storage', storage, 'an ioredis client, a CoordinationStore or an object with get and set')
   }
+  if (options.throttle !== undefined && typeof options.throttle !== 'function') fail('throttle', options.throttle, 'a function ({ job, runId }) => boolean | ms')
   return {
     storage,
+    throttle: options.throttle,
+    maxRangesPerSecond: int(options, 'maxRangesPerSecond', 0, 0),
     workers,
     restartWorkerOnExit: options.restartWorkerOnExit ?? true,
     maxAllowedWorkerRestartsCount: int(options, 'maxAllowedWorkerRestartsCount', workers * 5, 0),

@@ -1,6 +1,7 @@
 import type AsyncLock from 'async-lock'
 import type { CoordinationStore } from '../store/coordination-store.interface'
 import type { KeyValueStorage } from '../store/key-value.store'
+import type { ThrottleFn } from '../run/throttle'
 
 /** Log levels as the seed names them (pino's), plus Nest's own names. */
 export type ParallelWorkerLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'verbose' | 'log'
@@ -56,14 +57,22 @@ export interface ParallelWorkerOptions {
   rangeTimeoutMs?: number
   /** A loader call taking longer counts as a failed call (retried); `0` never. Default `60000`. */
   loaderTimeoutMs?: number
+  /**
+   * Asked about once a second; `true` (or a number of ms) pauses handing out
+   * ranges, e.g. while replication lags or the database is busy. Default none.
+   */
+  throttle?: ThrottleFn
+  /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
+  maxRangesPerSecond?: number
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
   workerExec?: string
 }
 
 /** Options with every default filled in. */
 export interface ResolvedParallelWorkerOptions
-  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging'>> {
+  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging' | 'throttle'>> {
   storage?: ParallelWorkerOptions['storage']
+  throttle?: ThrottleFn
   workerExec?: string
   logging: { enabled: boolean; level: ParallelWorkerLogLevel }
 }

@@ -13,6 +13,7 @@ import type { CommitResult, CoordinationStore, Lease, StoredRange } from '../sto
 import { backoff, retrying } from './backoff'
 import { callLoader, type LoaderCall, RunFailure } from './loader-call'
 import { RangeSizer } from './range-sizer'
+import { Throttle } from './throttle'
 
 export interface EventSink {
   emit(event: string, payload: unknown): void
@@ -90,10 +91,15 @@ export class RunEngine implements PoolListener {
 
   private readonly loaderCall: LoaderCall
   private readonly sizer: RangeSizer
+  private readonly throttle: Throttle
 
   constructor(private readonly d: RunEngineDeps) {
     this.finished = new Promise(resolve => (this.resolve = resolve))
     this.sizer = new RangeSizer(d.options)
+    this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => {
+      this.dispatch()
+      this.fill()
+    })
     this.loaderCall = { ...d, running: () => this.state === 'running', limit: () => this.sizer.limit }
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), d.options.heartbeatMs)
     const timeout = d.options.rangeTimeoutMs
@@ -115,7 +121,7 @@ export class RunEngine implements PoolListener {
   }
 
   private dispatch(): void {
-    if (this.state !== 'running') return
+    if (this.state !== 'running' || !this.throttle.open()) return
     for (const slot of this.pool.slots()) {
       const free = slot.capacity - slot.active
       // A worker is topped up once half its capacity is free: fewer, larger IPC messages.
@@ -176,16 +182,21 @@ export class RunEngine implements PoolListener {
       }
     }
     const room = () => this.freeCapacity() + options.prefetch - this.ready.length - committing
+    const settleAll = async () => {
+      while (commits.length) await settleOne()
+    }
     try {
-      while (this.state === 'running' && room() > 0) {
+      while (this.state === 'running' && room() > 0 && this.throttle.open()) {
         if (this.cursor === undefined) {
-          while (commits.length) await settleOne()
-          if (this.state !== 'running' || !(await this.claim())) break
+          await settleAll()
+          if (this.state !== 'running' || !(await this.claim())) return settleAll()
           continue
         }
         const from = this.cursor.value
-        const loaded = await this.loadBatch(from, room())
-        if (!loaded) break
+        const max = await this.permits(room())
+        if (max === 0) return settleAll()
+        const loaded = await this.loadBatch(from, max)
+        if (!loaded) return settleAll()
         // An empty commit after the ranges marks loading exhausted at the cursor they reach.
         const batches = loaded.ranges.length ? [loaded.ranges] : []
         if (loaded.exhausted) batches.push([])
@@ -200,7 +211,9 @@ export class RunEngine implements PoolListener {
         this.cursor = loaded.exhausted ? undefined : { value: loaded.cursor }
         if (commits.length >= MAX_PIPELINE) await settleOne()
       }
-      while (commits.length) await settleOne()
+      await settleAll()
+      // Settling may have made room (a refused commit frees its ranges' place): go round again.
+      if (this.state === 'running' && room() > 0 && this.throttle.open()) this.refill = true
     } catch (e) {
       void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
       for (const { result } of commits.splice(0)) {
@@ -208,6 +221,16 @@ export class RunEngine implements PoolListener {
         if (r?.type === 'leased') this.releaseLater(r.leases)
       }
     }
+  }
+
+  /** How many ranges `maxRangesPerSecond` lets this host load now (0: the loop waits for the next second). */
+  private async permits(wanted: number): Promise<number> {
+    const { job, store, options, logger } = this.d
+    if (options.maxRangesPerSecond <= 0) return wanted
+    const ask = Math.min(wanted, MAX_BATCH)
+    const { granted, waitMs } = await retrying(() => store.takePermits(job.name, ask, options.maxRangesPerSecond), logger, `permits for job "${job.name}"`)
+    if (granted === 0) this.fill(waitMs)
+    return granted
   }
 
   /** One claim; false when the loop should stop (the run ended, or nothing to do for now). */
@@ -431,6 +454,7 @@ export class RunEngine implements PoolListener {
     if (status !== 'stopped') await store.endRun(job.name, runId, status, error).catch(() => undefined)
     clearInterval(this.heartbeatTimer)
     clearInterval(this.watchdog)
+    this.throttle.stop()
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))
     const summary = await this.summary(status, error)
     if (status === 'stopped') this.d.events.emit(ParallelWorkerEvent.BeforeStop, new BeforeStopEvent(job.name, runId, summary))

@@ -118,6 +118,12 @@ export interface CoordinationStore {
   release(job: string, owner: string, tokens: number[]): Promise<void>
   /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
   endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
+  /**
+   * Takes up to `wanted` of the job's `perSecond` hand-outs for the current
+   * second (store time, shared by every host). Returns how many were granted
+   * and, when none, how long until the next second.
+   */
+  takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }>
   /** Adds to the run's worker counters. */
   countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void>
   /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */

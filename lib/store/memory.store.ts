@@ -185,6 +185,18 @@ export class MemoryStore implements CoordinationStore {
     await this.saved(job)
   }
 
+  private readonly permits = new Map<string, { second: number; used: number }>()
+
+  async takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }> {
+    const now = this.now()
+    const second = Math.floor(now / 1000)
+    const p = this.permits.get(job)
+    const used = p && p.second === second ? p.used : 0
+    const granted = Math.max(0, Math.min(wanted, perSecond - used))
+    this.permits.set(job, { second, used: used + granted })
+    return { granted, waitMs: granted ? 0 : 1000 - (now % 1000) }
+  }
+
   async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
     const s = this.job(job)
     if (s.runId !== runId) return

@@ -6,7 +6,7 @@ import type {
 } from './coordination-store.interface'
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
-import { COUNT_WORKERS, END_RUN, STATE } from './redis/run-state.lua'
+import { COUNT_WORKERS, END_RUN, STATE, TAKE_PERMITS } from './redis/run-state.lua'
 import { COMPLETE, FAIL, HEARTBEAT, RELEASE, REQUEUE_DEAD } from './redis/settle.lua'
 import { START_RUN } from './redis/start-run.lua'
 
@@ -28,7 +28,7 @@ class Script {
 const scripts = {
   startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
   complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
-  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD),
+  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD), takePermits: new Script(TAKE_PERMITS),
 }
 
 type Raw = (string | number)[]
@@ -119,6 +119,11 @@ export class RedisStore implements CoordinationStore {
 
   async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
     await this.run(scripts.endRun, job, runId, state, error ?? '')
+  }
+
+  async takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }> {
+    const [granted, waitMs]: Raw = await this.run(scripts.takePermits, job, wanted, perSecond)
+    return { granted: Number(granted), waitMs: Number(waitMs) }
   }
 
   async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {

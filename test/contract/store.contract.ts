@@ -162,6 +162,22 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 1, range: { ids: [7, 8] } } })
     })
 
+    it('shares maxRangesPerSecond permits per second between hosts', async () => {
+      await store.startRun(job, 'r')
+      const first = await store.takePermits(job, 4, 6)
+      const second = await store.takePermits(job, 4, 6)
+      if (second.granted === 2) {
+        expect(first).toEqual({ granted: 4, waitMs: 0 })
+        const third = await store.takePermits(job, 4, 6)
+        // Either the same second is used up, or a new second began meanwhile.
+        if (third.granted === 0) expect(third.waitMs).toBeGreaterThan(0)
+        expect(third.waitMs).toBeLessThanOrEqual(1000)
+      } else {
+        // The second rolled over between the two calls.
+        expect(second.granted).toBe(4)
+      }
+    })
+
     it('releases leases to be handed out again at the same attempt', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2])

@@ -13,11 +13,13 @@ class Numbers {
   static handled: ID[] = []
   static contexts: RangeContext[] = []
   static loads: LoadContext[] = []
+  static loadedAt: number[] = []
   static delayMs = 0
 
   @RangeLoader('numbers')
   next(lastId: ID | null, ctx: LoadContext): number[] {
     Numbers.loads.push(ctx)
+    Numbers.loadedAt.push(Date.now())
     const from = Number(lastId ?? 0) + 1
     return Array.from({ length: Math.max(0, Math.min(ctx.limit, Numbers.rows - from + 1)) }, (_, i) => from + i)
   }
@@ -58,6 +60,7 @@ beforeEach(() => {
   Numbers.handled = []
   Numbers.contexts = []
   Numbers.loads = []
+  Numbers.loadedAt = []
   Numbers.delayMs = 0
   Listener.completed = []
   Listener.runs = []
@@ -227,6 +230,33 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     expect(await pw.retryDead('poison')).toBe(1)
     expect(await pw.run('poison')).toMatchObject({ status: 'completed', ids: 2, ranges: { completed: 1, dead: 0 } })
     expect((await pw.status('poison')).ranges.dead).toBe(0)
+    await a.close()
+  })
+
+  it('hands out nothing while the throttle says so, then goes on', async () => {
+    let paused = true
+    const asked: boolean[] = []
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, throttle: () => (asked.push(paused), paused ? 50 : false) })])
+    const run = a.get(ParallelWorker).run('numbers')
+    await new Promise(r => setTimeout(r, 200))
+    const handledWhilePaused = [...Numbers.handled]
+    paused = false
+    expect(await run).toMatchObject({ status: 'completed', ids: 95 })
+    expect(handledWhilePaused).toEqual([])
+    expect(asked.slice(0, 2)).toEqual([true, true])
+    expect(asked).toContain(false)
+    await a.close()
+  })
+
+  it('loads at most maxRangesPerSecond ranges in any second', async () => {
+    Numbers.rows = 120
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, maxRangesPerSecond: 5 })])
+    expect(await a.get(ParallelWorker).run('numbers')).toMatchObject({ status: 'completed', ids: 120 })
+    const perSecond = new Map<number, number>()
+    for (const at of Numbers.loadedAt) perSecond.set(Math.floor(at / 1000), (perSecond.get(Math.floor(at / 1000)) ?? 0) + 1)
+    // 12 ranges and the final empty load: at least three seconds, never more than 5 loads in one.
+    expect(perSecond.size).toBeGreaterThanOrEqual(3)
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(5)
     await a.close()
   })
 

@@ -19,3 +19,14 @@ return 1
 export const STATE = `${COMMON}
 return { redis.call('HGETALL', META), redis.call('ZCARD', DEADLINES), redis.call('ZCARD', PENDING), redis.call('LLEN', DEAD), now_ms() }
 `
+
+/** ARGV: wanted, perSecond. Hand-outs of the current second, shared by every host: { granted, waitMs }. */
+export const TAKE_PERMITS = `${COMMON}
+local now = now_ms()
+local second = math.floor(now / 1000)
+local used = 0
+if tonumber(redis.call('HGET', META, 'permitSecond') or '-1') == second then used = tonumber(redis.call('HGET', META, 'permitUsed')) end
+local granted = math.max(0, math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used))
+redis.call('HSET', META, 'permitSecond', second, 'permitUsed', used + granted)
+return { granted, granted > 0 and 0 or (1000 - now % 1000) }
+`
