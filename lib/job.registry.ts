@@ -12,6 +12,7 @@ export interface JobDefinition {
   name: string
   loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown>
   handler: JobMethod<(range: Range, ctx: RangeContext) => unknown>
+  total?: JobMethod<(ctx: { job: string; runId: string }) => unknown>
 }
 
 /** The jobs the explorer found, by name. Internal. */

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common'
 import { Reflector } from '@nestjs/core'
-import { RANGE_HANDLER_METADATA, RANGE_LOADER_METADATA } from './parallel-worker.constants'
+import { RANGE_HANDLER_METADATA, RANGE_LOADER_METADATA, RANGE_TOTAL_METADATA } from './parallel-worker.constants'
 
 /** Typed reads of the decorators' metadata. */
 @Injectable()
@@ -9,6 +9,10 @@ export class ParallelWorkerMetadataAccessor {
 
   getLoaderJob(target: Function): string | undefined {
     return this.reflector.get<string | undefined>(RANGE_LOADER_METADATA, target)
+  }
+
+  getTotalJob(target: Function): string | undefined {
+    return this.reflector.get<string | undefined>(RANGE_TOTAL_METADATA, target)
   }
 
   getHandlerJob(target: Function): string | undefined {

@@ -3,6 +3,7 @@ export const DEFAULT_JOB = 'default'
 
 export const RANGE_LOADER_METADATA = 'parallel-worker:range-loader'
 export const RANGE_HANDLER_METADATA = 'parallel-worker:range-handler'
+export const RANGE_TOTAL_METADATA = 'parallel-worker:range-total'
 
 /** Environment a forked worker is started with; read by `ParallelWorker.isWorker()` and the worker runner. */
 export const ENV_JOB = 'PARALLEL_WORKER_JOB'

@@ -20,6 +20,7 @@ import { ModuleLogger } from './parallel-worker.logger'
 import * as m from './parallel-worker.messages'
 import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
 import { RunEngine, type EventSink } from './run/run-engine'
+import { RateSampler } from './run/rate-sampler'
 import { silenceSchedulerInWorker } from './run/scheduler-guard'
 import type { CoordinationStore } from './store/coordination-store.interface'
 
@@ -48,6 +49,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
   private worker?: WorkerRunner
   private events: EventSink = { emit: () => undefined }
   private signals = 0
+  private readonly rates = new RateSampler()
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
@@ -105,18 +107,69 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     const name = this.job(job).name
     const s = await this.store.state(name)
     const local = this.runs.get(name)
-    const running = s.state === 'running'
+    let state: JobStatus['state'] = s.state
+    if (s.state === 'running') {
+      if (local?.engine?.stopping) state = 'stopping'
+      else if (s.control === 'pause') state = 'paused'
+      // In memory after stop(), or a run whose hosts all left: the next run() resumes it.
+      else if (!local && s.leased === 0) state = 'stopped'
+    }
+    const ids = s.counters.ids
     const elapsed = s.startedAt !== null ? Math.max(1, (s.endedAt ?? s.now) - s.startedAt) : 0
+    const recent = this.rates.sample(name, s.runId, s.now, ids)
+    const rate = Math.round(recent || (elapsed ? (ids / elapsed) * 1000 : 0))
+    const total = s.total
     return {
-      job: name,
-      state: local?.engine?.stopping ? 'stopping' : running && !local && s.leased === 0 ? 'stopped' : s.state,
-      runId: s.runId,
-      cursor: s.cursor,
-      ids: { done: s.counters.ids },
+      job: name, state, runId: s.runId, cursor: s.cursor,
+      ids: { done: ids },
       ranges: { done: s.counters.completed, leased: s.leased, retrying: s.retrying, dead: s.dead },
-      rate: elapsed ? Math.round((s.counters.ids / elapsed) * 1000) : 0,
+      rate,
+      ...(total !== undefined ? {
+        total,
+        percent: total > 0 ? Math.min(100, (ids / total) * 100) : 100,
+        ...(rate > 0 && state === 'running' ? { etaMs: Math.round((Math.max(0, total - ids) / rate) * 1000) } : {}),
+      } : {}),
+      ...(s.error ? { error: s.error } : {}),
       startedAt: s.startedAt,
     }
+  }
+
+  /** Pauses the job's active run on every host (within a second): leases are kept, nothing new is handed out. */
+  async pause(job?: string): Promise<void> {
+    await this.control(job, 'pause')
+  }
+
+  /** Resumes a paused run on every host. */
+  async resume(job?: string): Promise<void> {
+    await this.control(job, 'resume')
+  }
+
+  /**
+   * Cancels the job's active run on every host: each stops as on `stop()`
+   * and its `run()` resolves `stopped`. The cursor stays; released ranges are
+   * handed out by the next run.
+   */
+  async cancel(job?: string): Promise<void> {
+    await this.control(job, 'cancel')
+    const name = this.job(job).name
+    await this.runs.get(name)?.promise.catch(() => undefined)
+  }
+
+  /** Moves the job's cursor back to the start (the next run handles every row); refused while a run is active. */
+  async reset(job?: string): Promise<void> {
+    const name = this.job(job).name
+    if (this.runs.has(name)) throw new Error(`Job "${name}" is running on this host; cancel() it or wait for it before reset().`)
+    await this.store.reset(name)
+    this.logger.info(`Job "${name}": reset; the next run starts from the first row.`)
+  }
+
+  private async control(job: string | undefined, action: 'pause' | 'resume' | 'cancel'): Promise<void> {
+    const name = this.job(job).name
+    const runId = await this.store.control(name, action)
+    if (!runId) throw new Error(`Job "${name}" has no active run to ${action}.`)
+    this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`)
+    // This host obeys at once; the others within a second.
+    await this.runs.get(name)?.engine?.followControl()
   }
 
   /** Graceful stop of `job` (of every running job when omitted): resolves when the run resolved as stopped. */
@@ -168,6 +221,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     const startedAt = Date.now()
     const { runId, joined } = await this.store.startRun(def.name, randomUUID(), options.from)
     const logger = this.logger
+    if (!joined && def.total) await this.recordTotal(def, runId)
     const inline = this.options.workers === 0
     logger.info(`Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`)
     const engine = new RunEngine({
@@ -182,6 +236,19 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     if (summary.status === 'failed') throw new RunFailedError(summary)
     logger.info(line)
     return summary
+  }
+
+  /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
+  private async recordTotal(def: JobDefinition, runId: string): Promise<void> {
+    try {
+      const value = await def.total?.call({ job: def.name, runId })
+      if (value === undefined || value === null) return
+      const total = Number(value)
+      if (!Number.isFinite(total) || total < 0) throw new Error(`it returned ${m.show(value)}, not a count`)
+      await this.store.setTotal(def.name, runId, total)
+    } catch (e) {
+      this.logger.warn(`Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`)
+    }
   }
 
   private async serve(job: string | undefined): Promise<RunSummary> {

@@ -19,7 +19,7 @@ export interface RunSummary {
 }
 
 /** State of a job as `status()` reports it. */
-export type JobState = 'idle' | 'running' | 'stopping' | 'completed' | 'stopped' | 'failed'
+export type JobState = 'idle' | 'running' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'failed'
 
 /** What `ParallelWorker.status()` returns. */
 export interface JobStatus {
@@ -30,11 +30,15 @@ export interface JobStatus {
   cursor: import('./range.interface').ID | null
   ids: { done: number }
   ranges: { done: number; leased: number; retrying: number; dead: number }
-  /** Ids per second over the run so far. */
+  /** Ids per second over the last minute. */
   rate: number
-  /** Known only when the job declares a total. */
+  /** Known only when the job has a `@RangeTotal`. */
   total?: number
+  /** Ids done of `total`, 0 to 100. */
   percent?: number
+  /** Time left at the current rate. */
   etaMs?: number
+  /** Why the run failed. */
+  error?: string
   startedAt: number | null
 }

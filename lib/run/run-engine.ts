@@ -46,6 +46,9 @@ const MAX_PIPELINE = 16
 const MAX_BATCH = 32
 const BATCH_MS = 2
 
+/** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
+const CONTROL_POLL_MS = 500
+
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
 
@@ -80,6 +83,9 @@ export class RunEngine implements PoolListener {
   private completing: InFlight[] = []
   private fillTimer?: NodeJS.Timeout
   private readonly heartbeatTimer: NodeJS.Timeout
+  private readonly controlTimer: NodeJS.Timeout
+  /** Paused from any host or the CLI: leases are kept (heartbeats go on), nothing is handed out. */
+  private paused = false
   private readonly watchdog?: NodeJS.Timeout
   private pending = 0
   private hostIds = 0
@@ -102,6 +108,7 @@ export class RunEngine implements PoolListener {
     })
     this.loaderCall = { ...d, running: () => this.state === 'running', limit: () => this.sizer.limit }
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), d.options.heartbeatMs)
+    this.controlTimer = setInterval(() => void this.followControl(), CONTROL_POLL_MS)
     const timeout = d.options.rangeTimeoutMs
     if (timeout > 0) this.watchdog = setInterval(() => this.checkTimeouts(), Math.max(10, Math.min(1000, timeout / 4)))
   }
@@ -121,7 +128,7 @@ export class RunEngine implements PoolListener {
   }
 
   private dispatch(): void {
-    if (this.state !== 'running' || !this.throttle.open()) return
+    if (this.state !== 'running' || !this.handingOut()) return
     for (const slot of this.pool.slots()) {
       const free = slot.capacity - slot.active
       // A worker is topped up once half its capacity is free: fewer, larger IPC messages.
@@ -186,7 +193,7 @@ export class RunEngine implements PoolListener {
       while (commits.length) await settleOne()
     }
     try {
-      while (this.state === 'running' && room() > 0 && this.throttle.open()) {
+      while (this.state === 'running' && room() > 0 && this.handingOut()) {
         if (this.cursor === undefined) {
           await settleAll()
           if (this.state !== 'running' || !(await this.claim())) return settleAll()
@@ -213,7 +220,7 @@ export class RunEngine implements PoolListener {
       }
       await settleAll()
       // Settling may have made room (a refused commit frees its ranges' place): go round again.
-      if (this.state === 'running' && room() > 0 && this.throttle.open()) this.refill = true
+      if (this.state === 'running' && room() > 0 && this.handingOut()) this.refill = true
     } catch (e) {
       void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
       for (const { result } of commits.splice(0)) {
@@ -255,6 +262,10 @@ export class RunEngine implements PoolListener {
         return false
       case 'done':
         if (this.inflight.size === 0 && this.ready.length === 0) void this.end('completed')
+        return false
+      case 'cancelled':
+        logger.warn(`Job "${job.name}": the run was cancelled; stopping.`)
+        void this.end('stopped')
         return false
       default:
         void this.end('failed', claim.error)
@@ -367,6 +378,30 @@ export class RunEngine implements PoolListener {
     })
   }
 
+  private handingOut(): boolean {
+    return !this.paused && this.throttle.open()
+  }
+
+  /** Obeys pause, resume and cancel, whichever host or CLI asked for them. */
+  async followControl(): Promise<void> {
+    const { job, store, runId, logger } = this.d
+    if (this.state !== 'running') return
+    const s = await store.state(job.name).catch(() => undefined)
+    if (!s || this.state !== 'running') return
+    if (s.runId !== runId || s.state === 'stopped') {
+      logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`)
+      void this.end('stopped')
+    } else if (s.control === 'pause' && !this.paused) {
+      this.paused = true
+      logger.info(`Job "${job.name}": paused; ${this.inflight.size} ranges in flight finish, nothing new is handed out.`)
+    } else if (s.control === 'run' && this.paused) {
+      this.paused = false
+      logger.info(`Job "${job.name}": resumed.`)
+      this.dispatch()
+      this.fill()
+    }
+  }
+
   /** Fails ranges past rangeTimeoutMs (their signal aborts) and kills workers that stay unresponsive after that. */
   private checkTimeouts(): void {
     const { rangeTimeoutMs } = this.d.options
@@ -420,6 +455,10 @@ export class RunEngine implements PoolListener {
     return this.state === 'stopping'
   }
 
+  get isPaused(): boolean {
+    return this.paused
+  }
+
   /** Forced exit: give every lease back at once and kill the workers. */
   async abandon(): Promise<void> {
     const tokens = [...this.ready.splice(0).map(l => l.token), ...this.inflight.keys()]
@@ -453,6 +492,7 @@ export class RunEngine implements PoolListener {
     await this.settle(options.shutdownTimeoutMs)
     if (status !== 'stopped') await store.endRun(job.name, runId, status, error).catch(() => undefined)
     clearInterval(this.heartbeatTimer)
+    clearInterval(this.controlTimer)
     clearInterval(this.watchdog)
     this.throttle.stop()
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))

@@ -35,6 +35,8 @@ export type Claim =
   | { type: 'done' }
   /** Another host ended the run as failed. */
   | { type: 'failed'; error: string }
+  /** The run was cancelled (from any host or the CLI). */
+  | { type: 'cancelled' }
 
 export type CommitResult =
   /** One lease per range, in order. `due`: an expired lease or a due retry is waiting, so claim before loading again. */
@@ -70,10 +72,17 @@ export interface RunCounters {
   workersRestarted: number
 }
 
+/** What the operators asked of the active run. */
+export type RunControl = 'run' | 'pause'
+
 export interface StoreRunState {
   runId: string | null
-  state: 'idle' | 'running' | 'completed' | 'failed'
+  state: 'idle' | 'running' | 'completed' | 'failed' | 'stopped'
+  /** `pause`: no host hands anything out until `run` again. */
+  control: RunControl
   error?: string
+  /** What the job's `@RangeTotal` said for this run. */
+  total?: number
   cursor: ID | null
   exhausted: boolean
   counters: RunCounters
@@ -118,6 +127,16 @@ export interface CoordinationStore {
   release(job: string, owner: string, tokens: number[]): Promise<void>
   /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
   endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
+  /**
+   * Pauses, resumes or cancels the active run, for every host. Cancel ends it
+   * as stopped: hosts release their leases, the cursor stays. Returns the
+   * run's id, or null when no run is active.
+   */
+  control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null>
+  /** Cursor back to the start and nothing left to retry; refused while a run is active. */
+  reset(job: string): Promise<void>
+  /** Records the job's total for run `runId` (for percent and ETA). */
+  setTotal(job: string, runId: string, total: number): Promise<void>
   /**
    * Takes up to `wanted` of the job's `perSecond` hand-outs for the current
    * second (store time, shared by every host). Returns how many were granted

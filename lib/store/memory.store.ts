@@ -1,6 +1,6 @@
 import type { ID } from '../interfaces/range.interface'
 import type {
-  Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
+  Claim, CommitResult, RunControl, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
 } from './coordination-store.interface'
 
 interface Pending {
@@ -16,6 +16,8 @@ interface Pending {
 export interface MemoryJobState {
   runId: string | null
   state: StoreRunState['state']
+  control: RunControl
+  total?: number
   error?: string
   cursor: ID | null
   exhausted: boolean
@@ -53,7 +55,7 @@ export class MemoryStore implements CoordinationStore {
     let s = this.jobs.get(job)
     if (!s) {
       s = {
-        runId: null, state: 'idle', cursor: null, exhausted: false, nextToken: 1, counters: zeroCounters(),
+        runId: null, state: 'idle', control: 'run', cursor: null, exhausted: false, nextToken: 1, counters: zeroCounters(),
         leases: [], pending: [], dead: [], startedAt: null, endedAt: null,
       }
       this.jobs.set(job, s)
@@ -74,7 +76,7 @@ export class MemoryStore implements CoordinationStore {
       s.cursor = from
       if (from === null) s.pending = []
     }
-    Object.assign(s, { runId, state: 'running', error: undefined, exhausted: false, counters: zeroCounters(), startedAt: now, endedAt: null })
+    Object.assign(s, { runId, state: 'running', control: 'run', total: undefined, error: undefined, exhausted: false, counters: zeroCounters(), startedAt: now, endedAt: null })
     await this.saved(job)
     return { runId, joined: false }
   }
@@ -82,7 +84,9 @@ export class MemoryStore implements CoordinationStore {
   async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {
     const s = this.job(job)
     if (s.state === 'failed') return { type: 'failed', error: s.error ?? 'failed' }
+    if (s.state === 'stopped') return { type: 'cancelled' }
     if (s.state !== 'running' || !s.runId) return { type: 'done' }
+    if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS }
     const now = this.now()
     const expired = s.leases.find(l => l.deadline <= now)
     if (expired) {
@@ -197,6 +201,31 @@ export class MemoryStore implements CoordinationStore {
     return { granted, waitMs: granted ? 0 : 1000 - (now % 1000) }
   }
 
+  async control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null> {
+    const s = this.job(job)
+    if (s.state !== 'running') return null
+    if (action === 'cancel') Object.assign(s, { state: 'stopped', control: 'run', endedAt: this.now() })
+    else s.control = action === 'pause' ? 'pause' : 'run'
+    await this.saved(job)
+    return s.runId
+  }
+
+  async reset(job: string): Promise<void> {
+    const s = this.job(job)
+    const now = this.now()
+    if (s.state === 'running' && s.leases.some(l => l.deadline > now)) {
+      throw new Error(`run ${s.runId} is active; cancel it or wait for it before resetting the job`)
+    }
+    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: [], state: s.state === 'running' ? 'stopped' : s.state })
+    await this.saved(job)
+  }
+
+  async setTotal(job: string, runId: string, total: number): Promise<void> {
+    const s = this.job(job)
+    if (s.runId === runId) s.total = total
+    await this.saved(job)
+  }
+
   async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
     const s = this.job(job)
     if (s.runId !== runId) return
@@ -208,7 +237,7 @@ export class MemoryStore implements CoordinationStore {
   async state(job: string): Promise<StoreRunState> {
     const s = this.job(job)
     return {
-      runId: s.runId, state: s.state, error: s.error, cursor: s.cursor, exhausted: s.exhausted,
+      runId: s.runId, state: s.state, control: s.control, total: s.total, error: s.error, cursor: s.cursor, exhausted: s.exhausted,
       counters: { ...s.counters }, leased: s.leases.length, retrying: s.pending.length, dead: s.dead.length,
       startedAt: s.startedAt, endedAt: s.endedAt, now: this.now(),
     }

@@ -6,7 +6,7 @@ import type {
 } from './coordination-store.interface'
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
-import { COUNT_WORKERS, END_RUN, STATE, TAKE_PERMITS } from './redis/run-state.lua'
+import { CONTROL, COUNT_WORKERS, END_RUN, RESET, SET_TOTAL, STATE, TAKE_PERMITS } from './redis/run-state.lua'
 import { COMPLETE, FAIL, HEARTBEAT, RELEASE, REQUEUE_DEAD } from './redis/settle.lua'
 import { START_RUN } from './redis/start-run.lua'
 
@@ -15,6 +15,8 @@ interface Client {
   evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
   lrange(key: string, start: number, stop: number): Promise<string[]>
+  hgetall(key: string): Promise<Record<string, string>>
+  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
 }
 
 class Script {
@@ -29,6 +31,7 @@ const scripts = {
   startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
   complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
   countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD), takePermits: new Script(TAKE_PERMITS),
+  control: new Script(CONTROL), reset: new Script(RESET), setTotal: new Script(SET_TOTAL),
 }
 
 type Raw = (string | number)[]
@@ -79,6 +82,7 @@ export class RedisStore implements CoordinationStore {
       case 'load': return { type: 'load', cursor: JSON.parse(String(r[1])) }
       case 'wait': return { type: 'wait', retryInMs: Number(r[1]) }
       case 'failed': return { type: 'failed', error: String(r[1]) }
+      case 'cancelled': return { type: 'cancelled' }
       default: return { type: 'done' }
     }
   }
@@ -126,6 +130,19 @@ export class RedisStore implements CoordinationStore {
     return { granted: Number(granted), waitMs: Number(waitMs) }
   }
 
+  async control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null> {
+    const runId = await this.run(scripts.control, job, action)
+    return runId ? String(runId) : null
+  }
+
+  async reset(job: string): Promise<void> {
+    await this.run(scripts.reset, job)
+  }
+
+  async setTotal(job: string, runId: string, total: number): Promise<void> {
+    await this.run(scripts.setTotal, job, runId, total)
+  }
+
   async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
     await this.run(scripts.countWorkers, job, runId, started, restarted)
   }
@@ -138,6 +155,8 @@ export class RedisStore implements CoordinationStore {
     return {
       runId: h.runId || null,
       state: (h.state as StoreRunState['state']) || 'idle',
+      control: h.control === 'pause' ? 'pause' : 'run',
+      ...(h.total ? { total: Number(h.total) } : {}),
       ...(h.error ? { error: h.error } : {}),
       cursor: h.cursor ? JSON.parse(h.cursor) : null,
       exhausted: h.exhausted === '1',
@@ -158,6 +177,30 @@ export class RedisStore implements CoordinationStore {
       moved += Number(await this.run(scripts.requeueDead, job, entry, JSON.stringify(range), range.ids.length))
     }
     return moved
+  }
+
+  /** Live leases per host (owner), for the CLI's view. */
+  async leasesByOwner(job: string): Promise<Record<string, number>> {
+    const fields = await this.client.hgetall(this.keys(job)[1])
+    const owners: Record<string, number> = {}
+    for (const [field, value] of Object.entries(fields)) {
+      if (!field.endsWith(':m')) continue
+      const owner = (JSON.parse(value) as { o: string }).o
+      owners[owner] = (owners[owner] ?? 0) + 1
+    }
+    return owners
+  }
+
+  /** Jobs that have state under this prefix (the CLI lists them when asked for an unknown one). */
+  async jobs(): Promise<string[]> {
+    const found = new Set<string>()
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', `{${this.prefix}:*}:meta`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) found.add(key.slice(this.prefix.length + 2, key.indexOf('}')))
+    } while (cursor !== '0')
+    return [...found].sort()
   }
 
   async deadLetters(job: string): Promise<DeadLetter[]> {

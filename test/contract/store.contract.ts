@@ -178,6 +178,42 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       }
     })
 
+    it('pauses (claims wait), resumes, and cancels a run for every host', async () => {
+      await store.startRun(job, 'r')
+      expect(await store.control(job, 'pause')).toBe('r')
+      expect((await store.state(job)).control).toBe('pause')
+      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'wait' })
+      await store.control(job, 'resume')
+      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
+      const lease = await leaseFresh(A, [1])
+      expect(await store.control(job, 'cancel')).toBe('r')
+      expect((await store.state(job)).state).toBe('stopped')
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'cancelled' })
+      expect(await store.control(job, 'pause')).toBeNull()
+      await store.release(job, A, [lease.token])
+      expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })
+      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'released', lease: { range: { ids: [1] } } })
+    })
+
+    it('resets the cursor, refused while a live lease exists', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1, 2])
+      await expect(store.reset(job)).rejects.toThrow(/active/)
+      await store.complete(job, A, [lease.token])
+      await store.reset(job)
+      expect(await store.state(job)).toMatchObject({ cursor: null, leased: 0, retrying: 0 })
+    })
+
+    it('keeps the total of the current run', async () => {
+      await store.startRun(job, 'r')
+      await store.setTotal(job, 'r', 1234)
+      await store.setTotal(job, 'other', 5)
+      expect((await store.state(job)).total).toBe(1234)
+      await store.endRun(job, 'r', 'completed')
+      await store.startRun(job, 'r2')
+      expect((await store.state(job)).total).toBeUndefined()
+    })
+
     it('releases leases to be handed out again at the same attempt', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2])

@@ -3,7 +3,7 @@ import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter'
 import { Test } from '@nestjs/testing'
 import {
   type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
-  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RunCompletedEvent, RunFailedError, UnknownJobError,
+  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError,
 } from '../../lib'
 
 /** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
@@ -257,6 +257,80 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     // 12 ranges and the final empty load: at least three seconds, never more than 5 loads in one.
     expect(perSecond.size).toBeGreaterThanOrEqual(3)
     expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(5)
+    await a.close()
+  })
+
+  it('pauses and resumes a run: nothing is handed out while paused', async () => {
+    Numbers.delayMs = 60
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    const run = pw.run('numbers')
+    await new Promise(r => setTimeout(r, 100))
+    await pw.pause('numbers')
+    await new Promise(r => setTimeout(r, 100))
+    expect((await pw.status('numbers')).state).toBe('paused')
+    const before = Numbers.handled.length
+    await new Promise(r => setTimeout(r, 300))
+    expect(Numbers.handled.length).toBe(before)
+    expect(before).toBeLessThan(95)
+    await pw.resume('numbers')
+    expect(await run).toMatchObject({ status: 'completed', ids: 95 })
+    await a.close()
+  })
+
+  it('cancels a run: run() resolves stopped, the next run goes on from the cursor with nothing lost', async () => {
+    Numbers.delayMs = 10
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    const run = pw.run('numbers')
+    await new Promise(r => setTimeout(r, 30))
+    await pw.cancel('numbers')
+    expect(await run).toMatchObject({ status: 'stopped' })
+    expect((await pw.status('numbers')).state).toBe('stopped')
+    await expect(pw.pause('numbers')).rejects.toThrow('Job "numbers" has no active run to pause.')
+    Numbers.delayMs = 0
+    await pw.run('numbers')
+    expect([...Numbers.handled].sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 95 }, (_, i) => i + 1))
+    await a.close()
+  })
+
+  it('resets the cursor so the next run handles every row again', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    await pw.run('numbers')
+    expect((await pw.run('numbers')).ids).toBe(0)
+    await pw.reset('numbers')
+    expect((await pw.status('numbers')).cursor).toBeNull()
+    expect((await pw.run('numbers')).ids).toBe(95)
+    await a.close()
+  })
+
+  it('gives percent and ETA from a @RangeTotal, called once per run', async () => {
+    const calls: string[] = []
+    @Injectable()
+    class Counted extends Numbers {
+      @RangeTotal('numbers')
+      count({ runId }: { runId: string }) {
+        calls.push(runId)
+        return 95
+      }
+    }
+    Numbers.delayMs = 60
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Counted])
+    const pw = a.get(ParallelWorker)
+    const run = pw.run('numbers')
+    await new Promise(r => setTimeout(r, 150))
+    const mid = await pw.status('numbers')
+    expect(mid).toMatchObject({ state: 'running', total: 95 })
+    expect(mid.percent).toBeGreaterThan(0)
+    expect(mid.percent).toBeLessThan(100)
+    await new Promise(r => setTimeout(r, 200))
+    const later = await pw.status('numbers')
+    expect(later.rate).toBeGreaterThan(0)
+    expect(later.etaMs).toBeGreaterThanOrEqual(0)
+    const summary = await run
+    expect(calls).toEqual([summary.runId])
+    expect(await pw.status('numbers')).toMatchObject({ state: 'completed', total: 95, percent: 100, ids: { done: 95 } })
     await a.close()
   })
 

@@ -8,7 +8,9 @@ import { COMMON } from './common.lua'
 export const CLAIM = `${COMMON}
 local state = redis.call('HGET', META, 'state')
 if state == 'failed' then return { 'failed', redis.call('HGET', META, 'error') or 'failed' } end
+if state == 'stopped' then return { 'cancelled' } end
 if state ~= 'running' then return { 'done' } end
+if redis.call('HGET', META, 'control') == 'pause' then return { 'wait', 100 } end
 local owner, lease_ms, now = ARGV[1], tonumber(ARGV[2]), now_ms()
 local expired = redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1)[1]
 if expired then

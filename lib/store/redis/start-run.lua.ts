@@ -13,7 +13,8 @@ if ARGV[2] == '1' then
   redis.call('HSET', META, 'cursor', ARGV[3])
   if ARGV[3] == 'null' then redis.call('DEL', PENDING, PDATA) end
 end
-redis.call('HSET', META, 'runId', ARGV[1], 'state', 'running', 'error', '', 'exhausted', '0', 'startedAt', now, 'endedAt', '',
+redis.call('HDEL', META, 'total')
+redis.call('HSET', META, 'runId', ARGV[1], 'state', 'running', 'control', 'run', 'error', '', 'exhausted', '0', 'startedAt', now, 'endedAt', '',
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
 return { ARGV[1], 0 }
 `

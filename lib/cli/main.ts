@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+import { cli, CliError } from './cli'
+
+const interrupted = new Promise<void>(resolve => process.once('SIGINT', () => resolve()))
+
+cli(process.argv.slice(2), { out: text => void process.stdout.write(`${text}\n`), interrupted })
+  .then(code => process.exit(code))
+  .catch(e => {
+    process.stderr.write(`${e instanceof CliError ? e.message : (e as Error).stack}\n`)
+    process.exit(e instanceof CliError ? 2 : 1)
+  })
