@@ -15,6 +15,10 @@ module.exports = {
   // Nest 12 ships ESM only: transform it too.
   transform: { '^.+\\.(t|j)s$': swc },
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
-  moduleNameMapper: { '^nestjs-parallel-worker$': '<rootDir>/lib/index.ts' },
+  moduleNameMapper: {
+    '^nestjs-parallel-worker$': '<rootDir>/lib/index.ts',
+    '^nestjs-parallel-worker/terminus$': '<rootDir>/lib/health/index.ts',
+    '^nestjs-parallel-worker/metrics$': '<rootDir>/lib/metrics/index.ts',
+  },
   testTimeout: 60_000,
 }

@@ -47,6 +47,8 @@ export class RangeCompletedEvent {
     readonly range: RangeInfo,
     readonly workerId: string,
     readonly counted: boolean,
+    /** How long the handler ran. */
+    readonly durationMs?: number,
   ) {}
 }
 

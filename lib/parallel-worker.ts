@@ -47,7 +47,15 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
   private readonly lock: AsyncLock
   private readonly logger: ModuleLogger
   private worker?: WorkerRunner
-  private events: EventSink = { emit: () => undefined }
+  private emitter?: { emit(event: string, payload: unknown): unknown }
+  private readonly observers: ((event: string, payload: unknown) => void)[] = []
+  /** Every event goes to EventEmitter2 (when the app has it) and to internal observers (metrics). */
+  private readonly events: EventSink = {
+    emit: (event, payload) => {
+      this.emitter?.emit(event, payload)
+      for (const observer of this.observers) observer(event, payload)
+    },
+  }
   private signals = 0
   private readonly rates = new RateSampler()
 
@@ -75,7 +83,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     // EventEmitter2 is an optional peer: found by its shape, never imported.
     const emitter = this.discovery.getProviders()
       .find(w => typeof w.instance?.emitAsync === 'function' && typeof w.instance?.onAny === 'function')?.instance
-    if (emitter && typeof emitter.emit === 'function') this.events = { emit: (event, payload) => void emitter.emit(event, payload) }
+    if (emitter && typeof emitter.emit === 'function') this.emitter = emitter
   }
 
   /**
@@ -100,6 +108,17 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
       this.runs.delete(def.name)
       this.watchSignals()
     }
+  }
+
+  /** The names of the jobs this app declares. */
+  jobs(): string[] {
+    this.explorer.explore()
+    return this.registry.names()
+  }
+
+  /** @internal Lets the metrics module see every event, with or without EventEmitter2. */
+  observe(observer: (event: string, payload: unknown) => void): void {
+    this.observers.push(observer)
   }
 
   /** Progress of a job (all hosts), as the store and this host see it. */

@@ -38,6 +38,8 @@ interface InFlight {
   startedAt: number
   /** Failed for running past rangeTimeoutMs; kept only to hold the worker's capacity until it answers or is killed. */
   timedOut: boolean
+  /** How long the handler ran, once it answered. */
+  ms?: number
 }
 
 /** Commits in flight at once while loading ahead (each one round trip to Redis). */
@@ -312,6 +314,7 @@ export class RunEngine implements PoolListener {
         continue
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms)
+      f.ms = result.ms
       // Completions of one turn of the event loop are recorded in one store call.
       if (this.completing.push(f) === 1) setImmediate(() => this.track(this.complete(this.completing.splice(0))))
     }
@@ -354,7 +357,7 @@ export class RunEngine implements PoolListener {
       } else {
         this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} finished after its lease was lost; it was handed out again and is not counted twice.`)
       }
-      this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted[i]))
+      this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted[i], f.ms))
     })
   }
 

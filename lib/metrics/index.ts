@@ -1,0 +1,1 @@
+export * from './parallel-worker-metrics.module'
