@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common'
 import {
-  RangeHandler, RangeLoader, type ID, type LoadContext, type Range,
+  RangeHandler, RangeLoader, RangeTotal, type ID, type LoadContext, type Range,
 } from 'nestjs-parallel-worker'
 import { Db, placeholders } from '../database'
 
@@ -25,6 +25,13 @@ export class UsersBackfill {
     return rows.map((row) => row.id)
   }
 
+  /** How many rows a run handles: gives status() (and the CLI) percent and ETA. */
+  @RangeTotal('users')
+  async total(): Promise<number> {
+    const [row] = await this.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM users')
+    return Number(row.n)
+  }
+
   /**
    * A real write per row. `processed` counts visits, so the check at the end
    * of the sample can tell a missed row (0) from a duplicate (2 or more);
@@ -37,5 +44,8 @@ export class UsersBackfill {
        WHERE id IN (${placeholders(idsRange.length)})`,
       [process.pid, ...idsRange],
     )
+    // SAMPLE_DELAY_MS slows each range down, to watch a run (or pause it) from the CLI.
+    const delay = Number(process.env.SAMPLE_DELAY_MS ?? 0)
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
   }
 }
