@@ -1,17 +1,17 @@
 import AsyncLock from 'async-lock'
-import type { WireRange, WireResult } from '../cluster/ipc.messages'
+import type { WireResult } from '../cluster/ipc.messages'
 import type { PoolListener, WorkerPool, WorkerSlot } from '../cluster/worker-pool.interface'
 import type { JobDefinition } from '../job.registry'
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
 import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
-import {
-  BeforeStopEvent, ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent, type RangeInfo, RunCompletedEvent, WorkerExitedEvent,
-} from '../parallel-worker.events'
+import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEvent } from '../parallel-worker.events'
 import type { ModuleLogger } from '../parallel-worker.logger'
 import type { ID } from '../interfaces/range.interface'
 import type { CommitResult, CoordinationStore, Lease, StoredRange } from '../store/coordination-store.interface'
-import { backoff, retrying } from './backoff'
+import { retrying } from './backoff'
+import { describeLease, toWire } from './lease-format'
 import { callLoader, type LoaderCall, RunFailure } from './loader-call'
+import { RangeRecorder } from './range-recorder'
 import { RangeSizer } from './range-sizer'
 import { Throttle } from './throttle'
 
@@ -54,20 +54,6 @@ const CONTROL_POLL_MS = 500
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
 
-const info = (lease: Lease): RangeInfo => ({
-  token: lease.token, attempt: lease.attempt, count: lease.range.ids.length, firstId: lease.range.ids[0], lastId: lease.range.lastId,
-})
-
-const describe = (lease: Lease): string => {
-  const { ids, lastId } = lease.range
-  return `range of ${ids.length} ids ${ids.length ? `${ids[0]}..${ids[ids.length - 1]}` : `up to ${lastId}`} (token ${lease.token}, attempt ${lease.attempt})`
-}
-
-const wire = (lease: Lease): WireRange => ({
-  token: lease.token, attempt: lease.attempt, ids: lease.range.ids, prev: lease.range.prev,
-  ...(lease.range.payload ? { payload: lease.range.payload } : {}),
-})
-
 /**
  * One run of one job on this host: claims and loads ranges ahead of the
  * workers, hands them out, records results, heartbeats its leases, and ends
@@ -90,8 +76,7 @@ export class RunEngine implements PoolListener {
   private paused = false
   private readonly watchdog?: NodeJS.Timeout
   private pending = 0
-  private hostIds = 0
-  private hostRanges = 0
+  private readonly recorder: RangeRecorder
   private pool!: WorkerPool
   private resolve!: (summary: RunSummary) => void
   private stopWaiter?: () => void
@@ -103,6 +88,7 @@ export class RunEngine implements PoolListener {
 
   constructor(private readonly d: RunEngineDeps) {
     this.finished = new Promise(resolve => (this.resolve = resolve))
+    this.recorder = new RangeRecorder(d)
     this.sizer = new RangeSizer(d.options)
     this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => {
       this.dispatch()
@@ -139,7 +125,7 @@ export class RunEngine implements PoolListener {
       slot.active += batch.length
       const startedAt = Date.now()
       for (const lease of batch) this.inflight.set(lease.token, { lease, slot, lost: false, startedAt, timedOut: false })
-      slot.send(batch.map(wire))
+      slot.send(batch.map(toWire))
     }
   }
 
@@ -252,7 +238,7 @@ export class RunEngine implements PoolListener {
     }
     switch (claim.type) {
       case 'lease':
-        if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describe(claim.lease)} was re-leased after its lease expired.`)
+        if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describeLease(claim.lease)} was re-leased after its lease expired.`)
         this.ready.push(claim.lease)
         this.dispatch()
         return true
@@ -310,13 +296,13 @@ export class RunEngine implements PoolListener {
       slot.active--
       if (f.timedOut) continue
       if (!result.ok) {
-        this.track(this.failed(f, result.error))
+        this.track(this.recorder.failed(f.lease, result.error))
         continue
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms)
       f.ms = result.ms
       // Completions of one turn of the event loop are recorded in one store call.
-      if (this.completing.push(f) === 1) setImmediate(() => this.track(this.complete(this.completing.splice(0))))
+      if (this.completing.push(f) === 1) setImmediate(() => this.track(this.recorder.complete(this.completing.splice(0).map(c => ({ lease: c.lease, workerId: c.slot.id, ms: c.ms })))))
     }
     this.dispatch()
     this.fill()
@@ -332,8 +318,8 @@ export class RunEngine implements PoolListener {
       if (f.slot !== slot) continue
       this.inflight.delete(token)
       if (f.timedOut) continue
-      this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describe(f.lease)}; handing it out again.`)
-      this.track(this.failed(f, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
+      this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describeLease(f.lease)}; handing it out again.`)
+      this.track(this.recorder.failed(f.lease, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
     }
     if (!expected) this.fill()
   }
@@ -344,31 +330,6 @@ export class RunEngine implements PoolListener {
 
   fatal(reason: string): void {
     void this.end('failed', reason)
-  }
-
-  private async complete(done: InFlight[]): Promise<void> {
-    const { job, runId, store, hostId } = this.d
-    const tokens = done.map(f => f.lease.token)
-    const counted = await retrying(() => store.complete(job.name, hostId, tokens), this.d.logger, `complete for job "${job.name}"`)
-    done.forEach((f, i) => {
-      if (counted[i]) {
-        this.hostIds += f.lease.range.ids.length
-        this.hostRanges++
-      } else {
-        this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} finished after its lease was lost; it was handed out again and is not counted twice.`)
-      }
-      this.d.events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, info(f.lease), f.slot.id, counted[i], f.ms))
-    })
-  }
-
-  private async failed(f: InFlight, error: { message: string; stack?: string }, delayMs?: number): Promise<void> {
-    const { job, runId, store, hostId, options } = this.d
-    const dead = f.lease.attempt >= options.maxAttempts
-    const retryInMs = delayMs ?? backoff(f.lease.attempt, options)
-    const outcome = await retrying(() => store.fail(job.name, hostId, f.lease.token, { error, dead, retryInMs }), this.d.logger, `fail for job "${job.name}"`)
-    const what = outcome === 'dead' ? `sent to the dead letters after ${f.lease.attempt} attempts` : outcome === 'retry' ? `will be retried in ${retryInMs} ms` : 'its lease was already lost'
-    this.d.logger.warn(`Job "${job.name}": ${describe(f.lease)} failed and ${what}: ${error.message}`)
-    this.d.events.emit(ParallelWorkerEvent.RangeFailed, new RangeFailedEvent(job.name, runId, info(f.lease), error, outcome))
   }
 
   /** Store writes in flight; the run ends only after they land. */
@@ -414,9 +375,9 @@ export class RunEngine implements PoolListener {
       if (!f.timedOut && ran > rangeTimeoutMs) {
         f.timedOut = true
         f.slot.abort([f.lease.token], 'range timeout')
-        this.track(this.failed(f, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
+        this.track(this.recorder.failed(f.lease, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
       } else if (f.timedOut && ran > rangeTimeoutMs + Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs) && f.slot.kill()) {
-        this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describe(f.lease)}; killing it.`)
+        this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
       }
     }
   }
@@ -434,7 +395,7 @@ export class RunEngine implements PoolListener {
         if (!f || f.lost) continue
         f.lost = true
         f.slot.abort([token], 'lease lost')
-        this.d.logger.warn(`Job "${job.name}": the lease of ${describe(f.lease)} was lost; its handler's signal is aborted.`)
+        this.d.logger.warn(`Job "${job.name}": the lease of ${describeLease(f.lease)} was lost; its handler's signal is aborted.`)
       }
     } catch (e) {
       this.d.logger.warn(`Job "${job.name}": heartbeat failed (${(e as Error).message}); retrying at the next beat.`)
@@ -523,12 +484,12 @@ export class RunEngine implements PoolListener {
     const c = s && s.runId === runId ? s.counters : undefined
     return {
       job: job.name, runId, status,
-      ids: c?.ids ?? this.hostIds,
-      ranges: { completed: c?.completed ?? this.hostRanges, retried: c?.retried ?? 0, dead: c?.dead ?? 0 },
+      ids: c?.ids ?? this.recorder.ids,
+      ranges: { completed: c?.completed ?? this.recorder.ranges, retried: c?.retried ?? 0, dead: c?.dead ?? 0 },
       workers: { started: c?.workersStarted ?? this.pool.started, restarted: c?.workersRestarted ?? this.pool.restarted },
       durationMs: Date.now() - this.d.startedAt,
       ...(error !== undefined ? { error } : {}),
-      host: { ids: this.hostIds, ranges: this.hostRanges },
+      host: { ids: this.recorder.ids, ranges: this.recorder.ranges },
     }
   }
 }

@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Client } from 'pg'
 import { startFixture } from '../support/fixture'
-import { createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
+import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { REDIS_URL } from '../support/redis-server'
 
 const CLI = join(__dirname, '../../dist/cli/main.js')
@@ -17,16 +16,6 @@ const cli = async (...args: string[]): Promise<{ code: number; out: string }> =>
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string }
     return { code: err.code, out: err.stdout + err.stderr }
-  }
-}
-
-const processed = async (table: string): Promise<number> => {
-  const c = new Client({ connectionString: DATABASE_URL })
-  await c.connect()
-  try {
-    return Number((await c.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 0`)).rows[0].n)
-  } finally {
-    await c.end()
   }
 }
 

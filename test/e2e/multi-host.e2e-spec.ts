@@ -2,21 +2,10 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { RunSummary } from '../../lib'
 import { type FixtureRun, startFixture } from '../support/fixture'
-import { createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
+import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { OwnRedis, REDIS_URL } from '../support/redis-server'
-import { Client } from 'pg'
 
 const ROWS = 100_000
-
-const processed = async (table: string): Promise<number> => {
-  const c = new Client({ connectionString: DATABASE_URL })
-  await c.connect()
-  try {
-    return Number((await c.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 0`)).rows[0].n)
-  } finally {
-    await c.end()
-  }
-}
 
 const waitUntil = async (check: () => Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs

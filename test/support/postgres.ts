@@ -35,3 +35,7 @@ export function pgCounts(table: string): Promise<RowCounts> {
 }
 
 export const dropPgTable = (table: string) => withClient(c => c.query(`DROP TABLE IF EXISTS ${table}`))
+
+/** Rows handled at least once so far: how far a running job has got. */
+export const countProcessed = (table: string): Promise<number> =>
+  withClient(async c => Number((await c.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 0`)).rows[0].n))

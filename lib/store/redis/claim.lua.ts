@@ -14,20 +14,14 @@ if redis.call('HGET', META, 'control') == 'pause' then return { 'wait', 100 } en
 local owner, lease_ms, now = ARGV[1], tonumber(ARGV[2]), now_ms()
 local expired = redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1)[1]
 if expired then
-  local m = cjson.decode(redis.call('HGET', LEASES, expired .. ':m'))
-  local range = redis.call('HGET', LEASES, expired .. ':r')
-  redis.call('HDEL', LEASES, expired .. ':m', expired .. ':r')
-  redis.call('ZREM', DEADLINES, expired)
+  local m, range = pop(LEASES, DEADLINES, expired)
   redis.call('HINCRBY', META, 'retried', 1)
   local lease = new_lease(range, m.n, m.a + 1, owner, lease_ms, now)
   return { 'lease', 'expired', unpack(lease) }
 end
 local due = redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1)[1]
 if due then
-  local m = cjson.decode(redis.call('HGET', PDATA, due .. ':m'))
-  local range = redis.call('HGET', PDATA, due .. ':r')
-  redis.call('HDEL', PDATA, due .. ':m', due .. ':r')
-  redis.call('ZREM', PENDING, due)
+  local m, range = pop(PDATA, PENDING, due)
   local lease = new_lease(range, m.n, m.a, owner, lease_ms, now)
   return { 'lease', m.why, unpack(lease) }
 end

@@ -22,17 +22,20 @@ local function new_lease(range, n, attempt, owner, lease_ms, now)
   redis.call('ZADD', DEADLINES, deadline, token)
   return { token, attempt, rid, range, deadline }
 end
+-- Removes entry \`id\` (its meta and range in \`hash\`, its time in \`zset\`) and returns its meta and range.
+local function pop(hash, zset, id)
+  local m = cjson.decode(redis.call('HGET', hash, id .. ':m'))
+  local range = redis.call('HGET', hash, id .. ':r')
+  redis.call('HDEL', hash, id .. ':m', id .. ':r')
+  redis.call('ZREM', zset, id)
+  return m, range
+end
 -- A lease's meta: owner, attempt, run id and number of ids.
 -- Removes the owner's lease and returns its meta and range, or nil when it is not theirs any more.
 local function take(owner, token)
   local m = redis.call('HGET', LEASES, token .. ':m')
-  if not m then return nil end
-  local meta = cjson.decode(m)
-  if meta.o ~= owner then return nil end
-  local range = redis.call('HGET', LEASES, token .. ':r')
-  redis.call('HDEL', LEASES, token .. ':m', token .. ':r')
-  redis.call('ZREM', DEADLINES, token)
-  return meta, range
+  if not m or cjson.decode(m).o ~= owner then return nil end
+  return pop(LEASES, DEADLINES, token)
 end
 local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
