@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Client } from 'pg'
 import { RedisStore, type RunSummary } from '../../lib'
-import { startFixture } from '../support/fixture'
+import { type FixtureRun, startFixture } from '../support/fixture'
 import { createPgItems, DATABASE_URL, dropPgTable } from '../support/postgres'
 import { REDIS_URL } from '../support/redis-server'
 
@@ -28,7 +28,10 @@ const childrenOf = (pid: number): number[] => {
  */
 describe('chaos', () => {
   let table: string
+  let running: FixtureRun[] = []
   afterAll(async () => {
+    // A failed check must not leave hosts behind.
+    for (const h of running) if (h.child.exitCode === null) h.child.kill('SIGKILL')
     if (table) await dropPgTable(table)
   })
 
@@ -42,29 +45,38 @@ describe('chaos', () => {
     }
     const started = Date.now()
     const hosts = Array.from({ length: 3 }, () => startFixture(env))
+    running = hosts
     const [victim, ...survivors] = hosts
     let done = false
     const finished = Promise.all(survivors.map(h => h.exited)).finally(() => (done = true))
 
     let kills = 0
     let hostKilled = false
+    // Ten worker kills spread over 5%..82% of the rows, at random moments and on random workers, and the host at 50%,
+    // so all of them land before the run ends however fast this machine is.
+    const killAt = Array.from({ length: 10 }, (_, i) => 0.05 + i * 0.085)
     const db = new Client({ connectionString: DATABASE_URL })
     await db.connect()
-    while (!done && (kills < 10 || !hostKilled)) {
-      await sleep(300 + Math.random() * 700)
-      if (done) break
-      const progress = Number((await db.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 0`)).rows[0].n) / ROWS
-      if (!hostKilled && progress >= 0.5) {
-        for (const pid of [victim.child.pid as number, ...childrenOf(victim.child.pid as number)]) process.kill(pid, 'SIGKILL')
-        hostKilled = true
-        continue
+    try {
+      while (!done && (kills < killAt.length || !hostKilled)) {
+        await sleep(30 + Math.random() * 150)
+        if (done) break
+        const progress = Number((await db.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 0`)).rows[0].n) / ROWS
+        if (!hostKilled && progress >= 0.5) {
+          for (const pid of [victim.child.pid as number, ...childrenOf(victim.child.pid as number)]) process.kill(pid, 'SIGKILL')
+          hostKilled = true
+          continue
+        }
+        if (kills >= killAt.length || progress < killAt[kills]) continue
+        const live = (hostKilled ? survivors : hosts).filter(h => h.child.exitCode === null)
+        const host = live[Math.floor(Math.random() * live.length)]
+        const workers = host ? childrenOf(host.child.pid as number) : []
+        if (workers.length === 0) continue
+        process.kill(workers[Math.floor(Math.random() * workers.length)], 'SIGKILL')
+        kills++
       }
-      const live = (hostKilled ? survivors : hosts).filter(h => h.child.exitCode === null)
-      const host = live[Math.floor(Math.random() * live.length)]
-      const workers = host ? childrenOf(host.child.pid as number) : []
-      if (workers.length === 0) continue
-      process.kill(workers[Math.floor(Math.random() * workers.length)], 'SIGKILL')
-      kills++
+    } finally {
+      await db.end()
     }
     const results = await finished
     const seconds = (Date.now() - started) / 1000
@@ -75,9 +87,11 @@ describe('chaos', () => {
     expect(kills).toBeGreaterThanOrEqual(10)
     expect(hostKilled).toBe(true)
 
-    const missed = (await db.query(`SELECT id FROM ${table} WHERE processed = 0 ORDER BY id`)).rows.map(r => Number(r.id))
-    const duplicated = (await db.query(`SELECT id, max_attempt FROM ${table} WHERE processed > 1 ORDER BY id`)).rows
-    await db.end()
+    const check = new Client({ connectionString: DATABASE_URL })
+    await check.connect()
+    const missed = (await check.query(`SELECT id FROM ${table} WHERE processed = 0 ORDER BY id`)).rows.map(r => Number(r.id))
+    const duplicated = (await check.query(`SELECT id, max_attempt FROM ${table} WHERE processed > 1 ORDER BY id`)).rows
+    await check.end()
     // Lost: only the poison range, which is dead-lettered.
     expect(missed).toEqual(Array.from({ length: RANGE }, (_, i) => poisonFirst + i))
     // Every row handled twice was in a range handed out again after its lease was lost (attempt > 1).
