@@ -33,6 +33,8 @@ export interface RunOptions {
 interface ActiveRun {
   engine?: RunEngine
   promise: Promise<RunSummary>
+  /** stop() came before the engine existed (the run was still starting). */
+  stopRequested?: boolean
 }
 
 /**
@@ -52,8 +54,13 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
   /** Every event goes to EventEmitter2 (when the app has it) and to internal observers (metrics). */
   private readonly events: EventSink = {
     emit: (event, payload) => {
-      this.emitter?.emit(event, payload)
-      for (const observer of this.observers) observer(event, payload)
+      // A listener that throws is the app's bug: it is logged, and never stops or crashes a run.
+      try {
+        this.emitter?.emit(event, payload)
+        for (const observer of this.observers) observer(event, payload)
+      } catch (e) {
+        this.logger.error(`A listener of ${event} threw: ${(e as Error).message}`, (e as Error).stack)
+      }
     },
   }
   private signals = 0
@@ -99,7 +106,8 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
       if (options.from !== undefined) throw new Error(`Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
       return active.promise
     }
-    const entry: ActiveRun = { promise: this.orchestrate(def, options, e => (entry.engine = e)) }
+    const entry: ActiveRun = { promise: Promise.resolve() as never }
+    entry.promise = this.orchestrate(def, options, entry)
     this.runs.set(def.name, entry)
     this.watchSignals()
     try {
@@ -197,6 +205,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     await Promise.all(names.map(async name => {
       const run = this.runs.get(name)
       if (!run) return
+      run.stopRequested = true
       await run.engine?.stop()
       await run.promise.catch(() => undefined)
     }))
@@ -236,20 +245,22 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     return def
   }
 
-  private async orchestrate(def: JobDefinition, options: RunOptions, started: (e: RunEngine) => void): Promise<RunSummary> {
+  private async orchestrate(def: JobDefinition, options: RunOptions, entry: ActiveRun): Promise<RunSummary> {
     const startedAt = Date.now()
     const { runId, joined } = await this.store.startRun(def.name, randomUUID(), options.from)
     const logger = this.logger
-    if (!joined && def.total) await this.recordTotal(def, runId)
+    // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
+    if (!joined && def.total) void this.recordTotal(def, runId)
     const inline = this.options.workers === 0
     logger.info(`Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`)
     const engine = new RunEngine({
       job: def, runId, hostId: this.hostId, store: this.store, options: this.options, logger, events: this.events, lock: this.lock, startedAt,
     })
-    started(engine)
+    entry.engine = engine
     engine.start(inline
       ? new InlinePool(`inline-${this.hostId.slice(2, 10)}`, this.options.concurrency, def, runId, engine)
       : new ClusterPool(def.name, runId, this.options, engine, logger))
+    if (entry.stopRequested) void engine.stop()
     const summary = await engine.finished
     const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`
     if (summary.status === 'failed') throw new RunFailedError(summary)

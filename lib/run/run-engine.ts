@@ -74,6 +74,10 @@ export class RunEngine implements PoolListener {
   private readonly controlTimer: NodeJS.Timeout
   /** Paused from any host or the CLI: leases are kept (heartbeats go on), nothing is handed out. */
   private paused = false
+  /** Workers holding a range that timed out: they get nothing new before they answer or are killed. */
+  private readonly doomed = new Set<WorkerSlot>()
+  /** When this host last renewed its leases (its clock): past leaseMs without a renewal, its handlers' signals abort. */
+  private renewedAt = Date.now()
   private readonly watchdog?: NodeJS.Timeout
   private pending = 0
   private readonly recorder: RangeRecorder
@@ -120,7 +124,7 @@ export class RunEngine implements PoolListener {
     for (const slot of this.pool.slots()) {
       const free = slot.capacity - slot.active
       // A worker is topped up once half its capacity is free: fewer, larger IPC messages.
-      if (!slot.ready || free < Math.ceil(slot.capacity / 2) || this.ready.length === 0) continue
+      if (!slot.ready || free < Math.ceil(slot.capacity / 2) || this.ready.length === 0 || this.doomed.has(slot)) continue
       const batch = this.ready.splice(0, free)
       slot.active += batch.length
       const startedAt = Date.now()
@@ -210,7 +214,8 @@ export class RunEngine implements PoolListener {
       // Settling may have made room (a refused commit frees its ranges' place): go round again.
       if (this.state === 'running' && room() > 0 && this.handingOut()) this.refill = true
     } catch (e) {
-      void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e)
+      // Bad loader output fails the run everywhere; a store that stays unreachable fails only this host.
+      void this.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e, e instanceof RunFailure)
       for (const { result } of commits.splice(0)) {
         const r = await result.catch(() => undefined)
         if (r?.type === 'leased') this.releaseLater(r.leases)
@@ -313,6 +318,7 @@ export class RunEngine implements PoolListener {
     if (slot.pid !== process.pid) {
       this.d.events.emit(ParallelWorkerEvent.WorkerExited, new WorkerExitedEvent(job.name, runId, slot.id, slot.pid, code, signal))
     }
+    this.doomed.delete(slot)
     const how = signal ? `signal ${signal}` : `code ${code}`
     for (const [token, f] of this.inflight) {
       if (f.slot !== slot) continue
@@ -370,14 +376,23 @@ export class RunEngine implements PoolListener {
   private checkTimeouts(): void {
     const { rangeTimeoutMs } = this.d.options
     const now = Date.now()
-    for (const f of this.inflight.values()) {
+    for (const [token, f] of this.inflight) {
       const ran = now - f.startedAt
       if (!f.timedOut && ran > rangeTimeoutMs) {
         f.timedOut = true
-        f.slot.abort([f.lease.token], 'range timeout')
+        f.slot.abort([token], 'range timeout')
+        if (f.slot.pid !== process.pid) this.doomed.add(f.slot)
         this.track(this.recorder.failed(f.lease, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
-      } else if (f.timedOut && ran > rangeTimeoutMs + Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs) && f.slot.kill()) {
-        this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
+      } else if (f.timedOut && ran > rangeTimeoutMs + Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs)) {
+        if (f.slot.pid === process.pid) {
+          // Inline handlers cannot be killed: stop waiting for this one (its range was failed and goes out again).
+          this.inflight.delete(token)
+          f.slot.active--
+          this.d.logger.warn(`Job "${this.d.job.name}": the inline handler of ${describeLease(f.lease)} ignores its aborted signal ${ran} ms in; no longer waiting for it.`)
+          this.fill()
+        } else if (f.slot.kill()) {
+          this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
+        }
       }
     }
   }
@@ -388,6 +403,7 @@ export class RunEngine implements PoolListener {
     if (tokens.length === 0) return
     try {
       const lost = new Set(await store.heartbeat(job.name, hostId, tokens, options.leaseMs))
+      this.renewedAt = Date.now()
       if (lost.size === 0) return
       for (let i = this.ready.length - 1; i >= 0; i--) if (lost.has(this.ready[i].token)) this.ready.splice(i, 1)
       for (const token of lost) {
@@ -399,6 +415,13 @@ export class RunEngine implements PoolListener {
       }
     } catch (e) {
       this.d.logger.warn(`Job "${job.name}": heartbeat failed (${(e as Error).message}); retrying at the next beat.`)
+      // Past leaseMs without a renewal another host may take these ranges over: their handlers must stop writing.
+      if (Date.now() - this.renewedAt < options.leaseMs) return
+      for (const [token, f] of this.inflight) {
+        if (f.lost || f.timedOut) continue
+        f.lost = true
+        f.slot.abort([token], 'lease may be lost: the coordination store did not answer')
+      }
     }
   }
 
@@ -435,7 +458,7 @@ export class RunEngine implements PoolListener {
     if (leases.length) void this.d.store.release(this.d.job.name, this.d.hostId, leases.map(l => l.token)).catch(() => undefined)
   }
 
-  private async end(status: RunStatus, error?: string, cause?: unknown): Promise<void> {
+  private async end(status: RunStatus, error?: string, cause?: unknown, everywhere = true): Promise<void> {
     if (this.state !== 'running') return
     const { job, runId, store, hostId, options, logger } = this.d
     this.state = status === 'stopped' ? 'stopping' : 'ending'
@@ -454,7 +477,7 @@ export class RunEngine implements PoolListener {
       logger.warn(`Job "${job.name}": released ${tokens.length} ranges still in flight; they are handed out again by the next run.`)
     }
     await this.settle(options.shutdownTimeoutMs)
-    if (status !== 'stopped') await store.endRun(job.name, runId, status, error).catch(() => undefined)
+    if (status !== 'stopped' && everywhere) await store.endRun(job.name, runId, status, error).catch(() => undefined)
     clearInterval(this.heartbeatTimer)
     clearInterval(this.controlTimer)
     clearInterval(this.watchdog)

@@ -3,7 +3,7 @@ import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter'
 import { Test } from '@nestjs/testing'
 import {
   type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
-  type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError,
+  MemoryStore, type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError,
 } from '../../lib'
 
 /** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
@@ -331,6 +331,55 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     const summary = await run
     expect(calls).toEqual([summary.runId])
     expect(await pw.status('numbers')).toMatchObject({ state: 'completed', total: 95, percent: 100, ids: { done: 95 } })
+    await a.close()
+  })
+
+  it('stops a run that is still starting', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)])
+    const pw = a.get(ParallelWorker)
+    const run = pw.run('numbers')
+    await pw.stop('numbers')
+    expect((await run).status).toBe('stopped')
+    await a.close()
+  })
+
+  it('stops waiting for an inline handler that ignores its aborted signal, and finishes the run', async () => {
+    @Injectable()
+    class Stubborn {
+      @RangeLoader('stubborn') next(lastId: ID | null) { return lastId === null ? [1, 2] : lastId === 2 ? [3, 4] : [] }
+      @RangeHandler('stubborn')
+      async handle({ idsRange }: Range, ctx: RangeContext) {
+        if (idsRange.includes(1) && ctx.attempt === 1) await new Promise(() => undefined)
+        Numbers.handled.push(...idsRange)
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, concurrency: 1, rangeTimeoutMs: 50, retryBackoffMs: 1 })], [Stubborn])
+    expect(await a.get(ParallelWorker).run('stubborn')).toMatchObject({ status: 'completed', ids: 4, ranges: { retried: 1 } })
+    expect([...Numbers.handled].sort()).toEqual([1, 2, 3, 4])
+    await a.close()
+  })
+
+  it('aborts handlers when leases cannot be renewed for leaseMs (the store does not answer)', async () => {
+    const reasons: string[] = []
+    class Unreachable extends MemoryStore {
+      override async heartbeat(): Promise<number[]> {
+        throw new Error('connection refused')
+      }
+    }
+    @Injectable()
+    class Long {
+      @RangeLoader('long') next(lastId: ID | null) { return lastId === null ? [1] : [] }
+      @RangeHandler('long')
+      async handle(_: Range, ctx: RangeContext) {
+        await new Promise<void>(resolve => ctx.signal.addEventListener('abort', () => resolve()))
+        reasons.push(String((ctx.signal.reason as Error).message))
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, storage: new Unreachable(), leaseMs: 300, heartbeatMs: 50 })], [Long])
+    await a.get(ParallelWorker).run('long')
+    // The unrenewed lease also expires in the store and is handed out again: every hand-out is aborted the same way.
+    expect(reasons.length).toBeGreaterThanOrEqual(1)
+    expect([...new Set(reasons)]).toEqual(['lease may be lost: the coordination store did not answer'])
     await a.close()
   })
 
