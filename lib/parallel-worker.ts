@@ -106,7 +106,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
       if (options.from !== undefined) throw new Error(`Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
       return active.promise
     }
-    const entry: ActiveRun = { promise: Promise.resolve() as never }
+    const entry = {} as ActiveRun
     entry.promise = this.orchestrate(def, options, entry)
     this.runs.set(def.name, entry)
     this.watchSignals()
@@ -142,9 +142,7 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
       else if (!local && s.leased === 0) state = 'stopped'
     }
     const ids = s.counters.ids
-    const elapsed = s.startedAt !== null ? Math.max(1, (s.endedAt ?? s.now) - s.startedAt) : 0
-    const recent = this.rates.sample(name, s.runId, s.now, ids)
-    const rate = Math.round(recent || (elapsed ? (ids / elapsed) * 1000 : 0))
+    const rate = Math.round(this.rates.rate(name, s))
     const total = s.total
     return {
       job: name, state, runId: s.runId, cursor: s.cursor,

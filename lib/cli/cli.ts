@@ -85,9 +85,7 @@ async function status(store: RedisStore, job: string, watch: boolean, io: Io): P
   void io.interrupted.then(() => (stop = true))
   do {
     const s = await store.state(job)
-    const elapsed = s.startedAt ? (s.endedAt ?? s.now) - s.startedAt : 0
-    // One look has no last minute to compare with: fall back to the run's average.
-    const rate = rates.sample(job, s.runId, s.now, s.counters.ids) || (elapsed > 0 ? (s.counters.ids / elapsed) * 1000 : 0)
+    const rate = rates.rate(job, s)
     const view = renderStatus(job, s, rate, await store.leasesByOwner(job))
     // In watch mode the view is redrawn in place.
     io.out(watch ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)` : view)

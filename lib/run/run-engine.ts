@@ -442,10 +442,6 @@ export class RunEngine implements PoolListener {
     return this.state === 'stopping'
   }
 
-  get isPaused(): boolean {
-    return this.paused
-  }
-
   /** Forced exit: give every lease back at once and kill the workers. */
   async abandon(): Promise<void> {
     const tokens = [...this.ready.splice(0).map(l => l.token), ...this.inflight.keys()]
