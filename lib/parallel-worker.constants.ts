@@ -9,5 +9,6 @@ export const RANGE_TOTAL_METADATA = 'parallel-worker:range-total'
 export const ENV_JOB = 'PARALLEL_WORKER_JOB'
 export const ENV_RUN_ID = 'PARALLEL_WORKER_RUN_ID'
 export const ENV_WORKER_ID = 'PARALLEL_WORKER_ID'
+export const ENV_CONCURRENCY = 'PARALLEL_WORKER_CONCURRENCY'
 
 export const LOG_CONTEXT = 'ParallelWorker'

@@ -14,7 +14,7 @@ import { type JobDefinition, JobRegistry } from './job.registry'
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
 import type { ID } from './interfaces/range.interface'
 import type { JobStatus, RunSummary } from './interfaces/run-summary.interface'
-import { ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants'
+import { ENV_CONCURRENCY, ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants'
 import { ParallelWorkerExplorer } from './parallel-worker.explorer'
 import { ModuleLogger } from './parallel-worker.logger'
 import * as m from './parallel-worker.messages'
@@ -290,7 +290,9 @@ export class ParallelWorker implements OnModuleInit, OnApplicationBootstrap, Bef
     // A main.ts that runs several jobs in turn: this worker serves only its own and lets the others pass.
     if (job !== undefined && job !== name) return share(0, 0, 'completed')
     if (this.worker) throw new Error(`Worker ${process.env[ENV_WORKER_ID]} is serving job "${name}" already; call run() once per worker.`)
-    this.worker = new WorkerRunner(this.job(name), runId, process.env[ENV_WORKER_ID] as string, this.logger)
+    // The primary's concurrency rules (it counts on it to tell which ranges may have started).
+    const concurrency = Number(process.env[ENV_CONCURRENCY]) || this.options.concurrency
+    this.worker = new WorkerRunner(this.job(name), runId, process.env[ENV_WORKER_ID] as string, concurrency, this.logger)
     const result = await this.worker.serve()
     return share(result.ids, result.ranges, result.drained ? 'completed' : 'stopped')
   }

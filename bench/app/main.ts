@@ -28,6 +28,7 @@ class RedisModule implements OnApplicationShutdown {
         storageKey: process.env.BENCH_PREFIX,
         workers: num('BENCH_WORKERS') ?? 2,
         rangeSize: num('BENCH_RANGE'),
+        targetRangeMs: num('BENCH_TARGET_MS'),
         concurrency: num('BENCH_CONCURRENCY'),
         prefetch: num('BENCH_PREFETCH'),
         logging: { level: 'warn' },

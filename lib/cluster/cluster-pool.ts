@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
-import { ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID } from '../parallel-worker.constants'
+import { ENV_CONCURRENCY, ENV_JOB, ENV_RUN_ID, ENV_WORKER_ID } from '../parallel-worker.constants'
 import type { ModuleLogger } from '../parallel-worker.logger'
 import { isOurs, message, parseWorkerMessage, type PrimaryMessage, type WireRange } from './ipc.messages'
 import type { PoolListener, WorkerPool, WorkerSlot } from './worker-pool.interface'
@@ -9,10 +9,13 @@ import type { PoolListener, WorkerPool, WorkerSlot } from './worker-pool.interfa
 /** A worker that has not asked for ranges by then is probably not calling `run()` in its main.ts. */
 const READY_WARNING_MS = 30_000
 const RESTART_DELAY_MS = 200
+/** How long an exited worker's last messages may take to be read. */
+const EXIT_DRAIN_MS = 1000
 
 class ClusterSlot implements WorkerSlot {
   active = 0
   ready = false
+  readonly backlog = true
   drained = false
   killed = false
 
@@ -107,7 +110,7 @@ export class ClusterPool implements WorkerPool {
 
   private fork(restart: boolean): void {
     const id = `w-${randomBytes(4).toString('hex')}`
-    const worker = cluster.fork({ [ENV_JOB]: this.job, [ENV_RUN_ID]: this.runId, [ENV_WORKER_ID]: id })
+    const worker = cluster.fork({ [ENV_JOB]: this.job, [ENV_RUN_ID]: this.runId, [ENV_WORKER_ID]: id, [ENV_CONCURRENCY]: this.options.concurrency })
     const slot = new ClusterSlot(id, worker, this.options.concurrency)
     this.live.set(id, slot)
     this.started++
@@ -130,12 +133,22 @@ export class ClusterPool implements WorkerPool {
     worker.on('error', e => this.logger.debug(`Worker ${id}: ${e.message}`))
     worker.on('exit', (code, signal) => {
       clearTimeout(warn)
-      this.live.delete(id)
-      const expected = slot.drained && code === 0
-      this.listener.slotExited(slot, code, signal, expected)
-      if (this.draining) {
-        if (this.live.size === 0) this.drained?.()
-      } else this.replace(slot, code, signal)
+      let handled = false
+      const exited = () => {
+        if (handled) return
+        handled = true
+        this.live.delete(id)
+        const expected = slot.drained && code === 0
+        this.listener.slotExited(slot, code, signal, expected)
+        if (this.draining) {
+          if (this.live.size === 0) this.drained?.()
+        } else this.replace(slot, code, signal)
+      }
+      // What the worker sent before it died is read before its exit is handled (it comes before the
+      // channel closes), so the engine knows which of its ranges were answered or may have started.
+      if (!worker.isConnected()) return exited()
+      const timer = setTimeout(exited, EXIT_DRAIN_MS)
+      worker.process.once('disconnect', () => (clearTimeout(timer), exited()))
     })
   }
 

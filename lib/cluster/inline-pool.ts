@@ -8,6 +8,7 @@ export class InlinePool implements WorkerPool, WorkerSlot {
   readonly pid = process.pid
   active = 0
   ready = true
+  readonly backlog = false
   started = 0
   restarted = 0
   private readonly executor: RangeExecutor

@@ -1,17 +1,41 @@
 import { Logger } from '@nestjs/common'
 import type { JobDefinition } from '../job.registry'
-import type { Range } from '../interfaces/range.interface'
+import type { Range, RangeContext } from '../interfaces/range.interface'
 import type { WireError, WireRange, WireResult } from './ipc.messages'
 
 export const toWireError = (e: unknown): WireError =>
   e instanceof Error ? { message: e.message || e.name, stack: e.stack } : { message: String(e) }
 
 /**
+ * A range's abort state. The AbortController is made only when the handler
+ * reads `ctx.signal` (most never do, and one per range is measurable on tiny
+ * ranges); an abort before that is kept and shows on the signal when read.
+ */
+class Abortable {
+  private controller?: AbortController
+  private reason?: Error
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController()
+      if (this.reason) this.controller.abort(this.reason)
+    }
+    return this.controller.signal
+  }
+
+  abort(reason: string): void {
+    if (this.reason) return
+    this.reason = new Error(reason)
+    this.controller?.abort(this.reason)
+  }
+}
+
+/**
  * Calls the job's handler for one range with its `RangeContext`, turning a
- * throw into a failed result. Keeps an AbortController per range for `abort()`.
+ * throw into a failed result. Keeps each running range's abort state for `abort()`.
  */
 export class RangeExecutor {
-  private readonly controllers = new Map<number, AbortController>()
+  private readonly running = new Map<number, Abortable>()
   private readonly logger: Logger
 
   constructor(private readonly job: JobDefinition, private readonly runId: string, private readonly workerId: string) {
@@ -20,32 +44,33 @@ export class RangeExecutor {
 
   /** Ranges being handled now. */
   get active(): number {
-    return this.controllers.size
+    return this.running.size
   }
 
   async execute(wire: WireRange): Promise<WireResult> {
-    const controller = new AbortController()
-    this.controllers.set(wire.token, controller)
+    const abortable = new Abortable()
+    this.running.set(wire.token, abortable)
     const range: Range = { ...wire.payload, idsRange: wire.ids, lastId: wire.prev }
+    const ctx: Omit<RangeContext, 'signal'> = {
+      job: this.job.name, runId: this.runId, attempt: wire.attempt, token: wire.token, workerId: this.workerId, logger: this.logger,
+    }
+    Object.defineProperty(ctx, 'signal', { get: () => abortable.signal, enumerable: true })
     const started = performance.now()
     try {
-      await this.job.handler.call(range, {
-        job: this.job.name, runId: this.runId, attempt: wire.attempt, token: wire.token,
-        workerId: this.workerId, signal: controller.signal, logger: this.logger,
-      })
+      await this.job.handler.call(range, ctx as RangeContext)
       return { token: wire.token, ok: true, ms: performance.now() - started }
     } catch (e) {
       return { token: wire.token, ok: false, error: toWireError(e) }
     } finally {
-      this.controllers.delete(wire.token)
+      this.running.delete(wire.token)
     }
   }
 
   abort(tokens: number[], reason: string): void {
-    for (const token of tokens) this.controllers.get(token)?.abort(new Error(reason))
+    for (const token of tokens) this.running.get(token)?.abort(reason)
   }
 
   abortAll(reason: string): void {
-    this.abort([...this.controllers.keys()], reason)
+    this.abort([...this.running.keys()], reason)
   }
 }

@@ -4,7 +4,10 @@ import type { WireRange, WireResult } from './ipc.messages'
 export interface WorkerSlot {
   readonly id: string
   readonly pid: number | undefined
+  /** Ranges it runs at once (`concurrency`). */
   readonly capacity: number
+  /** True when it can hold ranges beyond `capacity` and start them in the order sent (a forked worker's backlog). */
+  readonly backlog: boolean
   /** Ranges sent and not answered yet. Kept by the engine. */
   active: number
   /** True once the worker asked for ranges. */

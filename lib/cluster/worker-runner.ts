@@ -1,6 +1,6 @@
 import type { JobDefinition } from '../job.registry'
 import type { ModuleLogger } from '../parallel-worker.logger'
-import { message, isOurs, parsePrimaryMessage, type WireResult, type WorkerMessage } from './ipc.messages'
+import { message, isOurs, parsePrimaryMessage, type WireRange, type WireResult, type WorkerMessage } from './ipc.messages'
 import { RangeExecutor } from './range-executor'
 
 /** What `run()` resolves with in a worker: this worker's share. */
@@ -12,10 +12,22 @@ export interface WorkerShare {
 
 /**
  * The worker side of a run: asks the primary for ranges, handles them with the
- * job's handler and answers with batched results until told to drain.
+ * job's handler, `concurrency` at a time, and answers with batched results
+ * until told to drain.
+ *
+ * The primary may send more ranges than `concurrency` (a short backlog, so a
+ * worker with quick handlers never waits a round trip for its next range).
+ * A range from the backlog starts only once the results that freed its place
+ * were sent, so the primary can tell which ranges may have started: the
+ * oldest `concurrency` it has no answer for.
  */
 export class WorkerRunner {
   private readonly executor: RangeExecutor
+  private readonly backlog: WireRange[] = []
+  /** Ranges started whose results were not sent yet. */
+  private running = 0
+  /** Answers in `queue` for ranges aborted before they started. */
+  private neverRan = 0
   private queue: WireResult[] = []
   private flushing = false
   private draining = false
@@ -24,7 +36,13 @@ export class WorkerRunner {
   private finish!: (share: WorkerShare) => void
   readonly done: Promise<WorkerShare>
 
-  constructor(private readonly job: JobDefinition, runId: string, readonly workerId: string, private readonly logger: ModuleLogger) {
+  constructor(
+    private readonly job: JobDefinition,
+    runId: string,
+    readonly workerId: string,
+    private readonly concurrency: number,
+    private readonly logger: ModuleLogger,
+  ) {
     this.executor = new RangeExecutor(job, runId, workerId)
     this.done = new Promise(resolve => (this.finish = resolve))
   }
@@ -42,7 +60,7 @@ export class WorkerRunner {
   /** Waits for the ranges in hand (for an app closing by itself, e.g. with shutdown hooks). */
   async idle(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    while ((this.executor.active > 0 || this.queue.length > 0 || this.flushing) && Date.now() < deadline) {
+    while ((this.running > 0 || this.backlog.length > 0 || this.queue.length > 0 || this.flushing) && Date.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
     }
   }
@@ -52,18 +70,19 @@ export class WorkerRunner {
     const msg = parsePrimaryMessage(m)
     if (!msg) return this.logger.warn(`Worker ${this.workerId} ignored a malformed message from the primary: ${JSON.stringify(m).slice(0, 200)}`)
     if (msg.type === 'ranges') {
-      for (const range of msg.ranges) {
-        void this.executor.execute(range).then(result => {
-          if (result.ok) {
-            this.ids += range.ids.length
-            this.ranges++
-          }
-          this.queue.push(result)
-          this.flush()
-        })
-      }
+      this.backlog.push(...msg.ranges)
+      this.pump()
     } else if (msg.type === 'abort') {
       this.executor.abort(msg.tokens, msg.reason)
+      // An aborted range still waiting never starts: it is answered as failed with the reason.
+      const aborted = new Set(msg.tokens)
+      for (let i = this.backlog.length - 1; i >= 0; i--) {
+        if (!aborted.has(this.backlog[i].token)) continue
+        const [range] = this.backlog.splice(i, 1)
+        this.queue.push({ token: range.token, ok: false, error: { message: msg.reason } })
+        this.neverRan++
+      }
+      if (this.queue.length) this.flush()
     } else {
       this.draining = true
       this.maybeFinish()
@@ -75,14 +94,35 @@ export class WorkerRunner {
     this.logger.warn(`Worker ${this.workerId}: the primary disconnected; stopping.`)
     this.draining = true
     this.queue = []
+    this.neverRan = 0
+    this.backlog.length = 0
     this.end(false)
+  }
+
+  /** Starts ranges from the backlog while fewer than `concurrency` run. */
+  private pump(): void {
+    while (this.running < this.concurrency && this.backlog.length > 0) {
+      const range = this.backlog.shift() as WireRange
+      this.running++
+      void this.executor.execute(range).then(result => {
+        if (result.ok) {
+          this.ids += range.ids.length
+          this.ranges++
+        }
+        this.queue.push(result)
+        this.flush()
+      })
+    }
   }
 
   private readonly onSignal = (signal: string): void => {
     this.logger.debug(`Worker ${this.workerId} got ${signal}; the primary stops it.`)
   }
 
-  /** Batches results that finish in the same turn of the event loop into one message. */
+  /**
+   * Batches results that finish in the same turn of the event loop into one
+   * message; their places go to the backlog only after it is sent.
+   */
   private flush(): void {
     if (this.flushing) return
     this.flushing = true
@@ -91,12 +131,16 @@ export class WorkerRunner {
       this.queue = []
       this.flushing = false
       if (results.length) this.send(message<WorkerMessage>({ type: 'results', results }))
+      // Answers for ranges aborted in the backlog free no place: they never ran.
+      this.running -= results.length - this.neverRan
+      this.neverRan = 0
+      this.pump()
       this.maybeFinish()
     })
   }
 
   private maybeFinish(): void {
-    if (this.draining && this.executor.active === 0 && this.queue.length === 0 && !this.flushing) this.end(true)
+    if (this.draining && this.running === 0 && this.backlog.length === 0 && this.queue.length === 0 && !this.flushing) this.end(true)
   }
 
   private end(drained: boolean): void {

@@ -28,46 +28,96 @@ export interface LoaderCall {
   limit: () => number
 }
 
+/** Consecutive ranges loaded after one cursor. */
+export interface Loaded {
+  ranges: StoredRange[]
+  /** The cursor after the last of them. */
+  cursor: ID | null
+  /** The loader said there is nothing after `cursor`. */
+  exhausted: boolean
+}
+
 /**
- * Calls the job's loader after `cursor` (one call at a time per host) and
- * checks its output. A throw or a hang past `loaderTimeoutMs` is retried
- * with backoff up to `maxAttempts`; then, or on bad output, `RunFailure`.
- * Undefined when the run ended while waiting.
+ * Calls the job's loader after `from`, again after each range it returns,
+ * up to `max` ranges while `more()` says so, holding the local loader lock
+ * once for the batch, and checks each output. A call that throws or hangs
+ * past `loaderTimeoutMs` ends the batch with what came before it; alone, it
+ * is retried with backoff up to `maxAttempts`, then fails the run
+ * (`RunFailure`), as bad output does at once. Undefined when the run ended
+ * while waiting to retry.
  */
-export async function callLoader(c: LoaderCall, cursor: ID | null): Promise<StoredRange | null | undefined> {
+export async function loadRanges(c: LoaderCall, from: ID | null, max: number, more: () => boolean): Promise<Loaded | undefined> {
   const { job, runId, options, lock, logger } = c
   for (let attempt = 1; ; attempt++) {
-    let value: unknown
+    const loaded: Loaded = { ranges: [], cursor: from, exhausted: false }
+    const timeout = new CallTimeout(options.loaderTimeoutMs, `it did not return within loaderTimeoutMs (${options.loaderTimeoutMs} ms)`)
     try {
       // The timeout lives inside the lock, so a hung loader does not hold the lock forever.
-      value = await lock.acquire(job.name, () => withTimeout(
-        Promise.resolve().then(() => job.loader.call(cursor, { job: job.name, runId, limit: c.limit() })),
-        options.loaderTimeoutMs,
-        `it did not return within loaderTimeoutMs (${options.loaderTimeoutMs} ms)`,
-      ), options.lockOptions)
-    } catch (e) {
-      const message = toWireError(e).message
-      if (attempt >= options.maxAttempts) {
-        throw new RunFailure(`the range loader ${job.loader.name} failed ${attempt} times after cursor ${cursor}; last error: ${message}`, e)
-      }
-      const delay = backoff(attempt, options)
-      logger.warn(`Job "${job.name}": the range loader ${job.loader.name} failed after cursor ${cursor} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`)
-      await new Promise(r => setTimeout(r, delay))
-      if (!c.running()) return undefined
-      continue
-    }
-    try {
-      return toStoredRange(job.name, cursor, value)
+      await lock.acquire(job.name, async () => {
+        while (loaded.ranges.length < max) {
+          const cursor = loaded.cursor
+          const value = await timeout.run(() => job.loader.call(cursor, { job: job.name, runId, limit: c.limit() }))
+          const range = toStoredRange(job.name, cursor, value)
+          if (range === null) return void (loaded.exhausted = true)
+          loaded.ranges.push(range)
+          loaded.cursor = range.lastId
+          if (!more()) return
+        }
+      }, options.lockOptions)
+      return loaded
     } catch (e) {
       if (e instanceof InvalidRangeError) throw new RunFailure(e.message, e)
-      throw e
+      // What loaded before the failing call is good; the call is retried first thing in the next batch.
+      if (loaded.ranges.length) return loaded
+      const message = toWireError(e).message
+      if (attempt >= options.maxAttempts) {
+        throw new RunFailure(`the range loader ${job.loader.name} failed ${attempt} times after cursor ${from}; last error: ${message}`, e)
+      }
+      const delay = backoff(attempt, options)
+      logger.warn(`Job "${job.name}": the range loader ${job.loader.name} failed after cursor ${from} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`)
+      await new Promise(r => setTimeout(r, delay))
+      if (!c.running()) return undefined
+    } finally {
+      timeout.clear()
     }
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  if (ms <= 0) return p
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+/**
+ * Rejects the call in progress once it ran `ms`: one timer for a batch of
+ * calls, re-armed only when it fires early, instead of one per call.
+ */
+class CallTimeout {
+  private timer?: NodeJS.Timeout
+  private since = 0
+  private reject?: (e: Error) => void
+
+  constructor(private readonly ms: number, private readonly message: string) {}
+
+  run<T>(call: () => T | Promise<T>): Promise<T> {
+    if (this.ms <= 0) return Promise.resolve().then(call)
+    this.since = Date.now()
+    this.timer ??= setTimeout(this.check, this.ms)
+    return new Promise<T>((resolve, reject) => {
+      this.reject = reject
+      Promise.resolve().then(call).then(resolve, reject)
+    })
+  }
+
+  clear(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.reject = undefined
+  }
+
+  private readonly check = (): void => {
+    const left = this.since + this.ms - Date.now()
+    if (left > 0) {
+      this.timer = setTimeout(this.check, left)
+      return
+    }
+    this.timer = undefined
+    // Rejecting a call that already settled does nothing.
+    this.reject?.(new Error(this.message))
+  }
 }

@@ -10,7 +10,7 @@ import type { ID } from '../interfaces/range.interface'
 import type { CommitResult, CoordinationStore, Lease, StoredRange } from '../store/coordination-store.interface'
 import { retrying } from './backoff'
 import { describeLease, toWire } from './lease-format'
-import { callLoader, type LoaderCall, RunFailure } from './loader-call'
+import { type Loaded, loadRanges, type LoaderCall, RunFailure } from './loader-call'
 import { RangeRecorder } from './range-recorder'
 import { RangeSizer } from './range-sizer'
 import { Throttle } from './throttle'
@@ -35,7 +35,8 @@ interface InFlight {
   lease: Lease
   slot: WorkerSlot
   lost: boolean
-  startedAt: number
+  /** When its handler started, as far as this host can tell; undefined while it waits in the worker's backlog. */
+  startedAt?: number
   /** Failed for running past rangeTimeoutMs; kept only to hold the worker's capacity until it answers or is killed. */
   timedOut: boolean
   /** How long the handler ran, once it answered. */
@@ -45,11 +46,22 @@ interface InFlight {
 /** Commits in flight at once while loading ahead (each one round trip to Redis). */
 const MAX_PIPELINE = 16
 /** Consecutive loads committed together, while loading them takes no longer than BATCH_MS. */
-const MAX_BATCH = 32
-const BATCH_MS = 2
+const MAX_BATCH = 64
+const BATCH_MS = 8
+
+/**
+ * Until its first worker is ready (forking and bootstrapping the app takes a
+ * few hundred ms) a host loads ahead up to about this many ids, so the
+ * workers start on a full queue instead of waiting on the loader.
+ */
+const START_UP_PREFETCH_IDS = 50_000
 
 /** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
 const CONTROL_POLL_MS = 500
+
+/** A worker's backlog holds about this much work (by the handlers' recent time per range), so it never waits a round trip for its next range. */
+const BACKLOG_MS = 10
+const MAX_BACKLOG = 64
 
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
@@ -62,6 +74,12 @@ const UNRESPONSIVE_GRACE_MS = 5000
 export class RunEngine implements PoolListener {
   private readonly ready: Lease[] = []
   private readonly inflight = new Map<number, InFlight>()
+  /** Each worker's unanswered ranges in the order they were sent: it starts them in that order. */
+  private readonly hands = new Map<WorkerSlot, InFlight[]>()
+  /** Recent handler time per range (moving average), for the size of the workers' backlog. */
+  private msPerRange?: number
+  /** No worker was ready yet. */
+  private startingUp = true
   private state: 'running' | 'stopping' | 'ending' = 'running'
   private filling = false
   private refill = false
@@ -113,22 +131,47 @@ export class RunEngine implements PoolListener {
 
   // ---- hand-out ----
 
+  /**
+   * How many ranges a worker may hold: `concurrency` running plus a backlog
+   * of about BACKLOG_MS of work (`concurrency` until handlers were timed;
+   * none for handlers slower than that, nor inline).
+   */
+  private depth(slot: WorkerSlot): number {
+    if (!slot.backlog) return slot.capacity
+    const backlog = this.msPerRange === undefined ? slot.capacity : Math.floor((slot.capacity * BACKLOG_MS) / Math.max(this.msPerRange, 0.001))
+    return slot.capacity + Math.min(MAX_BACKLOG, backlog)
+  }
+
   private freeCapacity(): number {
     let free = 0
-    for (const slot of this.pool.slots()) if (slot.ready) free += slot.capacity - slot.active
+    for (const slot of this.pool.slots()) if (slot.ready) free += Math.max(0, this.depth(slot) - slot.active)
     return free
+  }
+
+  /** The slot's unanswered ranges, oldest first. */
+  private hand(slot: WorkerSlot): InFlight[] {
+    const hand = (this.hands.get(slot) ?? []).filter(f => this.inflight.get(f.lease.token) === f)
+    this.hands.set(slot, hand)
+    return hand
   }
 
   private dispatch(): void {
     if (this.state !== 'running' || !this.handingOut()) return
     for (const slot of this.pool.slots()) {
-      const free = slot.capacity - slot.active
-      // A worker is topped up once half its capacity is free: fewer, larger IPC messages.
-      if (!slot.ready || free < Math.ceil(slot.capacity / 2) || this.ready.length === 0 || this.doomed.has(slot)) continue
+      const depth = this.depth(slot)
+      const free = depth - slot.active
+      // A worker is topped up once half of what it may hold is free: fewer, larger IPC messages.
+      if (!slot.ready || free < Math.ceil(depth / 2) || this.ready.length === 0 || this.doomed.has(slot)) continue
       const batch = this.ready.splice(0, free)
       slot.active += batch.length
-      const startedAt = Date.now()
-      for (const lease of batch) this.inflight.set(lease.token, { lease, slot, lost: false, startedAt, timedOut: false })
+      const now = Date.now()
+      const hand = this.hand(slot)
+      for (const lease of batch) {
+        // The worker runs its oldest `concurrency` ranges; later ones wait in its backlog (their clock starts later).
+        const f: InFlight = { lease, slot, lost: false, startedAt: hand.length < slot.capacity ? now : undefined, timedOut: false }
+        hand.push(f)
+        this.inflight.set(lease.token, f)
+      }
       slot.send(batch.map(toWire))
     }
   }
@@ -180,7 +223,7 @@ export class RunEngine implements PoolListener {
         this.cursor = undefined
       }
     }
-    const room = () => this.freeCapacity() + options.prefetch - this.ready.length - committing
+    const room = () => this.freeCapacity() + this.prefetch() - this.ready.length - committing
     const settleAll = async () => {
       while (commits.length) await settleOne()
     }
@@ -221,6 +264,12 @@ export class RunEngine implements PoolListener {
         if (r?.type === 'leased') this.releaseLater(r.leases)
       }
     }
+  }
+
+  /** Ranges to keep loaded beyond what the workers can take: `prefetch`, more while the workers start. */
+  private prefetch(): number {
+    const { prefetch } = this.d.options
+    return this.startingUp ? Math.max(prefetch, Math.floor(START_UP_PREFETCH_IDS / this.sizer.limit)) : prefetch
   }
 
   /** How many ranges `maxRangesPerSecond` lets this host load now (0: the loop waits for the next second). */
@@ -271,24 +320,15 @@ export class RunEngine implements PoolListener {
    * quick (a slow loader commits range by range, so workers never wait on a
    * batch). Undefined when the run ended meanwhile: nothing loaded is committed.
    */
-  private async loadBatch(from: ID | null, max: number): Promise<{ ranges: StoredRange[]; cursor: ID | null; exhausted: boolean } | undefined> {
-    const ranges: StoredRange[] = []
+  private loadBatch(from: ID | null, max: number): Promise<Loaded | undefined> {
     const started = performance.now()
-    let cursor = from
-    while (ranges.length < Math.min(max, MAX_BATCH)) {
-      const range = await callLoader(this.loaderCall, cursor)
-      if (range === undefined) return undefined
-      if (range === null) return { ranges, cursor, exhausted: true }
-      ranges.push(range)
-      cursor = range.lastId
-      if (performance.now() - started > BATCH_MS || this.state !== 'running') break
-    }
-    return { ranges, cursor, exhausted: false }
+    return loadRanges(this.loaderCall, from, Math.min(max, MAX_BATCH), () => performance.now() - started <= BATCH_MS && this.state === 'running')
   }
 
   // ---- results ----
 
   slotReady(): void {
+    this.startingUp = false
     this.dispatch()
     this.fill()
   }
@@ -305,10 +345,15 @@ export class RunEngine implements PoolListener {
         continue
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms)
+      this.msPerRange = this.msPerRange === undefined ? result.ms : this.msPerRange * 0.9 + result.ms * 0.1
       f.ms = result.ms
       // Completions of one turn of the event loop are recorded in one store call.
       if (this.completing.push(f) === 1) setImmediate(() => this.track(this.recorder.complete(this.completing.splice(0).map(c => ({ lease: c.lease, workerId: c.slot.id, ms: c.ms })))))
     }
+    // The answered ranges' places went to the next ones in the worker's backlog: their clocks start now.
+    const hand = this.hand(slot)
+    const now = Date.now()
+    for (let i = 0; i < Math.min(slot.capacity, hand.length); i++) hand[i].startedAt ??= now
     this.dispatch()
     this.fill()
   }
@@ -320,12 +365,21 @@ export class RunEngine implements PoolListener {
     }
     this.doomed.delete(slot)
     const how = signal ? `signal ${signal}` : `code ${code}`
-    for (const [token, f] of this.inflight) {
-      if (f.slot !== slot) continue
-      this.inflight.delete(token)
-      if (f.timedOut) continue
+    // Only the oldest `concurrency` unanswered ranges may have started (the worker starts its backlog only
+    // after sending the results that made room): they count an attempt; the rest go back untouched.
+    const hand = this.hand(slot)
+    this.hands.delete(slot)
+    const unstarted: Lease[] = []
+    hand.forEach((f, i) => {
+      this.inflight.delete(f.lease.token)
+      if (f.timedOut) return
+      if (i >= slot.capacity) return void unstarted.push(f.lease)
       this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describeLease(f.lease)}; handing it out again.`)
       this.track(this.recorder.failed(f.lease, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
+    })
+    if (unstarted.length) {
+      this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} holding ${unstarted.length} ranges it had not started; handing them out again.`)
+      this.track(retrying(() => this.d.store.release(job.name, this.d.hostId, unstarted.map(l => l.token)), this.d.logger, `release for job "${job.name}"`))
     }
     if (!expected) this.fill()
   }
@@ -377,6 +431,7 @@ export class RunEngine implements PoolListener {
     const { rangeTimeoutMs } = this.d.options
     const now = Date.now()
     for (const [token, f] of this.inflight) {
+      if (f.startedAt === undefined) continue
       const ran = now - f.startedAt
       if (!f.timedOut && ran > rangeTimeoutMs) {
         f.timedOut = true

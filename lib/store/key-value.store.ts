@@ -1,4 +1,5 @@
 import { MemoryStore, type MemoryJobState } from './memory.store'
+import type { Lease } from './coordination-store.interface'
 
 /** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache. */
 export interface KeyValueStorage {
@@ -42,7 +43,8 @@ export class KeyValueStore extends MemoryStore {
   }
 
   protected override async saved(job: string): Promise<void> {
-    const value = JSON.stringify(this.jobs.get(job))
+    const state = this.jobs.get(job) as MemoryJobState
+    const value = JSON.stringify({ ...state, leases: [...state.leases.values()] })
     // Writes go out in order: a slow older write never overwrites a newer state.
     const write = this.writes.then(() => this.storage.set(this.key(job), value))
     this.writes = write.catch(() => undefined)
@@ -58,7 +60,7 @@ export class KeyValueStore extends MemoryStore {
     const raw = await this.storage.get(this.key(job))
     this.loaded.add(job)
     if (raw === null || raw === undefined) return
-    const saved = (typeof raw === 'string' ? JSON.parse(raw) : raw) as MemoryJobState
-    this.jobs.set(job, saved)
+    const saved = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Omit<MemoryJobState, 'leases'> & { leases: Lease[] }
+    this.jobs.set(job, { ...saved, leases: new Map(saved.leases.map(l => [l.token, l])) })
   }
 }

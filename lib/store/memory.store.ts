@@ -23,7 +23,8 @@ export interface MemoryJobState {
   exhausted: boolean
   nextToken: number
   counters: RunCounters
-  leases: Lease[]
+  /** By token, in the order they were leased. */
+  leases: Map<number, Lease>
   pending: Pending[]
   dead: DeadLetter[]
   startedAt: number | null
@@ -56,7 +57,7 @@ export class MemoryStore implements CoordinationStore {
     if (!s) {
       s = {
         runId: null, state: 'idle', control: 'run', cursor: null, exhausted: false, nextToken: 1, counters: zeroCounters(),
-        leases: [], pending: [], dead: [], startedAt: null, endedAt: null,
+        leases: new Map(), pending: [], dead: [], startedAt: null, endedAt: null,
       }
       this.jobs.set(job, s)
     }
@@ -68,7 +69,7 @@ export class MemoryStore implements CoordinationStore {
     const now = this.now()
     if (s.state === 'running' && s.runId) {
       if (from === undefined) return { runId: s.runId, joined: true }
-      if (s.leases.some(l => l.deadline > now)) {
+      if (some(s.leases, l => l.deadline > now)) {
         throw new Error(`run ${s.runId} is active with leased ranges; wait for it or stop it before moving the cursor`)
       }
     }
@@ -88,10 +89,10 @@ export class MemoryStore implements CoordinationStore {
     if (s.state !== 'running' || !s.runId) return { type: 'done' }
     if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS }
     const now = this.now()
-    const expired = s.leases.find(l => l.deadline <= now)
+    const expired = find(s.leases, l => l.deadline <= now)
     if (expired) {
+      s.leases.delete(expired.token)
       const lease = this.lease(s, expired.range, expired.attempt + 1, owner, leaseMs, now)
-      s.leases.splice(s.leases.indexOf(expired), 1)
       s.counters.retried++
       await this.saved(job)
       return { type: 'lease', lease, reason: 'expired' }
@@ -107,8 +108,10 @@ export class MemoryStore implements CoordinationStore {
       return { type: 'lease', lease, reason: p.reason }
     }
     if (!s.exhausted) return { type: 'load', cursor: s.cursor }
-    if (s.leases.length === 0 && s.pending.length === 0) return { type: 'done' }
-    const next = Math.min(...s.leases.map(l => l.deadline), ...s.pending.map(p => p.dueAt))
+    if (s.leases.size === 0 && s.pending.length === 0) return { type: 'done' }
+    let next = Infinity
+    for (const l of s.leases.values()) next = Math.min(next, l.deadline)
+    for (const p of s.pending) next = Math.min(next, p.dueAt)
     return { type: 'wait', retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)) }
   }
 
@@ -122,7 +125,7 @@ export class MemoryStore implements CoordinationStore {
     }
     s.cursor = ranges[ranges.length - 1].lastId
     const now = this.now()
-    const due = s.leases.some(l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
+    const due = some(s.leases, l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
     const leases = ranges.map(range => this.lease(s, range, 1, owner, leaseMs, now))
     await this.saved(job)
     return { type: 'leased', leases, due }
@@ -133,7 +136,7 @@ export class MemoryStore implements CoordinationStore {
     const deadline = this.now() + leaseMs
     const lost: number[] = []
     for (const token of tokens) {
-      const l = s.leases.find(x => x.token === token)
+      const l = s.leases.get(token)
       if (l && l.owner === owner) l.deadline = deadline
       else lost.push(token)
     }
@@ -213,10 +216,10 @@ export class MemoryStore implements CoordinationStore {
   async reset(job: string): Promise<void> {
     const s = this.job(job)
     const now = this.now()
-    if (s.state === 'running' && s.leases.some(l => l.deadline > now)) {
+    if (s.state === 'running' && some(s.leases, l => l.deadline > now)) {
       throw new Error(`run ${s.runId} is active; cancel it or wait for it before resetting the job`)
     }
-    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: [], state: s.state === 'running' ? 'stopped' : s.state })
+    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: new Map(), state: s.state === 'running' ? 'stopped' : s.state })
     await this.saved(job)
   }
 
@@ -238,7 +241,7 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job)
     return {
       runId: s.runId, state: s.state, control: s.control, total: s.total, error: s.error, cursor: s.cursor, exhausted: s.exhausted,
-      counters: { ...s.counters }, leased: s.leases.length, retrying: s.pending.length, dead: s.dead.length,
+      counters: { ...s.counters }, leased: s.leases.size, retrying: s.pending.length, dead: s.dead.length,
       startedAt: s.startedAt, endedAt: s.endedAt, now: this.now(),
     }
   }
@@ -258,13 +261,22 @@ export class MemoryStore implements CoordinationStore {
 
   private lease(s: MemoryJobState, range: StoredRange, attempt: number, owner: string, leaseMs: number, now: number): Lease {
     const lease: Lease = { token: s.nextToken++, runId: s.runId as string, range, attempt, owner, deadline: now + leaseMs }
-    s.leases.push(lease)
+    s.leases.set(lease.token, lease)
     return { ...lease }
   }
 
   /** Removes and returns the owner's lease `token`, or undefined when it is no longer theirs. */
   private take(s: MemoryJobState, owner: string, token: number): Lease | undefined {
-    const i = s.leases.findIndex(l => l.token === token && l.owner === owner)
-    return i < 0 ? undefined : s.leases.splice(i, 1)[0]
+    const l = s.leases.get(token)
+    if (!l || l.owner !== owner) return undefined
+    s.leases.delete(token)
+    return l
   }
 }
+
+function find(leases: Map<number, Lease>, test: (l: Lease) => boolean): Lease | undefined {
+  for (const l of leases.values()) if (test(l)) return l
+  return undefined
+}
+
+const some = (leases: Map<number, Lease>, test: (l: Lease) => boolean): boolean => find(leases, test) !== undefined

@@ -92,6 +92,21 @@ describe('cluster workers on SQLite (e2e)', () => {
     expect(counts.missed).toEqual(Array.from({ length: 100 }, (_, i) => 12_301 + i))
   })
 
+  it('dead-letters a range that kills its worker every time, and only it: ranges the worker had not started go out again untouched', async () => {
+    const db = createSqliteItems(ROWS)
+    // Quick handlers at concurrency 1: each worker holds a backlog of ranges it has not started when it dies.
+    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_CRASH_IDS: 12_345 })
+
+    expect(result.code).toBe(0)
+    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS - 100, ranges: { completed: 199, retried: 2, dead: 1 } })
+    expect(result.output).toMatch(/range of 100 ids 12301\.\.12400 \(token \d+, attempt 3\) failed and sent to the dead letters after 3 attempts: worker w-[0-9a-f]+ \(pid \d+\) exited with signal SIGKILL/)
+    // The three failures are the poison range's; every other range the dead workers held counted no attempt.
+    expect(result.output.match(/range of \d+ ids \d+\.\.\d+ \(token \d+, attempt \d+\) failed/g)).toEqual([1, 2, 3].map(attempt => expect.stringMatching(new RegExp(`ids 12301\\.\\.12400 \\(token \\d+, attempt ${attempt}\\)`))))
+    const counts = sqliteCounts(db)
+    expect(counts.missed).toEqual(Array.from({ length: 100 }, (_, i) => 12_301 + i))
+    expect(counts.duplicated).toEqual([])
+  })
+
   it.each([
     ['unsorted', /the range loader returned ids that are not sorted ascending: 201 at index 1 comes after 202/],
     ['duplicate', /the range loader returned the id 201 twice \(index 1\)/],
