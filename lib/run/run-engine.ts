@@ -51,20 +51,25 @@ const BATCH_MS = 8
 
 /**
  * Until its first worker is ready (forking and bootstrapping the app takes a
- * few hundred ms) a host loads ahead up to about this many ids, so the
- * workers start on a full queue instead of waiting on the loader.
+ * few hundred ms) a host goes on calling the loader, up to about this many
+ * ids, without committing: the workers then start on loads already made, and
+ * no lease is taken that another host could have used.
  */
-const START_UP_PREFETCH_IDS = 50_000
+const PRELOAD_IDS = 50_000
 
 /** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
 const CONTROL_POLL_MS = 500
 
 /** A worker's backlog holds about this much work (by the handlers' recent time per range), so it never waits a round trip for its next range. */
 const BACKLOG_MS = 10
+/** And at most this many ranges, or ids. */
 const MAX_BACKLOG = 64
+const MAX_BACKLOG_IDS = 10_000
 
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000
+
+const countIds = (ranges: StoredRange[]): number => ranges.reduce((n, r) => n + r.ids.length, 0)
 
 /**
  * One run of one job on this host: claims and loads ranges ahead of the
@@ -80,6 +85,9 @@ export class RunEngine implements PoolListener {
   private msPerRange?: number
   /** No worker was ready yet. */
   private startingUp = true
+  /** Loads made while the workers start, not committed (no lease): consecutive, the first from its `from`. */
+  private preloaded: (Loaded & { from: ID | null })[] = []
+  private preloadedIds = 0
   private state: 'running' | 'stopping' | 'ending' = 'running'
   private filling = false
   private refill = false
@@ -133,13 +141,13 @@ export class RunEngine implements PoolListener {
 
   /**
    * How many ranges a worker may hold: `concurrency` running plus a backlog
-   * of about BACKLOG_MS of work (`concurrency` until handlers were timed;
-   * none for handlers slower than that, nor inline).
+   * of about BACKLOG_MS of work (none until handlers were timed, none for
+   * handlers slower than that, none inline).
    */
   private depth(slot: WorkerSlot): number {
-    if (!slot.backlog) return slot.capacity
-    const backlog = this.msPerRange === undefined ? slot.capacity : Math.floor((slot.capacity * BACKLOG_MS) / Math.max(this.msPerRange, 0.001))
-    return slot.capacity + Math.min(MAX_BACKLOG, backlog)
+    if (!slot.backlog || this.msPerRange === undefined) return slot.capacity
+    const backlog = Math.floor((slot.capacity * BACKLOG_MS) / Math.max(this.msPerRange, 0.001))
+    return slot.capacity + Math.min(MAX_BACKLOG, Math.floor(MAX_BACKLOG_IDS / this.sizer.limit), backlog)
   }
 
   private freeCapacity(): number {
@@ -223,12 +231,17 @@ export class RunEngine implements PoolListener {
         this.cursor = undefined
       }
     }
-    const room = () => this.freeCapacity() + this.prefetch() - this.ready.length - committing
+    const room = () => this.freeCapacity() + options.prefetch - this.ready.length - committing
     const settleAll = async () => {
       while (commits.length) await settleOne()
     }
     try {
-      while (this.state === 'running' && room() > 0 && this.handingOut()) {
+      while (this.state === 'running' && this.handingOut()) {
+        if (room() <= 0) {
+          if (!this.canPreload()) break
+          if (!(await this.preload())) return settleAll()
+          continue
+        }
         if (this.cursor === undefined) {
           await settleAll()
           if (this.state !== 'running' || !(await this.claim())) return settleAll()
@@ -237,7 +250,7 @@ export class RunEngine implements PoolListener {
         const from = this.cursor.value
         const max = await this.permits(room())
         if (max === 0) return settleAll()
-        const loaded = await this.loadBatch(from, max)
+        const loaded = this.takePreloaded(from, max) ?? (await this.loadBatch(from, max))
         if (!loaded) return settleAll()
         // An empty commit after the ranges marks loading exhausted at the cursor they reach.
         const batches = loaded.ranges.length ? [loaded.ranges] : []
@@ -266,10 +279,41 @@ export class RunEngine implements PoolListener {
     }
   }
 
-  /** Ranges to keep loaded beyond what the workers can take: `prefetch`, more while the workers start. */
-  private prefetch(): number {
-    const { prefetch } = this.d.options
-    return this.startingUp ? Math.max(prefetch, Math.floor(START_UP_PREFETCH_IDS / this.sizer.limit)) : prefetch
+  /** While no worker is ready, the loader may run ahead (not under `maxRangesPerSecond`, which paces the loader). */
+  private canPreload(): boolean {
+    const last = this.preloaded[this.preloaded.length - 1]
+    return this.startingUp && this.cursor !== undefined && !last?.exhausted && this.preloadedIds < PRELOAD_IDS && this.d.options.maxRangesPerSecond <= 0
+  }
+
+  /** One more batch of loads after the last one, kept uncommitted; false when the run ended meanwhile. */
+  private async preload(): Promise<boolean> {
+    const last = this.preloaded[this.preloaded.length - 1]
+    const from = last ? last.cursor : (this.cursor as { value: ID | null }).value
+    const loaded = await this.loadBatch(from, MAX_BATCH)
+    if (!loaded) return false
+    this.preloaded.push({ ...loaded, from })
+    this.preloadedIds += countIds(loaded.ranges)
+    return true
+  }
+
+  /** Up to `max` preloaded ranges when they start at `from` (the cursor); otherwise they are stale and dropped. */
+  private takePreloaded(from: ID | null, max: number): Loaded | undefined {
+    const head = this.preloaded[0]
+    if (!head) return undefined
+    if (JSON.stringify(head.from) !== JSON.stringify(from)) {
+      this.preloaded = []
+      this.preloadedIds = 0
+      return undefined
+    }
+    if (head.ranges.length <= max) {
+      this.preloaded.shift()
+      this.preloadedIds -= countIds(head.ranges)
+      return head
+    }
+    const ranges = head.ranges.splice(0, max)
+    head.from = ranges[ranges.length - 1].lastId
+    this.preloadedIds -= countIds(ranges)
+    return { ranges, cursor: head.from, exhausted: false }
   }
 
   /** How many ranges `maxRangesPerSecond` lets this host load now (0: the loop waits for the next second). */
@@ -516,8 +560,20 @@ export class RunEngine implements PoolListener {
     clearTimeout(this.fillTimer)
     if (status === 'failed') logger.error(`Job "${job.name}" failed: ${error}`, (cause as Error | undefined)?.stack)
     if (this.inflight.size) logger.info(`Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.inflight.size} ranges in flight.`)
-    const unsent = this.ready.splice(0)
-    if (unsent.length) await retrying(() => store.release(job.name, hostId, unsent.map(l => l.token)), logger, 'release').catch(() => undefined)
+    const unsent = this.ready.splice(0).map(l => l.token)
+    // Ranges waiting in a worker's backlog never start: they go back with the unsent ones.
+    const waiting = new Map<WorkerSlot, number[]>()
+    for (const f of [...this.inflight.values()]) {
+      if (f.startedAt !== undefined) continue
+      this.inflight.delete(f.lease.token)
+      f.slot.active--
+      waiting.set(f.slot, [...(waiting.get(f.slot) ?? []), f.lease.token])
+    }
+    for (const [slot, tokens] of waiting) {
+      slot.abort(tokens, status === 'stopped' ? 'run stopped' : 'run ended')
+      unsent.push(...tokens)
+    }
+    if (unsent.length) await retrying(() => store.release(job.name, hostId, unsent), logger, 'release').catch(() => undefined)
     // In-flight ranges may finish (and count) before the rest are given back.
     await this.settle(options.shutdownTimeoutMs)
     if (this.inflight.size) {
