@@ -18,9 +18,19 @@ local now, lease_ms = now_ms(), tonumber(ARGV[3])
 -- Tells the host to claim before its next load when older work is waiting.
 local due = (#redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1) > 0
   or #redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1) > 0) and 1 or 0
-local out = { 'leased', due, run_id(), now + lease_ms }
-for i = 5, #ARGV, 2 do
-  out[#out + 1] = new_lease(ARGV[i], tonumber(ARGV[i + 1]), 1, ARGV[1], lease_ms, now)[1]
+-- All leases in one HINCRBY, one HSET and one ZADD.
+local rid, deadline, n = run_id(), now + lease_ms, (#ARGV - 4) / 2
+local first = redis.call('HINCRBY', META, 'token', n) - n + 1
+local meta = '{"o":' .. cjson.encode(ARGV[1]) .. ',"a":1,"r":' .. cjson.encode(rid) .. ',"n":'
+local out, fields, scores = { 'leased', due, rid, deadline }, {}, {}
+for k = 0, n - 1 do
+  local token, i = first + k, 5 + 2 * k
+  fields[4 * k + 1], fields[4 * k + 2] = token .. ':r', ARGV[i]
+  fields[4 * k + 3], fields[4 * k + 4] = token .. ':m', meta .. tonumber(ARGV[i + 1]) .. '}'
+  scores[2 * k + 1], scores[2 * k + 2] = deadline, token
+  out[k + 5] = token
 end
+redis.call('HSET', LEASES, unpack(fields))
+redis.call('ZADD', DEADLINES, unpack(scores))
 return out
 `

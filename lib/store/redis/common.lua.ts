@@ -37,6 +37,23 @@ local function take(owner, token)
   if not m or cjson.decode(m).o ~= owner then return nil end
   return pop(LEASES, DEADLINES, token)
 end
+-- ARGV from \`from\` on are tokens: returns them, and the metas of those the owner holds, by token (one HMGET).
+local function owned(owner, from)
+  local tokens, fields, mine = {}, {}, {}
+  for i = from, #ARGV do
+    tokens[#tokens + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i] .. ':m'
+  end
+  if #fields == 0 then return tokens, mine end
+  local metas = redis.call('HMGET', LEASES, unpack(fields))
+  for k = 1, #tokens do
+    if metas[k] then
+      local m = cjson.decode(metas[k])
+      if m.o == owner then mine[tokens[k]] = m end
+    end
+  end
+  return tokens, mine
+end
 local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))

@@ -2,28 +2,39 @@ import { COMMON } from './common.lua'
 
 /** ARGV: owner, leaseMs, tokens... Renews the owner's leases; returns the tokens that are not theirs any more. */
 export const HEARTBEAT = `${COMMON}
-local owner, deadline, lost = ARGV[1], now_ms() + tonumber(ARGV[2]), {}
-for i = 3, #ARGV do
-  local m = redis.call('HGET', LEASES, ARGV[i] .. ':m')
-  if m and cjson.decode(m).o == owner then
-    redis.call('ZADD', DEADLINES, 'XX', deadline, ARGV[i])
+local deadline, lost, renewed = now_ms() + tonumber(ARGV[2]), {}, {}
+local tokens, mine = owned(ARGV[1], 3)
+for _, token in ipairs(tokens) do
+  if mine[token] then
+    renewed[#renewed + 1], renewed[#renewed + 2] = deadline, token
   else
-    lost[#lost + 1] = ARGV[i]
+    lost[#lost + 1] = token
   end
 end
+if #renewed > 0 then redis.call('ZADD', DEADLINES, 'XX', unpack(renewed)) end
 return lost
 `
 
-/** ARGV: owner, tokens... For each: 1 when counted, 0 when the lease was lost. */
+/** ARGV: owner, tokens... For each: 1 when counted, 0 when the lease was lost (or the token came twice). */
 export const COMPLETE = `${COMMON}
-local rid, counted, ids, done = run_id(), {}, 0, 0
-for i = 2, #ARGV do
-  local m = take(ARGV[1], ARGV[i])
-  counted[i - 1] = m and 1 or 0
-  if m and m.r == rid then
-    ids = ids + m.n
-    done = done + 1
+local rid, counted, ids, done, fields, members = run_id(), {}, 0, 0, {}, {}
+local tokens, mine = owned(ARGV[1], 2)
+for k, token in ipairs(tokens) do
+  local m = mine[token]
+  mine[token] = nil
+  counted[k] = m and 1 or 0
+  if m then
+    fields[#fields + 1], fields[#fields + 2] = token .. ':m', token .. ':r'
+    members[#members + 1] = token
+    if m.r == rid then
+      ids = ids + m.n
+      done = done + 1
+    end
   end
+end
+if #members > 0 then
+  redis.call('HDEL', LEASES, unpack(fields))
+  redis.call('ZREM', DEADLINES, unpack(members))
 end
 if done > 0 then
   redis.call('HINCRBY', META, 'ids', ids)
