@@ -20,6 +20,17 @@ describe('loader output', () => {
     expect(compareIds('b', 'a')).toBeGreaterThan(0)
   })
 
+  it('orders integer strings as numbers, whatever their length, sign or leading zeros', () => {
+    const sorted = ['-12', '-3', '0', '007', '9', '10', '99', '100', '9007199254740993', '9007199254740994', '18446744073709551615']
+    for (let i = 0; i < sorted.length; i++) {
+      for (let j = 0; j < sorted.length; j++) {
+        expect([sorted[i], sorted[j], Math.sign(compareIds(sorted[i], sorted[j]))]).toEqual([sorted[i], sorted[j], Math.sign(i - j)])
+      }
+    }
+    expect(compareIds('10', '10')).toBe(0)
+    expect(compareIds('7', '007')).toBe(0)
+  })
+
   it.each([
     [[7, 6], /Job "users": the range loader returned ids that are not sorted ascending: 6 at index 1 comes after 7/],
     [[6, 6], /Job "users": the range loader returned the id 6 twice \(index 1\)/],
