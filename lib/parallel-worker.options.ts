@@ -5,6 +5,9 @@ import type {
 } from './interfaces/parallel-worker-options.interface'
 import { show } from './parallel-worker.messages'
 
+/** What a range's handler should take when neither rangeSize nor targetRangeMs is set. */
+const DEFAULT_TARGET_RANGE_MS = 500
+
 const LEVELS: ParallelWorkerLogLevel[] = ['trace', 'verbose', 'debug', 'info', 'log', 'warn', 'error', 'fatal']
 
 const fail = (option: string, value: unknown, expected: string): never => {
@@ -65,7 +68,8 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     concurrency,
     prefetch: int(options, 'prefetch', Math.max(1, workers * concurrency), 0),
     rangeSize: int(options, 'rangeSize', 1000, 1),
-    targetRangeMs: int(options, 'targetRangeMs', 0, 0),
+    // Left to the module, the range size adapts (as pt-online-schema-change's chunk time); a rangeSize given alone stays fixed.
+    targetRangeMs: int(options, 'targetRangeMs', options.rangeSize === undefined ? DEFAULT_TARGET_RANGE_MS : 0, 0),
     minRangeSize,
     maxRangeSize,
     leaseMs,

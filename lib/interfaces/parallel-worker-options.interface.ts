@@ -35,7 +35,10 @@ export interface ParallelWorkerOptions {
   prefetch?: number
   /** Range size suggested to the loader as `ctx.limit` (the first one when `targetRangeMs` is set). Default `1000`. */
   rangeSize?: number
-  /** Adapt `ctx.limit` so a range's handler takes about this long; `0`: keep `rangeSize`. Default `0`. */
+  /**
+   * Adapt `ctx.limit` so a range's handler takes about this long; `0`: keep `rangeSize`.
+   * Default `500`, or `0` when `rangeSize` is set (a size you choose stays fixed unless you also set this).
+   */
   targetRangeMs?: number
   /** Lower bound of the adaptive range size. Default `10`. */
   minRangeSize?: number

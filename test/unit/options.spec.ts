@@ -13,6 +13,13 @@ describe('options', () => {
     expect(resolveOptions({ workers: 3 }).maxAllowedWorkerRestartsCount).toBe(15)
   })
 
+  it('adapts the range size by default, and keeps a rangeSize given alone fixed', () => {
+    expect(resolveOptions({})).toMatchObject({ rangeSize: 1000, targetRangeMs: 500, minRangeSize: 10, maxRangeSize: 10_000 })
+    expect(resolveOptions({ rangeSize: 250 })).toMatchObject({ rangeSize: 250, targetRangeMs: 0 })
+    expect(resolveOptions({ rangeSize: 250, targetRangeMs: 100 })).toMatchObject({ rangeSize: 250, targetRangeMs: 100 })
+    expect(resolveOptions({ targetRangeMs: 0 })).toMatchObject({ rangeSize: 1000, targetRangeMs: 0 })
+  })
+
   it.each([
     [{ workers: -1 }, 'option "workers" must be a whole number >= 0, got -1'],
     [{ workers: 1.5 }, 'option "workers" must be a whole number >= 0, got 1.5'],
