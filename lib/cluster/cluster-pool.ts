@@ -133,6 +133,8 @@ export class ClusterPool implements WorkerPool {
     worker.on('error', e => this.logger.debug(`Worker ${id}: ${e.message}`))
     worker.on('exit', (code, signal) => {
       clearTimeout(warn)
+      // Nothing more is sent to it while its last messages are read.
+      slot.ready = false
       let handled = false
       const exited = () => {
         if (handled) return

@@ -15,8 +15,8 @@ export interface WireRange {
 
 export type WireError = { message: string; stack?: string }
 
-/** `ms`: how long the handler ran. */
-export type WireResult = { token: number; ok: true; ms: number } | { token: number; ok: false; error: WireError }
+/** `ms`: how long the handler ran; `notStarted`: aborted while it waited in the worker's backlog. */
+export type WireResult = { token: number; ok: true; ms: number } | { token: number; ok: false; error: WireError; notStarted?: true }
 
 /** Primary to worker. */
 export type PrimaryMessage =
@@ -44,7 +44,8 @@ const isRange = (v: unknown): v is WireRange =>
   (v.prev === null || isId(v.prev)) && (v.payload === undefined || isObject(v.payload))
 
 const isResult = (v: unknown): v is WireResult =>
-  isObject(v) && isToken(v.token) && ((v.ok === true && typeof v.ms === 'number') || (v.ok === false && isError(v.error)))
+  isObject(v) && isToken(v.token) &&
+  ((v.ok === true && typeof v.ms === 'number') || (v.ok === false && isError(v.error) && (v.notStarted === undefined || v.notStarted === true)))
 
 /** True when `m` is ours at all (a malformed one of ours is still ours: it is reported, not ignored). */
 export const isOurs = (m: unknown): m is { tag: string; type?: unknown } => isObject(m) && m.tag === TAG

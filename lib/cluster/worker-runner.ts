@@ -79,7 +79,7 @@ export class WorkerRunner {
       for (let i = this.backlog.length - 1; i >= 0; i--) {
         if (!aborted.has(this.backlog[i].token)) continue
         const [range] = this.backlog.splice(i, 1)
-        this.queue.push({ token: range.token, ok: false, error: { message: msg.reason } })
+        this.queue.push({ token: range.token, ok: false, error: { message: msg.reason }, notStarted: true })
         this.neverRan++
       }
       if (this.queue.length) this.flush()
@@ -130,12 +130,17 @@ export class WorkerRunner {
       const results = this.queue
       this.queue = []
       this.flushing = false
-      if (results.length) this.send(message<WorkerMessage>({ type: 'results', results }))
       // Answers for ranges aborted in the backlog free no place: they never ran.
-      this.running -= results.length - this.neverRan
+      const freed = results.length - this.neverRan
       this.neverRan = 0
-      this.pump()
-      this.maybeFinish()
+      const next = () => {
+        this.running -= freed
+        this.pump()
+        this.maybeFinish()
+      }
+      // The places go to the backlog once the results are written out: a crash after that cannot lose them.
+      if (results.length) this.send(message<WorkerMessage>({ type: 'results', results }), next)
+      else next()
     })
   }
 
@@ -151,8 +156,11 @@ export class WorkerRunner {
     this.finish({ ids: this.ids, ranges: this.ranges, drained })
   }
 
-  private send(m: WorkerMessage): void {
+  /** `written`: once the message is written to the channel (not when the primary is gone: this worker is ending). */
+  private send(m: WorkerMessage, written?: () => void): void {
     if (!process.connected || !process.send) return
-    process.send(m, undefined, {}, () => undefined)
+    process.send(m, undefined, {}, e => {
+      if (!e) written?.()
+    })
   }
 }

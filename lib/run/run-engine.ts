@@ -56,6 +56,8 @@ const BATCH_MS = 8
  * no lease is taken that another host could have used.
  */
 const PRELOAD_IDS = 50_000
+/** And at most this many ranges (a loader may return ranges without ids). */
+const PRELOAD_RANGES = 5_000
 
 /** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
 const CONTROL_POLL_MS = 500
@@ -88,6 +90,7 @@ export class RunEngine implements PoolListener {
   /** Loads made while the workers start, not committed (no lease): consecutive, the first from its `from`. */
   private preloaded: (Loaded & { from: ID | null })[] = []
   private preloadedIds = 0
+  private preloadedRanges = 0
   private state: 'running' | 'stopping' | 'ending' = 'running'
   private filling = false
   private refill = false
@@ -180,7 +183,11 @@ export class RunEngine implements PoolListener {
         hand.push(f)
         this.inflight.set(lease.token, f)
       }
-      slot.send(batch.map(toWire))
+      if (slot.send(batch.map(toWire))) continue
+      // The worker is gone (its exit follows): these never reached it, so they stay this host's to hand out.
+      slot.active -= batch.length
+      for (const lease of batch) this.inflight.delete(lease.token)
+      this.ready.unshift(...batch)
     }
   }
 
@@ -239,7 +246,11 @@ export class RunEngine implements PoolListener {
       while (this.state === 'running' && this.handingOut()) {
         if (room() <= 0) {
           if (!this.canPreload()) break
-          if (!(await this.preload())) return settleAll()
+          // Leases already committed go to `ready` first: renewed by heartbeats, sent as soon as a worker is ready.
+          await settleAll()
+          // Settling may have shown another host moved the cursor (or older work is due): claim first then.
+          if (!this.canPreload()) continue
+          if (!(await this.preload())) return
           continue
         }
         if (this.cursor === undefined) {
@@ -282,7 +293,8 @@ export class RunEngine implements PoolListener {
   /** While no worker is ready, the loader may run ahead (not under `maxRangesPerSecond`, which paces the loader). */
   private canPreload(): boolean {
     const last = this.preloaded[this.preloaded.length - 1]
-    return this.startingUp && this.cursor !== undefined && !last?.exhausted && this.preloadedIds < PRELOAD_IDS && this.d.options.maxRangesPerSecond <= 0
+    return this.startingUp && this.cursor !== undefined && !last?.exhausted && this.d.options.maxRangesPerSecond <= 0 &&
+      this.preloadedIds < PRELOAD_IDS && this.preloadedRanges < PRELOAD_RANGES
   }
 
   /** One more batch of loads after the last one, kept uncommitted; false when the run ended meanwhile. */
@@ -293,6 +305,7 @@ export class RunEngine implements PoolListener {
     if (!loaded) return false
     this.preloaded.push({ ...loaded, from })
     this.preloadedIds += countIds(loaded.ranges)
+    this.preloadedRanges += loaded.ranges.length
     return true
   }
 
@@ -302,17 +315,17 @@ export class RunEngine implements PoolListener {
     if (!head) return undefined
     if (JSON.stringify(head.from) !== JSON.stringify(from)) {
       this.preloaded = []
-      this.preloadedIds = 0
+      this.preloadedIds = this.preloadedRanges = 0
       return undefined
     }
-    if (head.ranges.length <= max) {
+    const ranges = head.ranges.length <= max ? head.ranges : head.ranges.splice(0, max)
+    this.preloadedIds -= countIds(ranges)
+    this.preloadedRanges -= ranges.length
+    if (ranges === head.ranges) {
       this.preloaded.shift()
-      this.preloadedIds -= countIds(head.ranges)
       return head
     }
-    const ranges = head.ranges.splice(0, max)
     head.from = ranges[ranges.length - 1].lastId
-    this.preloadedIds -= countIds(ranges)
     return { ranges, cursor: head.from, exhausted: false }
   }
 
@@ -385,7 +398,9 @@ export class RunEngine implements PoolListener {
       slot.active--
       if (f.timedOut) continue
       if (!result.ok) {
-        this.track(this.recorder.failed(f.lease, result.error))
+        // Aborted before it started (its lease may be lost, or the store unreachable): no attempt is counted.
+        if (result.notStarted) this.track(retrying(() => this.d.store.release(this.d.job.name, this.d.hostId, [f.lease.token]), this.d.logger, `release for job "${this.d.job.name}"`))
+        else this.track(this.recorder.failed(f.lease, result.error))
         continue
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms)

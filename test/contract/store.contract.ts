@@ -47,6 +47,20 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       expect(s).toMatchObject({ cursor: 5, leased: 2, retrying: 0 })
     })
 
+    it('commits, renews and completes thousands of leases in one call each', async () => {
+      await store.startRun(job, 'r')
+      const ranges = Array.from({ length: 5000 }, (_, i) => range([i * 2 + 1, i * 2 + 2], i === 0 ? null : i * 2))
+      const r = await store.commit(job, A, null, ranges, LEASE)
+      if (r.type !== 'leased') throw new Error('expected leased')
+      const tokens = r.leases.map(l => l.token)
+      expect(new Set(tokens).size).toBe(5000)
+      expect(await store.heartbeat(job, A, tokens, LEASE)).toEqual([])
+      expect(await store.heartbeat(job, B, tokens.slice(0, 3), LEASE)).toEqual(tokens.slice(0, 3))
+      // A token twice in one call counts once.
+      expect(await store.complete(job, A, [...tokens, tokens[0]])).toEqual([...tokens.map(() => true), false])
+      expect(await store.state(job)).toMatchObject({ cursor: 10_000, leased: 0, counters: { ids: 10_000, completed: 5000 } })
+    })
+
     it('commits consecutive ranges in one step, with increasing tokens', async () => {
       await store.startRun(job, 'r')
       const r = await store.commit(job, A, null, [range([1, 2], null), range([3], 2), range([5, 8], 3)], LEASE)

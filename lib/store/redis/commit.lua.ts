@@ -30,7 +30,7 @@ for k = 0, n - 1 do
   scores[2 * k + 1], scores[2 * k + 2] = deadline, token
   out[k + 5] = token
 end
-redis.call('HSET', LEASES, unpack(fields))
-redis.call('ZADD', DEADLINES, unpack(scores))
+chunked(fields, function(...) redis.call('HSET', LEASES, ...) end)
+chunked(scores, function(...) redis.call('ZADD', DEADLINES, ...) end)
 return out
 `

@@ -37,6 +37,10 @@ local function take(owner, token)
   if not m or cjson.decode(m).o ~= owner then return nil end
   return pop(LEASES, DEADLINES, token)
 end
+-- Calls fn with the values of list, at most 1000 at a time (Lua's unpack has a limit; an even step keeps pairs together).
+local function chunked(list, fn)
+  for i = 1, #list, 1000 do fn(unpack(list, i, math.min(i + 999, #list))) end
+end
 -- ARGV from \`from\` on are tokens: returns them, and the metas of those the owner holds, by token (one HMGET).
 local function owned(owner, from)
   local tokens, fields, mine = {}, {}, {}
@@ -45,7 +49,11 @@ local function owned(owner, from)
     fields[#fields + 1] = ARGV[i] .. ':m'
   end
   if #fields == 0 then return tokens, mine end
-  local metas = redis.call('HMGET', LEASES, unpack(fields))
+  local metas = {}
+  chunked(fields, function(...)
+    local got = redis.call('HMGET', LEASES, ...)
+    for j = 1, #got do metas[#metas + 1] = got[j] end
+  end)
   for k = 1, #tokens do
     if metas[k] then
       local m = cjson.decode(metas[k])

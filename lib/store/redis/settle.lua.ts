@@ -11,7 +11,7 @@ for _, token in ipairs(tokens) do
     lost[#lost + 1] = token
   end
 end
-if #renewed > 0 then redis.call('ZADD', DEADLINES, 'XX', unpack(renewed)) end
+chunked(renewed, function(...) redis.call('ZADD', DEADLINES, 'XX', ...) end)
 return lost
 `
 
@@ -32,10 +32,8 @@ for k, token in ipairs(tokens) do
     end
   end
 end
-if #members > 0 then
-  redis.call('HDEL', LEASES, unpack(fields))
-  redis.call('ZREM', DEADLINES, unpack(members))
-end
+chunked(fields, function(...) redis.call('HDEL', LEASES, ...) end)
+chunked(members, function(...) redis.call('ZREM', DEADLINES, ...) end)
 if done > 0 then
   redis.call('HINCRBY', META, 'ids', ids)
   redis.call('HINCRBY', META, 'completed', done)
