@@ -19,6 +19,9 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const TABLE = SMOKE ? 'bench_items_smoke' : 'bench_items'
 const dist = join(__dirname)
+const FROM_MEMORY = SMOKE ? ROWS : 1_000_000
+/** How workload names write a count of ids or rows (smaller in the smoke run). */
+const n = (count: number) => count.toLocaleString('en')
 
 type Env = Record<string, string | number>
 interface Result { seconds: number; ranges: number; rss?: number }
@@ -75,7 +78,7 @@ async function main(): Promise<void> {
   }
   const coord = { BENCH_RANGE: 10, BENCH_WORKERS: 2, BENCH_CONCURRENCY: 16 }
   // Ids from memory: enough ranges that every contender's start-up (forking, connecting) is amortized.
-  const fromMemory = { ...coord, BENCH_ROWS: SMOKE ? ROWS : 1_000_000 }
+  const fromMemory = { ...coord, BENCH_ROWS: FROM_MEMORY }
   const cpuRounds = SMOKE ? 20 : 4000
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round} of ${ROUNDS}\n`)
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
       ['BullMQ, job per range', () => bullmq('memory', fromMemory)],
     ] as const) {
       const r = await run()
-      record('no-op, 10 ids a range, 1,000,000 ids from memory, concurrency 16', name, 'ranges/s', r.ranges / r.seconds)
+      record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`, name, 'ranges/s', r.ranges / r.seconds)
     }
     // Each at its default concurrency (1), as the issue's reference figures were taken.
     const defaults = { ...fromMemory, BENCH_CONCURRENCY: 1 }
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
       ['BullMQ, job per range', () => bullmq('memory', defaults)],
     ] as const) {
       const r = await run()
-      record('no-op, 10 ids a range, 1,000,000 ids from memory, default concurrency (1)', name, 'ranges/s', r.ranges / r.seconds)
+      record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default concurrency (1)`, name, 'ranges/s', r.ranges / r.seconds)
     }
     for (const [name, run] of [
       ['this library, memory store', () => ours('keyset', 'memory', coord)],
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
       ['plain keyset loop', () => plain('keyset', coord)],
     ] as const) {
       const r = await run()
-      record('no-op, 10 ids a range, keyset loader on PostgreSQL, 200,000 rows', name, 'ranges/s', r.ranges / r.seconds)
+      record(`no-op, 10 ids a range, keyset loader on PostgreSQL, ${n(ROWS)} rows`, name, 'ranges/s', r.ranges / r.seconds)
     }
     for (const [name, run] of [
       ['this library, defaults', () => ours('update', 'memory', { BENCH_WORKERS: 2 })],
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
       ['one set-based UPDATE', () => plain('set-update', {})],
     ] as const) {
       const r = await run()
-      record('UPDATE … WHERE id = ANY($1), 200,000 rows', name, 's', r.seconds)
+      record(`UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`, name, 's', r.seconds)
     }
     for (const workers of [1, 2]) {
       const r = await ours('cpu', 'memory', { BENCH_WORKERS: workers, BENCH_ROWS: cpuRounds, BENCH_RANGE: 10, BENCH_CPU_ROUNDS: 2000 })
@@ -136,8 +139,8 @@ function report(rows: Row[]): void {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${ROUNDS} rounds, medians`
   const table = ['| workload | contender | median | unit | runs |', '|---|---|---|---|---|',
     ...rows.map(r => `| ${r.workload} | ${r.contender} | ${fmt(median(r.values), r.metric)} | ${r.metric} | ${r.values.map(v => fmt(v, r.metric)).join(', ')} |`)]
-  const C16 = 'no-op, 10 ids a range, 1,000,000 ids from memory, concurrency 16'
-  const C1 = 'no-op, 10 ids a range, 1,000,000 ids from memory, default'
+  const C16 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`
+  const C1 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default`
   const targets: [string, number, string, (x: number) => boolean][] = [
     ['memory store vs BullMQ, ids from memory, concurrency 16', m(C16, 'this library, memory') / m(C16, 'BullMQ'), '>= 12x', x => x >= 12],
     ['Redis store vs BullMQ, ids from memory, concurrency 16', m(C16, 'this library, Redis') / m(C16, 'BullMQ'), '>= 6x', x => x >= 6],
