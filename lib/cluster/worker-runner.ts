@@ -26,8 +26,6 @@ export class WorkerRunner {
   private readonly backlog: WireRange[] = []
   /** Ranges started whose results were not sent yet. */
   private running = 0
-  /** Answers in `queue` for ranges aborted before they started. */
-  private neverRan = 0
   private queue: WireResult[] = []
   private flushing = false
   private draining = false
@@ -80,7 +78,6 @@ export class WorkerRunner {
         if (!aborted.has(this.backlog[i].token)) continue
         const [range] = this.backlog.splice(i, 1)
         this.queue.push({ token: range.token, ok: false, error: { message: msg.reason }, notStarted: true })
-        this.neverRan++
       }
       if (this.queue.length) this.flush()
     } else {
@@ -94,7 +91,6 @@ export class WorkerRunner {
     this.logger.warn(`Worker ${this.workerId}: the primary disconnected; stopping.`)
     this.draining = true
     this.queue = []
-    this.neverRan = 0
     this.backlog.length = 0
     this.end(false)
   }
@@ -131,8 +127,7 @@ export class WorkerRunner {
       this.queue = []
       this.flushing = false
       // Answers for ranges aborted in the backlog free no place: they never ran.
-      const freed = results.length - this.neverRan
-      this.neverRan = 0
+      const freed = results.filter(r => r.ok || !r.notStarted).length
       const next = () => {
         this.running -= freed
         this.pump()

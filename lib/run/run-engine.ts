@@ -159,7 +159,7 @@ export class RunEngine implements PoolListener {
     return free
   }
 
-  /** The slot's unanswered ranges, oldest first. */
+  /** The slot's unanswered ranges, oldest first (answered ones are dropped here, not one by one). */
   private hand(slot: WorkerSlot): InFlight[] {
     const hand = (this.hands.get(slot) ?? []).filter(f => this.inflight.get(f.lease.token) === f)
     this.hands.set(slot, hand)
@@ -174,12 +174,12 @@ export class RunEngine implements PoolListener {
       // A worker is topped up once half of what it may hold is free: fewer, larger IPC messages.
       if (!slot.ready || free < Math.ceil(depth / 2) || this.ready.length === 0 || this.doomed.has(slot)) continue
       const batch = this.ready.splice(0, free)
-      slot.active += batch.length
       const now = Date.now()
-      const hand = this.hand(slot)
+      const hand = this.hands.get(slot) ?? []
+      this.hands.set(slot, hand)
       for (const lease of batch) {
         // The worker runs its oldest `concurrency` ranges; later ones wait in its backlog (their clock starts later).
-        const f: InFlight = { lease, slot, lost: false, startedAt: hand.length < slot.capacity ? now : undefined, timedOut: false }
+        const f: InFlight = { lease, slot, lost: false, startedAt: slot.active++ < slot.capacity ? now : undefined, timedOut: false }
         hand.push(f)
         this.inflight.set(lease.token, f)
       }
@@ -391,6 +391,7 @@ export class RunEngine implements PoolListener {
   }
 
   results(slot: WorkerSlot, results: WireResult[]): void {
+    const unstarted: number[] = []
     for (const result of results) {
       const f = this.inflight.get(result.token)
       if (!f) continue
@@ -399,7 +400,7 @@ export class RunEngine implements PoolListener {
       if (f.timedOut) continue
       if (!result.ok) {
         // Aborted before it started (its lease may be lost, or the store unreachable): no attempt is counted.
-        if (result.notStarted) this.track(retrying(() => this.d.store.release(this.d.job.name, this.d.hostId, [f.lease.token]), this.d.logger, `release for job "${this.d.job.name}"`))
+        if (result.notStarted) unstarted.push(f.lease.token)
         else this.track(this.recorder.failed(f.lease, result.error))
         continue
       }
@@ -409,6 +410,7 @@ export class RunEngine implements PoolListener {
       // Completions of one turn of the event loop are recorded in one store call.
       if (this.completing.push(f) === 1) setImmediate(() => this.track(this.recorder.complete(this.completing.splice(0).map(c => ({ lease: c.lease, workerId: c.slot.id, ms: c.ms })))))
     }
+    if (unstarted.length) this.track(this.release(unstarted))
     // The answered ranges' places went to the next ones in the worker's backlog: their clocks start now.
     const hand = this.hand(slot)
     const now = Date.now()
@@ -438,7 +440,7 @@ export class RunEngine implements PoolListener {
     })
     if (unstarted.length) {
       this.d.logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} holding ${unstarted.length} ranges it had not started; handing them out again.`)
-      this.track(retrying(() => this.d.store.release(job.name, this.d.hostId, unstarted.map(l => l.token)), this.d.logger, `release for job "${job.name}"`))
+      this.track(this.release(unstarted.map(l => l.token)))
     }
     if (!expected) this.fill()
   }
@@ -564,38 +566,46 @@ export class RunEngine implements PoolListener {
     if (tokens.length) await this.d.store.release(this.d.job.name, this.d.hostId, tokens)
   }
 
+  /** Gives leases back at the same attempt, retrying through a store outage. */
+  private release(tokens: number[]): Promise<void> {
+    const { job, store, hostId, logger } = this.d
+    return tokens.length ? retrying(() => store.release(job.name, hostId, tokens), logger, `release for job "${job.name}"`) : Promise.resolve()
+  }
+
   private releaseLater(leases: Lease[]): void {
-    if (leases.length) void this.d.store.release(this.d.job.name, this.d.hostId, leases.map(l => l.token)).catch(() => undefined)
+    void this.release(leases.map(l => l.token)).catch(() => undefined)
+  }
+
+  /** Aborts ranges in their workers, one message per worker, and forgets them here. */
+  private abortInFlight(ranges: InFlight[], reason: string): number[] {
+    const bySlot = new Map<WorkerSlot, number[]>()
+    for (const f of ranges) {
+      this.inflight.delete(f.lease.token)
+      f.slot.active--
+      const tokens = bySlot.get(f.slot)
+      if (tokens) tokens.push(f.lease.token)
+      else bySlot.set(f.slot, [f.lease.token])
+    }
+    for (const [slot, tokens] of bySlot) slot.abort(tokens, reason)
+    return ranges.filter(f => !f.timedOut).map(f => f.lease.token)
   }
 
   private async end(status: RunStatus, error?: string, cause?: unknown, everywhere = true): Promise<void> {
     if (this.state !== 'running') return
-    const { job, runId, store, hostId, options, logger } = this.d
+    const { job, runId, store, options, logger } = this.d
     this.state = status === 'stopped' ? 'stopping' : 'ending'
     clearTimeout(this.fillTimer)
     if (status === 'failed') logger.error(`Job "${job.name}" failed: ${error}`, (cause as Error | undefined)?.stack)
     if (this.inflight.size) logger.info(`Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.inflight.size} ranges in flight.`)
-    const unsent = this.ready.splice(0).map(l => l.token)
+    const reason = status === 'stopped' ? 'run stopped' : 'run failed'
     // Ranges waiting in a worker's backlog never start: they go back with the unsent ones.
-    const waiting = new Map<WorkerSlot, number[]>()
-    for (const f of [...this.inflight.values()]) {
-      if (f.startedAt !== undefined) continue
-      this.inflight.delete(f.lease.token)
-      f.slot.active--
-      waiting.set(f.slot, [...(waiting.get(f.slot) ?? []), f.lease.token])
-    }
-    for (const [slot, tokens] of waiting) {
-      slot.abort(tokens, status === 'stopped' ? 'run stopped' : 'run ended')
-      unsent.push(...tokens)
-    }
-    if (unsent.length) await retrying(() => store.release(job.name, hostId, unsent), logger, 'release').catch(() => undefined)
+    const waiting = this.abortInFlight([...this.inflight.values()].filter(f => f.startedAt === undefined), reason)
+    await this.release([...this.ready.splice(0).map(l => l.token), ...waiting]).catch(() => undefined)
     // In-flight ranges may finish (and count) before the rest are given back.
     await this.settle(options.shutdownTimeoutMs)
     if (this.inflight.size) {
-      const tokens = [...this.inflight.values()].filter(f => !f.timedOut).map(f => f.lease.token)
-      for (const f of this.inflight.values()) f.slot.abort([f.lease.token], status === 'stopped' ? 'run stopped' : 'run failed')
-      this.inflight.clear()
-      await retrying(() => store.release(job.name, hostId, tokens), logger, 'release').catch(() => undefined)
+      const tokens = this.abortInFlight([...this.inflight.values()], reason)
+      await this.release(tokens).catch(() => undefined)
       logger.warn(`Job "${job.name}": released ${tokens.length} ranges still in flight; they are handed out again by the next run.`)
     }
     await this.settle(options.shutdownTimeoutMs)

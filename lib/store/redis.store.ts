@@ -55,9 +55,16 @@ export class RedisStore implements CoordinationStore {
     this.client = client as unknown as Client
   }
 
+  private readonly jobKeys = new Map<string, string[]>()
+
   private keys(job: string): string[] {
-    const tag = `{${this.prefix}:${job}}`
-    return ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead'].map(k => `${tag}:${k}`)
+    let keys = this.jobKeys.get(job)
+    if (!keys) {
+      const tag = `{${this.prefix}:${job}}`
+      keys = ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead'].map(k => `${tag}:${k}`)
+      this.jobKeys.set(job, keys)
+    }
+    return keys
   }
 
   private async run(script: Script, job: string, ...args: (string | number)[]): Promise<any> {
