@@ -6,7 +6,7 @@ export type {
   ParallelWorkerLogLevel, ParallelWorkerOptions, RedisLikeClient,
 } from './interfaces/parallel-worker-options.interface'
 export { ParallelWorker, type RunOptions } from './parallel-worker'
-export type { ThrottleContext, ThrottleFn } from './run/throttle'
+export type { ThrottleContext, ThrottleFn } from './interfaces/throttle.interface'
 export * from './parallel-worker.events'
 export { ParallelWorkerModule } from './parallel-worker.module'
 export * from './store'

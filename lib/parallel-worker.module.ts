@@ -5,6 +5,7 @@ import { ParallelWorker } from './parallel-worker'
 import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor'
 import { ParallelWorkerConfigurableModule } from './parallel-worker.module-definition'
 import { ParallelWorkerExplorer } from './parallel-worker.explorer'
+import { ParallelWorkerOrchestrator } from './parallel-worker.orchestrator'
 import { optionProviders } from './parallel-worker.providers'
 
 /**
@@ -13,7 +14,7 @@ import { optionProviders } from './parallel-worker.providers'
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [...optionProviders, JobRegistry, ParallelWorkerMetadataAccessor, ParallelWorkerExplorer, ParallelWorker],
+  providers: [...optionProviders, JobRegistry, ParallelWorkerMetadataAccessor, ParallelWorkerExplorer, ParallelWorkerOrchestrator, ParallelWorker],
   exports: [ParallelWorker],
 })
 export class ParallelWorkerModule extends ParallelWorkerConfigurableModule {}

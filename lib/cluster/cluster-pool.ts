@@ -13,7 +13,6 @@ const RESTART_DELAY_MS = 200
 const EXIT_DRAIN_MS = 1000
 
 class ClusterSlot implements WorkerSlot {
-  active = 0
   ready = false
   readonly backlog = true
   drained = false

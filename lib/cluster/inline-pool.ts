@@ -6,7 +6,6 @@ import type { PoolListener, WorkerPool, WorkerSlot } from './worker-pool.interfa
 /** `workers: 0`: ranges run in the primary, `concurrency` at a time. */
 export class InlinePool implements WorkerPool, WorkerSlot {
   readonly pid = process.pid
-  active = 0
   ready = true
   readonly backlog = false
   started = 0

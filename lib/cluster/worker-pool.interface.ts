@@ -8,8 +8,6 @@ export interface WorkerSlot {
   readonly capacity: number
   /** True when it can hold ranges beyond `capacity` and start them in the order sent (a forked worker's backlog). */
   readonly backlog: boolean
-  /** Ranges sent and not answered yet. Kept by the engine. */
-  active: number
   /** True once the worker asked for ranges. */
   ready: boolean
   /** False when the worker cannot be reached any more; its exit follows. */

@@ -57,8 +57,8 @@ export class WorkerRunner {
 
   /** Waits for the ranges in hand (for an app closing by itself, e.g. with shutdown hooks). */
   async idle(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while ((this.running > 0 || this.backlog.length > 0 || this.queue.length > 0 || this.flushing) && Date.now() < deadline) {
+    const deadline = performance.now() + timeoutMs
+    while ((this.running > 0 || this.backlog.length > 0 || this.queue.length > 0 || this.flushing) && performance.now() < deadline) {
       await new Promise(r => setTimeout(r, 20))
     }
   }

@@ -29,7 +29,7 @@ export class ParallelWorkerHealthIndicator {
         const s = await this.worker.status(job)
         jobs[job] = { state: s.state, ids: s.ids.done }
         const seen = this.progress.get(job)
-        const now = Date.now()
+        const now = performance.now()
         if (!seen || seen.runId !== s.runId || seen.ids !== s.ids.done || s.state !== 'running') {
           this.progress.set(job, { runId: s.runId, ids: s.ids.done, since: now })
         } else if (now - seen.since >= stuckAfterMs) {

@@ -1,7 +1,7 @@
 import type AsyncLock from 'async-lock'
 import type { CoordinationStore } from '../store/coordination-store.interface'
 import type { KeyValueStorage } from '../store/key-value.store'
-import type { ThrottleFn } from '../run/throttle'
+import type { ThrottleFn } from './throttle.interface'
 
 /** Log levels as the seed names them (pino's), plus Nest's own names. */
 export type ParallelWorkerLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'verbose' | 'log'

@@ -12,12 +12,12 @@ const STORE_OUTAGE_MS = 30_000
 
 /** Runs a store operation, retrying it while the store is unreachable for a while. */
 export async function retrying<T>(op: () => Promise<T>, logger: ModuleLogger, what: string): Promise<T> {
-  const deadline = Date.now() + STORE_OUTAGE_MS
+  const deadline = performance.now() + STORE_OUTAGE_MS
   for (let attempt = 1; ; attempt++) {
     try {
       return await op()
     } catch (e) {
-      if (Date.now() >= deadline) throw e
+      if (performance.now() >= deadline) throw e
       const delay = Math.min(2000, 50 * 2 ** attempt)
       if (attempt === 1) logger.warn(`The coordination store failed (${what}): ${(e as Error).message}; retrying for up to ${STORE_OUTAGE_MS / 1000} s.`)
       await new Promise(r => setTimeout(r, delay))

@@ -96,7 +96,7 @@ class CallTimeout {
 
   run<T>(call: () => T | Promise<T>): Promise<T> {
     if (this.ms <= 0) return Promise.resolve().then(call)
-    this.since = Date.now()
+    this.since = performance.now()
     this.timer ??= setTimeout(this.check, this.ms)
     return new Promise<T>((resolve, reject) => {
       this.reject = reject
@@ -111,7 +111,7 @@ class CallTimeout {
   }
 
   private readonly check = (): void => {
-    const left = this.since + this.ms - Date.now()
+    const left = this.since + this.ms - performance.now()
     if (left > 0) {
       this.timer = setTimeout(this.check, left)
       return

@@ -3,7 +3,7 @@ import { ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent } from '../p
 import type { Lease } from '../store/coordination-store.interface'
 import { backoff, retrying } from './backoff'
 import { describeLease, rangeInfo } from './lease-format'
-import type { RunEngineDeps } from './run-engine'
+import type { RunDeps } from './run-deps'
 
 /** A range a worker finished: its lease, who ran it and for how long. */
 export interface Finished {
@@ -22,7 +22,7 @@ export class RangeRecorder {
   ids = 0
   ranges = 0
 
-  constructor(private readonly d: RunEngineDeps) {}
+  constructor(private readonly d: RunDeps) {}
 
   async complete(done: Finished[]): Promise<void> {
     const { job, runId, store, hostId, logger, events } = this.d
@@ -36,6 +36,17 @@ export class RangeRecorder {
       }
       events.emit(ParallelWorkerEvent.RangeCompleted, new RangeCompletedEvent(job.name, runId, rangeInfo(f.lease), f.workerId, counted[i], f.ms))
     })
+  }
+
+  /**
+   * The run ended while the handler still ran (past shutdownTimeoutMs): the
+   * range goes out again at once, at the next attempt, so a handler that runs
+   * on here and the one that takes it over can tell. Never dead-lettered.
+   */
+  async interrupted(lease: Lease, reason: string): Promise<void> {
+    const { job, store, hostId, logger } = this.d
+    const error = { message: `${reason} while the handler was still running` }
+    await retrying(() => store.fail(job.name, hostId, lease.token, { error, dead: false, retryInMs: 0 }), logger, `fail for job "${job.name}"`)
   }
 
   /** `delayMs` overrides the backoff (0: a crashed worker's range goes out again at once). */

@@ -1,16 +1,5 @@
+import type { ThrottleContext, ThrottleFn } from '../interfaces/throttle.interface'
 import type { ModuleLogger } from '../parallel-worker.logger'
-
-/** What the `throttle` option is called with. */
-export interface ThrottleContext {
-  job: string
-  runId: string
-}
-
-/**
- * The `throttle` option: `true` (or a number of ms) pauses handing out, e.g.
- * while replication lags; `false` lets it go on.
- */
-export type ThrottleFn = (ctx: ThrottleContext) => boolean | number | Promise<boolean | number>
 
 /** How often the throttle is asked while it lets work through, and how long a `true` pauses. */
 const CHECK_MS = 1000
@@ -37,7 +26,7 @@ export class Throttle {
   /** True while hand-out may go on; starts a check when one is due. */
   open(): boolean {
     if (!this.fn) return true
-    if (Date.now() >= this.nextCheck && !this.checking) void this.check()
+    if (performance.now() >= this.nextCheck && !this.checking) void this.check()
     return this.go
   }
 
@@ -60,7 +49,7 @@ export class Throttle {
     if (this.nextCheck === Infinity) return
     const wasGo = this.go
     this.go = pauseMs === 0
-    this.nextCheck = Date.now() + (pauseMs || CHECK_MS)
+    this.nextCheck = performance.now() + (pauseMs || CHECK_MS)
     if (!this.go) {
       if (wasGo) this.logger.info(`Job "${this.ctx.job}": throttled; handing out paused for ${pauseMs} ms.`)
       clearTimeout(this.timer)

@@ -44,9 +44,12 @@ const WAIT_MS = 100
 export class MemoryStore implements CoordinationStore {
   protected readonly jobs = new Map<string, MemoryJobState>()
 
-  /** Store time. */
+  /**
+   * Store time: the wall clock at process start plus monotonic time since,
+   * so a wall-clock step (NTP, a resumed VM) does not expire every lease at once.
+   */
   protected now(): number {
-    return Date.now()
+    return Math.round(performance.timeOrigin + performance.now())
   }
 
   /** Called after every change to a job; stores that persist override it. */

@@ -24,3 +24,17 @@ describe('KeyValueStore', () => {
     expect((await second.state('users')).leased).toBe(1)
   })
 })
+
+describe('MemoryStore time', () => {
+  afterEach(() => jest.restoreAllMocks())
+
+  it('keeps leases through a wall-clock step forward', async () => {
+    const store = new MemoryStore()
+    await store.startRun('items', 'r1')
+    await store.commit('items', 'h1', null, [{ ids: [1, 2], lastId: 2, prev: null }], 10_000)
+    const wall = Date.now()
+    jest.spyOn(Date, 'now').mockImplementation(() => wall + 3_600_000)
+    // Another host's claim finds nothing expired: the lease is still h1's.
+    expect(await store.claim('items', 'h2', 10_000)).toEqual({ type: 'load', cursor: 2 })
+  })
+})

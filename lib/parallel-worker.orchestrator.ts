@@ -1,0 +1,178 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
+import { DiscoveryService } from '@nestjs/core'
+import AsyncLock from 'async-lock'
+import { randomUUID } from 'node:crypto'
+import { ClusterPool } from './cluster/cluster-pool'
+import { InlinePool } from './cluster/inline-pool'
+import { RunFailedError } from './errors/run-failed.error'
+import type { JobDefinition } from './job.registry'
+import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
+import type { ID } from './interfaces/range.interface'
+import type { RunSummary } from './interfaces/run-summary.interface'
+import { LOG_CONTEXT } from './parallel-worker.constants'
+import { ModuleLogger } from './parallel-worker.logger'
+import { show } from './parallel-worker.messages'
+import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
+import type { EventSink } from './run/run-deps'
+import { RunEngine } from './run/run-engine'
+import type { CoordinationStore } from './store/coordination-store.interface'
+
+/** A run of a job on this host, from `run()` until it resolves. */
+interface ActiveRun {
+  engine?: RunEngine
+  promise: Promise<RunSummary>
+  /** stop() came before the engine existed (the run was still starting). */
+  stopRequested?: boolean
+}
+
+/**
+ * Does the work behind `ParallelWorker` in the primary: starts or joins runs
+ * in the store, builds their engines and worker pools, emits their events,
+ * and turns SIGTERM/SIGINT into a graceful stop while a run is active.
+ */
+@Injectable()
+export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
+  /** Identity of this host (this primary) in the store. */
+  readonly hostId = `h-${randomUUID()}`
+  private readonly runs = new Map<string, ActiveRun>()
+  private readonly lock: AsyncLock
+  private readonly logger: ModuleLogger
+  private emitter?: { emit(event: string, payload: unknown): unknown }
+  private readonly observers: ((event: string, payload: unknown) => void)[] = []
+  /** Every event goes to EventEmitter2 (when the app has it) and to internal observers (metrics). */
+  private readonly events: EventSink = {
+    emit: (event, payload) => {
+      // A listener that throws is the app's bug: it is logged, and never stops or crashes a run.
+      try {
+        this.emitter?.emit(event, payload)
+        for (const observer of this.observers) observer(event, payload)
+      } catch (e) {
+        this.logger.error(`A listener of ${event} threw: ${(e as Error).message}`, (e as Error).stack)
+      }
+    },
+  }
+  private signals = 0
+
+  constructor(
+    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
+    @Inject(PARALLEL_WORKER_STORE) private readonly store: CoordinationStore,
+    private readonly discovery: DiscoveryService,
+  ) {
+    this.lock = new AsyncLock(options.lockOptions)
+    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging)
+  }
+
+  onApplicationBootstrap(): void {
+    // EventEmitter2 is an optional peer: found by its shape, never imported.
+    const emitter = this.discovery.getProviders()
+      .find(w => typeof w.instance?.emitAsync === 'function' && typeof w.instance?.onAny === 'function')?.instance
+    if (emitter && typeof emitter.emit === 'function') this.emitter = emitter
+  }
+
+  observe(observer: (event: string, payload: unknown) => void): void {
+    this.observers.push(observer)
+  }
+
+  isRunning(job: string): boolean {
+    return this.runs.has(job)
+  }
+
+  /** The engine of the job's run on this host, once it started. */
+  engine(job: string): RunEngine | undefined {
+    return this.runs.get(job)?.engine
+  }
+
+  /** Waits for the job's run on this host to resolve (or reject). */
+  async settled(job: string): Promise<void> {
+    await this.runs.get(job)?.promise.catch(() => undefined)
+  }
+
+  /** Runs `def` (or joins its run on this host) and resolves with the summary. */
+  async run(def: JobDefinition, from: ID | null | undefined): Promise<RunSummary> {
+    const active = this.runs.get(def.name)
+    if (active) {
+      if (from !== undefined) throw new Error(`Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
+      return active.promise
+    }
+    const entry = {} as ActiveRun
+    entry.promise = this.orchestrate(def, from, entry)
+    this.runs.set(def.name, entry)
+    this.watchSignals()
+    try {
+      return await entry.promise
+    } finally {
+      this.runs.delete(def.name)
+      this.watchSignals()
+    }
+  }
+
+  /** Graceful stop of these jobs (every running one when omitted): resolves when their runs resolved. */
+  async stop(names: string[] = [...this.runs.keys()]): Promise<void> {
+    await Promise.all(names.map(async name => {
+      const run = this.runs.get(name)
+      if (!run) return
+      run.stopRequested = true
+      await run.engine?.stop()
+      await run.promise.catch(() => undefined)
+    }))
+  }
+
+  private async orchestrate(def: JobDefinition, from: ID | null | undefined, entry: ActiveRun): Promise<RunSummary> {
+    const startedAt = performance.now()
+    const { runId, joined } = await this.store.startRun(def.name, randomUUID(), from)
+    const logger = this.logger
+    // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
+    if (!joined && def.total) void this.recordTotal(def, runId)
+    const inline = this.options.workers === 0
+    logger.info(`Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`)
+    const engine = new RunEngine({
+      job: def, runId, hostId: this.hostId, store: this.store, options: this.options, logger, events: this.events, lock: this.lock, startedAt,
+    })
+    entry.engine = engine
+    engine.start(inline
+      ? new InlinePool(`inline-${this.hostId.slice(2, 10)}`, this.options.concurrency, def, runId, engine)
+      : new ClusterPool(def.name, runId, this.options, engine, logger))
+    if (entry.stopRequested) void engine.stop()
+    const summary = await engine.finished
+    const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`
+    if (summary.status === 'failed') throw new RunFailedError(summary)
+    logger.info(line)
+    return summary
+  }
+
+  /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
+  private async recordTotal(def: JobDefinition, runId: string): Promise<void> {
+    try {
+      const value = await def.total?.call({ job: def.name, runId })
+      if (value === undefined || value === null) return
+      const total = Number(value)
+      if (!Number.isFinite(total) || total < 0) throw new Error(`it returned ${show(value)}, not a count`)
+      await this.store.setTotal(def.name, runId, total)
+    } catch (e) {
+      this.logger.warn(`Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`)
+    }
+  }
+
+  /** SIGTERM/SIGINT stop the runs gracefully; a second one exits at once (leases released first). */
+  private watchSignals(): void {
+    const active = this.runs.size > 0
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.off(signal, this.onSignal)
+      if (active) process.on(signal, this.onSignal)
+    }
+    if (!active) this.signals = 0
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (++this.signals === 1) {
+      this.logger.warn(`${signal}: stopping gracefully (a second ${signal} exits at once).`)
+      void this.stop()
+      return
+    }
+    this.logger.warn(`${signal} again: exiting now.`)
+    void Promise.race([
+      Promise.all([...this.runs.values()].map(r => r.engine?.abandon())),
+      new Promise(r => setTimeout(r, 2000)),
+    ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+}

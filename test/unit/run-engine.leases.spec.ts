@@ -1,0 +1,344 @@
+import AsyncLock from 'async-lock'
+import { MemoryStore } from '../../lib'
+import type { WireRange, WireResult } from '../../lib/cluster/ipc.messages'
+import type { WorkerPool, WorkerSlot } from '../../lib/cluster/worker-pool.interface'
+import type { JobDefinition } from '../../lib/job.registry'
+import type { LoadContext } from '../../lib/interfaces/range.interface'
+import type { ParallelWorkerOptions } from '../../lib/interfaces/parallel-worker-options.interface'
+import { ModuleLogger } from '../../lib/parallel-worker.logger'
+import { resolveOptions } from '../../lib/parallel-worker.options'
+import { RunEngine } from '../../lib/run/run-engine'
+
+/**
+ * Every lease a host holds, in every stage, against a real MemoryStore and a
+ * worker slot the test answers for. Time is a dependency: a manual monotonic
+ * clock drives the engine and the store; `Date.now()` (the wall clock) is
+ * moved on its own to show it decides nothing.
+ */
+
+/** Monotonic time the test moves; `reads` counts how often the engine looked (each look is a tick of its timers). */
+class ManualClock {
+  t = 1_000_000
+  reads = 0
+  /** Real monotonic time instead (for a real stall of the event loop). */
+  real = false
+  now(): number {
+    this.reads++
+    return this.real ? performance.now() : this.t
+  }
+}
+
+/** A MemoryStore whose time is the test's clock, and whose renewals the test can count or hang. */
+class ClockedStore extends MemoryStore {
+  renewals = 0
+  hang = false
+  constructor(private readonly clock: ManualClock) {
+    super()
+  }
+
+  protected override now(): number {
+    return this.clock.real ? performance.now() : this.clock.t
+  }
+
+  override heartbeat(...args: Parameters<MemoryStore['heartbeat']>): Promise<number[]> {
+    this.renewals++
+    return this.hang ? new Promise(() => undefined) : super.heartbeat(...args)
+  }
+}
+
+class Slot implements WorkerSlot {
+  active = 0
+  ready = true
+  readonly backlog = true
+  readonly pid = 4242
+  readonly sent: WireRange[] = []
+  readonly answered = new Set<number>()
+  readonly aborted: { token: number; reason: string }[] = []
+
+  constructor(readonly id: string, readonly capacity: number) {}
+
+  send(ranges: WireRange[]): boolean {
+    this.sent.push(...ranges)
+    return true
+  }
+
+  abort(tokens: number[], reason: string): void {
+    for (const token of tokens) this.aborted.push({ token, reason })
+  }
+
+  kill(): boolean {
+    return true
+  }
+
+  unanswered(): WireRange[] {
+    return this.sent.filter(r => !this.answered.has(r.token))
+  }
+}
+
+const until = async (what: string, test: () => boolean | Promise<boolean>, ms = 5000, fail = true) => {
+  const deadline = performance.now() + ms
+  while (!(await test())) {
+    if (performance.now() > deadline) {
+      if (fail) throw new Error(`timed out waiting for ${what}`)
+      return
+    }
+    await new Promise(r => setTimeout(r, 2))
+  }
+}
+
+let clock: ManualClock
+let wallOffset = 0
+const realNow = Date.now.bind(Date)
+const engines: RunEngine[] = []
+beforeEach(() => {
+  clock = new ManualClock()
+  wallOffset = 0
+  jest.spyOn(Date, 'now').mockImplementation(() => realNow() + wallOffset)
+})
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map(e => e.stop()))
+  jest.restoreAllMocks()
+})
+
+/** Time passes: the monotonic clock and the wall clock move together. */
+const advance = (ms: number) => {
+  clock.t += ms
+  wallOffset += ms
+}
+/** A few turns of the engine's timers (each reads the clock). */
+const ticks = (n: number) => {
+  const from = clock.reads
+  return until(`${n} ticks`, () => clock.reads >= from + n, 500, false)
+}
+
+interface Setup {
+  rows?: number
+  slots?: number
+  capacity?: number
+  options?: ParallelWorkerOptions
+  store?: ClockedStore
+  loader?: (cursor: number, ctx: LoadContext) => unknown
+  ready?: boolean
+  realTime?: boolean
+}
+
+async function harness(setup: Setup = {}) {
+  const rows = setup.rows ?? 200
+  clock.real = setup.realTime === true
+  const store = setup.store ?? new ClockedStore(clock)
+  const job: JobDefinition = {
+    name: 'items',
+    loader: {
+      name: 'Items.next',
+      call: (cursor, ctx) => setup.loader
+        ? setup.loader(Number(cursor ?? 0), ctx)
+        : Array.from({ length: Math.max(0, Math.min(ctx.limit, rows - Number(cursor ?? 0))) }, (_, i) => Number(cursor ?? 0) + i + 1),
+    },
+    handler: { name: 'Items.handle', call: () => undefined },
+  }
+  await store.startRun('items', 'run-1').catch(() => undefined)
+  const slots = Array.from({ length: setup.slots ?? 1 }, (_, i) => new Slot(`w-${i + 1}`, setup.capacity ?? 1))
+  const pool: WorkerPool = { started: slots.length, restarted: 0, start: () => undefined, slots: () => slots, drain: async () => undefined, killAll: () => undefined }
+  const engine = new RunEngine({
+    job, runId: 'run-1', hostId: 'h-1', store, startedAt: clock.t, lock: new AsyncLock(), events: { emit: () => undefined }, clock,
+    options: resolveOptions({ workers: slots.length, concurrency: setup.capacity ?? 1, rangeSize: 10, retryBackoffMs: 1, shutdownTimeoutMs: 0, loaderTimeoutMs: 0, ...setup.options }),
+    logger: new ModuleLogger('test', { enabled: false, level: 'info' }),
+  })
+  engines.push(engine)
+  engine.start(pool)
+  if (setup.ready !== false) for (const slot of slots) engine.slotReady(slot)
+  const answer = (slot: Slot, ranges: WireRange[], result: (r: WireRange) => Partial<WireResult> = () => ({ ok: true, ms: 0.01 })) => {
+    for (const r of ranges) slot.answered.add(r.token)
+    engine.results(slot, ranges.map(r => ({ token: r.token, ...result(r) }) as WireResult))
+  }
+  /** Answers every range as it arrives until the run ends. */
+  const answerAll = async () => {
+    let ended = false
+    void engine.finished.then(() => (ended = true))
+    await until('the end of the run', () => {
+      // Time moves on while the run goes (retries become due).
+      advance(1)
+      for (const slot of slots) if (slot.unanswered().length) answer(slot, slot.unanswered())
+      return ended
+    }, 10_000)
+    return engine.finished
+  }
+  return { store, slots, slot: slots[0], engine, answer, answerAll }
+}
+
+describe('RunEngine leases', () => {
+  it('1. gives a worker work again once its timed-out handler obeyed the signal and returned', async () => {
+    const { store, slot, answer, answerAll } = await harness({ rows: 50, options: { rangeTimeoutMs: 1000 } })
+    await until('the first range', () => slot.sent.length === 1)
+    const first = slot.sent[0]
+    advance(1500)
+    await until('its signal aborted', () => slot.aborted.some(a => a.token === first.token))
+    // The handler obeys its signal and returns: the worker is alive and free.
+    answer(slot, [first], () => ({ ok: false, error: { message: 'This operation was aborted' } }))
+    const summary = await answerAll()
+    expect(summary.status).toBe('completed')
+    expect((await store.state('items')).counters).toMatchObject({ completed: 5, ids: 50, retried: 1 })
+  })
+
+  it('2. renews the leases of commits the feed has not settled yet, while the loader is slower than leaseMs', async () => {
+    let gate!: () => void
+    const hung = new Promise<void>(r => (gate = r))
+    let calls = 0
+    const { store } = await harness({
+      options: { leaseMs: 100, heartbeatMs: 30, prefetch: 50 },
+      loader: async cursor => {
+        // Each of the first three calls is slower than the feed's batching window, so each is committed alone.
+        if (++calls <= 3) await new Promise(r => setTimeout(r, 15))
+        else await hung
+        return [cursor + 1, cursor + 2]
+      },
+    })
+    await until('three commits', async () => (await store.state('items')).leased === 3)
+    // leaseMs and more pass while the fourth loader call hangs; the host renews every heartbeatMs.
+    for (let i = 0; i < 5; i++) {
+      const before = store.renewals
+      advance(30)
+      await until('a renewal', () => store.renewals > before, 500, false)
+    }
+    const other = await store.claim('items', 'h-2', 100)
+    expect(other.type).toBe('load')
+    gate()
+  })
+
+  it('3. after an event-loop stall longer than leaseMs, renews before it claims and never re-leases its own ranges', async () => {
+    let calls = 0
+    const { store, slot, answerAll } = await harness({
+      rows: 300,
+      capacity: 2,
+      realTime: true,
+      options: { leaseMs: 150, heartbeatMs: 30, prefetch: 0 },
+      loader: (cursor, ctx) => {
+        // A synchronous loader that blocks the primary for longer than leaseMs, once.
+        if (++calls === 6) {
+          const until = performance.now() + 400
+          while (performance.now() < until) { /* a stall */ }
+        }
+        return Array.from({ length: Math.max(0, Math.min(ctx.limit, 300 - cursor)) }, (_, i) => cursor + i + 1)
+      },
+    })
+    expect((await answerAll()).status).toBe('completed')
+    expect(slot.sent.filter(r => r.attempt > 1)).toEqual([])
+    expect((await store.state('items')).counters).toMatchObject({ completed: 30, ids: 300, retried: 0 })
+  })
+
+  it('4. aborts its handlers once leaseMs passes without a confirmed renewal, while the renewals hang', async () => {
+    const { store, slot } = await harness({ options: { leaseMs: 100, heartbeatMs: 30 } })
+    await until('the first range', () => slot.sent.length === 1)
+    store.hang = true
+    advance(130)
+    await until('its signal aborted', () => slot.aborted.some(a => a.token === slot.sent[0].token))
+    expect(slot.aborted[0].reason).toMatch(/lease/)
+  })
+
+  it('5. on stop, waits for the worker to say whether it started a range from its backlog', async () => {
+    const { store, slot, engine, answer } = await harness({ options: { shutdownTimeoutMs: 60_000 } })
+    await until('the first range', () => slot.sent.length === 1)
+    // Quick handlers give the worker a backlog.
+    answer(slot, slot.sent)
+    await until('a backlog', () => slot.unanswered().length >= 3)
+    const [running, started, waiting] = slot.unanswered()
+    const stopped = engine.stop()
+    await until('the backlog aborted', () => slot.aborted.some(a => a.token === waiting.token))
+    // The worker had started the second one (its message saying so was in transit); the third it had not.
+    answer(slot, [running, started])
+    answer(slot, [waiting], () => ({ ok: false, error: { message: 'run stopped' }, notStarted: true }))
+    const rest = slot.unanswered()
+    answer(slot, rest, () => ({ ok: false, error: { message: 'run stopped' }, notStarted: true }))
+    expect((await stopped).status).toBe('stopped')
+    const s = await store.state('items')
+    expect(s.counters).toMatchObject({ completed: 1 + 2, retried: 0 })
+    expect(s.leased).toBe(0)
+    // Only the ranges it never started (and those never sent) come back, at the same attempt.
+    const back: [number, number][] = []
+    for (let c = await store.claim('items', 'h-2', 100); c.type === 'lease'; c = await store.claim('items', 'h-2', 100)) back.push([c.lease.range.ids[0] as number, c.lease.attempt])
+    expect(back.filter(([, attempt]) => attempt !== 1)).toEqual([])
+    const firsts = back.map(([first]) => first)
+    for (const r of [waiting, ...rest]) expect(firsts).toContain(r.ids[0])
+    expect(firsts).not.toContain(started.ids[0])
+    expect(firsts).not.toContain(running.ids[0])
+  })
+
+  it('5b. on stop, gives a range the worker never answered for back at attempt + 1 after shutdownTimeoutMs', async () => {
+    const { store, slot, engine } = await harness({ options: { shutdownTimeoutMs: 0 } })
+    await until('the first range', () => slot.sent.length === 1)
+    expect((await engine.stop()).status).toBe('stopped')
+    const back = new Map<unknown, number>()
+    for (let c = await store.claim('items', 'h-2', 100); c.type === 'lease'; c = await store.claim('items', 'h-2', 100)) back.set(c.lease.range.ids[0], c.lease.attempt)
+    expect(back.get(slot.sent[0].ids[0])).toBe(2)
+  })
+
+  it('6. takes a worker\'s answers only for the ranges it was sent', async () => {
+    const { store, slots: [a, b], engine } = await harness({ slots: 2 })
+    await until('a range each', () => a.sent.length === 1 && b.sent.length === 1)
+    // B answers for A's range; then A reports its range's real failure.
+    engine.results(b, [{ token: a.sent[0].token, ok: true, ms: 1 }])
+    engine.results(a, [{ token: a.sent[0].token, ok: false, error: { message: 'constraint violated' } }])
+    await until('the failure recorded', async () => {
+      const c = (await store.state('items')).counters
+      return c.completed + c.retried > 0
+    })
+    await new Promise(r => setImmediate(r))
+    expect((await store.state('items')).counters).toMatchObject({ completed: 0, retried: 1 })
+  })
+
+  it('7. a wall-clock step forward neither times out ranges nor expires leases', async () => {
+    const { store, slot, answerAll } = await harness({ rows: 50, options: { leaseMs: 100, heartbeatMs: 30, rangeTimeoutMs: 40 } })
+    await until('the first range', () => slot.sent.length === 1)
+    wallOffset += 3_600_000
+    await ticks(20)
+    expect(slot.aborted).toEqual([])
+    expect((await answerAll()).status).toBe('completed')
+    expect((await store.state('items')).counters).toMatchObject({ completed: 5, retried: 0 })
+  })
+
+  it('8. a commit that lands after stop() is released before the run resolves', async () => {
+    const store = new ClockedStore(clock)
+    let commits = 0
+    let landed!: () => void
+    const gate = new Promise<void>(r => (landed = r))
+    let second: Promise<unknown> | undefined
+    const commit = store.commit.bind(store)
+    store.commit = (...args) => {
+      if (++commits !== 2) return commit(...args)
+      const p = gate.then(() => commit(...args))
+      second = p
+      return p
+    }
+    const release = store.release.bind(store)
+    store.release = async (...args) => {
+      await new Promise(r => setTimeout(r, 20))
+      return release(...args)
+    }
+    const { slot, engine, answer } = await harness({ store, options: { prefetch: 3 } })
+    await until('the first range', () => slot.sent.length >= 1)
+    answer(slot, slot.sent.slice(0, 1))
+    await until('the second commit in flight', () => commits >= 2)
+    const stopped = engine.stop()
+    setTimeout(landed, 60)
+    await stopped
+    await second
+    await new Promise(r => setImmediate(r))
+    expect((await store.state('items')).leased).toBe(0)
+  })
+
+  it('sizes a worker\'s backlog from the ranges handed out, not from ctx.limit', async () => {
+    // A loader that ignores ctx.limit (which climbs to 10,000 with quick handlers) and returns 10 ids.
+    const { slot, answer } = await harness({
+      rows: 100_000,
+      options: { rangeSize: undefined, prefetch: 64 },
+      loader: cursor => Array.from({ length: 10 }, (_, i) => cursor + i + 1),
+    })
+    let most = 0
+    await until('a deep backlog', () => {
+      most = Math.max(most, slot.unanswered().length)
+      if (slot.unanswered().length) answer(slot, slot.unanswered().slice(0, 1))
+      return most > 8 || slot.answered.size > 400
+    }, 10_000)
+    expect(most).toBeGreaterThan(8)
+  })
+})
