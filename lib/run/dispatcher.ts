@@ -139,6 +139,21 @@ export class Dispatcher {
     return hand
   }
 
+  /** Drops given-up leases from `ready` and marks those in a worker lost; returns the latter (to abort). */
+  giveUp(tokens: Set<number>): InFlight[] {
+    for (let i = this.ready.length - 1; i >= 0; i--) if (tokens.has(this.ready[i].token)) this.ready.splice(i, 1)
+    const running = [...this.inFlight()].filter(f => tokens.has(f.lease.token) && !f.lost && !f.timedOut)
+    for (const f of running) f.lost = true
+    return running
+  }
+
+  /** Aborts ranges in their workers, one message per worker (they stay in hand until answered). */
+  abort(ranges: InFlight[], reason: string): void {
+    const bySlot = new Map<WorkerSlot, number[]>()
+    for (const f of ranges) bySlot.set(f.slot, [...(bySlot.get(f.slot) ?? []), f.lease.token])
+    for (const [slot, tokens] of bySlot) slot.abort(tokens, reason)
+  }
+
   /**
    * Ranges whose handler ran past `timeoutMs` (newly), and those still
    * unanswered `graceMs` after that (their worker is unresponsive).

@@ -1,4 +1,6 @@
 import type { WireError } from '../cluster/ipc.messages'
+import type { WorkerPool } from '../cluster/worker-pool.interface'
+import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
 import { ParallelWorkerEvent, RangeCompletedEvent, RangeFailedEvent } from '../parallel-worker.events'
 import type { Lease } from '../store/coordination-store.interface'
 import { backoff, retrying } from './backoff'
@@ -58,5 +60,21 @@ export class RangeRecorder {
     const what = outcome === 'dead' ? `sent to the dead letters after ${lease.attempt} attempts` : outcome === 'retry' ? `will be retried in ${retryInMs} ms` : 'its lease was already lost'
     logger.warn(`Job "${job.name}": ${describeLease(lease)} failed and ${what}: ${error.message}`)
     events.emit(ParallelWorkerEvent.RangeFailed, new RangeFailedEvent(job.name, runId, rangeInfo(lease), error, outcome))
+  }
+
+  /** The run's summary: the store's counters for the whole run (all hosts), this host's share. */
+  async summary(status: RunStatus, error: string | undefined, pool: WorkerPool, durationMs: number): Promise<RunSummary> {
+    const { job, runId, store } = this.d
+    const s = await store.state(job.name).catch(() => undefined)
+    const c = s && s.runId === runId ? s.counters : undefined
+    return {
+      job: job.name, runId, status,
+      ids: c?.ids ?? this.ids,
+      ranges: { completed: c?.completed ?? this.ranges, retried: c?.retried ?? 0, dead: c?.dead ?? 0 },
+      workers: { started: c?.workersStarted ?? pool.started, restarted: c?.workersRestarted ?? pool.restarted },
+      durationMs,
+      ...(error !== undefined ? { error } : {}),
+      host: { ids: this.ids, ranges: this.ranges },
+    }
   }
 }

@@ -4,7 +4,7 @@ import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
 import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEvent } from '../parallel-worker.events'
 import type { Lease } from '../store/coordination-store.interface'
 import { type Clock, monotonicClock } from './clock'
-import { Dispatcher, type InFlight } from './dispatcher'
+import { Dispatcher } from './dispatcher'
 import { describeLease } from './lease-format'
 import { LeaseKeeper } from './lease-keeper'
 import { RangeFeed } from './range-feed'
@@ -63,9 +63,8 @@ export class RunEngine implements PoolListener {
   private pending = 0
   private waker?: () => void
   private readonly timers: NodeJS.Timeout[] = []
-  private get checkEveryMs(): number {
-    return Math.max(10, Math.min(1000, this.d.options.rangeTimeoutMs / 4))
-  }
+  /** How often range timeouts are checked. */
+  private readonly checkEveryMs: number
   private pool!: WorkerPool
   private resolve!: (summary: RunSummary) => void
   readonly finished: Promise<RunSummary>
@@ -79,7 +78,7 @@ export class RunEngine implements PoolListener {
     this.dispatcher = new Dispatcher(() => this.pool, this.clock, d.logger, d.job.name)
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {
       handingOut: () => this.handingOut(),
-      running: () => this.mode === 'running' || this.mode === 'paused',
+      running: () => this.live,
       leased: () => this.dispatch(),
       end: (status, error, cause, everywhere) => void this.end(status, error, cause, everywhere),
       exhausted: () => {
@@ -90,6 +89,7 @@ export class RunEngine implements PoolListener {
     this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => this.wake())
     this.timers.push(setInterval(() => void this.followControl(), CONTROL_POLL_MS))
     const timeout = d.options.rangeTimeoutMs
+    this.checkEveryMs = Math.max(10, Math.min(1000, timeout / 4))
     if (timeout > 0) this.timers.push(setInterval(() => this.checkTimeouts(), this.checkEveryMs))
   }
 
@@ -187,9 +187,9 @@ export class RunEngine implements PoolListener {
   /** Obeys pause, resume and cancel, whichever host or CLI asked for them. */
   async followControl(): Promise<void> {
     const { job, store, runId, logger } = this.d
-    if (this.mode !== 'running' && this.mode !== 'paused') return
+    if (!this.live) return
     const s = await store.state(job.name).catch(() => undefined)
-    if (!s || (this.mode !== 'running' && this.mode !== 'paused')) return
+    if (!s || !this.live) return
     if (s.runId !== runId || s.state === 'stopped') {
       logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`)
       void this.end('stopped')
@@ -205,6 +205,11 @@ export class RunEngine implements PoolListener {
 
   // ---- leases and timeouts ----
 
+  /** Running or paused: the run has not begun to end. */
+  private get live(): boolean {
+    return this.mode === 'running' || this.mode === 'paused'
+  }
+
   private handingOut(): boolean {
     return this.mode === 'running' && this.throttle.open()
   }
@@ -215,15 +220,9 @@ export class RunEngine implements PoolListener {
 
   /** The keeper gave these leases up (lost, or not renewed in time): they are not sent, and running handlers are aborted. */
   private lost(leases: Lease[], reason: string): void {
-    const tokens = new Set(leases.map(l => l.token))
-    const ready = this.dispatcher.ready
-    for (let i = ready.length - 1; i >= 0; i--) if (tokens.has(ready[i].token)) ready.splice(i, 1)
-    const running = [...this.dispatcher.inFlight()].filter(f => tokens.has(f.lease.token) && !f.lost && !f.timedOut)
-    for (const f of running) {
-      f.lost = true
-      this.d.logger.warn(`Job "${this.d.job.name}": ${describeLease(f.lease)} is no longer this host's (${reason}); its handler's signal is aborted.`)
-    }
-    this.abort(running, reason)
+    const running = this.dispatcher.giveUp(new Set(leases.map(l => l.token)))
+    for (const f of running) this.d.logger.warn(`Job "${this.d.job.name}": ${describeLease(f.lease)} is no longer this host's (${reason}); its handler's signal is aborted.`)
+    this.dispatcher.abort(running, reason)
   }
 
   /** Fails ranges past rangeTimeoutMs (their signal aborts) and kills workers that stay unresponsive after that. */
@@ -263,13 +262,6 @@ export class RunEngine implements PoolListener {
       })
   }
 
-  /** Aborts ranges in their workers, one message per worker. */
-  private abort(ranges: InFlight[], reason: string): void {
-    const bySlot = new Map<WorkerSlot, number[]>()
-    for (const f of ranges) bySlot.set(f.slot, [...(bySlot.get(f.slot) ?? []), f.lease.token])
-    for (const [slot, tokens] of bySlot) slot.abort(tokens, reason)
-  }
-
   private setMode(next: Mode): void {
     if (!NEXT[this.mode].includes(next)) throw new Error(`Job "${this.d.job.name}": a run cannot go from ${this.mode} to ${next}`)
     this.mode = next
@@ -278,7 +270,7 @@ export class RunEngine implements PoolListener {
   // ---- end of run ----
 
   private async end(status: RunStatus, error?: string, cause?: unknown, everywhere = true): Promise<void> {
-    if (this.mode !== 'running' && this.mode !== 'paused') return
+    if (!this.live) return
     const { job, runId, store, options, logger } = this.d
     this.setMode(status === 'stopped' ? 'stopping' : 'ending')
     this.feed.stop()
@@ -289,7 +281,7 @@ export class RunEngine implements PoolListener {
     await this.keeper.settled()
     // Ranges still in a worker's backlog are aborted there: it answers `notStarted` for those it had not started (given back
     // then, at the same attempt), and as usual for those it had (their "started" news may still be on its way).
-    this.abort([...this.dispatcher.inFlight()].filter(f => f.startedAt === undefined), reason)
+    this.dispatcher.abort([...this.dispatcher.inFlight()].filter(f => f.startedAt === undefined), reason)
     const sent = new Set([...this.dispatcher.inFlight()].map(f => f.lease.token))
     this.dispatcher.ready.length = 0
     await this.keeper.release(this.keeper.tokens().filter(t => !sent.has(t) && !this.recording.has(t))).catch(() => undefined)
@@ -297,7 +289,7 @@ export class RunEngine implements PoolListener {
     const left = [...this.dispatcher.inFlight()]
     if (left.length) {
       // Their handlers may still run: another host takes them at attempt + 1, so the handler can tell.
-      this.abort(left, reason)
+      this.dispatcher.abort(left, reason)
       this.dispatcher.remove(left)
       for (const f of left.filter(f => !f.timedOut)) this.record([f.lease.token], this.recorder.interrupted(f.lease, reason))
       logger.warn(`Job "${job.name}": ${left.length} ranges were still running after shutdownTimeoutMs; they are handed out again at the next attempt.`)
@@ -309,7 +301,7 @@ export class RunEngine implements PoolListener {
     for (const timer of this.timers) clearInterval(timer)
     this.throttle.stop()
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))
-    const summary = await this.summary(status, error)
+    const summary = await this.recorder.summary(status, error, this.pool, Math.round(this.clock.now() - this.d.startedAt))
     this.setMode('ended')
     if (status === 'stopped') this.d.events.emit(ParallelWorkerEvent.BeforeStop, new BeforeStopEvent(job.name, runId, summary))
     this.d.events.emit(ParallelWorkerEvent.RunCompleted, new RunCompletedEvent(job.name, runId, summary))
@@ -327,18 +319,4 @@ export class RunEngine implements PoolListener {
     this.waker = undefined
   }
 
-  private async summary(status: RunStatus, error?: string): Promise<RunSummary> {
-    const { job, runId, store } = this.d
-    const s = await store.state(job.name).catch(() => undefined)
-    const c = s && s.runId === runId ? s.counters : undefined
-    return {
-      job: job.name, runId, status,
-      ids: c?.ids ?? this.recorder.ids,
-      ranges: { completed: c?.completed ?? this.recorder.ranges, retried: c?.retried ?? 0, dead: c?.dead ?? 0 },
-      workers: { started: c?.workersStarted ?? this.pool.started, restarted: c?.workersRestarted ?? this.pool.restarted },
-      durationMs: Math.round(this.clock.now() - this.d.startedAt),
-      ...(error !== undefined ? { error } : {}),
-      host: { ids: this.recorder.ids, ranges: this.recorder.ranges },
-    }
-  }
 }
