@@ -223,6 +223,8 @@ export class RunEngine implements PoolListener {
     const running = this.dispatcher.giveUp(new Set(leases.map(l => l.token)))
     for (const f of running) this.d.logger.warn(`Job "${this.d.job.name}": ${describeLease(f.lease)} is no longer this host's (${reason}); its handler's signal is aborted.`)
     this.dispatcher.abort(running, reason)
+    const idle = leases.length - running.length
+    if (idle) this.d.logger.warn(`Job "${this.d.job.name}": ${idle} ranges not running here (ready, or answered and not yet recorded) are no longer this host's (${reason}).`)
   }
 
   /** Fails ranges past rangeTimeoutMs (their signal aborts) and kills workers that stay unresponsive after that. */

@@ -52,6 +52,22 @@ describe('cluster workers on SQLite (e2e)', () => {
     console.log(`SIGKILL: ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated (the killed range ${first}..${last}), ${(result.summary!.durationMs / 1000).toFixed(1)} s`)
   })
 
+  it('re-leases none of its own ranges after its event loop stalls longer than leaseMs', async () => {
+    const db = createSqliteItems(ROWS)
+    // The loader blocks the primary for 2 s, twice leaseMs, while both workers hold ranges.
+    const result = await runFixture({
+      FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_HANDLER_MS: 5, FIXTURE_LEASE_MS: 1000,
+      FIXTURE_STALL_AT: 20, FIXTURE_STALL_MS: 2000,
+    })
+
+    expect(result.code).toBe(0)
+    expect(result.output).toMatch(/STALL pid=\d+ ms=2000/)
+    expect(result.output).not.toContain('re-leased after its lease expired')
+    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS, ranges: { retried: 0, dead: 0 } })
+    expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
+    console.log(`primary stalled 2.0 s (leaseMs 1000): ${ROWS} rows, 0 lost, 0 duplicated, 0 retried, ${(result.summary!.durationMs / 1000).toFixed(1)} s`)
+  })
+
   it('ends the run as failed with the reason when the restart cap is reached', async () => {
     const db = createSqliteItems(ROWS)
     const run = startFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 1, FIXTURE_RANGE_SIZE: 100, FIXTURE_SLOW_IDS: 501, FIXTURE_MAX_RESTARTS: 0 })

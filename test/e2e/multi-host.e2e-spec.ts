@@ -1,11 +1,23 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { Client } from 'pg'
 import type { RunSummary } from '../../lib'
 import { type FixtureRun, startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { OwnRedis, REDIS_URL } from '../support/redis-server'
 
 const ROWS = 100_000
+
+/** Rows handled twice where no hand-out was a retry: duplicates with nothing lost to explain them. */
+const countFirstAttemptDuplicates = async (table: string): Promise<number> => {
+  const client = new Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    return Number((await client.query(`SELECT COUNT(*) AS n FROM ${table} WHERE processed > 1 AND max_attempt < 2`)).rows[0].n)
+  } finally {
+    await client.end()
+  }
+}
 
 const waitUntil = async (check: () => Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs
@@ -70,6 +82,37 @@ describe('many hosts on one Redis (e2e)', () => {
     expect(released.length).toBeGreaterThan(0)
     const recovery = (Math.max(...released.map(c => c.at)) - killedAt) / 1000
     console.log(`host SIGKILLed at 40%: ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated, ${released.length} output chunks re-leasing, ranges re-handled ${recovery.toFixed(1)} s after the kill (lease 2 s)`)
+  })
+
+  it('gives its leases up at leaseMs and loses nothing while Redis hangs without failing', async () => {
+    const redis = new OwnRedis()
+    await redis.start()
+    const table = await createPgItems(ROWS)
+    tables.push(table)
+    const env = {
+      DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL: redis.url, FIXTURE_PREFIX: 'pw-hang',
+      FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000, FIXTURE_HANDLER_MS: 150, FIXTURE_LEASE_MS: 1000,
+    }
+    const runs = hosts(2, env)
+    await waitUntil(async () => (await processed(table)) >= ROWS * 0.3)
+    // Every command now hangs: no error reaches the hosts, renewals just never answer.
+    redis.freeze()
+    await new Promise(r => setTimeout(r, 2500))
+    redis.thaw()
+    const results = await Promise.all(runs.map(h => h.exited))
+    redis.stop()
+
+    for (const r of results) expect(r.code).toBe(0)
+    for (const r of results) expect(r.summary).toMatchObject({ status: 'completed', ids: ROWS })
+    // The hosts gave their leases up at leaseMs while Redis hung (running handlers had their signals aborted).
+    const gaveUp = runs.map(h => (h.output().match(/no longer this host's \(lease may be lost/g) ?? []).length)
+    expect(gaveUp.every(n => n > 0)).toBe(true)
+    const counts = await pgCounts(table)
+    expect(counts.missed).toEqual([])
+    // Rows handled twice are in ranges handed out again after their lease expired (attempt 2).
+    const firstAttempts = await countFirstAttemptDuplicates(table)
+    expect(firstAttempts).toBe(0)
+    console.log(`Redis hung 2.5 s (leaseMs 1000): ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated (all at attempt 2 or later), leases given up on each host at leaseMs`)
   })
 
   it('finishes with nothing lost when Redis restarts mid-run', async () => {

@@ -34,6 +34,20 @@ export class OwnRedis {
     execFileSync('redis-cli', ['-p', String(this.port), 'shutdown'], { stdio: 'ignore' })
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and every command hangs, as in a network partition that drops packets. */
+  freeze(): void {
+    const info = execFileSync('redis-cli', ['-p', String(this.port), 'info', 'server']).toString()
+    this.frozen = Number(/process_id:(\d+)/.exec(info)?.[1])
+    process.kill(this.frozen, 'SIGSTOP')
+  }
+
+  thaw(): void {
+    if (this.frozen) process.kill(this.frozen, 'SIGCONT')
+    this.frozen = undefined
+  }
+
+  private frozen?: number
+
   async ping(): Promise<boolean> {
     const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
     try {
