@@ -94,6 +94,11 @@ async function main(): Promise<void> {
         record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, ${label}`, name, 'ranges/s', r.ranges / r.seconds)
       }
     }
+    {
+      // No rangeSize, so ctx.limit adapts (up to 10,000), and a loader that ignores it and returns 10 ids.
+      const r = await ours('memory', 'memory', { BENCH_ROWS: FROM_MEMORY, BENCH_WORKERS: 2, BENCH_LOADER_IDS: 10 })
+      record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default concurrency (1)`, 'loader ignoring ctx.limit, this library, memory store', 'ranges/s', r.ranges / r.seconds)
+    }
     for (const [name, run] of [
       ['this library, memory store', () => ours('keyset', 'memory', coord)],
       ['this library, Redis store', () => ours('keyset', 'redis', coord)],
@@ -139,6 +144,7 @@ function report(rows: Row[]): void {
     ['Redis store vs BullMQ, ids from memory, concurrency 16', m(C16, 'this library, Redis') / m(C16, 'BullMQ'), '>= 6x', x => x >= 6],
     ['memory store vs BullMQ, ids from memory, defaults', m(C1, 'this library, memory') / m(C1, 'BullMQ'), '>= 12x', x => x >= 12],
     ['Redis store vs BullMQ, ids from memory, defaults', m(C1, 'this library, Redis') / m(C1, 'BullMQ'), '>= 6x', x => x >= 6],
+    ['loader ignoring ctx.limit vs rangeSize: 10, memory store, defaults', m(C1, 'loader ignoring') / m(C1, 'this library, memory'), '>= 0.90', x => x >= 0.9],
     ['memory store vs plain loop, keyset loader', m('no-op, 10 ids a range, keyset', 'this library, memory') / m('no-op, 10 ids a range, keyset', 'plain'), '>= 0.90', x => x >= 0.9],
     ['Redis store vs plain loop, keyset loader', m('no-op, 10 ids a range, keyset', 'this library, Redis') / m('no-op, 10 ids a range, keyset', 'plain'), '>= 0.90', x => x >= 0.9],
     ['UPDATE, defaults vs one set-based UPDATE (time)', m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'), '<= 1.3x', x => x <= 1.3],

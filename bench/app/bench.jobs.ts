@@ -23,7 +23,8 @@ export class BenchJobs implements OnModuleDestroy {
   @RangeLoader('memory')
   memoryIds(lastId: ID | null, ctx: LoadContext): number[] {
     const from = Number(lastId ?? 0) + 1
-    const n = Math.max(0, Math.min(ctx.limit, ROWS - from + 1))
+    // BENCH_LOADER_IDS: a loader written for the seed, returning that many ids whatever ctx.limit suggests.
+    const n = Math.max(0, Math.min(Number(env('BENCH_LOADER_IDS', '0')) || ctx.limit, ROWS - from + 1))
     return Array.from({ length: n }, (_, i) => from + i)
   }
 

@@ -84,17 +84,22 @@ describe('many hosts on one Redis (e2e)', () => {
     console.log(`host SIGKILLed at 40%: ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated, ${released.length} output chunks re-leasing, ranges re-handled ${recovery.toFixed(1)} s after the kill (lease 2 s)`)
   })
 
-  it('gives its leases up at leaseMs and loses nothing while Redis hangs without failing', async () => {
+  /** Two hosts on a redis-server of the test's own, once they handled 30% of the rows. */
+  async function twoHostsOnOwnRedis(prefix: string, extra: Record<string, number> = {}) {
     const redis = new OwnRedis()
     await redis.start()
     const table = await createPgItems(ROWS)
     tables.push(table)
-    const env = {
-      DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL: redis.url, FIXTURE_PREFIX: 'pw-hang',
-      FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000, FIXTURE_HANDLER_MS: 150, FIXTURE_LEASE_MS: 1000,
-    }
-    const runs = hosts(2, env)
+    const runs = hosts(2, {
+      DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL: redis.url, FIXTURE_PREFIX: prefix,
+      FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000, FIXTURE_HANDLER_MS: 150, ...extra,
+    })
     await waitUntil(async () => (await processed(table)) >= ROWS * 0.3)
+    return { redis, table, runs }
+  }
+
+  it('gives its leases up at leaseMs and loses nothing while Redis hangs without failing', async () => {
+    const { redis, table, runs } = await twoHostsOnOwnRedis('pw-hang', { FIXTURE_LEASE_MS: 1000 })
     // Every command now hangs: no error reaches the hosts, renewals just never answer.
     redis.freeze()
     await new Promise(r => setTimeout(r, 2500))
@@ -116,16 +121,7 @@ describe('many hosts on one Redis (e2e)', () => {
   })
 
   it('finishes with nothing lost when Redis restarts mid-run', async () => {
-    const redis = new OwnRedis()
-    await redis.start()
-    const table = await createPgItems(ROWS)
-    tables.push(table)
-    const env = {
-      DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL: redis.url, FIXTURE_PREFIX: 'pw-restart',
-      FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000, FIXTURE_HANDLER_MS: 150,
-    }
-    const runs = hosts(2, env)
-    await waitUntil(async () => (await processed(table)) >= ROWS * 0.3)
+    const { redis, table, runs } = await twoHostsOnOwnRedis('pw-restart')
     redis.stop()
     const downAt = Date.now()
     await new Promise(r => setTimeout(r, 2000))
