@@ -15,6 +15,8 @@ export interface InFlight {
   timedOut: boolean
   /** Its lease was lost or given up; its handler's signal was aborted. */
   lost: boolean
+  /** Aborted because the run is ending: a failure it answers is the stop's, not the handler's. */
+  ending?: boolean
 }
 
 /** A worker's backlog holds about this much work (by the handlers' recent time per range), so it never waits a round trip for its next range. */
@@ -37,6 +39,8 @@ export class Dispatcher {
   private msPerRange?: number
   private idsPerRange?: number
   private lastCheck: number
+  /** Tokens removed on purpose whose late answers are expected. */
+  private readonly dropped = new Set<number>()
 
   constructor(private readonly pool: () => WorkerPool, private readonly clock: Clock, private readonly logger: ModuleLogger, private readonly job: string) {
     this.lastCheck = clock.now()
@@ -75,7 +79,7 @@ export class Dispatcher {
     this.msPerRange = this.msPerRange === undefined ? ms : this.msPerRange * 0.9 + ms * 0.1
   }
 
-  /** Sends ready leases to slots with room; a slot holding a timed-out range gets nothing until it answers or is replaced. */
+  /** Sends ready leases to slots with room; a worker holding a timed-out range gets nothing until it answers or is replaced. */
   dispatch(): void {
     for (const slot of this.pool().slots()) {
       if (!slot.ready || this.ready.length === 0) continue
@@ -83,7 +87,8 @@ export class Dispatcher {
       const depth = this.depth(slot)
       const free = depth - hand.length
       // A worker is topped up once half of what it may hold is free: fewer, larger IPC messages.
-      if (free < Math.ceil(depth / 2) || hand.some(f => f.timedOut)) continue
+      // (Inline handlers run beside each other: one that hangs does not hold the others back.)
+      if (free < Math.ceil(depth / 2) || (slot.backlog && hand.some(f => f.timedOut))) continue
       const batch = this.ready.splice(0, free)
       if (!slot.send(batch.map(toWire))) {
         // The worker is gone (its exit follows): these never reached it, so they stay this host's to hand out.
@@ -111,6 +116,8 @@ export class Dispatcher {
     const matched: { f: InFlight; result: WireResult }[] = []
     for (const result of results) {
       const i = hand.findIndex(f => f.lease.token === result.token)
+      // A late answer for a range this host stopped waiting for (given back at the end, an inline handler past its grace).
+      if (i < 0 && this.dropped.delete(result.token)) continue
       if (i < 0) {
         this.logger.warn(`Job "${this.job}": worker ${slot.id} (pid ${slot.pid}) answered for token ${result.token}, which it does not hold; ignored (a protocol error).`)
         continue
@@ -123,9 +130,10 @@ export class Dispatcher {
     return matched
   }
 
-  /** Forgets ranges sent to `slot` (aborted at the end of a run); returns them. */
+  /** Stops waiting for these ranges (given back at the end, or an inline handler past its grace); a late answer is ignored. */
   remove(ranges: InFlight[]): void {
     for (const f of ranges) {
+      this.dropped.add(f.lease.token)
       const hand = this.hand(f.slot)
       const i = hand.indexOf(f)
       if (i >= 0) hand.splice(i, 1)

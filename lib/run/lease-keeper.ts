@@ -42,7 +42,8 @@ export class LeaseKeeper {
     this.clock = d.clock ?? monotonicClock
     this.leaseMs = d.options.leaseMs
     this.heartbeatMs = d.options.heartbeatMs
-    this.tickMs = Math.max(5, Math.min(100, Math.floor(this.heartbeatMs / 2)))
+    // Several ticks fit between a renewal being due and the lease's deadline, however close heartbeatMs is to leaseMs.
+    this.tickMs = Math.max(5, Math.min(100, Math.floor(this.heartbeatMs / 2), Math.floor((this.leaseMs - this.heartbeatMs) / 4)))
     this.lastRenewal = this.clock.now()
     this.timer = setInterval(() => this.tick(), this.tickMs)
   }
@@ -118,8 +119,8 @@ export class LeaseKeeper {
 
   private tick(): void {
     const now = this.clock.now()
-    this.expire(now)
     if (now - this.lastRenewal >= this.heartbeatMs) void this.renew()
+    this.expire(now)
   }
 
   /**

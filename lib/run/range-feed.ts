@@ -75,11 +75,11 @@ export class RangeFeed {
 
   /** Looks for work now (or after `delayMs`); a call while the loop runs makes it go round once more. */
   fill(delayMs = 0): void {
+    if (!this.host.running()) return
     if (delayMs > 0) {
       if (!this.timer) this.timer = setTimeout(() => ((this.timer = undefined), this.fill()), delayMs)
       return
     }
-    if (!this.host.running()) return
     if (this.looping) return void (this.again = true)
     this.looping = true
     this.again = false

@@ -136,6 +136,7 @@ export class RunEngine implements PoolListener {
       if (!result.ok) {
         // Aborted before it started (the worker says so): given back without an attempt.
         if (result.notStarted) unstarted.push(token)
+        else if (f.ending) this.record([token], this.recorder.interrupted(f.lease, this.mode === 'stopping' ? 'run stopped' : 'run ended'))
         else this.record([token], this.recorder.failed(f.lease, result.error))
         continue
       }
@@ -243,6 +244,7 @@ export class RunEngine implements PoolListener {
         const ran = Math.round(this.clock.now() - (f.startedAt as number))
         this.d.logger.warn(`Job "${this.d.job.name}": the inline handler of ${describeLease(f.lease)} ignores its aborted signal ${ran} ms in; no longer waiting for it.`)
         this.wake()
+        this.waker?.()
       } else if (f.slot.kill()) {
         const ran = Math.round(this.clock.now() - (f.startedAt as number))
         this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
@@ -250,13 +252,18 @@ export class RunEngine implements PoolListener {
     }
   }
 
-  /** A store write for `tokens`; once it landed they are no longer this host's. The run ends only after such writes land. */
+  /**
+   * A store write for `tokens`; once it landed, or failed for good (the store
+   * stayed unreachable), they are no longer this host's: a lease whose write
+   * failed expires and is claimed again. The run ends only after such writes.
+   */
   private record(tokens: number[], write: Promise<void>): void {
     for (const token of tokens) this.recording.add(token)
     this.pending++
-    void write.then(() => this.keeper.forget(tokens))
-      .catch(e => this.d.logger.error(`Job "${this.d.job.name}": ${(e as Error).message}`))
+    void write
+      .catch(e => this.d.logger.error(`Job "${this.d.job.name}": ${(e as Error).message}; the lease is left to expire and the range goes out again.`))
       .finally(() => {
+        this.keeper.forget(tokens)
         for (const token of tokens) this.recording.delete(token)
         this.pending--
         this.waker?.()
@@ -283,7 +290,9 @@ export class RunEngine implements PoolListener {
     await this.keeper.settled()
     // Ranges still in a worker's backlog are aborted there: it answers `notStarted` for those it had not started (given back
     // then, at the same attempt), and as usual for those it had (their "started" news may still be on its way).
-    this.dispatcher.abort([...this.dispatcher.inFlight()].filter(f => f.startedAt === undefined), reason)
+    const backlog = [...this.dispatcher.inFlight()].filter(f => f.startedAt === undefined)
+    for (const f of backlog) f.ending = true
+    this.dispatcher.abort(backlog, reason)
     const sent = new Set([...this.dispatcher.inFlight()].map(f => f.lease.token))
     this.dispatcher.ready.length = 0
     await this.keeper.release(this.keeper.tokens().filter(t => !sent.has(t) && !this.recording.has(t))).catch(() => undefined)

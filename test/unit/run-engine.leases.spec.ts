@@ -49,13 +49,12 @@ class ClockedStore extends MemoryStore {
 class Slot implements WorkerSlot {
   active = 0
   ready = true
-  readonly backlog = true
-  readonly pid = 4242
   readonly sent: WireRange[] = []
   readonly answered = new Set<number>()
   readonly aborted: { token: number; reason: string }[] = []
 
-  constructor(readonly id: string, readonly capacity: number) {}
+  /** Inline (workers: 0): the primary itself, no backlog. */
+  constructor(readonly id: string, readonly capacity: number, readonly backlog = true, readonly pid = backlog ? 4242 : process.pid) {}
 
   send(ranges: WireRange[]): boolean {
     this.sent.push(...ranges)
@@ -120,6 +119,7 @@ interface Setup {
   loader?: (cursor: number, ctx: LoadContext) => unknown
   ready?: boolean
   realTime?: boolean
+  inline?: boolean
 }
 
 async function harness(setup: Setup = {}) {
@@ -137,11 +137,11 @@ async function harness(setup: Setup = {}) {
     handler: { name: 'Items.handle', call: () => undefined },
   }
   await store.startRun('items', 'run-1').catch(() => undefined)
-  const slots = Array.from({ length: setup.slots ?? 1 }, (_, i) => new Slot(`w-${i + 1}`, setup.capacity ?? 1))
+  const slots = Array.from({ length: setup.slots ?? 1 }, (_, i) => new Slot(`w-${i + 1}`, setup.capacity ?? 1, !setup.inline))
   const pool: WorkerPool = { started: slots.length, restarted: 0, start: () => undefined, slots: () => slots, drain: async () => undefined, killAll: () => undefined }
   const engine = new RunEngine({
     job, runId: 'run-1', hostId: 'h-1', store, startedAt: clock.t, lock: new AsyncLock(), events: { emit: () => undefined }, clock,
-    options: resolveOptions({ workers: slots.length, concurrency: setup.capacity ?? 1, rangeSize: 10, retryBackoffMs: 1, shutdownTimeoutMs: 0, loaderTimeoutMs: 0, ...setup.options }),
+    options: resolveOptions({ workers: setup.inline ? 0 : slots.length, concurrency: setup.capacity ?? 1, rangeSize: 10, retryBackoffMs: 1, shutdownTimeoutMs: 0, loaderTimeoutMs: 0, ...setup.options }),
     logger: new ModuleLogger('test', { enabled: false, level: 'info' }),
   })
   engines.push(engine)
@@ -324,6 +324,75 @@ describe('RunEngine leases', () => {
     await second
     await new Promise(r => setImmediate(r))
     expect((await store.state('items')).leased).toBe(0)
+  })
+
+  it('keeps its leases when heartbeatMs is close to leaseMs', async () => {
+    const { store, slot } = await harness({ options: { leaseMs: 1000, heartbeatMs: 900 } })
+    await until('the first range', () => slot.sent.length === 1)
+    // Two seconds pass in steps of 50 ms, each seen by the engine's timers; the store answers every renewal at once.
+    for (let i = 0; i < 40; i++) {
+      advance(50)
+      await ticks(2)
+    }
+    expect(slot.aborted).toEqual([])
+    expect((await store.state('items')).leased).toBeGreaterThan(0)
+    expect(await store.claim('items', 'h-2', 100)).toMatchObject({ type: 'load' })
+  })
+
+  it('lets a lease expire when its result could not be written, so the range goes out again and the run ends', async () => {
+    const store = new ClockedStore(clock)
+    const complete = store.complete.bind(store)
+    let broken = true
+    store.complete = async (...args) => {
+      if (broken) {
+        broken = false
+        // The store stayed unreachable past the 30 s of retries.
+        jest.spyOn(performance, 'now').mockReturnValue(performance.now() + 3_600_000)
+        throw new Error('connection refused')
+      }
+      return complete(...args)
+    }
+    const { slot, answer, answerAll } = await harness({ store, rows: 30, options: { leaseMs: 1000, heartbeatMs: 300 } })
+    await until('the first range', () => slot.sent.length === 1)
+    answer(slot, slot.sent)
+    await until('the failed write', () => !broken)
+    jest.mocked(performance.now).mockRestore()
+    // Time goes on: the unrecorded lease is not renewed any more, expires, and is claimed again.
+    const ended = answerAll()
+    for (let i = 0; i < 100 && (await store.state('items')).state === 'running'; i++) {
+      advance(100)
+      await ticks(2)
+    }
+    expect((await ended).status).toBe('completed')
+    expect((await store.state('items')).counters).toMatchObject({ completed: 3, ids: 30, retried: 1 })
+  })
+
+  it('goes on handing out inline while one inline handler hangs past rangeTimeoutMs', async () => {
+    const { slot, answer } = await harness({ inline: true, capacity: 4, options: { rangeTimeoutMs: 1000 } })
+    await until('four ranges', () => slot.sent.length === 4)
+    const [hung] = slot.sent
+    advance(1500)
+    await until('its signal aborted', () => slot.aborted.some(a => a.token === hung.token))
+    answer(slot, slot.unanswered().filter(r => r.token !== hung.token))
+    await until('more ranges while it hangs', () => slot.sent.length > 4)
+  })
+
+  it('on stop, a backlog range that had started and throws on its aborted signal goes out again, never dead', async () => {
+    const { store, slot, engine, answer } = await harness({ options: { shutdownTimeoutMs: 60_000, maxAttempts: 1 } })
+    await until('the first range', () => slot.sent.length === 1)
+    answer(slot, slot.sent)
+    await until('a backlog', () => slot.unanswered().length >= 2)
+    const [running, started, ...rest] = slot.unanswered()
+    const stopped = engine.stop()
+    await until('the backlog aborted', () => slot.aborted.some(a => a.token === started.token))
+    answer(slot, [running])
+    answer(slot, [started], () => ({ ok: false, error: { message: 'This operation was aborted' } }))
+    answer(slot, rest, () => ({ ok: false, error: { message: 'run stopped' }, notStarted: true }))
+    await stopped
+    expect((await store.state('items')).dead).toBe(0)
+    const back = new Map<unknown, number>()
+    for (let c = await store.claim('items', 'h-2', 100); c.type === 'lease'; c = await store.claim('items', 'h-2', 100)) back.set(c.lease.range.ids[0], c.lease.attempt)
+    expect(back.get(started.ids[0])).toBe(2)
   })
 
   it('sizes a worker\'s backlog from the ranges handed out, not from ctx.limit', async () => {

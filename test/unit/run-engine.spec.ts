@@ -73,7 +73,7 @@ async function engine(store: MemoryStore = new MemoryStore(), ready = true, refu
     commit: (...args: Parameters<MemoryStore['commit']>) => refused ? store.commit(...args) : ((refused = true), store.state('items').then(s => ({ type: 'conflict' as const, cursor: s.cursor }))),
   })
   const e = new RunEngine({
-    job, runId: 'run-1', hostId: 'h-1', store: own, startedAt: Date.now(), lock: new AsyncLock(), events: { emit: () => undefined },
+    job, runId: 'run-1', hostId: 'h-1', store: own, startedAt: performance.now(), lock: new AsyncLock(), events: { emit: () => undefined },
     options: resolveOptions({ workers: 1, concurrency: 2, rangeSize: 10, retryBackoffMs: 1, shutdownTimeoutMs: 0 }),
     logger: new ModuleLogger('test', { enabled: false, level: 'info' }),
   })
