@@ -9,6 +9,8 @@ interface Held {
   deadline: number
   /** When a renewal (or the call that leased it) including it was last sent. */
   triedAt: number
+  /** The tick of the keeper's timer in which that renewal was sent. */
+  triedTick?: number
 }
 
 /** Why a lease stopped being this host's, for the handler's signal and the log. */
@@ -35,6 +37,7 @@ export class LeaseKeeper {
   private readonly heartbeatMs: number
   private readonly tickMs: number
   private lastRenewal = -Infinity
+  private ticks = 0
   private renewSoon = false
   private timer?: NodeJS.Timeout
 
@@ -118,6 +121,7 @@ export class LeaseKeeper {
   }
 
   private tick(): void {
+    this.ticks++
     const now = this.clock.now()
     if (now - this.lastRenewal >= this.heartbeatMs) void this.renew()
     this.expire(now)
@@ -133,7 +137,8 @@ export class LeaseKeeper {
     const expired: Lease[] = []
     for (const [token, h] of this.held) {
       // One tick early: the handler is aborted before another host can take the lease over.
-      if (now < h.deadline - this.tickMs || h.triedAt < h.deadline - this.heartbeatMs - this.tickMs) continue
+      // A renewal tried in this very tick (after a stall) gets until the next one to answer.
+      if (now < h.deadline - this.tickMs || h.triedAt < h.deadline - this.heartbeatMs - this.tickMs || h.triedTick === this.ticks) continue
       this.held.delete(token)
       expired.push(h.lease)
     }
@@ -146,7 +151,10 @@ export class LeaseKeeper {
     const sentAt = this.clock.now()
     this.lastRenewal = sentAt
     const tokens = [...this.held.keys()]
-    for (const h of this.held.values()) h.triedAt = sentAt
+    for (const h of this.held.values()) {
+      h.triedAt = sentAt
+      h.triedTick = this.ticks
+    }
     let lost: number[]
     try {
       lost = await store.heartbeat(job.name, hostId, tokens, this.leaseMs)

@@ -19,7 +19,8 @@ class Numbers {
   @RangeLoader('numbers')
   next(lastId: ID | null, ctx: LoadContext): number[] {
     Numbers.loads.push(ctx)
-    Numbers.loadedAt.push(Date.now())
+    // On the memory store's clock (wall time at start plus monotonic time): its seconds are the ones permits count.
+    Numbers.loadedAt.push(performance.timeOrigin + performance.now())
     const from = Number(lastId ?? 0) + 1
     return Array.from({ length: Math.max(0, Math.min(ctx.limit, Numbers.rows - from + 1)) }, (_, i) => from + i)
   }
