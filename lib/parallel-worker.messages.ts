@@ -38,3 +38,10 @@ export const JOB_REQUIRED = (known: string[]) =>
 
 export const NO_JOBS = () =>
   'No job is declared. Add a provider with a @RangeLoader() and a @RangeHandler() method and list it in a module\'s providers.'
+
+/** The run a host is in is no longer the one the store holds (Redis restarted empty, evicted, failed over, flushed). */
+export const STATE_LOST = (job: string, runId: string, found: string | null) =>
+  `the coordination state of run ${runId} of job "${job}" was lost from the store (${found ? `it now holds run ${found}` : 'it holds no run'}), ` +
+  `so this host cannot tell which of its ranges were handled. Nothing was reported completed. Call run() again: it starts a new run from the ` +
+  `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
+  `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`

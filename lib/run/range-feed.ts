@@ -38,6 +38,8 @@ export interface FeedHost {
   end(status: RunStatus, error?: string, cause?: unknown, everywhere?: boolean): void
   /** The store says nothing is left to claim or load: the run ends once nothing is in flight here. */
   exhausted(): void
+  /** The store holds another run than this one (or none): its state was lost. */
+  lost(found: string | null): void
   /** The limit suggested to the loader now. */
   limit(): number
 }
@@ -226,6 +228,8 @@ export class RangeFeed {
     if (!this.host.running()) return false
     switch (claim.type) {
       case 'lease':
+        // A lease of another run: the store lost this one (and another host started a new one). The end gives it back.
+        if (claim.lease.runId !== this.d.runId) return this.host.lost(claim.lease.runId), false
         if (claim.reason === 'expired') logger.warn(`Job "${job.name}": ${describeLease(claim.lease)} was re-leased after its lease expired.`)
         this.dispatcher.ready.push(claim.lease)
         this.host.leased()

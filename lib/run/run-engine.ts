@@ -5,6 +5,8 @@ import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEv
 import type { Lease } from '../store/coordination-store.interface'
 import { type Clock, monotonicClock } from './clock'
 import { Dispatcher } from './dispatcher'
+import { STATE_LOST } from '../parallel-worker.messages'
+import { retrying } from './backoff'
 import { describeLease } from './lease-format'
 import { LeaseKeeper } from './lease-keeper'
 import { RangeFeed } from './range-feed'
@@ -81,9 +83,8 @@ export class RunEngine implements PoolListener {
       running: () => this.live,
       leased: () => this.dispatch(),
       end: (status, error, cause, everywhere) => void this.end(status, error, cause, everywhere),
-      exhausted: () => {
-        if (this.dispatcher.inFlightCount === 0 && this.dispatcher.ready.length === 0) void this.end('completed')
-      },
+      exhausted: () => void this.finishIfDone(),
+      lost: found => void this.end('failed', STATE_LOST(d.job.name, d.runId, found), undefined, false),
       limit: () => this.sizer.limit,
     })
     this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => this.wake())
@@ -191,7 +192,9 @@ export class RunEngine implements PoolListener {
     if (!this.live) return
     const s = await store.state(job.name).catch(() => undefined)
     if (!s || !this.live) return
-    if (s.runId !== runId || s.state === 'stopped') {
+    if (s.runId !== runId) {
+      void this.end('failed', STATE_LOST(job.name, runId, s.runId), undefined, false)
+    } else if (s.state === 'stopped') {
       logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`)
       void this.end('stopped')
     } else if (s.control === 'pause' && this.mode === 'running') {
@@ -202,6 +205,20 @@ export class RunEngine implements PoolListener {
       logger.info(`Job "${job.name}": resumed.`)
       this.wake()
     }
+  }
+
+  /**
+   * The store says nothing is left: the run is completed, once this host
+   * checked that the store still holds this run (a store that lost its state
+   * also has nothing left, and must never be taken for a finished run).
+   */
+  private async finishIfDone(): Promise<void> {
+    if (this.dispatcher.inFlightCount > 0 || this.dispatcher.ready.length > 0) return
+    const { job, store, runId, logger } = this.d
+    const s = await retrying(() => store.state(job.name), logger, `state for job "${job.name}"`).catch(() => undefined)
+    if (!this.live) return
+    if (s && s.runId !== runId) return void this.end('failed', STATE_LOST(job.name, runId, s.runId), undefined, false)
+    void this.end(s ? 'completed' : 'failed', s ? undefined : `the coordination store did not answer whether run ${runId} of job "${job.name}" is complete`, undefined, false)
   }
 
   // ---- leases and timeouts ----

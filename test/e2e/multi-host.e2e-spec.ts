@@ -120,6 +120,24 @@ describe('many hosts on one Redis (e2e)', () => {
     console.log(`Redis hung 2.5 s (leaseMs 1000): ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated (all at attempt 2 or later), leases given up on each host at leaseMs`)
   })
 
+  it('fails the run, never completes it, when Redis loses its state mid-run; the next run loses nothing', async () => {
+    const { redis, table, runs } = await twoHostsOnOwnRedis('pw-flush')
+    execFileSync('redis-cli', ['-p', String(redis.port), 'flushall'])
+    const results = await Promise.all(runs.map(h => h.exited))
+    for (const r of results) {
+      expect(r.code).toBe(1)
+      expect(r.failed?.message).toMatch(/the coordination state of run [0-9a-f-]+ of job "items" was lost from the store/)
+    }
+    const before = await pgCounts(table)
+    // The next run starts over (the cursor is gone too): rows are handled again, none is skipped.
+    const next = await startFixture({ DATABASE_URL, FIXTURE_TABLE: table, REDIS_URL: redis.url, FIXTURE_PREFIX: 'pw-flush', FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000 }).exited
+    redis.stop()
+    expect(next.summary).toMatchObject({ status: 'completed', ids: ROWS })
+    const counts = await pgCounts(table)
+    expect(counts.missed).toEqual([])
+    console.log(`Redis FLUSHALL mid-run: both hosts failed with "state lost" after ${ROWS - before.missed.length} of ${ROWS} rows; the next run: ${ROWS} rows, 0 lost, ${counts.duplicated.length} handled twice`)
+  })
+
   it('finishes with nothing lost when Redis restarts mid-run', async () => {
     const { redis, table, runs } = await twoHostsOnOwnRedis('pw-restart')
     redis.stop()

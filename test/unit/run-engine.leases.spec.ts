@@ -1,5 +1,9 @@
 import AsyncLock from 'async-lock'
-import { MemoryStore } from '../../lib'
+import Redis from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { MemoryStore, RedisStore } from '../../lib'
+import type { CoordinationStore } from '../../lib/store/coordination-store.interface'
+import { REDIS_URL } from '../support/redis-server'
 import type { WireRange, WireResult } from '../../lib/cluster/ipc.messages'
 import type { WorkerPool, WorkerSlot } from '../../lib/cluster/worker-pool.interface'
 import type { JobDefinition } from '../../lib/job.registry'
@@ -120,12 +124,15 @@ interface Setup {
   ready?: boolean
   realTime?: boolean
   inline?: boolean
+  /** Another store (the Redis store); `store` is then only the test's clock holder. */
+  coordination?: CoordinationStore
 }
 
 async function harness(setup: Setup = {}) {
   const rows = setup.rows ?? 200
   clock.real = setup.realTime === true
   const store = setup.store ?? new ClockedStore(clock)
+  const coordination = setup.coordination ?? store
   const job: JobDefinition = {
     name: 'items',
     loader: {
@@ -136,11 +143,11 @@ async function harness(setup: Setup = {}) {
     },
     handler: { name: 'Items.handle', call: () => undefined },
   }
-  await store.startRun('items', 'run-1').catch(() => undefined)
+  await coordination.startRun('items', 'run-1').catch(() => undefined)
   const slots = Array.from({ length: setup.slots ?? 1 }, (_, i) => new Slot(`w-${i + 1}`, setup.capacity ?? 1, !setup.inline))
   const pool: WorkerPool = { started: slots.length, restarted: 0, start: () => undefined, slots: () => slots, drain: async () => undefined, killAll: () => undefined }
   const engine = new RunEngine({
-    job, runId: 'run-1', hostId: 'h-1', store, startedAt: clock.t, lock: new AsyncLock(), events: { emit: () => undefined }, clock,
+    job, runId: 'run-1', hostId: 'h-1', store: coordination, startedAt: clock.t, lock: new AsyncLock(), events: { emit: () => undefined }, clock,
     options: resolveOptions({ workers: setup.inline ? 0 : slots.length, concurrency: setup.capacity ?? 1, rangeSize: 10, retryBackoffMs: 1, shutdownTimeoutMs: 0, loaderTimeoutMs: 0, ...setup.options }),
     logger: new ModuleLogger('test', { enabled: false, level: 'info' }),
   })
@@ -409,5 +416,38 @@ describe('RunEngine leases', () => {
       return most > 8 || slot.answered.size > 400
     }, 10_000)
     expect(most).toBeGreaterThan(8)
+  })
+
+  describe('when the store loses the run\'s state', () => {
+    const redis = new Redis(REDIS_URL)
+    afterAll(() => redis.quit())
+
+    type Case = [string, () => CoordinationStore | undefined, (store: ClockedStore, coordination?: CoordinationStore) => unknown]
+    const cases: Case[] = [
+      ['MemoryStore', () => undefined, store => (store as unknown as { jobs: Map<string, unknown> }).jobs.clear()],
+      ['Redis store (the job\'s keys deleted, as by FLUSHALL or an eviction)', () => new RedisStore(redis, `pw-lost-${randomBytes(4).toString('hex')}`), async (_, coordination) => {
+        const prefix = (coordination as unknown as { prefix: string }).prefix
+        const keys = await redis.keys(`{${prefix}:items}:*`)
+        if (keys.length) await redis.del(...keys)
+      }],
+    ]
+    it.each(cases)('%s: the run fails saying so, and is never reported completed', async (_name, make, wipe) => {
+      const coordination = make()
+      const { store, slot, answer, engine } = await harness({ rows: 1000, coordination })
+      await until('the first ranges', () => slot.sent.length >= 1)
+      answer(slot, slot.unanswered())
+      await until('more ranges', () => slot.sent.length >= 2)
+      await wipe(store, coordination)
+      let ended = false
+      void engine.finished.then(() => (ended = true))
+      await until('the end of the run', () => {
+        advance(1)
+        if (slot.unanswered().length) answer(slot, slot.unanswered())
+        return ended
+      })
+      const summary = await engine.finished
+      expect(summary.status).toBe('failed')
+      expect(summary.error).toMatch(/the coordination state of run run-1 of job "items" was lost from the store \(it holds no run\)/)
+    })
   })
 })
