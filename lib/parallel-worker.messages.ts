@@ -45,3 +45,13 @@ export const STATE_LOST = (job: string, runId: string, found: string | null) =>
   `so this host cannot tell which of its ranges were handled. Nothing was reported completed. Call run() again: it starts a new run from the ` +
   `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
   `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`
+
+/** Another app (another loader and handler) already uses this job's state in the store. */
+export const JOB_DECLARED_ELSEWHERE = (job: string, stored: string, ours: string) =>
+  `Job "${job}" in this store belongs to another app, which declares it as ${stored}; this app declares it as ${ours}. ` +
+  `Two apps sharing one Redis need different storageKey values (ParallelWorkerModule.forRoot({ storageKey })). ` +
+  `If this is the same app after renaming that class or method, take the job over once with run('${job}', { from }) ` +
+  `(from: the cursor status() shows, or null to start over).`
+
+/** `from` while hosts hold live leases of the active run. */
+export const RUN_BUSY = (runId: string) => `run ${runId} is active with leased ranges; wait for it or stop it before moving the cursor`

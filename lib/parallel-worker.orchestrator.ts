@@ -119,7 +119,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
 
   private async orchestrate(def: JobDefinition, from: ID | null | undefined, entry: ActiveRun): Promise<RunSummary> {
     const startedAt = performance.now()
-    const { runId, joined } = await this.store.startRun(def.name, randomUUID(), from)
+    // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
+    const { runId, joined } = await this.store.startRun(def.name, randomUUID(), from, `${def.loader.name} + ${def.handler.name}`)
     const logger = this.logger
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
     if (!joined && def.total) void this.recordTotal(def, runId)

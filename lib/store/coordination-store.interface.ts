@@ -107,8 +107,11 @@ export interface CoordinationStore {
    * Starts a run of `job` with `runId`, or joins the active one (its id is
    * returned). `from` (when not `undefined`) moves the cursor first; that is
    * refused while another host holds a live lease of the active run.
+   * `declaredBy` names the app's loader and handler: a job the store keeps for
+   * another declaration is refused (two apps on one store never share a
+   * cursor by accident) unless `from` is given, which takes the job over.
    */
-  startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }>
+  startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }>
   claim(job: string, owner: string, leaseMs: number): Promise<Claim>
   /**
    * Compares and sets the cursor from `expected` to the last range's

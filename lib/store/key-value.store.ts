@@ -22,9 +22,9 @@ export class KeyValueStore extends MemoryStore {
     super()
   }
 
-  override async startRun(job: string, runId: string, from?: Parameters<MemoryStore['startRun']>[2]) {
+  override async startRun(job: string, runId: string, from?: Parameters<MemoryStore['startRun']>[2], declaredBy?: string) {
     await this.load(job)
-    return super.startRun(job, runId, from)
+    return super.startRun(job, runId, from, declaredBy)
   }
 
   override async state(job: string) {

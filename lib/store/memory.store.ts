@@ -1,4 +1,5 @@
 import type { ID } from '../interfaces/range.interface'
+import { JOB_DECLARED_ELSEWHERE, RUN_BUSY } from '../parallel-worker.messages'
 import type {
   Claim, CommitResult, RunControl, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
 } from './coordination-store.interface'
@@ -29,6 +30,8 @@ export interface MemoryJobState {
   dead: DeadLetter[]
   startedAt: number | null
   endedAt: number | null
+  /** The loader and handler of the app whose job this is (`Class.method + Class.method`). */
+  declaredBy?: string
 }
 
 const zeroCounters = (): RunCounters => ({ ids: 0, completed: 0, retried: 0, dead: 0, workersStarted: 0, workersRestarted: 0 })
@@ -67,15 +70,15 @@ export class MemoryStore implements CoordinationStore {
     return s
   }
 
-  async startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }> {
+  async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
     const s = this.job(job)
     const now = this.now()
+    if (declaredBy && s.declaredBy && s.declaredBy !== declaredBy && from === undefined) throw new Error(JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy))
     if (s.state === 'running' && s.runId) {
       if (from === undefined) return { runId: s.runId, joined: true }
-      if (some(s.leases, l => l.deadline > now)) {
-        throw new Error(`run ${s.runId} is active with leased ranges; wait for it or stop it before moving the cursor`)
-      }
+      if (some(s.leases, l => l.deadline > now)) throw new Error(RUN_BUSY(s.runId))
     }
+    if (declaredBy) s.declaredBy = declaredBy
     if (from !== undefined) {
       s.cursor = from
       if (from === null) s.pending = []

@@ -4,6 +4,7 @@ import type { ID } from '../interfaces/range.interface'
 import type {
   Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, StoreRunState, StoredRange,
 } from './coordination-store.interface'
+import { JOB_DECLARED_ELSEWHERE, RUN_BUSY } from '../parallel-worker.messages'
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
 import { CONTROL, COUNT_WORKERS, END_RUN, RESET, SET_TOTAL, STATE, TAKE_PERMITS } from './redis/run-state.lua'
@@ -77,9 +78,11 @@ export class RedisStore implements CoordinationStore {
     }
   }
 
-  async startRun(job: string, runId: string, from?: ID | null): Promise<{ runId: string; joined: boolean }> {
-    const [id, joined] = await this.run(scripts.startRun, job, runId, from === undefined ? '0' : '1', JSON.stringify(from ?? null))
-    return { runId: String(id), joined: Number(joined) === 1 }
+  async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
+    const [id, value] = await this.run(scripts.startRun, job, runId, from === undefined ? '0' : '1', JSON.stringify(from ?? null), declaredBy ?? '')
+    if (id === 'declared') throw new Error(JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string))
+    if (id === 'busy') throw new Error(RUN_BUSY(String(value)))
+    return { runId: String(id), joined: Number(value) === 1 }
   }
 
   async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {

@@ -264,7 +264,30 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
     it('refuses to move the cursor while a live lease of the active run exists', async () => {
       await store.startRun(job, 'r')
       await leaseFresh(A, [1])
-      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/active/)
+      // A plain Error with the store's words, not a raw script error.
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active with leased ranges; wait for it or stop it before moving the cursor$/)
+    })
+
+    it('never lets another app (another loader and handler) continue or join a job, unless it takes it over with from', async () => {
+      const appA = 'UsersBackfill.next + UsersBackfill.handle'
+      const appB = 'Reindex.next + Reindex.handle'
+      await store.startRun(job, 'r1', undefined, appA)
+      await leaseFresh(A, [1, 2])
+      const refused = new RegExp(`^Job "${job}" in this store belongs to another app, which declares it as UsersBackfill.next \\+ UsersBackfill.handle; this app declares it as Reindex.next \\+ Reindex.handle\\. Two apps sharing one Redis need different storageKey values`)
+      // Joining the active run, or starting the next one from A's cursor: both refused, naming both declarations.
+      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(refused)
+      await store.endRun(job, 'r1', 'completed')
+      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(refused)
+      expect((await store.state(job)).runId).toBe('r1')
+      // The same app joins and continues with no configuration; a store user that names no declaration is not checked.
+      expect(await store.startRun(job, 'r3', undefined, appA)).toEqual({ runId: 'r3', joined: false })
+      await store.endRun(job, 'r3', 'completed')
+      expect(await store.startRun(job, 'r4')).toEqual({ runId: 'r4', joined: false })
+      await store.endRun(job, 'r4', 'completed')
+      // `from` takes the job over (a renamed class), and from then on it is B's.
+      expect(await store.startRun(job, 'r5', null, appB)).toEqual({ runId: 'r5', joined: false })
+      await store.endRun(job, 'r5', 'completed')
+      await expect(store.startRun(job, 'r6', undefined, appA)).rejects.toThrow(/belongs to another app, which declares it as Reindex.next/)
     })
 
     it('tells other hosts when the run failed', async () => {

@@ -1,14 +1,19 @@
 import { COMMON } from './common.lua'
 
-/** ARGV: runId, hasFrom ('1'/'0'), from (JSON). Returns { runId, joined } or an error while live leases exist. */
+/**
+ * ARGV: runId, hasFrom ('1'/'0'), from (JSON), declaredBy ('' for none).
+ * Returns { runId, joined }; { 'busy', runId } while live leases exist and
+ * `from` is given; { 'declared', declaredBy } when the job is another app's.
+ */
 export const START_RUN = `${COMMON}
 local now = now_ms()
+local declared = redis.call('HGET', META, 'declaredBy')
+if ARGV[4] ~= '' and declared and declared ~= ARGV[4] and ARGV[2] == '0' then return { 'declared', declared } end
 if redis.call('HGET', META, 'state') == 'running' then
   if ARGV[2] == '0' then return { run_id(), 1 } end
-  if #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0 then
-    return redis.error_reply('run ' .. run_id() .. ' is active with leased ranges; wait for it or stop it before moving the cursor')
-  end
+  if #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0 then return { 'busy', run_id() } end
 end
+if ARGV[4] ~= '' then redis.call('HSET', META, 'declaredBy', ARGV[4]) end
 if ARGV[2] == '1' then
   redis.call('HSET', META, 'cursor', ARGV[3])
   if ARGV[3] == 'null' then redis.call('DEL', PENDING, PDATA) end
