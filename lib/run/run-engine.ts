@@ -218,7 +218,8 @@ export class RunEngine implements PoolListener {
     const s = await retrying(() => store.state(job.name), logger, `state for job "${job.name}"`).catch(() => undefined)
     if (!this.live) return
     if (s && s.runId !== runId) return void this.end('failed', STATE_LOST(job.name, runId, s.runId), undefined, false)
-    void this.end(s ? 'completed' : 'failed', s ? undefined : `the coordination store did not answer whether run ${runId} of job "${job.name}" is complete`, undefined, false)
+    if (s) void this.end('completed')
+    else void this.end('failed', `the coordination store did not answer whether run ${runId} of job "${job.name}" is complete`, undefined, false)
   }
 
   // ---- leases and timeouts ----
