@@ -10,8 +10,9 @@ import { retrying } from './backoff'
 import { describeLease } from './lease-format'
 import { LeaseKeeper } from './lease-keeper'
 import { RangeFeed } from './range-feed'
-import { type Finished, RangeRecorder } from './range-recorder'
+import { RangeRecorder } from './range-recorder'
 import { RangeSizer } from './range-sizer'
+import { ResultWriter } from './result-writer'
 import type { RunDeps } from './run-deps'
 import { Throttle } from './throttle'
 
@@ -46,8 +47,9 @@ const UNRESPONSIVE_GRACE_MS = 5000
 /**
  * One run of one job on this host: the feed brings leases, the dispatcher
  * sends them to workers and matches their answers, the lease keeper renews
- * and gives up every lease, and this engine records results, follows
- * controls and timeouts, and ends the run as completed, stopped or failed.
+ * and gives up every lease, the result writer records answers in the store,
+ * and this engine routes answers, follows controls and timeouts, and ends
+ * the run as completed, stopped or failed.
  */
 export class RunEngine implements PoolListener {
   private mode: Mode = 'running'
@@ -58,12 +60,7 @@ export class RunEngine implements PoolListener {
   private readonly recorder: RangeRecorder
   private readonly sizer: RangeSizer
   private readonly throttle: Throttle
-  /** Answered ranges waiting to be recorded in one store call. */
-  private completing: Finished[] = []
-  /** Tokens whose result is being written to the store (they are not given back meanwhile). */
-  private readonly recording = new Set<number>()
-  private pending = 0
-  private waker?: () => void
+  private readonly writer: ResultWriter
   private readonly timers: NodeJS.Timeout[] = []
   /** How often range timeouts are checked. */
   private readonly checkEveryMs: number
@@ -78,6 +75,7 @@ export class RunEngine implements PoolListener {
     this.sizer = new RangeSizer(d.options)
     this.keeper = new LeaseKeeper(d, (leases, reason) => this.lost(leases, reason))
     this.dispatcher = new Dispatcher(() => this.pool, this.clock, d.logger, d.job.name)
+    this.writer = new ResultWriter(d, this.recorder, this.keeper, () => this.feed.fill())
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {
       handingOut: () => this.handingOut(),
       running: () => this.live,
@@ -137,24 +135,17 @@ export class RunEngine implements PoolListener {
       if (!result.ok) {
         // Aborted before it started (the worker says so): given back without an attempt.
         if (result.notStarted) unstarted.push(token)
-        else if (f.ending) this.record([token], this.recorder.interrupted(f.lease, this.mode === 'stopping' ? 'run stopped' : 'run ended'))
-        else this.record([token], this.recorder.failed(f.lease, result.error))
+        else if (f.ending) this.writer.record([token], this.recorder.interrupted(f.lease, this.mode === 'stopping' ? 'run stopped' : 'run ended'))
+        else this.writer.record([token], this.recorder.failed(f.lease, result.error))
         continue
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms)
       this.dispatcher.observe(result.ms)
-      this.recording.add(token)
-      // Completions of one turn of the event loop are recorded in one store call.
-      if (this.completing.push({ lease: f.lease, workerId: slot.id, ms: result.ms }) === 1) {
-        setImmediate(() => {
-          const done = this.completing.splice(0)
-          this.record(done.map(c => c.lease.token), this.recorder.complete(done))
-        })
-      }
+      this.writer.completed({ lease: f.lease, workerId: slot.id, ms: result.ms })
     }
-    if (unstarted.length) this.record(unstarted, this.keeper.release(unstarted))
+    if (unstarted.length) this.writer.record(unstarted, this.keeper.release(unstarted))
     this.wake()
-    this.waker?.()
+    this.writer.wake()
   }
 
   slotExited(slot: WorkerSlot, code: number | null, signal: string | null, expected: boolean): void {
@@ -168,13 +159,13 @@ export class RunEngine implements PoolListener {
       if (f.timedOut) return
       if (i >= slot.capacity) return void unstarted.push(f.lease.token)
       logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describeLease(f.lease)}; handing it out again.`)
-      this.record([f.lease.token], this.recorder.failed(f.lease, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
+      this.writer.record([f.lease.token], this.recorder.failed(f.lease, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
     })
     if (unstarted.length) {
       logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} holding ${unstarted.length} ranges it had not started; handing them out again.`)
-      this.record(unstarted, this.keeper.release(unstarted))
+      this.writer.record(unstarted, this.keeper.release(unstarted))
     }
-    this.waker?.()
+    this.writer.wake()
     if (!expected) this.feed.fill()
   }
 
@@ -253,7 +244,7 @@ export class RunEngine implements PoolListener {
     for (const f of timedOut) {
       f.timedOut = true
       f.slot.abort([f.lease.token], 'range timeout')
-      this.record([f.lease.token], this.recorder.failed(f.lease, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
+      this.writer.record([f.lease.token], this.recorder.failed(f.lease, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
     }
     for (const f of unresponsive) {
       if (f.slot.pid === process.pid) {
@@ -262,31 +253,12 @@ export class RunEngine implements PoolListener {
         const ran = Math.round(this.clock.now() - (f.startedAt as number))
         this.d.logger.warn(`Job "${this.d.job.name}": the inline handler of ${describeLease(f.lease)} ignores its aborted signal ${ran} ms in; no longer waiting for it.`)
         this.wake()
-        this.waker?.()
+        this.writer.wake()
       } else if (f.slot.kill()) {
         const ran = Math.round(this.clock.now() - (f.startedAt as number))
         this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
       }
     }
-  }
-
-  /**
-   * A store write for `tokens`; once it landed, or failed for good (the store
-   * stayed unreachable), they are no longer this host's: a lease whose write
-   * failed expires and is claimed again. The run ends only after such writes.
-   */
-  private record(tokens: number[], write: Promise<void>): void {
-    for (const token of tokens) this.recording.add(token)
-    this.pending++
-    void write
-      .catch(e => this.d.logger.error(`Job "${this.d.job.name}": ${(e as Error).message}; the lease is left to expire and the range goes out again.`))
-      .finally(() => {
-        this.keeper.forget(tokens)
-        for (const token of tokens) this.recording.delete(token)
-        this.pending--
-        this.waker?.()
-        this.feed.fill()
-      })
   }
 
   private setMode(next: Mode): void {
@@ -313,18 +285,18 @@ export class RunEngine implements PoolListener {
     this.dispatcher.abort(backlog, reason)
     const sent = new Set([...this.dispatcher.inFlight()].map(f => f.lease.token))
     this.dispatcher.ready.length = 0
-    await this.keeper.release(this.keeper.tokens().filter(t => !sent.has(t) && !this.recording.has(t))).catch(() => undefined)
-    await this.settle(options.shutdownTimeoutMs)
+    await this.keeper.release(this.keeper.tokens().filter(t => !sent.has(t) && !this.writer.writing(t))).catch(() => undefined)
+    await this.writer.settle(options.shutdownTimeoutMs, () => this.dispatcher.inFlightCount === 0)
     const left = [...this.dispatcher.inFlight()]
     if (left.length) {
       // Their handlers may still run: another host takes them at attempt + 1, so the handler can tell.
       this.dispatcher.abort(left, reason)
       this.dispatcher.remove(left)
-      for (const f of left.filter(f => !f.timedOut)) this.record([f.lease.token], this.recorder.interrupted(f.lease, reason))
+      for (const f of left.filter(f => !f.timedOut)) this.writer.record([f.lease.token], this.recorder.interrupted(f.lease, reason))
       logger.warn(`Job "${job.name}": ${left.length} ranges were still running after shutdownTimeoutMs; they are handed out again at the next attempt.`)
     }
-    await this.settle(options.shutdownTimeoutMs)
-    await this.keeper.release(this.keeper.tokens().filter(t => !this.recording.has(t))).catch(() => undefined)
+    await this.writer.settle(options.shutdownTimeoutMs, () => this.dispatcher.inFlightCount === 0)
+    await this.keeper.release(this.keeper.tokens().filter(t => !this.writer.writing(t))).catch(() => undefined)
     this.keeper.stop()
     if (status !== 'stopped' && everywhere) await store.endRun(job.name, runId, status, error).catch(() => undefined)
     for (const timer of this.timers) clearInterval(timer)
@@ -336,16 +308,4 @@ export class RunEngine implements PoolListener {
     this.d.events.emit(ParallelWorkerEvent.RunCompleted, new RunCompletedEvent(job.name, runId, summary))
     this.resolve(summary)
   }
-
-  /** Waits until nothing is in flight and every store write landed, or `timeoutMs`. */
-  private async settle(timeoutMs: number): Promise<void> {
-    let timedOut = false
-    const timer = setTimeout(() => ((timedOut = true), this.waker?.()), timeoutMs)
-    while ((this.dispatcher.inFlightCount > 0 || this.pending > 0 || this.completing.length > 0) && !timedOut) {
-      await new Promise<void>(resolve => (this.waker = resolve))
-    }
-    clearTimeout(timer)
-    this.waker = undefined
-  }
-
 }
