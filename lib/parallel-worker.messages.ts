@@ -13,7 +13,8 @@ export const BAD_ID = (job: string, value: unknown, where: string) =>
   `Job "${job}": the range loader returned an invalid id ${show(value)} ${where}. Ids must be numbers, strings or bigints.`
 
 export const UNSORTED_IDS = (job: string, prev: unknown, id: unknown, index: number) =>
-  `Job "${job}": the range loader returned ids that are not sorted ascending: ${show(id)} at index ${index} comes after ${show(prev)}. ${FIX_LOADER}`
+  `Job "${job}": the range loader returned ids that are not sorted ascending: ${show(id)} at index ${index} comes after ${show(prev)}. ${FIX_LOADER}` +
+  (typeof id === 'string' ? ` If the database orders this key differently (a text key), set idOrder ('text', 'binary' or a comparator) in ParallelWorkerModule.forRoot().` : '')
 
 export const DUPLICATE_IDS = (job: string, id: unknown, index: number) =>
   `Job "${job}": the range loader returned the id ${show(id)} twice (index ${index}). ${FIX_LOADER}`
@@ -55,3 +56,21 @@ export const JOB_DECLARED_ELSEWHERE = (job: string, stored: string, ours: string
 
 /** `from` while hosts hold live leases of the active run. */
 export const RUN_BUSY = (runId: string) => `run ${runId} is active with leased ranges; wait for it or stop it before moving the cursor`
+
+const FIX_ORDER = "Set idOrder in ParallelWorkerModule.forRoot() to the key's order: 'numeric' (numbers, integer strings), 'text' (strings by code unit), 'binary' (strings by code point) or a comparator."
+
+/** An id the job's idOrder cannot order. */
+export const ID_REFUSED = (job: string, id: unknown, where: string, rule: 'not-integer' | 'unsafe' | 'not-string', order: string) => {
+  const why = rule === 'unsafe'
+    ? `a number beyond Number.MAX_SAFE_INTEGER, whose last digits may already be wrong. Return such ids as strings (node-postgres returns bigint columns as strings).`
+    : rule === 'not-integer'
+      ? `a number that is not an integer, which ${order} does not order. ${FIX_ORDER}`
+      : `not a string, and ${order} orders string ids. ${FIX_ORDER}`
+  return `Job "${job}": the range loader returned ${show(id)} ${where}: ${why}`
+}
+
+/** Integer ids and text ids in one order. */
+export const IDS_MIXED = (job: string, a: unknown, b: unknown) =>
+  `Job "${job}": the range loader mixes the integer id ${show(a)} and the text id ${show(b)}; idOrder 'numeric' orders integers ` +
+  `(numbers and integer strings) numerically and other strings as text, never both in one job. For a text key set idOrder: 'text' (or 'binary'); ` +
+  `for an integer key return only integers.`

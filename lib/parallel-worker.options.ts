@@ -54,6 +54,10 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
   if (storage !== undefined && (typeof storage !== 'object' || storage === null)) {
     fail('storage', storage, 'an ioredis client, a CoordinationStore or an object with get and set')
   }
+  const idOrder = options.idOrder ?? 'numeric'
+  if (typeof idOrder !== 'function' && !['numeric', 'text', 'binary'].includes(idOrder)) {
+    fail('idOrder', idOrder, "'numeric', 'text', 'binary' or a comparator (a, b) => number")
+  }
   if (options.throttle !== undefined && typeof options.throttle !== 'function') fail('throttle', options.throttle, 'a function ({ job, runId }) => boolean | ms')
   return {
     storage,
@@ -81,5 +85,6 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     rangeTimeoutMs: int(options, 'rangeTimeoutMs', 300_000, 0),
     loaderTimeoutMs: int(options, 'loaderTimeoutMs', 60_000, 0),
     workerExec: options.workerExec,
+    idOrder,
   }
 }

@@ -1,6 +1,7 @@
 import type AsyncLock from 'async-lock'
 import type { CoordinationStore } from '../store/coordination-store.interface'
 import type { KeyValueStorage } from '../store/key-value.store'
+import type { ID } from './range.interface'
 import type { ThrottleFn } from './throttle.interface'
 
 /** Log levels as the seed names them (pino's), plus Nest's own names. */
@@ -12,6 +13,15 @@ export interface RedisLikeClient {
   evalsha(...args: unknown[]): Promise<unknown>
   status: string
 }
+
+/**
+ * How a job's ids are ordered (the order the loader returns them in):
+ * `'numeric'` numbers and integer strings numerically, other strings by
+ * UTF-16 code unit, never the two kinds mixed; `'text'` string ids by code
+ * unit (a varchar key in a byte-wise collation); `'binary'` string ids by
+ * Unicode code point (UTF-8 byte order); or a comparator.
+ */
+export type IdOrderOption = 'numeric' | 'text' | 'binary' | ((a: ID, b: ID) => number)
 
 /** Options of `ParallelWorkerModule.forRoot()`; every one has a default. */
 export interface ParallelWorkerOptions {
@@ -69,11 +79,14 @@ export interface ParallelWorkerOptions {
   maxRangesPerSecond?: number
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
   workerExec?: string
+  /** The order of the ids the loader returns. Default `'numeric'`. */
+  idOrder?: IdOrderOption
 }
 
 /** Options with every default filled in. */
 export interface ResolvedParallelWorkerOptions
-  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging' | 'throttle'>> {
+  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder'>> {
+  idOrder: IdOrderOption
   storage?: ParallelWorkerOptions['storage']
   throttle?: ThrottleFn
   workerExec?: string

@@ -7,6 +7,7 @@ import type { ID } from '../interfaces/range.interface'
 import type { ModuleLogger } from '../parallel-worker.logger'
 import type { StoredRange } from '../store/coordination-store.interface'
 import { backoff } from './backoff'
+import type { IdOrder } from './id-order'
 import { toStoredRange } from './range-validator'
 
 /** The run cannot go on: bad loader output, or a loader that keeps failing. */
@@ -26,6 +27,8 @@ export interface LoaderCall {
   running: () => boolean
   /** The range size to suggest now. */
   limit: () => number
+  /** The order the loader's ids must come in (the `idOrder` option). */
+  order?: IdOrder
 }
 
 /** Consecutive ranges loaded after one cursor. */
@@ -57,7 +60,7 @@ export async function loadRanges(c: LoaderCall, from: ID | null, max: number, mo
         while (loaded.ranges.length < max) {
           const cursor = loaded.cursor
           const value = await timeout.run(() => job.loader.call(cursor, { job: job.name, runId, limit: c.limit() }))
-          const range = toStoredRange(job.name, cursor, value)
+          const range = toStoredRange(job.name, cursor, value, c.order)
           if (range === null) return void (loaded.exhausted = true)
           loaded.ranges.push(range)
           loaded.cursor = range.lastId

@@ -3,6 +3,7 @@ import type { RunStatus } from '../interfaces/run-summary.interface'
 import type { CommitResult, StoredRange } from '../store/coordination-store.interface'
 import { retrying } from './backoff'
 import type { Dispatcher } from './dispatcher'
+import { idOrder } from './id-order'
 import { describeLease } from './lease-format'
 import type { LeaseKeeper } from './lease-keeper'
 import { type Loaded, loadRanges, type LoaderCall, RunFailure } from './loader-call'
@@ -72,7 +73,7 @@ export class RangeFeed {
     private readonly dispatcher: Dispatcher,
     private readonly host: FeedHost,
   ) {
-    this.loaderCall = { ...d, running: () => host.running(), limit: () => host.limit() }
+    this.loaderCall = { ...d, running: () => host.running(), limit: () => host.limit(), order: idOrder(d.options.idOrder) }
   }
 
   /** Looks for work now (or after `delayMs`); a call while the loop runs makes it go round once more. */

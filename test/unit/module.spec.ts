@@ -19,8 +19,7 @@ class Numbers {
   @RangeLoader('numbers')
   next(lastId: ID | null, ctx: LoadContext): number[] {
     Numbers.loads.push(ctx)
-    // On the memory store's clock (wall time at start plus monotonic time): its seconds are the ones permits count.
-    Numbers.loadedAt.push(performance.timeOrigin + performance.now())
+    Numbers.loadedAt.push(Date.now())
     const from = Number(lastId ?? 0) + 1
     return Array.from({ length: Math.max(0, Math.min(ctx.limit, Numbers.rows - from + 1)) }, (_, i) => from + i)
   }
@@ -251,11 +250,20 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
 
   it('loads at most maxRangesPerSecond ranges in any second', async () => {
     Numbers.rows = 120
-    const a = await app([ParallelWorkerModule.forRoot({ ...inline, maxRangesPerSecond: 5 })])
-    expect(await a.get(ParallelWorker).run('numbers')).toMatchObject({ status: 'completed', ids: 120 })
+    // The store's seconds are the ones permits count (a load starts a moment after its permit, maybe in the next second).
     const perSecond = new Map<number, number>()
-    for (const at of Numbers.loadedAt) perSecond.set(Math.floor(at / 1000), (perSecond.get(Math.floor(at / 1000)) ?? 0) + 1)
-    // 12 ranges and the final empty load: at least three seconds, never more than 5 loads in one.
+    class Counting extends MemoryStore {
+      override async takePermits(job: string, wanted: number, max: number) {
+        const second = Math.floor(this.now() / 1000)
+        const taken = await super.takePermits(job, wanted, max)
+        perSecond.set(second, (perSecond.get(second) ?? 0) + taken.granted)
+        return taken
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot({ ...inline, storage: new Counting(), maxRangesPerSecond: 5 })])
+    expect(await a.get(ParallelWorker).run('numbers')).toMatchObject({ status: 'completed', ids: 120 })
+    // 12 ranges and the final empty load, each after its permit: at least three seconds, never more than 5 in one.
+    expect([...perSecond.values()].reduce((x, y) => x + y, 0)).toBe(Numbers.loadedAt.length)
     expect(perSecond.size).toBeGreaterThanOrEqual(3)
     expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(5)
     await a.close()
@@ -342,6 +350,22 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     await pw.stop('numbers')
     expect((await run).status).toBe('stopped')
     await a.close()
+  })
+
+  it('hands out a text key of digits in its text order with idOrder: text, and refuses it by default naming the option', async () => {
+    const KEYS = ['1', '10', '100', '2', '20', '3']
+    @Injectable()
+    class Codes {
+      @RangeLoader('codes') next(lastId: ID | null) { return KEYS.filter(k => lastId === null || k > String(lastId)).slice(0, 2) }
+      @RangeHandler('codes') handle({ idsRange }: Range) { Numbers.handled.push(...idsRange) }
+    }
+    const text = await app([ParallelWorkerModule.forRoot({ ...inline, idOrder: 'text' })], [Codes])
+    expect(await text.get(ParallelWorker).run('codes')).toMatchObject({ status: 'completed', ids: 6 })
+    expect(Numbers.handled).toEqual(KEYS)
+    await text.close()
+    const numeric = await app([ParallelWorkerModule.forRoot(inline)], [Codes])
+    await expect(numeric.get(ParallelWorker).run('codes')).rejects.toThrow(/not sorted ascending: '2' at index 1 comes after '100'.*idOrder/)
+    await numeric.close()
   })
 
   it('stops waiting for an inline handler that ignores its aborted signal, and finishes the run', async () => {

@@ -29,6 +29,7 @@ describe('options', () => {
     [{ logging: { level: 'loud' } }, 'option "logging.level" must be one of'],
     [{ storageKey: 'a {b}' }, 'option "storageKey" must be a non-empty string without spaces or braces'],
     [{ restartWorkerOnExit: 'yes' }, 'option "restartWorkerOnExit" must be a boolean'],
+    [{ idOrder: 'collation' }, `option "idOrder" must be 'numeric', 'text', 'binary' or a comparator (a, b) => number, got 'collation'`],
   ])('refuses %p', (options, message) => {
     expect(() => resolveOptions(options as never)).toThrow(ParallelWorkerConfigError)
     expect(() => resolveOptions(options as never)).toThrow(message)

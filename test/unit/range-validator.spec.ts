@@ -1,5 +1,5 @@
-import { InvalidRangeError } from '../../lib'
-import { compareIds } from '../../lib/run/id-order'
+import { type ID, InvalidRangeError } from '../../lib'
+import { compareIds, idOrder, type IdOrder } from '../../lib/run/id-order'
 import { toStoredRange } from '../../lib/run/range-validator'
 
 describe('loader output', () => {
@@ -53,5 +53,51 @@ describe('loader output', () => {
     expect(error).toBeInstanceOf(InvalidRangeError)
     expect((error as InvalidRangeError).job).toBe('users')
     expect((error as Error).message).toMatch(message)
+  })
+})
+
+describe('idOrder', () => {
+  const refusal = (order: IdOrder, cursor: ID | null, value: unknown): string => {
+    try {
+      toStoredRange('users', cursor, value, order)
+    } catch (e) {
+      expect(e).toBeInstanceOf(InvalidRangeError)
+      return (e as Error).message
+    }
+    return 'accepted'
+  }
+
+  it("'text' takes a text key in its byte-wise order, digits included", () => {
+    expect(refusal(idOrder('text'), null, ['1', '10', '2'])).toBe('accepted')
+    expect(refusal(idOrder('text'), '007', ['7', 'a'])).toBe('accepted')
+    expect(refusal(idOrder('text'), null, ['007', '7'])).toBe('accepted')
+    expect(refusal(idOrder('text'), null, ['b', 'a'])).toMatch(/not sorted ascending: 'a' at index 1 comes after 'b'/)
+    expect(refusal(idOrder('text'), null, ['a', 7])).toMatch(/returned 7 at index 1: not a string, and idOrder 'text' orders string ids/)
+  })
+
+  it("'binary' orders by code point: characters above U+FFFF after U+E000..U+FFFF, unlike code units", () => {
+    const bmp = '\uFFFD'
+    const astral = '\u{1F600}'
+    expect(refusal(idOrder('binary'), null, [bmp, astral])).toBe('accepted')
+    expect(refusal(idOrder('text'), null, [bmp, astral])).toMatch(/not sorted ascending/)
+    expect(refusal(idOrder('binary'), null, ['a', 'b', bmp, astral, `${astral}a`])).toBe('accepted')
+  })
+
+  it("'numeric' (the default) refuses mixed kinds, non-integers and unsafe integers, naming the rule", () => {
+    const numeric = idOrder()
+    expect(refusal(numeric, null, [1, 'u2', 3])).toMatch(/mixes the integer id 1 and the text id 'u2'; idOrder 'numeric' orders integers/)
+    expect(refusal(numeric, '10', ['1a', '9'])).toMatch(/mixes the integer id '(9|10)' and the text id '1a'/)
+    expect(refusal(numeric, null, [9007199254740993])).toMatch(/9007199254740992 at index 0: a number beyond Number.MAX_SAFE_INTEGER/)
+    expect(refusal(numeric, null, [1.5])).toMatch(/1.5 at index 0: a number that is not an integer/)
+    expect(refusal(numeric, 5, { lastId: 'x' })).toMatch(/mixes the integer id 5 and the text id 'x'/)
+    // Integers of both kinds (bigint columns arrive as strings) and text keys alone stay fine.
+    expect(refusal(numeric, 9, ['10', 11, '9007199254740993'])).toBe('accepted')
+    expect(refusal(numeric, 'a', ['b', 'c'])).toBe('accepted')
+  })
+
+  it('takes a comparator for any other order', () => {
+    const descending = idOrder((a, b) => Number(b) - Number(a))
+    expect(refusal(descending, 100, [99, 50, 1])).toBe('accepted')
+    expect(refusal(descending, 100, [1, 50])).toMatch(/not after the cursor 100|not sorted/)
   })
 })
