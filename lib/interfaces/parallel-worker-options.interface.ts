@@ -1,6 +1,5 @@
 import type AsyncLock from 'async-lock'
-import type { CoordinationStore } from '../store/coordination-store.interface'
-import type { KeyValueStorage } from '../store/key-value.store'
+import type { CoordinationStore, KeyValueStorage } from '../store/coordination-store.interface'
 import type { ID } from './range.interface'
 import type { ThrottleFn } from './throttle.interface'
 

@@ -1,5 +1,11 @@
 import type { ID } from '../interfaces/range.interface'
 
+/** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache (`KeyValueStore` keeps a job's state in it). */
+export interface KeyValueStorage {
+  get(key: string): Promise<unknown> | unknown
+  set(key: string, value: string): Promise<unknown> | unknown
+}
+
 /** A range as the store keeps it: ids, the cursor after them and the cursor before them. */
 export interface StoredRange {
   ids: ID[]

@@ -1,11 +1,9 @@
 import { MemoryStore, type MemoryJobState } from './memory.store'
 import type { Lease } from './coordination-store.interface'
 
-/** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache. */
-export interface KeyValueStorage {
-  get(key: string): Promise<unknown> | unknown
-  set(key: string, value: string): Promise<unknown> | unknown
-}
+import type { KeyValueStorage } from './coordination-store.interface'
+
+export type { KeyValueStorage }
 
 /**
  * The seed-style `{ get, set }` storage: coordination runs in memory as in
