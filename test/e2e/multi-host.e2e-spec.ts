@@ -4,6 +4,7 @@ import { Client } from 'pg'
 import type { RunSummary } from '../../lib'
 import { type FixtureRun, startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
+import { OwnRedisCluster } from '../support/redis-cluster'
 import { OwnRedis, REDIS_URL } from '../support/redis-server'
 
 const ROWS = 100_000
@@ -97,6 +98,32 @@ describe('many hosts on one Redis (e2e)', () => {
     await waitUntil(async () => (await processed(table)) >= ROWS * 0.3)
     return { redis, table, runs }
   }
+
+  it('runs one job on 2 primaries over a 3-master Redis Cluster: every row exactly once', async () => {
+    const cluster = new OwnRedisCluster()
+    await cluster.start()
+    try {
+      const table = await createPgItems(ROWS)
+      tables.push(table)
+      const started = Date.now()
+      const runs = hosts(2, {
+        DATABASE_URL, FIXTURE_TABLE: table, FIXTURE_REDIS_CLUSTER: cluster.nodes, FIXTURE_PREFIX: 'pw-cluster',
+        FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000,
+      })
+      const results = await Promise.all(runs.map(h => h.exited))
+      for (const r of results) expect(r.code).toBe(0)
+      for (const r of results) expect(r.summary).toMatchObject({ status: 'completed', ids: ROWS })
+      expect(new Set(results.map(r => r.summary?.runId)).size).toBe(1)
+      const counts = await pgCounts(table)
+      expect(counts).toMatchObject({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
+      // All of the job's keys live on one master (one hash tag, one slot).
+      const perNode = cluster.keysPerNode()
+      expect(perNode.filter(n => n > 0)).toHaveLength(1)
+      console.log(`Redis Cluster (3 masters), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, keys per master ${perNode.join('/')}, ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    } finally {
+      cluster.stop()
+    }
+  })
 
   it('gives its leases up at leaseMs and loses nothing while Redis hangs without failing', async () => {
     const { redis, table, runs } = await twoHostsOnOwnRedis('pw-hang', { FIXTURE_LEASE_MS: 1000 })

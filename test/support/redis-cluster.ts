@@ -1,0 +1,66 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/**
+ * A Redis Cluster of the test's own: three masters on their own ports
+ * (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster create`).
+ */
+export class OwnRedisCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'pw-cluster-'))
+  readonly ports: number[]
+
+  constructor() {
+    const base = 20_000 + Math.floor(Math.random() * 20_000)
+    this.ports = [base, base + 1, base + 2]
+  }
+
+  /** `host:port` of every master, as ioredis' `new Cluster(nodes)` takes them. */
+  get nodes(): string {
+    return this.ports.map(p => `127.0.0.1:${p}`).join(',')
+  }
+
+  async start(): Promise<void> {
+    for (const port of this.ports) {
+      execFileSync('redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'yes', '--save', '', '--appendonly', 'no',
+        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--logfile', join(this.dir, `redis-${port}.log`),
+      ])
+    }
+    await this.until(() => this.ports.every(port => this.cli(port, 'ping') === 'PONG'))
+    execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map(p => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
+    await this.until(() => this.ports.every(port => this.cli(port, 'cluster', 'info').includes('cluster_state:ok')))
+  }
+
+  stop(): void {
+    for (const port of this.ports) {
+      try {
+        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], { stdio: 'ignore' })
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** How many keys each master holds: a job's keys share one hash tag, so one master holds them all. */
+  keysPerNode(): number[] {
+    return this.ports.map(port => Number(this.cli(port, 'dbsize')))
+  }
+
+  private cli(port: number, ...args: string[]): string {
+    try {
+      return execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim()
+    } catch {
+      return ''
+    }
+  }
+
+  private async until(test: () => boolean): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if (test()) return
+      await new Promise(r => setTimeout(r, 50))
+    }
+    throw new Error(`the Redis Cluster on ports ${this.ports.join(', ')} did not come up`)
+  }
+}
