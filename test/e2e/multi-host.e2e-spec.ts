@@ -5,6 +5,7 @@ import type { RunSummary } from '../../lib'
 import { type FixtureRun, startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { OwnRedisCluster } from '../support/redis-cluster'
+import { OwnRedisSentinel } from '../support/redis-sentinel'
 import { OwnRedis, REDIS_URL } from '../support/redis-server'
 
 const ROWS = 100_000
@@ -122,6 +123,30 @@ describe('many hosts on one Redis (e2e)', () => {
       console.log(`Redis Cluster (3 masters), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, keys per master ${perNode.join('/')}, ${((Date.now() - started) / 1000).toFixed(1)} s`)
     } finally {
       cluster.stop()
+    }
+  })
+
+  it('runs one job on 2 primaries through Redis Sentinel (a master and a replica): every row exactly once', async () => {
+    const sentinel = new OwnRedisSentinel()
+    await sentinel.start()
+    try {
+      const table = await createPgItems(ROWS)
+      tables.push(table)
+      const started = Date.now()
+      const runs = hosts(2, {
+        DATABASE_URL, FIXTURE_TABLE: table, FIXTURE_REDIS_SENTINEL: `127.0.0.1:${sentinel.sentinel}`, FIXTURE_REDIS_SENTINEL_NAME: sentinel.name,
+        FIXTURE_PREFIX: 'pw-sentinel', FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 1000,
+      })
+      const results = await Promise.all(runs.map(h => h.exited))
+      for (const r of results) expect(r.code).toBe(0)
+      for (const r of results) expect(r.summary).toMatchObject({ status: 'completed', ids: ROWS })
+      expect(await pgCounts(table)).toMatchObject({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
+      // The hosts found the master through the sentinel; the replica follows it.
+      const [onMaster] = sentinel.keys()
+      expect(onMaster).toBeGreaterThan(0)
+      console.log(`Redis Sentinel (master + replica), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    } finally {
+      sentinel.stop()
     }
   })
 

@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/**
+ * Redis behind Sentinel, of the test's own: a master, a replica of it, and a
+ * sentinel (`redis-server --sentinel`) that monitors them as `name`.
+ */
+export class OwnRedisSentinel {
+  readonly dir = mkdtempSync(join(tmpdir(), 'pw-sentinel-'))
+  readonly name = 'pw-master'
+  readonly master: number
+  readonly replica: number
+  readonly sentinel: number
+
+  constructor() {
+    const base = 20_000 + Math.floor(Math.random() * 20_000)
+    ;[this.master, this.replica, this.sentinel] = [base, base + 1, base + 2]
+  }
+
+  async start(): Promise<void> {
+    const server = (port: number, ...extra: string[]) => execFileSync('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'yes', '--save', '', '--appendonly', 'no',
+      '--logfile', join(this.dir, `redis-${port}.log`), '--dbfilename', `dump-${port}.rdb`, ...extra,
+    ])
+    server(this.master)
+    server(this.replica, '--replicaof', '127.0.0.1', String(this.master))
+    const conf = join(this.dir, 'sentinel.conf')
+    writeFileSync(conf, [
+      `port ${this.sentinel}`, 'bind 127.0.0.1', 'daemonize yes', `logfile ${join(this.dir, 'sentinel.log')}`, `dir ${this.dir}`,
+      `sentinel monitor ${this.name} 127.0.0.1 ${this.master} 1`, `sentinel down-after-milliseconds ${this.name} 5000`,
+    ].join('\n'))
+    execFileSync('redis-server', [conf, '--sentinel'])
+    await this.until(() => this.cli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).includes(String(this.master)))
+    await this.until(() => this.cli(this.replica, 'info', 'replication').includes('master_link_status:up'))
+  }
+
+  stop(): void {
+    for (const port of [this.sentinel, this.replica, this.master]) {
+      try {
+        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], { stdio: 'ignore' })
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** Keys on the master and on the replica. */
+  keys(): [number, number] {
+    return [Number(this.cli(this.master, 'dbsize')), Number(this.cli(this.replica, 'dbsize'))]
+  }
+
+  private cli(port: number, ...args: string[]): string {
+    try {
+      return execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim()
+    } catch {
+      return ''
+    }
+  }
+
+  private async until(test: () => boolean): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if (test()) return
+      await new Promise(r => setTimeout(r, 50))
+    }
+    throw new Error(`Redis with Sentinel on ports ${this.master}, ${this.replica}, ${this.sentinel} did not come up`)
+  }
+}
