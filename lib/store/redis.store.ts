@@ -18,6 +18,8 @@ interface Client {
   lrange(key: string, start: number, stop: number): Promise<string[]>
   hgetall(key: string): Promise<Record<string, string>>
   scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
+  /** A Cluster's nodes (ioredis `Cluster`): SCAN sees one node only. */
+  nodes?(role: 'master'): Pick<Client, 'scan'>[]
 }
 
 class Script {
@@ -201,15 +203,18 @@ export class RedisStore implements CoordinationStore {
     return owners
   }
 
-  /** Jobs that have state under this prefix (the CLI lists them when asked for an unknown one). */
+  /** Jobs that have state under this prefix (the CLI lists them when asked for an unknown one); on a Cluster, from every master. */
   async jobs(): Promise<string[]> {
     const found = new Set<string>()
-    let cursor = '0'
-    do {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', `{${this.prefix}:*}:meta`, 'COUNT', 1000)
-      cursor = next
-      for (const key of keys) found.add(key.slice(this.prefix.length + 2, key.indexOf('}')))
-    } while (cursor !== '0')
+    const nodes = this.client.nodes ? this.client.nodes('master') : [this.client]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `{${this.prefix}:*}:meta`, 'COUNT', 1000)
+        cursor = next
+        for (const key of keys) found.add(key.slice(this.prefix.length + 2, key.indexOf('}')))
+      } while (cursor !== '0')
+    }
     return [...found].sort()
   }
 

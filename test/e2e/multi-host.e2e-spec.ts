@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Client } from 'pg'
-import type { RunSummary } from '../../lib'
+import Redis from 'ioredis'
+import { RedisStore, type RunSummary } from '../../lib'
 import { type FixtureRun, startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { OwnRedisCluster } from '../support/redis-cluster'
@@ -120,6 +121,13 @@ describe('many hosts on one Redis (e2e)', () => {
       // All of the job's keys live on one master (one hash tag, one slot).
       const perNode = cluster.keysPerNode()
       expect(perNode.filter(n => n > 0)).toHaveLength(1)
+      // Jobs on other slots (other masters) are all listed, as the CLI lists them.
+      const client = new Redis.Cluster(cluster.ports.map(port => ({ host: '127.0.0.1', port })))
+      const store = new RedisStore(client, 'pw-cluster')
+      for (const job of ['alpha', 'beta', 'gamma', 'delta']) await store.startRun(job, `run-${job}`)
+      expect(await store.jobs()).toEqual(['alpha', 'beta', 'delta', 'gamma', 'items'])
+      expect(cluster.keysPerNode().filter(n => n > 0).length).toBeGreaterThan(1)
+      await client.quit()
       console.log(`Redis Cluster (3 masters), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, keys per master ${perNode.join('/')}, ${((Date.now() - started) / 1000).toFixed(1)} s`)
     } finally {
       cluster.stop()
