@@ -43,4 +43,27 @@ describe('RedisStore', () => {
     expect(await store.claim('users', 'h', 1000)).toEqual({ type: 'load', cursor: null })
     await redis.del(...(await redis.keys(`{${prefix}:*`)))
   })
+
+  it('keeps fencing tokens going up when its token counter goes back, as on a replica promoted after a failover', async () => {
+    const prefix = `pw-test-${randomBytes(4).toString('hex')}`
+    const store = new RedisStore(redis, prefix)
+    await store.startRun('users', 'r')
+    const first = await store.commit('users', 'h', null, [{ ids: [1], lastId: 1, prev: null }, { ids: [2], lastId: 2, prev: 1 }], 10_000)
+    if (first.type !== 'leased') throw new Error(first.type)
+    const issued = first.leases.map(l => l.token)
+    // The replica had not seen those tokens yet: its counter is where the master's was before them.
+    await redis.hset(`{${prefix}:users}:meta`, 'token', 0)
+    await store.release('users', 'h', [issued[0]])
+    const again = await store.claim('users', 'h2', 10_000)
+    const next = await store.commit('users', 'h2', 2, [{ ids: [3], lastId: 3, prev: 2 }], 10_000)
+    if (again.type !== 'lease' || next.type !== 'leased') throw new Error(`${again.type} ${next.type}`)
+    for (const token of [again.lease.token, next.leases[0].token]) expect(token).toBeGreaterThan(Math.max(...issued))
+    expect(Number.isSafeInteger(next.leases[0].token)).toBe(true)
+    // Large tokens work as keys: renewed, completed and counted by token.
+    expect(await store.heartbeat('users', 'h2', [again.lease.token, next.leases[0].token], 10_000)).toEqual([])
+    expect(await store.complete('users', 'h2', [again.lease.token, next.leases[0].token])).toEqual([true, true])
+    expect(await store.complete('users', 'h', [issued[1]])).toEqual([true])
+    expect((await store.state('users')).counters).toMatchObject({ completed: 3, ids: 3 })
+    await redis.del(...(await redis.keys(`{${prefix}:*`)))
+  })
 })

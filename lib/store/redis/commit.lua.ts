@@ -20,14 +20,14 @@ local due = (#redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1)
   or #redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1) > 0) and 1 or 0
 -- All leases in one HINCRBY, one HSET and one ZADD.
 local rid, deadline, n = run_id(), now + lease_ms, (#ARGV - 4) / 2
-local first = redis.call('HINCRBY', META, 'token', n) - n + 1
+local first = next_tokens(n)
 local meta = '{"o":' .. cjson.encode(ARGV[1]) .. ',"a":1,"r":' .. cjson.encode(rid) .. ',"n":'
 local out, fields, scores = { 'leased', due, rid, deadline }, {}, {}
 for k = 0, n - 1 do
   local token, i = first + k, 5 + 2 * k
-  fields[4 * k + 1], fields[4 * k + 2] = token .. ':r', ARGV[i]
-  fields[4 * k + 3], fields[4 * k + 4] = token .. ':m', meta .. tonumber(ARGV[i + 1]) .. '}'
-  scores[2 * k + 1], scores[2 * k + 2] = deadline, token
+  fields[4 * k + 1], fields[4 * k + 2] = tok(token) .. ':r', ARGV[i]
+  fields[4 * k + 3], fields[4 * k + 4] = tok(token) .. ':m', meta .. tonumber(ARGV[i + 1]) .. '}'
+  scores[2 * k + 1], scores[2 * k + 2] = deadline, tok(token)
   out[k + 5] = token
 end
 chunked(fields, function(...) redis.call('HSET', LEASES, ...) end)

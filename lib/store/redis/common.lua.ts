@@ -14,12 +14,23 @@ end
 local function run_id()
   return redis.call('HGET', META, 'runId') or ''
 end
+-- A token as text: tokens pass 10^14, which Lua would print as 1.8e+15.
+local function tok(token)
+  return string.format('%d', token)
+end
+-- The first of n new fencing tokens. Never below Redis time in ms x 1000: a replica promoted after a failover,
+-- whose counter lags, still issues tokens above every one issued before (unless it issued 1000 a ms for long).
+local function next_tokens(n)
+  local floor = now_ms() * 1000
+  if tonumber(redis.call('HGET', META, 'token') or '0') < floor then redis.call('HSET', META, 'token', tok(floor)) end
+  return redis.call('HINCRBY', META, 'token', n) - n + 1
+end
 local function new_lease(range, n, attempt, owner, lease_ms, now)
-  local token = redis.call('HINCRBY', META, 'token', 1)
+  local token = next_tokens(1)
   local rid = run_id()
-  redis.call('HSET', LEASES, token .. ':r', range, token .. ':m', cjson.encode({ o = owner, a = attempt, r = rid, n = n }))
+  redis.call('HSET', LEASES, tok(token) .. ':r', range, tok(token) .. ':m', cjson.encode({ o = owner, a = attempt, r = rid, n = n }))
   local deadline = now + lease_ms
-  redis.call('ZADD', DEADLINES, deadline, token)
+  redis.call('ZADD', DEADLINES, deadline, tok(token))
   return { token, attempt, rid, range, deadline }
 end
 -- Removes entry \`id\` (its meta and range in \`hash\`, its time in \`zset\`) and returns its meta and range.
