@@ -74,3 +74,9 @@ export const IDS_MIXED = (job: string, a: unknown, b: unknown) =>
   `Job "${job}": the range loader mixes the integer id ${show(a)} and the text id ${show(b)}; idOrder 'numeric' orders integers ` +
   `(numbers and integer strings) numerically and other strings as text, never both in one job. For a text key set idOrder: 'text' (or 'binary'); ` +
   `for an integer key return only integers.`
+
+/** The store handed out a fencing token this host still holds. */
+export const TOKEN_REUSED = (job: string, runId: string, token: number) =>
+  `the store issued fencing token ${token} again while this host still holds it, so its state went back (a failover to a replica that ` +
+  `lagged, a restore from an older copy). Run ${runId} of job "${job}" cannot tell which ranges were handled; nothing was reported completed. ` +
+  `Call run() again: rows may be handled again, none are skipped.`

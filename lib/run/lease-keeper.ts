@@ -41,7 +41,12 @@ export class LeaseKeeper {
   private renewSoon = false
   private timer?: NodeJS.Timeout
 
-  constructor(private readonly d: RunDeps, private readonly onLost: (leases: Lease[], reason: string) => void) {
+  constructor(
+    private readonly d: RunDeps,
+    private readonly onLost: (leases: Lease[], reason: string) => void,
+    /** The store issued a token this host already holds: its state went back (a failover to a lagging replica). */
+    private readonly onReused: (token: number) => void = () => undefined,
+  ) {
     this.clock = d.clock ?? monotonicClock
     this.leaseMs = d.options.leaseMs
     this.heartbeatMs = d.options.heartbeatMs
@@ -67,7 +72,11 @@ export class LeaseKeeper {
   acquire<T>(call: () => Promise<T>, leasesOf: (result: T) => Lease[]): Promise<T> {
     const sentAt = this.clock.now()
     const p = call().then(result => {
-      for (const lease of leasesOf(result)) this.held.set(lease.token, { lease, deadline: sentAt + this.leaseMs, triedAt: sentAt })
+      for (const lease of leasesOf(result)) {
+        // A reused token never replaces a live entry: the older lease keeps it, and the run stops trusting the store.
+        if (this.held.has(lease.token)) this.onReused(lease.token)
+        else this.held.set(lease.token, { lease, deadline: sentAt + this.leaseMs, triedAt: sentAt })
+      }
       // An answer that took longer than a heartbeat (a slow store, a stalled loop) is renewed at once.
       if (this.clock.now() - sentAt > this.heartbeatMs && !this.renewSoon) {
         this.renewSoon = true

@@ -5,7 +5,7 @@ import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEv
 import type { Lease } from '../store/coordination-store.interface'
 import { type Clock, monotonicClock } from './clock'
 import { Dispatcher } from './dispatcher'
-import { STATE_LOST } from '../parallel-worker.messages'
+import { STATE_LOST, TOKEN_REUSED } from '../parallel-worker.messages'
 import { retrying } from './backoff'
 import { describeLease } from './lease-format'
 import { LeaseKeeper } from './lease-keeper'
@@ -73,7 +73,7 @@ export class RunEngine implements PoolListener {
     this.clock = d.clock ?? monotonicClock
     this.recorder = new RangeRecorder(d)
     this.sizer = new RangeSizer(d.options)
-    this.keeper = new LeaseKeeper(d, (leases, reason) => this.lost(leases, reason))
+    this.keeper = new LeaseKeeper(d, (leases, reason) => this.lost(leases, reason), token => void this.end('failed', TOKEN_REUSED(d.job.name, d.runId, token), undefined, false))
     this.dispatcher = new Dispatcher(() => this.pool, this.clock, d.logger, d.job.name)
     this.writer = new ResultWriter(d, this.recorder, this.keeper, () => this.feed.fill())
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {

@@ -418,6 +418,31 @@ describe('RunEngine leases', () => {
     expect(most).toBeGreaterThan(8)
   })
 
+  it('fails the run, never completes it, when the store issues a token this host still holds', async () => {
+    // A store whose token counter went back (a failover to a replica that lagged): its second commit reuses the first's tokens.
+    const store = new ClockedStore(clock)
+    const commit = store.commit.bind(store)
+    let firstTokens: number[] = []
+    store.commit = async (...args) => {
+      const result = await commit(...args)
+      if (result.type !== 'leased') return result
+      if (firstTokens.length === 0) firstTokens = result.leases.map(l => l.token)
+      else result.leases = result.leases.map((l, i) => ({ ...l, token: firstTokens[i % firstTokens.length] }))
+      return result
+    }
+    // Each load is slower than the feed's batching window, so each is committed alone.
+    const { slot, engine } = await harness({
+      store, options: { prefetch: 4 },
+      loader: async cursor => (await new Promise(r => setTimeout(r, 15)), [cursor + 1, cursor + 2]),
+    })
+    const summary = await engine.finished
+    expect(summary.status).toBe('failed')
+    expect(summary.error).toMatch(/the store issued fencing token \d+ again while this host still holds it/)
+    // Each token went to a worker once.
+    const tokens = slot.sent.map(r => r.token)
+    expect(new Set(tokens).size).toBe(tokens.length)
+  })
+
   describe('when the store loses the run\'s state', () => {
     const redis = new Redis(REDIS_URL)
     afterAll(() => redis.quit())
