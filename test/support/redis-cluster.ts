@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { redisCli, until } from './redis-cli'
 
 /**
  * A Redis Cluster of the test's own: three masters on their own ports
@@ -28,9 +29,9 @@ export class OwnRedisCluster {
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--logfile', join(this.dir, `redis-${port}.log`),
       ])
     }
-    await this.until(() => this.ports.every(port => this.cli(port, 'ping') === 'PONG'))
+    await this.ready(() => this.ports.every(port => redisCli(port, 'ping') === 'PONG'))
     execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map(p => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
-    await this.until(() => this.ports.every(port => this.cli(port, 'cluster', 'info').includes('cluster_state:ok')))
+    await this.ready(() => this.ports.every(port => redisCli(port, 'cluster', 'info').includes('cluster_state:ok')))
   }
 
   stop(): void {
@@ -45,22 +46,10 @@ export class OwnRedisCluster {
 
   /** How many keys each master holds: a job's keys share one hash tag, so one master holds them all. */
   keysPerNode(): number[] {
-    return this.ports.map(port => Number(this.cli(port, 'dbsize')))
+    return this.ports.map(port => Number(redisCli(port, 'dbsize')))
   }
 
-  private cli(port: number, ...args: string[]): string {
-    try {
-      return execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim()
-    } catch {
-      return ''
-    }
-  }
-
-  private async until(test: () => boolean): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      if (test()) return
-      await new Promise(r => setTimeout(r, 50))
-    }
-    throw new Error(`the Redis Cluster on ports ${this.ports.join(', ')} did not come up`)
+  private ready(test: () => boolean): Promise<void> {
+    return until(test, `the Redis Cluster on ports ${this.ports.join(', ')} did not come up`)
   }
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { redisCli, until } from './redis-cli'
 
 /**
  * Redis behind Sentinel, of the test's own: a master, a replica of it, and a
@@ -32,8 +33,8 @@ export class OwnRedisSentinel {
       `sentinel monitor ${this.name} 127.0.0.1 ${this.master} 1`, `sentinel down-after-milliseconds ${this.name} 5000`,
     ].join('\n'))
     execFileSync('redis-server', [conf, '--sentinel'])
-    await this.until(() => this.cli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).includes(String(this.master)))
-    await this.until(() => this.cli(this.replica, 'info', 'replication').includes('master_link_status:up'))
+    await this.ready(() => redisCli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).includes(String(this.master)))
+    await this.ready(() => redisCli(this.replica, 'info', 'replication').includes('master_link_status:up'))
   }
 
   stop(): void {
@@ -48,22 +49,10 @@ export class OwnRedisSentinel {
 
   /** Keys on the master and on the replica. */
   keys(): [number, number] {
-    return [Number(this.cli(this.master, 'dbsize')), Number(this.cli(this.replica, 'dbsize'))]
+    return [Number(redisCli(this.master, 'dbsize')), Number(redisCli(this.replica, 'dbsize'))]
   }
 
-  private cli(port: number, ...args: string[]): string {
-    try {
-      return execFileSync('redis-cli', ['-p', String(port), ...args]).toString().trim()
-    } catch {
-      return ''
-    }
-  }
-
-  private async until(test: () => boolean): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      if (test()) return
-      await new Promise(r => setTimeout(r, 50))
-    }
-    throw new Error(`Redis with Sentinel on ports ${this.master}, ${this.replica}, ${this.sentinel} did not come up`)
+  private ready(test: () => boolean): Promise<void> {
+    return until(test, `Redis with Sentinel on ports ${this.master}, ${this.replica}, ${this.sentinel} did not come up`)
   }
 }
