@@ -51,7 +51,14 @@ describe('RedisStore', () => {
     const first = await store.commit('users', 'h', null, [{ ids: [1], lastId: 1, prev: null }, { ids: [2], lastId: 2, prev: 1 }], 10_000)
     if (first.type !== 'leased') throw new Error(first.type)
     const issued = first.leases.map(l => l.token)
-    // The replica had not seen those tokens yet: its counter is where the master's was before them.
+    // The replica had not seen those tokens yet: its counter is where the master's was before them. A promotion takes
+    // seconds; at the least, Redis time has moved past the millisecond of the last token the old master issued.
+    const ms = async () => {
+      const [s, us] = await redis.time()
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000)
+    }
+    const issuedAt = await ms()
+    while ((await ms()) <= issuedAt) await new Promise(r => setImmediate(r))
     await redis.hset(`{${prefix}:users}:meta`, 'token', 0)
     await store.release('users', 'h', [issued[0]])
     const again = await store.claim('users', 'h2', 10_000)
