@@ -253,9 +253,15 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     // The store's seconds are the ones permits count (a load starts a moment after its permit, maybe in the next second).
     const perSecond = new Map<number, number>()
     class Counting extends MemoryStore {
+      private seen = 0
+      /** The time the store itself used for the permits (read again, a second may have turned in between). */
+      protected override now(): number {
+        return (this.seen = super.now())
+      }
+
       override async takePermits(job: string, wanted: number, max: number) {
-        const second = Math.floor(this.now() / 1000)
         const taken = await super.takePermits(job, wanted, max)
+        const second = Math.floor(this.seen / 1000)
         perSecond.set(second, (perSecond.get(second) ?? 0) + taken.granted)
         return taken
       }
