@@ -158,7 +158,11 @@ export class Dispatcher {
   /** Aborts ranges in their workers, one message per worker (they stay in hand until answered). */
   abort(ranges: InFlight[], reason: string): void {
     const bySlot = new Map<WorkerSlot, number[]>()
-    for (const f of ranges) bySlot.set(f.slot, [...(bySlot.get(f.slot) ?? []), f.lease.token])
+    for (const f of ranges) {
+      const tokens = bySlot.get(f.slot)
+      if (tokens) tokens.push(f.lease.token)
+      else bySlot.set(f.slot, [f.lease.token])
+    }
     for (const [slot, tokens] of bySlot) slot.abort(tokens, reason)
   }
 

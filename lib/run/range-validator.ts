@@ -2,7 +2,7 @@ import { InvalidRangeError } from '../errors/invalid-range.error'
 import type { ID } from '../interfaces/range.interface'
 import * as m from '../parallel-worker.messages'
 import type { StoredRange } from '../store/coordination-store.interface'
-import { idOrder, type IdOrder } from './id-order'
+import { idOrder, type IdOrder, isIntegerId } from './id-order'
 
 /**
  * Checks what a loader returned against the cursor it loaded after and turns
@@ -63,7 +63,7 @@ function toId(job: string, raw: unknown, where: string, order: IdOrder): ID {
 
 function checkMixed(job: string, order: IdOrder, a: ID, b: ID): void {
   if (!order.mixed(a, b)) return
-  const [integer, text] = typeof a === 'number' || /^-?\d+$/.test(String(a)) ? [a, b] : [b, a]
+  const [integer, text] = isIntegerId(a) ? [a, b] : [b, a]
   throw new InvalidRangeError(job, [a, b], m.IDS_MIXED(job, integer, text))
 }
 
