@@ -55,7 +55,13 @@ export const JOB_DECLARED_ELSEWHERE = (job: string, stored: string, ours: string
   `(from: the cursor status() shows, or null to start over).`
 
 /** `from` while hosts hold live leases of the active run. */
-export const RUN_BUSY = (runId: string) => `run ${runId} is active with leased ranges; wait for it or stop it before moving the cursor`
+const ACTIVE = (runId: string) => `run ${runId} is active (a host holds a lease of it, or took part in it within leaseMs and has not stopped)`
+
+/** `from` while the run is active. */
+export const RUN_BUSY = (runId: string) => `${ACTIVE(runId)}; wait for it or stop it before moving the cursor`
+
+/** `reset` while the run is active. */
+export const RESET_BUSY = (runId: string) => `${ACTIVE(runId)}; cancel it or wait for it before resetting the job`
 
 const FIX_ORDER = "Set idOrder in ParallelWorkerModule.forRoot() to the key's order: 'numeric' (numbers, integer strings), 'text' (strings by code unit), 'binary' (strings by code point) or a comparator."
 
@@ -80,3 +86,9 @@ export const TOKEN_REUSED = (job: string, runId: string, token: number) =>
   `the store issued fencing token ${token} again while this host still holds it, so its state went back (a failover to a replica that ` +
   `lagged, a restore from an older copy). Run ${runId} of job "${job}" cannot tell which ranges were handled; nothing was reported completed. ` +
   `Call run() again: rows may be handled again, none are skipped.`
+
+/** The store's cursor went back behind one this host committed in the same run. */
+export const CURSOR_WENT_BACK = (job: string, runId: string, cursor: unknown, committed: unknown) =>
+  `the store's cursor of run ${runId} of job "${job}" went back to ${JSON.stringify(cursor)}, behind ${JSON.stringify(committed)} that this host ` +
+  `committed (a failover to a replica that lagged, a restore from an older copy), so this host cannot tell which ranges were handled. ` +
+  `Nothing was reported completed. Call run() again: rows may be handled again, none are skipped.`

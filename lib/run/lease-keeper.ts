@@ -155,10 +155,12 @@ export class LeaseKeeper {
   }
 
   private async renew(): Promise<void> {
-    if (!this.timer || this.held.size === 0) return
+    if (!this.timer) return
     const { job, store, hostId, logger } = this.d
     const sentAt = this.clock.now()
     this.lastRenewal = sentAt
+    // Without leases the beat still tells the store this host takes part (a run waiting out a backoff or a pause is active).
+    if (this.held.size === 0) return void store.heartbeat(job.name, hostId, [], this.leaseMs).catch(() => undefined)
     const tokens = [...this.held.keys()]
     for (const h of this.held.values()) {
       h.triedAt = sentAt

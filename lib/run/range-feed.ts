@@ -3,7 +3,7 @@ import type { RunStatus } from '../interfaces/run-summary.interface'
 import type { CommitResult, StoredRange } from '../store/coordination-store.interface'
 import { retrying } from './backoff'
 import type { Dispatcher } from './dispatcher'
-import { idOrder } from './id-order'
+import { type IdOrder, idOrder } from './id-order'
 import { describeLease } from './lease-format'
 import type { LeaseKeeper } from './lease-keeper'
 import { type Loaded, loadRanges, type LoaderCall, RunFailure } from './loader-call'
@@ -27,6 +27,14 @@ const PRELOAD_RANGES = 5_000
 
 const countIds = (ranges: StoredRange[]): number => ranges.reduce((n, r) => n + r.ids.length, 0)
 
+/**
+ * This process's claims and commits, numbered once for all runs: a call the
+ * store gets twice (a client resending after a reconnect, or `retrying` after
+ * an answer that was lost) carries the same number and is answered the same.
+ */
+let requests = 0
+const nextRequest = (): string => String(++requests)
+
 /** What the feed needs from the run. */
 export interface FeedHost {
   /** True while the run hands out ranges (running, not paused, not throttled). */
@@ -35,6 +43,8 @@ export interface FeedHost {
   running(): boolean
   /** New leases are ready to send. */
   leased(): void
+  /** The store's cursor is before one this host committed in this run: its state went back. */
+  wentBack(cursor: ID | null, committed: ID): void
   /** The store says the run is over (`done`), cancelled, or failed; or loading failed. */
   end(status: RunStatus, error?: string, cause?: unknown, everywhere?: boolean): void
   /** The store says nothing is left to claim or load: the run ends once nothing is in flight here. */
@@ -66,6 +76,9 @@ export class RangeFeed {
   private preloadedIds = 0
   private preloadedRanges = 0
   private readonly loaderCall: LoaderCall
+  private readonly order: IdOrder
+  /** The furthest cursor a commit of this host moved the store to, in this run. */
+  private committed?: { value: ID }
 
   constructor(
     private readonly d: RunDeps,
@@ -73,7 +86,8 @@ export class RangeFeed {
     private readonly dispatcher: Dispatcher,
     private readonly host: FeedHost,
   ) {
-    this.loaderCall = { ...d, running: () => host.running(), limit: () => host.limit(), order: idOrder(d.options.idOrder) }
+    this.order = idOrder(d.options.idOrder)
+    this.loaderCall = { ...d, running: () => host.running(), limit: () => host.limit(), order: this.order }
   }
 
   /** Looks for work now (or after `delayMs`); a call while the loop runs makes it go round once more. */
@@ -105,12 +119,15 @@ export class RangeFeed {
       committing -= ranges
       const r = await result
       if (r.type === 'leased') {
+        const last = r.leases[r.leases.length - 1]?.range.lastId
+        if (last !== undefined && (!this.committed || this.order.compare(last, this.committed.value) > 0)) this.committed = { value: last }
         // Leases the keeper gave up meanwhile (or that the run's end gives back) are not sent.
         if (!this.host.running()) return
         this.dispatcher.ready.push(...r.leases.filter(l => this.keeper.holds(l.token)))
         if (r.due) this.cursor = undefined
         this.host.leased()
       } else if (r.type === 'conflict') {
+        if (this.behind(r.cursor)) return
         logger.debug(`Job "${job.name}": another host moved the cursor to ${r.cursor}; reloading from there.`)
         this.cursor = undefined
       }
@@ -145,8 +162,9 @@ export class RangeFeed {
         if (loaded.exhausted) batches.push([])
         for (const ranges of batches) {
           const expected = ranges.length ? from : loaded.cursor
+          const request = nextRequest()
           const result = this.keeper.acquire(
-            () => retrying(() => store.commit(job.name, hostId, expected, ranges, options.leaseMs), logger, `commit for job "${job.name}"`),
+            () => retrying(() => store.commit(job.name, hostId, expected, ranges, options.leaseMs, request), logger, `commit for job "${job.name}"`),
             r => (r.type === 'leased' ? r.leases : []),
           )
           // Awaited in order by settleOne; this only keeps a failure from surfacing twice.
@@ -165,6 +183,18 @@ export class RangeFeed {
       // Leases of commits still in flight are the keeper's: the run's end gives them back.
       this.host.end('failed', (e as Error).message, e instanceof RunFailure ? e.cause : e, e instanceof RunFailure)
     }
+  }
+
+  /**
+   * True (and the run fails) when the store's cursor is before one this
+   * host's commits moved it to: within one run the cursor only moves on, so
+   * the store went back (a failover to a replica that lagged, a restore).
+   */
+  private behind(cursor: ID | null): boolean {
+    const committed = this.committed
+    if (!committed || (cursor !== null && this.order.compare(cursor, committed.value) >= 0)) return false
+    this.host.wentBack(cursor, committed.value)
+    return true
   }
 
   /** While no worker is ready, the loader may run ahead (not under `maxRangesPerSecond`, which paces the loader). */
@@ -222,8 +252,9 @@ export class RangeFeed {
     // A host whose loop stalled renews first: its own live leases are never claimed back.
     await this.keeper.renewIfStale()
     if (!this.host.running()) return false
+    const request = nextRequest()
     const claim = await this.keeper.acquire(
-      () => retrying(() => store.claim(job.name, hostId, options.leaseMs), logger, `claim for job "${job.name}"`),
+      () => retrying(() => store.claim(job.name, hostId, options.leaseMs, request), logger, `claim for job "${job.name}"`),
       c => (c.type === 'lease' ? [c.lease] : []),
     )
     if (!this.host.running()) return false
@@ -236,6 +267,7 @@ export class RangeFeed {
         this.host.leased()
         return true
       case 'load':
+        if (this.behind(claim.cursor)) return false
         this.cursor = { value: claim.cursor }
         return true
       case 'wait':

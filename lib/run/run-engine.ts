@@ -1,11 +1,12 @@
 import type { WireResult } from '../cluster/ipc.messages'
 import type { PoolListener, WorkerPool, WorkerSlot } from '../cluster/worker-pool.interface'
 import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
+import type { ID } from '../interfaces/range.interface'
 import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEvent } from '../parallel-worker.events'
 import type { Lease } from '../store/coordination-store.interface'
 import { type Clock, monotonicClock } from './clock'
 import { Dispatcher } from './dispatcher'
-import { STATE_LOST, TOKEN_REUSED } from '../parallel-worker.messages'
+import { CURSOR_WENT_BACK, STATE_LOST, TOKEN_REUSED } from '../parallel-worker.messages'
 import { retrying } from './backoff'
 import { describeLease } from './lease-format'
 import { LeaseKeeper } from './lease-keeper'
@@ -83,6 +84,7 @@ export class RunEngine implements PoolListener {
       end: (status, error, cause, everywhere) => void this.end(status, error, cause, everywhere),
       exhausted: () => void this.finishIfDone(),
       lost: found => void this.end('failed', STATE_LOST(d.job.name, d.runId, found), undefined, false),
+      wentBack: (cursor, committed) => void this.wentBack(cursor, committed),
       limit: () => this.sizer.limit,
     })
     this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => this.wake())
@@ -198,6 +200,14 @@ export class RunEngine implements PoolListener {
     }
   }
 
+  /** The store's cursor is behind one this host committed: the run's state is gone, or went back (same run id). */
+  private async wentBack(cursor: ID | null, committed: ID): Promise<void> {
+    const { job, store, runId } = this.d
+    const s = await store.state(job.name).catch(() => undefined)
+    if (!this.live) return
+    void this.end('failed', s && s.runId !== runId ? STATE_LOST(job.name, runId, s.runId) : CURSOR_WENT_BACK(job.name, runId, cursor, committed), undefined, false)
+  }
+
   /**
    * The store says nothing is left: the run is completed, once this host
    * checked that the store still holds this run (a store that lost its state
@@ -298,6 +308,8 @@ export class RunEngine implements PoolListener {
     await this.writer.settle(options.shutdownTimeoutMs, () => this.dispatcher.inFlightCount === 0)
     await this.keeper.release(this.keeper.tokens().filter(t => !this.writer.writing(t))).catch(() => undefined)
     this.keeper.stop()
+    // This host no longer keeps the run active (for reset and `from`).
+    await store.leave?.(job.name, this.d.hostId).catch(() => undefined)
     if (status !== 'stopped' && everywhere) await store.endRun(job.name, runId, status, error).catch(() => undefined)
     for (const timer of this.timers) clearInterval(timer)
     this.throttle.stop()

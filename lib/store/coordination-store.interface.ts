@@ -112,21 +112,30 @@ export interface CoordinationStore {
   /**
    * Starts a run of `job` with `runId`, or joins the active one (its id is
    * returned). `from` (when not `undefined`) moves the cursor first; that is
-   * refused while another host holds a live lease of the active run.
+   * refused while the active run is active: a host holds a live lease of it
+   * or took part in it within its lease time and has not left (it may be
+   * waiting out a retry's backoff or a pause).
    * `declaredBy` names the app's loader and handler: a job the store keeps for
    * another declaration is refused (two apps on one store never share a
    * cursor by accident) unless `from` is given, which takes the job over.
    */
   startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }>
-  claim(job: string, owner: string, leaseMs: number): Promise<Claim>
+  /**
+   * `request` (optional): the owner's id for this call, unique among its
+   * recent calls. A claim or commit that arrives twice with the same one (a
+   * client resending after a reconnect) answers the same the second time and
+   * leases nothing more. Claims, commits and heartbeats also mark the owner as
+   * taking part in the run until `leaseMs` from now.
+   */
+  claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim>
   /**
    * Compares and sets the cursor from `expected` to the last range's
    * `lastId` and leases the ranges (consecutive loads, each after the one
    * before) with the next tokens, in one step; marks loading exhausted when
    * `ranges` is empty.
    */
-  commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult>
-  /** Renews the owner's leases; returns the tokens that are no longer the owner's. */
+  commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult>
+  /** Renews the owner's leases (none: only marks it as taking part); returns the tokens that are no longer the owner's. */
   heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]>
   /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */
   complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>
@@ -134,6 +143,13 @@ export interface CoordinationStore {
   fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'>
   /** Gives leases back to be handed out again with the same attempt. */
   release(job: string, owner: string, tokens: number[]): Promise<void>
+  /**
+   * The owner stopped taking part in the job's run (its leases were given
+   * back first): it no longer keeps the run active for `reset` and `from`.
+   * Optional: without it, a host counts as taking part until `leaseMs` after
+   * its last call.
+   */
+  leave?(job: string, owner: string): Promise<void>
   /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
   endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
   /**
@@ -142,7 +158,7 @@ export interface CoordinationStore {
    * run's id, or null when no run is active.
    */
   control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null>
-  /** Cursor back to the start and nothing left to retry; refused while a run is active. */
+  /** Cursor back to the start and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
   reset(job: string): Promise<void>
   /** Records the job's total for run `runId` (for percent and ETA). */
   setTotal(job: string, runId: string, total: number): Promise<void>

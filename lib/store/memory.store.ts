@@ -1,5 +1,5 @@
 import type { ID } from '../interfaces/range.interface'
-import { JOB_DECLARED_ELSEWHERE, RUN_BUSY } from '../parallel-worker.messages'
+import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
 import type {
   Claim, CommitResult, RunControl, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
 } from './coordination-store.interface'
@@ -32,12 +32,16 @@ export interface MemoryJobState {
   endedAt: number | null
   /** The loader and handler of the app whose job this is (`Class.method + Class.method`). */
   declaredBy?: string
+  /** Hosts taking part in the run: owner to the store time until which it counts as present. */
+  hosts?: Record<string, number>
 }
 
 const zeroCounters = (): RunCounters => ({ ids: 0, completed: 0, retried: 0, dead: 0, workersStarted: 0, workersRestarted: 0 })
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100
+/** Claims and commits answered per owner, so one sent again is answered the same (a host has far fewer in flight). */
+const REPLIES = 64
 
 /**
  * Coordination state in this process: the default, for one host. Leases,
@@ -46,6 +50,8 @@ const WAIT_MS = 100
  */
 export class MemoryStore implements CoordinationStore {
   protected readonly jobs = new Map<string, MemoryJobState>()
+  /** By job, owner and request slot: the request and what it was answered. */
+  private readonly replies = new Map<string, { request: string; answer: Claim | CommitResult }>()
 
   /**
    * Store time: the wall clock at process start plus monotonic time since,
@@ -76,25 +82,35 @@ export class MemoryStore implements CoordinationStore {
     if (declaredBy && s.declaredBy && s.declaredBy !== declaredBy && from === undefined) throw new Error(JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy))
     if (s.state === 'running' && s.runId) {
       if (from === undefined) return { runId: s.runId, joined: true }
-      if (some(s.leases, l => l.deadline > now)) throw new Error(RUN_BUSY(s.runId))
+      if (this.active(s, now)) throw new Error(RUN_BUSY(s.runId))
     }
     if (declaredBy) s.declaredBy = declaredBy
     if (from !== undefined) {
       s.cursor = from
       if (from === null) s.pending = []
     }
+    this.forgetReplies(job)
     Object.assign(s, { runId, state: 'running', control: 'run', total: undefined, error: undefined, exhausted: false, counters: zeroCounters(), startedAt: now, endedAt: null })
     await this.saved(job)
     return { runId, joined: false }
   }
 
-  async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {
+  async claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim> {
     const s = this.job(job)
     if (s.state === 'failed') return { type: 'failed', error: s.error ?? 'failed' }
     if (s.state === 'stopped') return { type: 'cancelled' }
     if (s.state !== 'running' || !s.runId) return { type: 'done' }
-    if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS }
     const now = this.now()
+    this.present(s, owner, now + leaseMs)
+    const again = this.replayed(job, owner, request)
+    if (again?.type === 'lease' && s.leases.get(again.lease.token)?.owner === owner) return again
+    if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS }
+    const claim = await this.claimNow(s, job, owner, leaseMs, now)
+    if (claim.type === 'lease') this.remember(job, owner, request, claim)
+    return claim
+  }
+
+  private async claimNow(s: MemoryJobState, job: string, owner: string, leaseMs: number, now: number): Promise<Claim> {
     const expired = find(s.leases, l => l.deadline <= now)
     if (expired) {
       s.leases.delete(expired.token)
@@ -121,8 +137,11 @@ export class MemoryStore implements CoordinationStore {
     return { type: 'wait', retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)) }
   }
 
-  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult> {
+  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult> {
     const s = this.job(job)
+    const again = this.replayed(job, owner, request)
+    if (again?.type === 'leased') return again
+    if (s.state === 'running') this.present(s, owner, this.now() + leaseMs)
     if (s.cursor !== expected || s.state !== 'running') return { type: 'conflict', cursor: s.cursor }
     if (ranges.length === 0) {
       s.exhausted = true
@@ -133,13 +152,16 @@ export class MemoryStore implements CoordinationStore {
     const now = this.now()
     const due = some(s.leases, l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
     const leases = ranges.map(range => this.lease(s, range, 1, owner, leaseMs, now))
+    const result: CommitResult = { type: 'leased', leases, due }
+    this.remember(job, owner, request, result)
     await this.saved(job)
-    return { type: 'leased', leases, due }
+    return result
   }
 
   async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
     const s = this.job(job)
     const deadline = this.now() + leaseMs
+    if (s.state === 'running') this.present(s, owner, deadline)
     const lost: number[] = []
     for (const token of tokens) {
       const l = s.leases.get(token)
@@ -191,6 +213,13 @@ export class MemoryStore implements CoordinationStore {
     await this.saved(job)
   }
 
+  async leave(job: string, owner: string): Promise<void> {
+    const s = this.job(job)
+    if (s.hosts) delete s.hosts[owner]
+    for (let i = 0; i < REPLIES; i++) this.replies.delete(`${job}\0${owner}\0${i}`)
+    await this.saved(job)
+  }
+
   async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
     const s = this.job(job)
     if (s.runId !== runId || s.state !== 'running') return
@@ -222,10 +251,9 @@ export class MemoryStore implements CoordinationStore {
   async reset(job: string): Promise<void> {
     const s = this.job(job)
     const now = this.now()
-    if (s.state === 'running' && some(s.leases, l => l.deadline > now)) {
-      throw new Error(`run ${s.runId} is active; cancel it or wait for it before resetting the job`)
-    }
-    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: new Map(), state: s.state === 'running' ? 'stopped' : s.state })
+    if (s.state === 'running' && this.active(s, now)) throw new Error(RESET_BUSY(s.runId as string))
+    this.forgetReplies(job)
+    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: new Map(), hosts: {}, state: s.state === 'running' ? 'stopped' : s.state })
     await this.saved(job)
   }
 
@@ -265,6 +293,30 @@ export class MemoryStore implements CoordinationStore {
     return this.job(job).dead.map(d => ({ ...d }))
   }
 
+  /** A live lease, or a host that took part within its lease time and has not left. */
+  private active(s: MemoryJobState, now: number): boolean {
+    return some(s.leases, l => l.deadline > now) || Object.values(s.hosts ?? {}).some(until => until > now)
+  }
+
+  private present(s: MemoryJobState, owner: string, until: number): void {
+    s.hosts ??= {}
+    s.hosts[owner] = until
+  }
+
+  private replayed<T extends Claim | CommitResult>(job: string, owner: string, request?: string): T | undefined {
+    if (request === undefined) return undefined
+    const r = this.replies.get(`${job}\0${owner}\0${slot(request)}`)
+    return r?.request === request ? (r.answer as T) : undefined
+  }
+
+  private remember(job: string, owner: string, request: string | undefined, answer: Claim | CommitResult): void {
+    if (request !== undefined) this.replies.set(`${job}\0${owner}\0${slot(request)}`, { request, answer })
+  }
+
+  private forgetReplies(job: string): void {
+    for (const key of this.replies.keys()) if (key.startsWith(`${job}\0`)) this.replies.delete(key)
+  }
+
   private lease(s: MemoryJobState, range: StoredRange, attempt: number, owner: string, leaseMs: number, now: number): Lease {
     const lease: Lease = { token: s.nextToken++, runId: s.runId as string, range, attempt, owner, deadline: now + leaseMs }
     s.leases.set(lease.token, lease)
@@ -279,6 +331,9 @@ export class MemoryStore implements CoordinationStore {
     return l
   }
 }
+
+/** A request's place among the owner's last REPLIES: requests are numbered by the host. */
+const slot = (request: string): number => Number(request) % REPLIES
 
 function find(leases: Map<number, Lease>, test: (l: Lease) => boolean): Lease | undefined {
   for (const l of leases.values()) if (test(l)) return l

@@ -4,11 +4,12 @@ import type { ID } from '../interfaces/range.interface'
 import type {
   Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, StoreRunState, StoredRange,
 } from './coordination-store.interface'
-import { JOB_DECLARED_ELSEWHERE, RUN_BUSY } from '../parallel-worker.messages'
+import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
 import { CONTROL, COUNT_WORKERS, END_RUN, RESET, SET_TOTAL, STATE, TAKE_PERMITS } from './redis/run-state.lua'
-import { COMPLETE, FAIL, HEARTBEAT, RELEASE, REQUEUE_DEAD } from './redis/settle.lua'
+import { JOB_KEYS, type JobKey } from './redis/keys'
+import { COMPLETE, FAIL, HEARTBEAT, LEAVE, RELEASE, REQUEUE_DEAD } from './redis/settle.lua'
 import { START_RUN } from './redis/start-run.lua'
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
@@ -34,7 +35,7 @@ const scripts = {
   startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
   complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
   countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD), takePermits: new Script(TAKE_PERMITS),
-  control: new Script(CONTROL), reset: new Script(RESET), setTotal: new Script(SET_TOTAL),
+  control: new Script(CONTROL), reset: new Script(RESET), setTotal: new Script(SET_TOTAL), leave: new Script(LEAVE),
 }
 
 type Raw = (string | number)[]
@@ -60,14 +61,19 @@ export class RedisStore implements CoordinationStore {
 
   private readonly jobKeys = new Map<string, string[]>()
 
+  /** The job's keys in JOB_KEYS order: the KEYS of every script. */
   private keys(job: string): string[] {
     let keys = this.jobKeys.get(job)
     if (!keys) {
       const tag = `{${this.prefix}:${job}}`
-      keys = ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead'].map(k => `${tag}:${k}`)
+      keys = JOB_KEYS.map(k => `${tag}:${k}`)
       this.jobKeys.set(job, keys)
     }
     return keys
+  }
+
+  private key(job: string, name: JobKey): string {
+    return this.keys(job)[JOB_KEYS.indexOf(name)]
   }
 
   private async run(script: Script, job: string, ...args: (string | number)[]): Promise<any> {
@@ -87,8 +93,8 @@ export class RedisStore implements CoordinationStore {
     return { runId: String(id), joined: Number(value) === 1 }
   }
 
-  async claim(job: string, owner: string, leaseMs: number): Promise<Claim> {
-    const r: Raw = await this.run(scripts.claim, job, owner, leaseMs)
+  async claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim> {
+    const r: Raw = await this.run(scripts.claim, job, owner, leaseMs, request ?? '')
     switch (r[0]) {
       case 'lease': return { type: 'lease', reason: r[1] as 'expired' | 'retry' | 'released', lease: parseLease(owner, r.slice(2)) }
       case 'load': return { type: 'load', cursor: JSON.parse(String(r[1])) }
@@ -99,8 +105,8 @@ export class RedisStore implements CoordinationStore {
     }
   }
 
-  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number): Promise<CommitResult> {
-    const args: (string | number)[] = [owner, JSON.stringify(expected), leaseMs, JSON.stringify(ranges.at(-1)?.lastId ?? null)]
+  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult> {
+    const args: (string | number)[] = [owner, JSON.stringify(expected), leaseMs, JSON.stringify(ranges.at(-1)?.lastId ?? null), request ?? '']
     for (const range of ranges) args.push(JSON.stringify(range), range.ids.length)
     const r: Raw = await this.run(scripts.commit, job, ...args)
     if (r[0] === 'exhausted') return { type: 'exhausted' }
@@ -114,7 +120,6 @@ export class RedisStore implements CoordinationStore {
   }
 
   async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
-    if (tokens.length === 0) return []
     const lost: Raw = await this.run(scripts.heartbeat, job, owner, leaseMs, ...tokens)
     return lost.map(Number)
   }
@@ -133,6 +138,10 @@ export class RedisStore implements CoordinationStore {
     if (tokens.length) await this.run(scripts.release, job, owner, ...tokens)
   }
 
+  async leave(job: string, owner: string): Promise<void> {
+    await this.run(scripts.leave, job, owner)
+  }
+
   async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
     await this.run(scripts.endRun, job, runId, state, error ?? '')
   }
@@ -148,7 +157,8 @@ export class RedisStore implements CoordinationStore {
   }
 
   async reset(job: string): Promise<void> {
-    await this.run(scripts.reset, job)
+    const [answer, runId] = await this.run(scripts.reset, job)
+    if (answer === 'busy') throw new Error(RESET_BUSY(String(runId)))
   }
 
   async setTotal(job: string, runId: string, total: number): Promise<void> {
@@ -182,7 +192,7 @@ export class RedisStore implements CoordinationStore {
 
   async retryDead(job: string): Promise<number> {
     // Parsed here, not in Lua: cjson would round long numeric ids.
-    const entries = await this.client.lrange(this.keys(job)[5], 0, -1)
+    const entries = await this.client.lrange(this.key(job, 'dead'), 0, -1)
     let moved = 0
     for (const entry of entries) {
       const { range } = JSON.parse(entry) as DeadLetter
@@ -193,7 +203,7 @@ export class RedisStore implements CoordinationStore {
 
   /** Live leases per host (owner), for the CLI's view. */
   async leasesByOwner(job: string): Promise<Record<string, number>> {
-    const fields = await this.client.hgetall(this.keys(job)[1])
+    const fields = await this.client.hgetall(this.key(job, 'leases'))
     const owners: Record<string, number> = {}
     for (const [field, value] of Object.entries(fields)) {
       if (!field.endsWith(':m')) continue
@@ -219,6 +229,6 @@ export class RedisStore implements CoordinationStore {
   }
 
   async deadLetters(job: string): Promise<DeadLetter[]> {
-    return (await this.client.lrange(this.keys(job)[5], 0, -1)).map(s => JSON.parse(s) as DeadLetter)
+    return (await this.client.lrange(this.key(job, 'dead'), 0, -1)).map(s => JSON.parse(s) as DeadLetter)
   }
 }

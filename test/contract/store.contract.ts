@@ -212,10 +212,54 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
     it('resets the cursor, refused while a live lease exists', async () => {
       await store.startRun(job, 'r')
       const lease = await leaseFresh(A, [1, 2])
-      await expect(store.reset(job)).rejects.toThrow(/active/)
+      await expect(store.reset(job)).rejects.toThrow(/^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); cancel it or wait for it before resetting the job$/)
       await store.complete(job, A, [lease.token])
+      await store.leave?.(job, A)
       await store.reset(job)
       expect(await store.state(job)).toMatchObject({ cursor: null, leased: 0, retrying: 0 })
+    })
+
+    it('counts a run waiting out a retry backoff as active: reset and from are refused until its hosts left or went quiet', async () => {
+      await store.startRun(job, 'r')
+      const lease = await leaseFresh(A, [1, 2])
+      expect(await store.fail(job, A, lease.token, { error: { message: 'x' }, dead: false, retryInMs: 60_000 })).toBe('retry')
+      // No live lease now; host A waits for the retry (its claims say wait) and beats.
+      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'load' })
+      expect(await store.heartbeat(job, A, [], LEASE)).toEqual([])
+      await expect(store.reset(job)).rejects.toThrow(/^run r is active/)
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active/)
+      await store.leave!(job, A)
+      await store.reset(job)
+      expect(await store.state(job)).toMatchObject({ state: 'stopped', cursor: null, retrying: 0 })
+      // A host that went quiet (no leave: it crashed) stops counting once its lease time passed.
+      await store.startRun(job, 'r3')
+      expect(await store.claim(job, B, 50)).toMatchObject({ type: 'load' })
+      await expect(store.reset(job)).rejects.toThrow(/^run r3 is active/)
+      await sleep(80)
+      await store.reset(job)
+    })
+
+    it('answers a claim or a commit that arrives twice (a client resending it) the same, leasing nothing more', async () => {
+      await store.startRun(job, 'r')
+      expect(await store.claim(job, A, LEASE, '7')).toEqual({ type: 'load', cursor: null })
+      const first = await store.commit(job, A, null, [range([1, 2], null), range([3], 2)], LEASE, '8')
+      const again = await store.commit(job, A, null, [range([1, 2], null), range([3], 2)], LEASE, '8')
+      expect(first.type).toBe('leased')
+      expect(again).toEqual(first)
+      expect((await store.state(job)).leased).toBe(2)
+      // Another request with the same content is a new commit: refused, the cursor moved.
+      expect(await store.commit(job, A, null, [range([1, 2], null)], LEASE, '9')).toEqual({ type: 'conflict', cursor: 3 })
+      const leases = (first as { leases: { token: number }[] }).leases
+      expect(await store.fail(job, A, leases[0].token, { error: { message: 'x' }, dead: false, retryInMs: 0 })).toBe('retry')
+      const claim = await store.claim(job, A, LEASE, '10')
+      expect(claim).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 2, owner: A, range: { ids: [1, 2] } } })
+      expect(await store.claim(job, A, LEASE, '10')).toEqual(claim)
+      expect((await store.state(job)).leased).toBe(2)
+      // Once the lease is not the owner's any more, the same request claims afresh.
+      await store.release(job, A, [(claim as { lease: { token: number } }).lease.token])
+      expect(await store.claim(job, A, LEASE, '10')).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 2 } })
+      // Requests are per owner: B's request 8 is not A's.
+      expect(await store.commit(job, B, 3, [range([4], 3)], LEASE, '8')).toMatchObject({ type: 'leased', leases: [{ range: { ids: [4] } }] })
     })
 
     it('keeps the total of the current run', async () => {
@@ -265,7 +309,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await store.startRun(job, 'r')
       await leaseFresh(A, [1])
       // A plain Error with the store's words, not a raw script error.
-      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active with leased ranges; wait for it or stop it before moving the cursor$/)
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); wait for it or stop it before moving the cursor$/)
     })
 
     it('never lets another app (another loader and handler) continue or join a job, unless it takes it over with from', async () => {

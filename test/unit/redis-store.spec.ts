@@ -1,4 +1,5 @@
 import Redis from 'ioredis'
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { RedisStore } from '../../lib/store/redis.store'
 import { storeContract } from '../contract/store.contract'
@@ -72,5 +73,84 @@ describe('RedisStore', () => {
     expect(await store.complete('users', 'h', [issued[1]])).toEqual([true])
     expect((await store.state('users')).counters).toMatchObject({ completed: 3, ids: 3 })
     await redis.del(...(await redis.keys(`{${prefix}:*`)))
+  })
+})
+
+/**
+ * A TCP hop between ioredis and Redis that can lose the next reply: the
+ * command ran in Redis, the connection drops before its answer arrives, and
+ * ioredis sends it again on the new connection (its default).
+ */
+async function lossyProxy(): Promise<{ port: number; loseNextReply(): void; close(): Promise<void> }> {
+  const { hostname, port } = new URL(REDIS_URL)
+  let lose = false
+  const sockets = new Set<Socket>()
+  const server = createServer(client => {
+    const upstream = connect(Number(port), hostname)
+    sockets.add(client).add(upstream)
+    client.on('data', d => upstream.write(d))
+    upstream.on('data', d => {
+      if (!lose) return void client.write(d)
+      lose = false
+      client.destroy()
+      upstream.destroy()
+    })
+    const end = () => (client.destroy(), upstream.destroy())
+    client.on('close', end).on('error', end)
+    upstream.on('close', end).on('error', end)
+  })
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as AddressInfo).port,
+    loseNextReply: () => void (lose = true),
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise(r => server.close(r))
+    },
+  }
+}
+
+describe('RedisStore over a connection that drops before the reply (the client sends the script again)', () => {
+  let proxy: Awaited<ReturnType<typeof lossyProxy>>
+  let client: Redis
+  let redis: Redis
+  let store: RedisStore
+  let prefix: string
+  beforeEach(async () => {
+    proxy = await lossyProxy()
+    client = new Redis({ host: '127.0.0.1', port: proxy.port, retryStrategy: () => 20 })
+    redis = new Redis(REDIS_URL)
+    prefix = `pw-test-${randomBytes(4).toString('hex')}`
+    store = new RedisStore(client, prefix)
+    await store.startRun('users', 'r')
+  })
+  afterEach(async () => {
+    const keys = await redis.keys(`{${prefix}:*`)
+    if (keys.length) await redis.del(...keys)
+    client.disconnect()
+    await redis.quit()
+    await proxy.close()
+  })
+
+  it('a commit sent twice leases its ranges once, and the host gets those leases', async () => {
+    expect(await store.claim('users', 'h', 10_000, '1')).toEqual({ type: 'load', cursor: null })
+    proxy.loseNextReply()
+    const r = await store.commit('users', 'h', null, [{ ids: [1, 2], lastId: 2, prev: null }, { ids: [3], lastId: 3, prev: 2 }], 10_000, '2')
+    expect(r.type).toBe('leased')
+    const tokens = (r as { leases: { token: number }[] }).leases.map(l => l.token)
+    // Every lease in the store is one the host knows: nothing is orphaned to expire and cost an attempt.
+    expect((await store.state('users')).leased).toBe(2)
+    expect(await store.complete('users', 'h', tokens)).toEqual([true, true])
+    expect((await store.state('users')).counters).toMatchObject({ ids: 3, completed: 2, retried: 0 })
+  })
+
+  it('a claim sent twice hands its range out once, to this host', async () => {
+    const c = await store.commit('users', 'h', null, [{ ids: [1], lastId: 1, prev: null }], 10_000, '1')
+    await store.release('users', 'h', (c as { leases: { token: number }[] }).leases.map(l => l.token))
+    proxy.loseNextReply()
+    const claim = await store.claim('users', 'h', 10_000, '2')
+    expect(claim).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 1, range: { ids: [1] } } })
+    expect((await store.state('users')).leased).toBe(1)
+    expect(await store.complete('users', 'h', [(claim as { lease: { token: number } }).lease.token])).toEqual([true])
   })
 })

@@ -1,7 +1,7 @@
 import AsyncLock from 'async-lock'
 import Redis from 'ioredis'
 import { randomBytes } from 'node:crypto'
-import { MemoryStore, RedisStore } from '../../lib'
+import { KeyValueStore, MemoryStore, RedisStore } from '../../lib'
 import type { CoordinationStore } from '../../lib/store/coordination-store.interface'
 import { REDIS_URL } from '../support/redis-server'
 import type { WireRange, WireResult } from '../../lib/cluster/ipc.messages'
@@ -450,6 +450,11 @@ describe('RunEngine leases', () => {
     type Case = [string, () => CoordinationStore | undefined, (store: ClockedStore, coordination?: CoordinationStore) => unknown]
     const cases: Case[] = [
       ['MemoryStore', () => undefined, store => (store as unknown as { jobs: Map<string, unknown> }).jobs.clear()],
+      ['KeyValueStore (its state and the saved copy gone)', () => new KeyValueStore(new Map(), 'pw'), (_, coordination) => {
+        const kv = coordination as unknown as { jobs: Map<string, unknown>; storage: Map<string, string> }
+        kv.jobs.clear()
+        kv.storage.clear()
+      }],
       ['Redis store (the job\'s keys deleted, as by FLUSHALL or an eviction)', () => new RedisStore(redis, `pw-lost-${randomBytes(4).toString('hex')}`), async (_, coordination) => {
         const prefix = (coordination as unknown as { prefix: string }).prefix
         const keys = await redis.keys(`{${prefix}:items}:*`)
@@ -473,6 +478,39 @@ describe('RunEngine leases', () => {
       const summary = await engine.finished
       expect(summary.status).toBe('failed')
       expect(summary.error).toMatch(/the coordination state of run run-1 of job "items" was lost from the store \(it holds no run\)/)
+    })
+  })
+
+  describe('when the store\'s cursor goes back within the run (a failover to a replica that lagged, a restore)', () => {
+    const redis = new Redis(REDIS_URL)
+    afterAll(() => redis.quit())
+
+    type Case = [string, () => CoordinationStore | undefined, (store: ClockedStore, coordination?: CoordinationStore) => unknown]
+    const cases: Case[] = [
+      ['MemoryStore', () => undefined, store => void ((store as unknown as { jobs: Map<string, { cursor: unknown }> }).jobs.get('items')!.cursor = 2)],
+      ['Redis store', () => new RedisStore(redis, `pw-back-${randomBytes(4).toString('hex')}`), async (_, coordination) => {
+        await redis.hset(`{${(coordination as unknown as { prefix: string }).prefix}:items}:meta`, 'cursor', '2')
+      }],
+    ]
+    it.each(cases)('%s: the run fails saying so, and is never reported completed', async (_name, make, goBack) => {
+      const coordination = make()
+      // Each load is slower than the feed's batching window, so the feed commits (and learns the cursor) range by range.
+      const { store, slot, answer, engine } = await harness({
+        rows: 1000, coordination, options: { prefetch: 2 },
+        loader: async cursor => (await new Promise(r => setTimeout(r, 5)), cursor >= 1000 ? [] : [cursor + 1, cursor + 2]),
+      })
+      await until('several ranges', () => (slot.unanswered().length && answer(slot, slot.unanswered()), slot.sent.length >= 6))
+      await goBack(store, coordination)
+      let ended = false
+      void engine.finished.then(() => (ended = true))
+      await until('the end of the run', () => {
+        advance(1)
+        if (slot.unanswered().length) answer(slot, slot.unanswered())
+        return ended
+      })
+      const summary = await engine.finished
+      expect(summary.status).toBe('failed')
+      expect(summary.error).toMatch(/^the store's cursor of run run-1 of job "items" went back to 2, behind \d+ that this host committed/)
     })
   })
 })

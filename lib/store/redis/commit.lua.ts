@@ -1,15 +1,28 @@
 import { COMMON } from './common.lua'
 
 /**
- * ARGV: owner, expected cursor (JSON), leaseMs, new cursor (JSON), then per
- * range its JSON and number of ids. Compare-and-set of the cursor and the
- * leases with the next fencing tokens, in one step; no ranges: loading is
- * exhausted. Returns the tokens, not the ranges: the host has those.
+ * commit: compare-and-set of the cursor and the leases of the loaded ranges,
+ * with the next fencing tokens, in one step; no ranges: loading is exhausted.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner, [2] expected cursor (JSON), [3] leaseMs, [4] new cursor
+ *   (JSON), [5] request ('' for none), then per range its JSON and its number of ids.
+ * - Reply: { 'leased', due (1: claim before loading again), runId, deadline,
+ *   token per range... } (the tokens, not the ranges: the host has those);
+ *   { 'exhausted' }; { 'conflict', cursor } when the cursor is not the
+ *   expected one or no run is active. The same request again gets the same
+ *   'leased' reply.
  */
-export const COMMIT = `${COMMON}
+export const COMMIT: string = `${COMMON}
+local again = replayed(ARGV[1], ARGV[5])
+if again then
+  local first, n = tonumber(again[2]), tonumber(again[3])
+  local out = { 'leased', tonumber(again[4]), run_id(), tonumber(again[5]) }
+  for k = 0, n - 1 do out[k + 5] = first + k end
+  return out
+end
 local cursor = redis.call('HGET', META, 'cursor') or 'null'
 if redis.call('HGET', META, 'state') ~= 'running' or cursor ~= ARGV[2] then return { 'conflict', cursor } end
-if #ARGV == 4 then
+if #ARGV == 5 then
   redis.call('HSET', META, 'exhausted', '1')
   return { 'exhausted' }
 end
@@ -19,12 +32,12 @@ local now, lease_ms = now_ms(), tonumber(ARGV[3])
 local due = (#redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1) > 0
   or #redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1) > 0) and 1 or 0
 -- All leases in one HINCRBY, one HSET and one ZADD.
-local rid, deadline, n = run_id(), now + lease_ms, (#ARGV - 4) / 2
+local rid, deadline, n = run_id(), now + lease_ms, (#ARGV - 5) / 2
 local first = next_tokens(n)
 local meta = '{"o":' .. cjson.encode(ARGV[1]) .. ',"a":1,"r":' .. cjson.encode(rid) .. ',"n":'
 local out, fields, scores = { 'leased', due, rid, deadline }, {}, {}
 for k = 0, n - 1 do
-  local token, i = first + k, 5 + 2 * k
+  local token, i = first + k, 6 + 2 * k
   fields[4 * k + 1], fields[4 * k + 2] = tok(token) .. ':r', ARGV[i]
   fields[4 * k + 3], fields[4 * k + 4] = tok(token) .. ':m', meta .. tonumber(ARGV[i + 1]) .. '}'
   scores[2 * k + 1], scores[2 * k + 2] = deadline, tok(token)
@@ -32,5 +45,6 @@ for k = 0, n - 1 do
 end
 chunked(fields, function(...) redis.call('HSET', LEASES, ...) end)
 chunked(scores, function(...) redis.call('ZADD', DEADLINES, ...) end)
+remember(ARGV[1], ARGV[5], tok(first), n, due, deadline)
 return out
 `

@@ -1,12 +1,18 @@
+import { JOB_KEYS } from './keys'
+
 /**
- * Lua shared by every script. Keys (one hash tag, so Redis Cluster keeps a job on one slot):
- * KEYS[1] meta hash (run, cursor, counters, token), KEYS[2] leases hash (<token>:m meta, <token>:r range),
- * KEYS[3] lease deadlines zset, KEYS[4] pending zset (due time), KEYS[5] pending hash (<id>:m, <id>:r),
- * KEYS[6] dead letters list. Ranges and cursors stay opaque JSON strings: Lua never decodes them,
- * so no id loses digits in cjson.
+ * Lua shared by every script. KEYS are the job's keys, in the order of
+ * JOB_KEYS (one hash tag, so Redis Cluster keeps a job on one slot), bound
+ * here to names: META hash (run, cursor, counters, token), LEASES hash
+ * (<token>:m meta, <token>:r range), DEADLINES zset (token by deadline),
+ * PENDING zset (id by due time), PDATA hash (<id>:m, <id>:r), DEAD list,
+ * HOSTS zset (owner by the time until which it takes part), REPLIES hash
+ * (<owner>:<slot>: a claim's or commit's request and what it leased).
+ * Ranges and cursors stay opaque JSON strings: Lua never decodes them, so no
+ * id loses digits in cjson.
  */
-export const COMMON = `
-local META, LEASES, DEADLINES, PENDING, PDATA, DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+export const COMMON: string = `
+local ${JOB_KEYS.map(k => k.toUpperCase()).join(', ')} = ${JOB_KEYS.map((_, i) => `KEYS[${i + 1}]`).join(', ')}
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -76,5 +82,33 @@ end
 local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
+end
+-- A host takes part in the run until \`till\` (leases of its own keep the run active anyway); gone hosts are pruned.
+local function present(owner, till, now)
+  redis.call('ZREMRANGEBYSCORE', HOSTS, '-inf', now)
+  redis.call('ZADD', HOSTS, till, owner)
+end
+-- The run is active: a live lease, or a host that took part within its lease time and has not left.
+local function active(now)
+  return #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
+    or #redis.call('ZRANGEBYSCORE', HOSTS, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
+end
+-- Each host numbers its claims and commits; the answers of its last 64 that leased something are kept, so one
+-- that arrives again (a client resending after a reconnect) is answered the same and leases nothing more.
+local function reply_field(owner, request)
+  return owner .. ':' .. (tonumber(request) % 64)
+end
+-- The parts of what \`request\` was answered (the request first), or nil when it is new.
+local function replayed(owner, request)
+  if not request or request == '' then return nil end
+  local v = redis.call('HGET', REPLIES, reply_field(owner, request))
+  if not v then return nil end
+  local parts = {}
+  for part in string.gmatch(v, '[^|]+') do parts[#parts + 1] = part end
+  if parts[1] ~= request then return nil end
+  return parts
+end
+local function remember(owner, request, ...)
+  if request and request ~= '' then redis.call('HSET', REPLIES, reply_field(owner, request), table.concat({ request, ... }, '|')) end
 end
 `

@@ -1,8 +1,15 @@
 import { COMMON } from './common.lua'
 
-/** ARGV: owner, leaseMs, tokens... Renews the owner's leases; returns the tokens that are not theirs any more. */
-export const HEARTBEAT = `${COMMON}
-local deadline, lost, renewed = now_ms() + tonumber(ARGV[2]), {}, {}
+/**
+ * heartbeat: renews the owner's leases and marks it as taking part in the active run.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner, [2] leaseMs, then tokens (none: only the mark).
+ * - Reply: the tokens that are not the owner's any more.
+ */
+export const HEARTBEAT: string = `${COMMON}
+local now = now_ms()
+local deadline, lost, renewed = now + tonumber(ARGV[2]), {}, {}
+if redis.call('HGET', META, 'state') == 'running' then present(ARGV[1], deadline, now) end
 local tokens, mine = owned(ARGV[1], 3)
 for _, token in ipairs(tokens) do
   if mine[token] then
@@ -15,8 +22,13 @@ chunked(renewed, function(...) redis.call('ZADD', DEADLINES, 'XX', ...) end)
 return lost
 `
 
-/** ARGV: owner, tokens... For each: 1 when counted, 0 when the lease was lost (or the token came twice). */
-export const COMPLETE = `${COMMON}
+/**
+ * complete: counts the owner's ranges as done, in one step.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner, then tokens.
+ * - Reply: per token, 1 when counted, 0 when the lease was lost (or the token came twice).
+ */
+export const COMPLETE: string = `${COMMON}
 local rid, counted, ids, done, fields, members = run_id(), {}, 0, 0, {}, {}
 local tokens, mine = owned(ARGV[1], 2)
 for k, token in ipairs(tokens) do
@@ -41,8 +53,13 @@ end
 return counted
 `
 
-/** ARGV: owner, token, dead ('1'/'0'), retryInMs, error (JSON). Returns 'retry', 'dead' or 'stale'. */
-export const FAIL = `${COMMON}
+/**
+ * fail: schedules a retry of the owner's range (attempt + 1) or sends it to the dead letters.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner, [2] token, [3] dead ('1'/'0'), [4] retryInMs, [5] error (JSON).
+ * - Reply: 'retry', 'dead', or 'stale' when the lease was not the owner's any more.
+ */
+export const FAIL: string = `${COMMON}
 local m, range = take(ARGV[1], ARGV[2])
 if not m then return 'stale' end
 local now, current = now_ms(), m.r == run_id()
@@ -57,8 +74,13 @@ if current then redis.call('HINCRBY', META, 'retried', 1) end
 return 'retry'
 `
 
-/** ARGV: owner, tokens... Gives the owner's leases back, due now, at the same attempt. */
-export const RELEASE = `${COMMON}
+/**
+ * release: gives the owner's leases back, due now, at the same attempt.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner, then tokens.
+ * - Reply: 1.
+ */
+export const RELEASE: string = `${COMMON}
 local now = now_ms()
 for i = 2, #ARGV do
   local m, range = take(ARGV[1], ARGV[i])
@@ -67,9 +89,28 @@ end
 return 1
 `
 
-/** ARGV: dead letter (the exact list entry), its range (JSON), its number of ids. Requeues it once, even if called twice. */
-export const REQUEUE_DEAD = `${COMMON}
+/**
+ * requeueDead: hands one dead letter out again (attempt 1), once even if called twice.
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] the dead letter (the exact list entry), [2] its range (JSON), [3] its number of ids.
+ * - Reply: 1 when requeued, 0 when it was not in the list any more.
+ */
+export const REQUEUE_DEAD: string = `${COMMON}
 if redis.call('LREM', DEAD, 1, ARGV[1]) == 0 then return 0 end
 add_pending('d' .. redis.call('HINCRBY', META, 'requeued', 1), ARGV[2], tonumber(ARGV[3]), 1, 'retry', run_id(), now_ms())
+return 1
+`
+
+/**
+ * leave: the owner stopped taking part in the run (its leases were given back first).
+ * - KEYS: the job's keys (JOB_KEYS).
+ * - ARGV: [1] owner.
+ * - Reply: 1.
+ */
+export const LEAVE: string = `${COMMON}
+redis.call('ZREM', HOSTS, ARGV[1])
+local fields = {}
+for i = 0, 63 do fields[#fields + 1] = ARGV[1] .. ':' .. i end
+redis.call('HDEL', REPLIES, unpack(fields))
 return 1
 `
