@@ -47,6 +47,16 @@ export class OwnRedisSentinel {
     }
   }
 
+  /** The port of the master the sentinel names now. */
+  masterPort(): number {
+    return Number(redisCli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).split('\n')[1])
+  }
+
+  /** A failover now: the sentinel promotes the replica and makes the old master its replica. */
+  failover(): void {
+    redisCli(this.sentinel, 'sentinel', 'failover', this.name)
+  }
+
   /** Keys on the master and on the replica. */
   keys(): [number, number] {
     return [Number(redisCli(this.master, 'dbsize')), Number(redisCli(this.replica, 'dbsize'))]
