@@ -1,7 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { DiscoveryService } from '@nestjs/core'
 import AsyncLock from 'async-lock'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import { ClusterPool } from './cluster/cluster-pool'
 import { InlinePool } from './cluster/inline-pool'
 import { RunFailedError } from './errors/run-failed.error'
@@ -32,8 +33,8 @@ interface ActiveRun {
  */
 @Injectable()
 export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
-  /** Identity of this host (this primary) in the store. */
-  readonly hostId = `h-${randomUUID()}`
+  /** Identity of this host (this primary) in the store: hostname, pid and a random part (pids are reused). */
+  readonly hostId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   private readonly runs = new Map<string, ActiveRun>()
   private readonly lock: AsyncLock
   private readonly logger: ModuleLogger
@@ -131,7 +132,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     })
     entry.engine = engine
     engine.start(inline
-      ? new InlinePool(`inline-${this.hostId.slice(2, 10)}`, this.options.concurrency, def, runId, engine)
+      ? new InlinePool(`inline-${process.pid}`, this.options.concurrency, def, runId, engine)
       : new ClusterPool(def.name, runId, this.options, engine, logger))
     if (entry.stopRequested) void engine.stop()
     const summary = await engine.finished

@@ -3,7 +3,7 @@ import { RateSampler } from '../run/rate-sampler'
 import { RedisStore } from '../store/redis.store'
 import { renderStatus } from './status-view'
 
-const USAGE = `Usage: nestjs-parallel-worker <command> <job> --redis <url> [--prefix <storageKey>]
+const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--prefix <storageKey>]
 
 Commands:
   status [--watch]   state, progress, rate, ETA, ranges and leases per host (--watch: live, Ctrl+C to leave)
@@ -13,7 +13,11 @@ Commands:
   retry-dead         hands the dead-lettered ranges out again
   reset              cursor back to the start (refused while a run is active)
 
---prefix defaults to 'parallel-worker', the module's storageKey default.`
+Where the store is:
+  --redis <url>              Redis URL; default: $PARALLEL_WORKER_REDIS_URL, then $REDIS_URL
+  --cluster                  --redis lists Redis Cluster nodes: host:port[,host:port...] (URLs too)
+  --sentinel <host:port,...> through Sentinel: the sentinels, with --name <master> (the monitored master's name)
+  --prefix <storageKey>      default: $PARALLEL_WORKER_PREFIX, then 'parallel-worker' (the module's storageKey default)`
 
 const COMMANDS = ['status', 'pause', 'resume', 'cancel', 'retry-dead', 'reset']
 
@@ -22,6 +26,10 @@ export class CliError extends Error {}
 
 interface Io {
   out: (text: string) => void
+  /** Output goes to a terminal (watch redraws in place), not a pipe or a file. */
+  tty?: boolean
+  /** Where PARALLEL_WORKER_REDIS_URL, REDIS_URL and PARALLEL_WORKER_PREFIX are read. */
+  env?: Record<string, string | undefined>
   /** Resolves when the user asks to stop watching (SIGINT). */
   interrupted: Promise<void>
 }
@@ -30,7 +38,13 @@ interface Io {
 export async function cli(argv: string[], io: Io): Promise<number> {
   let parsed
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { redis: { type: 'string' }, prefix: { type: 'string' }, watch: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+    parsed = parseArgs({
+      args: argv, allowPositionals: true,
+      options: {
+        redis: { type: 'string' }, cluster: { type: 'boolean' }, sentinel: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' },
+        watch: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    })
   } catch (e) {
     throw new CliError(`${(e as Error).message}\n\n${USAGE}`)
   }
@@ -42,15 +56,16 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   const [command, job] = positionals
   if (!command || !COMMANDS.includes(command)) throw new CliError(`${command ? `Unknown command "${command}".` : 'No command given.'}\n\n${USAGE}`)
   if (!job) throw new CliError(`Name the job: nestjs-parallel-worker ${command} <job> --redis <url>`)
-  if (!values.redis) throw new CliError(`--redis <url> is required, e.g. --redis redis://127.0.0.1:6379`)
-  const prefix = values.prefix ?? 'parallel-worker'
-  const redis = await connect(values.redis)
+  const env = io.env ?? {}
+  const target = where({ ...values, redis: values.redis ?? env.PARALLEL_WORKER_REDIS_URL ?? env.REDIS_URL })
+  const prefix = values.prefix ?? env.PARALLEL_WORKER_PREFIX ?? 'parallel-worker'
+  const redis = await connect(target)
   try {
     const store = new RedisStore(redis as never, prefix)
     const state = await store.state(job)
     if (state.state === 'idle' && state.runId === null) {
       const jobs = await store.jobs()
-      throw new CliError(`No job "${job}" in Redis at ${values.redis} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : 'No jobs there at all: check --prefix (the module\'s storageKey).'}`)
+      throw new CliError(`No job "${job}" in Redis at ${target.label} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : 'No jobs there at all: check --prefix (the module\'s storageKey).'}`)
     }
     switch (command) {
       case 'status':
@@ -87,21 +102,61 @@ async function status(store: RedisStore, job: string, watch: boolean, io: Io): P
     const s = await store.state(job)
     const rate = rates.rate(job, s)
     const view = renderStatus(job, s, rate, await store.leasesByOwner(job))
-    // In watch mode the view is redrawn in place.
-    io.out(watch ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)` : view)
+    // In watch mode on a terminal the view is redrawn in place; into a pipe or file, each view follows the last.
+    io.out(!watch ? view : io.tty ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)` : `${view}\n`)
     if (watch) await Promise.race([new Promise(r => setTimeout(r, 1000)), io.interrupted])
   } while (watch && !stop)
   return 0
 }
 
-async function connect(url: string) {
+/** The store's Redis as the flags say: one URL, Cluster nodes, or sentinels and a master name. */
+interface Target {
+  label: string
+  make(Redis: typeof import('ioredis').default): import('ioredis').default | import('ioredis').Cluster
+}
+
+function where(v: { redis?: string; cluster?: boolean; sentinel?: string; name?: string }): Target {
+  const once = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: () => null }
+  const hostPort = (s: string, flag: string) => {
+    const url = /^rediss?:\/\//.test(s) ? new URL(s) : new URL(`redis://${s}`)
+    if (!url.hostname || !url.port) throw new CliError(`${flag} takes host:port values, got "${s}".`)
+    return { host: url.hostname, port: Number(url.port) }
+  }
+  if (v.sentinel) {
+    if (!v.name) throw new CliError('--sentinel needs --name <master>: the name the sentinels monitor the master as.')
+    const sentinels = v.sentinel.split(',').map(s => hostPort(s.trim(), '--sentinel'))
+    return { label: `master "${v.name}" of sentinels ${v.sentinel}`, make: Redis => new Redis({ ...once, sentinels, name: v.name, sentinelRetryStrategy: () => null }) }
+  }
+  if (!v.redis) throw new CliError('Say where the store is: --redis <url> (or set PARALLEL_WORKER_REDIS_URL or REDIS_URL), e.g. --redis redis://127.0.0.1:6379')
+  if (v.cluster) {
+    const nodes = (v.redis as string).split(',').map(s => hostPort(s.trim(), '--redis'))
+    return {
+      label: `Redis Cluster ${v.redis}`,
+      make: Redis => new Redis.Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 } }),
+    }
+  }
+  return { label: redact(v.redis), make: Redis => new Redis(v.redis as string, once) }
+}
+
+/** A URL without its password. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString().replace(/\/$/, '')
+  } catch {
+    return url
+  }
+}
+
+async function connect(target: Target) {
   let Redis: typeof import('ioredis').default
   try {
     Redis = (await import('ioredis')).default
   } catch {
     throw new CliError('The CLI needs ioredis: npm install ioredis')
   }
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: () => null })
+  const redis = target.make(Redis)
   // The socket's own error (ECONNREFUSED, ENOTFOUND, auth) says more than "Connection is closed".
   let cause: Error | undefined
   redis.on('error', e => (cause ??= e))
@@ -109,7 +164,7 @@ async function connect(url: string) {
     await redis.connect()
   } catch (e) {
     redis.disconnect()
-    throw new CliError(`Cannot reach Redis at ${url}: ${(cause ?? (e as Error)).message}`)
+    throw new CliError(`Cannot reach Redis at ${target.label}: ${(cause ?? (e as Error)).message}`)
   }
   return redis
 }

@@ -13,6 +13,7 @@ const num = (n: number) => Math.round(n).toLocaleString('en')
 export function renderStatus(job: string, s: StoreRunState, rate: number, owners: Record<string, number>): string {
   const state = s.state === 'running' && s.control === 'pause' ? 'paused' : s.state
   const ids = s.counters.ids
+  if (state === 'idle') return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`
   const lines = [`job ${job}: ${state}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`]
   if (s.total !== undefined && s.total > 0) {
     const ratio = Math.min(1, ids / s.total)

@@ -253,7 +253,10 @@ export class MemoryStore implements CoordinationStore {
     const now = this.now()
     if (s.state === 'running' && this.active(s, now)) throw new Error(RESET_BUSY(s.runId as string))
     this.forgetReplies(job)
-    Object.assign(s, { cursor: null, exhausted: false, pending: [], leases: new Map(), hosts: {}, state: s.state === 'running' ? 'stopped' : s.state })
+    Object.assign(s, {
+      state: 'idle', control: 'run', cursor: null, exhausted: false, pending: [], leases: new Map(), hosts: {}, counters: zeroCounters(),
+      total: undefined, error: undefined, startedAt: null, endedAt: null,
+    })
     await this.saved(job)
   }
 

@@ -230,7 +230,7 @@ export function storeContract(name: string, make: () => Promise<{ store: Coordin
       await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active/)
       await store.leave!(job, A)
       await store.reset(job)
-      expect(await store.state(job)).toMatchObject({ state: 'stopped', cursor: null, retrying: 0 })
+      expect(await store.state(job)).toMatchObject({ state: 'idle', cursor: null, retrying: 0, counters: { ids: 0, completed: 0, retried: 0 }, startedAt: null })
       // A host that went quiet (no leave: it crashed) stops counting once its lease time passed.
       await store.startRun(job, 'r3')
       expect(await store.claim(job, B, 50)).toMatchObject({ type: 'load' })

@@ -1,23 +1,13 @@
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
+import { hostname } from 'node:os'
+import { runCli, watchCli } from '../support/cli'
 import { startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { REDIS_URL } from '../support/redis-server'
 
-const CLI = join(__dirname, '../../dist/cli/main.js')
 const ROWS = 20_000
 
-const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args])
-    return { code: 0, out: stdout + stderr }
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string }
-    return { code: err.code, out: err.stdout + err.stderr }
-  }
-}
+const cli = (...args: string[]) => runCli(args)
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
@@ -46,7 +36,17 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     const status = await cli('status', 'items', ...opts)
     expect(status.out).toMatch(/^job items: paused \(run [0-9a-f-]+\)\n/)
     expect(status.out).toMatch(/% \| [\d,]+\/20,000 ids \|/)
-    expect(status.out).toMatch(/leases per host: h-[0-9a-f-]+ \d+/)
+    // Hosts are named so a person can find them: hostname, pid, a random part.
+    expect(status.out).toContain(`leases per host: ${hostname()}:${host.child.pid}:`)
+    expect(status.out).toMatch(/leases per host: \S+:\d+:[0-9a-f]{6} \d+/)
+    // Into a pipe, --watch writes one view after another, without terminal codes; Ctrl+C leaves it.
+    const watched = await watchCli(['status', 'items', '--watch', ...opts], 2500)
+    expect(watched.code).toBe(0)
+    expect(watched.out).not.toContain('\x1b')
+    expect(watched.out.match(/^job items: paused/gm)?.length).toBeGreaterThanOrEqual(2)
+    // Where the store is can come from the environment, as in the app's own config.
+    const fromEnv = await runCli(['status', 'items'], { PARALLEL_WORKER_REDIS_URL: REDIS_URL, PARALLEL_WORKER_PREFIX: prefix })
+    expect(fromEnv.out).toMatch(/^job items: paused/)
 
     expect((await cli('resume', 'items', ...opts)).out).toMatch(/^Resumed run/)
     const result = await host.exited
@@ -59,6 +59,9 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     expect(again.summary).toMatchObject({ status: 'completed', ids: 500 })
     expect(await pgCounts(table)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
     expect((await cli('status', 'items', ...opts)).out).toMatch(/^job items: completed/)
+    // After a reset, status says what the next run does, not the last run's 100%.
+    expect((await cli('reset', 'items', ...opts)).out).toBe('"items" reset: its next run starts from the first row.\n')
+    expect((await cli('status', 'items', ...opts)).out).toBe('job items: idle; its next run starts from the first row\n')
   })
 
   it('says clearly when the job is unknown or Redis cannot be reached', async () => {
@@ -70,5 +73,9 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     expect(down.out).toMatch(/^Cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/)
     const usage = await cli('frobnicate', 'items', '--redis', REDIS_URL)
     expect(usage.out).toContain('Unknown command "frobnicate".')
+    const nowhere = await runCli(['status', 'items'], { PARALLEL_WORKER_REDIS_URL: '', REDIS_URL: '' })
+    expect(nowhere).toMatchObject({ code: 2, out: expect.stringMatching(/^Say where the store is: --redis <url> \(or set PARALLEL_WORKER_REDIS_URL or REDIS_URL\)/) })
+    const secret = await cli('status', 'items', '--redis', 'redis://:hunter2@127.0.0.1:1')
+    expect(secret.out).toMatch(/^Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /)
   })
 })

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Client } from 'pg'
 import Redis from 'ioredis'
 import { RedisStore, type RunSummary } from '../../lib'
+import { runCli } from '../support/cli'
 import { type FixtureRun, startFixture } from '../support/fixture'
 import { countProcessed as processed, createPgItems, DATABASE_URL, dropPgTable, pgCounts } from '../support/postgres'
 import { OwnRedisCluster } from '../support/redis-cluster'
@@ -128,6 +129,10 @@ describe('many hosts on one Redis (e2e)', () => {
       expect(await store.jobs()).toEqual(['alpha', 'beta', 'delta', 'gamma', 'items'])
       expect(cluster.keysPerNode().filter(n => n > 0).length).toBeGreaterThan(1)
       await client.quit()
+      // The CLI reads the job from the master that holds it, and lists jobs from every master.
+      const nodes = ['--cluster', '--redis', cluster.ports.map(p => `127.0.0.1:${p}`).join(','), '--prefix', 'pw-cluster']
+      expect((await runCli(['status', 'items', ...nodes])).out).toMatch(/^job items: completed .*\n100,000 ids done/)
+      expect((await runCli(['status', 'nope', ...nodes])).out).toContain('Jobs there: alpha, beta, delta, gamma, items.')
       console.log(`Redis Cluster (3 masters), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, keys per master ${perNode.join('/')}, ${((Date.now() - started) / 1000).toFixed(1)} s`)
     } finally {
       cluster.stop()
@@ -152,6 +157,10 @@ describe('many hosts on one Redis (e2e)', () => {
       // The hosts found the master through the sentinel; the replica follows it.
       const [onMaster] = sentinel.keys()
       expect(onMaster).toBeGreaterThan(0)
+      // So does the CLI.
+      const via = ['--sentinel', `127.0.0.1:${sentinel.sentinel}`, '--name', sentinel.name, '--prefix', 'pw-sentinel']
+      expect((await runCli(['status', 'items', ...via])).out).toMatch(/^job items: completed .*\n100,000 ids done/)
+      expect((await runCli(['status', 'items', '--sentinel', `127.0.0.1:${sentinel.sentinel}`])).out).toMatch(/^--sentinel needs --name <master>/)
       console.log(`Redis Sentinel (master + replica), 2 hosts x 2 workers: ${ROWS} rows, 0 lost, 0 duplicated, ${((Date.now() - started) / 1000).toFixed(1)} s`)
     } finally {
       sentinel.stop()
