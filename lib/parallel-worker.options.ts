@@ -3,7 +3,7 @@ import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error
 import type {
   ParallelWorkerLogLevel, ParallelWorkerOptions, ResolvedParallelWorkerOptions,
 } from './interfaces/parallel-worker-options.interface'
-import { show } from './parallel-worker.messages'
+import { redactUrl, show } from './parallel-worker.messages'
 
 /** What a range's handler should take when neither rangeSize nor targetRangeMs is set. */
 const DEFAULT_TARGET_RANGE_MS = 500
@@ -51,8 +51,8 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     fail('lockOptions', options.lockOptions, 'an async-lock options object')
   }
   const storage = options.storage
-  if (storage !== undefined && (typeof storage !== 'object' || storage === null)) {
-    fail('storage', storage, 'an ioredis client, a CoordinationStore or an object with get and set')
+  if (storage !== undefined && (typeof storage !== 'object' || storage === null) && !(typeof storage === 'string' && /^rediss?:\/\/./.test(storage))) {
+    fail('storage', typeof storage === 'string' ? redactUrl(storage) : storage, "a Redis URL ('redis://host:port'), ioredis options, an ioredis client, a CoordinationStore or an object with get and set")
   }
   const idOrder = options.idOrder ?? 'numeric'
   if (typeof idOrder !== 'function' && !['numeric', 'text', 'binary'].includes(idOrder)) {
@@ -69,6 +69,7 @@ export function resolveOptions(options: ParallelWorkerOptions = {}): ResolvedPar
     logging: { enabled: logging.enabled ?? true, level: logging.level ?? 'info' },
     lockOptions: options.lockOptions ?? {},
     storageKey: options.storageKey ?? 'parallel-worker',
+    storeConnectTimeoutMs: int(options, 'storeConnectTimeoutMs', 10_000, 100),
     concurrency,
     prefetch: int(options, 'prefetch', Math.max(1, workers * concurrency), 0),
     rangeSize: int(options, 'rangeSize', 1000, 1),

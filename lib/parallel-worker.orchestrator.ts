@@ -2,6 +2,9 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { DiscoveryService } from '@nestjs/core'
 import AsyncLock from 'async-lock'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error'
+import { RunRefusedError } from './errors/run-refused.error'
+import { StoreUnavailableError } from './errors/store-unavailable.error'
 import { hostname } from 'node:os'
 import { ClusterPool } from './cluster/cluster-pool'
 import { InlinePool } from './cluster/inline-pool'
@@ -12,7 +15,7 @@ import type { ID } from './interfaces/range.interface'
 import type { RunSummary } from './interfaces/run-summary.interface'
 import { LOG_CONTEXT } from './parallel-worker.constants'
 import { ModuleLogger } from './parallel-worker.logger'
-import { show } from './parallel-worker.messages'
+import { show, STORE_UNAVAILABLE } from './parallel-worker.messages'
 import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
 import type { EventSink } from './run/run-deps'
 import { RunEngine } from './run/run-engine'
@@ -53,6 +56,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     },
   }
   private signals = 0
+  /** The signal that stopped this process's runs: no run starts or is joined after it. */
+  private stopSignal?: NodeJS.Signals
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
@@ -90,9 +95,12 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
 
   /** Runs `def` (or joins its run on this host) and resolves with the summary. */
   async run(def: JobDefinition, from: ID | null | undefined): Promise<RunSummary> {
+    if (this.stopSignal) {
+      throw new RunRefusedError(def.name, `Job "${def.name}" was not started: this process is stopping (${this.stopSignal} received).`)
+    }
     const active = this.runs.get(def.name)
     if (active) {
-      if (from !== undefined) throw new Error(`Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
+      if (from !== undefined) throw new RunRefusedError(def.name, `Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
       return active.promise
     }
     const entry = {} as ActiveRun
@@ -121,7 +129,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   private async orchestrate(def: JobDefinition, from: ID | null | undefined, entry: ActiveRun): Promise<RunSummary> {
     const startedAt = performance.now()
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
-    const { runId, joined } = await this.store.startRun(def.name, randomUUID(), from, `${def.loader.name} + ${def.handler.name}`)
+    const { runId, joined } = await this.firstCall(def.name, () => this.store.startRun(def.name, randomUUID(), from, `${def.loader.name} + ${def.handler.name}`))
     const logger = this.logger
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
     if (!joined && def.total) void this.recordTotal(def, runId)
@@ -140,6 +148,36 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     if (summary.status === 'failed') throw new RunFailedError(summary)
     logger.info(line)
     return summary
+  }
+
+  /**
+   * The run's first store call, retried while the store fails, for at most
+   * storeConnectTimeoutMs (a call that hangs counts too): then run() rejects
+   * with a StoreUnavailableError that says where the store is. A refusal
+   * (RunRefusedError) is an answer, not an outage.
+   */
+  private async firstCall<T>(job: string, call: () => Promise<T>): Promise<T> {
+    const timeoutMs = this.options.storeConnectTimeoutMs
+    const deadline = performance.now() + timeoutMs
+    let timer: NodeJS.Timeout | undefined
+    const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer after ${timeoutMs} ms`)), timeoutMs)))
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await Promise.race([call(), hang])
+        } catch (e) {
+          if (e instanceof RunRefusedError || e instanceof ParallelWorkerConfigError) throw e
+          if (performance.now() + 100 >= deadline || (e as Error).message.startsWith('no answer after')) {
+            const where = this.store.where ?? 'the coordination store'
+            const problem = (this.store as { problem?(): string | undefined }).problem?.() ?? (e as Error).message
+            throw new StoreUnavailableError(job, STORE_UNAVAILABLE(job, where, timeoutMs, problem), { cause: e })
+          }
+          await new Promise(r => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)))
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
@@ -165,10 +203,24 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     if (!active) this.signals = 0
   }
 
+  /**
+   * The runs stopped after `signal`. An app that handles the signal itself
+   * (`enableShutdownHooks()`, or its own listener) goes on shutting down as it
+   * chose; otherwise the module raises the signal again, so the process ends
+   * as it would have without the module (a cron or HTTP app would go on forever).
+   */
+  private afterStop(signal: NodeJS.Signals): void {
+    process.off(signal, this.onSignal)
+    if (process.listenerCount(signal) > 0) return
+    this.logger.warn(`${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()), so the process ends now.`)
+    process.kill(process.pid, signal)
+  }
+
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     if (++this.signals === 1) {
+      this.stopSignal = signal
       this.logger.warn(`${signal}: stopping gracefully (a second ${signal} exits at once).`)
-      void this.stop()
+      void this.stop().then(() => this.afterStop(signal))
       return
     }
     this.logger.warn(`${signal} again: exiting now.`)

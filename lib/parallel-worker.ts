@@ -172,7 +172,9 @@ export class ParallelWorker implements OnModuleInit, BeforeApplicationShutdown, 
     else await this.orchestrator.stop()
   }
 
-  onApplicationShutdown(): void {
+  async onApplicationShutdown(): Promise<void> {
+    // A Redis client the module made from a URL or options is its own to close (an app's client stays open).
+    await this.store.close?.().catch(() => undefined)
     // A drained worker ends by itself once its IPC channel is closed.
     if (ParallelWorker.isWorker() && process.connected) process.disconnect?.()
   }

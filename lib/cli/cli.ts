@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { redactUrl } from '../parallel-worker.messages'
 import { RateSampler } from '../run/rate-sampler'
 import { RedisStore } from '../store/redis.store'
 import { renderStatus } from './status-view'
@@ -135,18 +136,7 @@ function where(v: { redis?: string; cluster?: boolean; sentinel?: string; name?:
       make: Redis => new Redis.Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 } }),
     }
   }
-  return { label: redact(v.redis), make: Redis => new Redis(v.redis as string, once) }
-}
-
-/** A URL without its password. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString().replace(/\/$/, '')
-  } catch {
-    return url
-  }
+  return { label: redactUrl(v.redis), make: Redis => new Redis(v.redis as string, once) }
 }
 
 async function connect(target: Target) {

@@ -14,6 +14,24 @@ export interface RedisLikeClient {
 }
 
 /**
+ * ioredis connection options (`new Redis(options)`), for a client the module
+ * creates, owns and closes: a host and port, a socket path, or sentinels and
+ * a master name. Typed loosely so the app needs ioredis only when it uses it.
+ */
+export interface RedisConnectionOptions {
+  host?: string
+  port?: number
+  path?: string
+  username?: string
+  password?: string
+  db?: number
+  tls?: Record<string, unknown>
+  sentinels?: { host: string; port: number }[]
+  name?: string
+  [option: string]: unknown
+}
+
+/**
  * How a job's ids are ordered (the order the loader returns them in):
  * `'numeric'` numbers and integer strings numerically, other strings by
  * UTF-16 code unit, never the two kinds mixed; `'text'` string ids by code
@@ -24,8 +42,21 @@ export type IdOrderOption = 'numeric' | 'text' | 'binary' | ((a: ID, b: ID) => n
 
 /** Options of `ParallelWorkerModule.forRoot()`; every one has a default. */
 export interface ParallelWorkerOptions {
-  /** An ioredis client (many hosts), a `CoordinationStore`, or a seed-style `{ get, set }` (one host). Default: in memory. */
-  storage?: RedisLikeClient | CoordinationStore | KeyValueStorage
+  /**
+   * Where coordination state lives. Default: in memory (one host). For many
+   * hosts, a Redis URL (`'redis://…'`, `'rediss://…'`) or ioredis connection
+   * options: the module creates that client, names it, and closes it on
+   * shutdown. Or an ioredis `Redis`/`Cluster` client of the app's (the module
+   * never closes it), any `CoordinationStore`, or a seed-style `{ get, set }`
+   * (one host).
+   */
+  storage?: string | RedisConnectionOptions | RedisLikeClient | CoordinationStore | KeyValueStorage
+  /**
+   * How long `run()` waits for the store to answer its first call before it
+   * rejects with a `StoreUnavailableError` (a Redis that is down or
+   * unreachable). Also the connect timeout of a client the module creates. Default `10000`.
+   */
+  storeConnectTimeoutMs?: number
   /** Worker processes per host; `0` runs handlers inline in the primary. Default `os.availableParallelism()`. */
   workers?: number
   /** Fork a replacement when a worker dies. Default `true`. */

@@ -174,4 +174,8 @@ export interface CoordinationStore {
   retryDead(job: string): Promise<number>
   state(job: string): Promise<StoreRunState>
   deadLetters(job: string): Promise<DeadLetter[]>
+  /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
+  readonly where?: string
+  /** Closes what the store itself opened; the module calls it at shutdown. Optional. */
+  close?(): Promise<void>
 }

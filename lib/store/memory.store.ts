@@ -1,4 +1,5 @@
 import type { ID } from '../interfaces/range.interface'
+import { RunRefusedError } from '../errors/run-refused.error'
 import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
 import type {
   Claim, CommitResult, RunControl, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
@@ -79,10 +80,10 @@ export class MemoryStore implements CoordinationStore {
   async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
     const s = this.job(job)
     const now = this.now()
-    if (declaredBy && s.declaredBy && s.declaredBy !== declaredBy && from === undefined) throw new Error(JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy))
+    if (declaredBy && s.declaredBy && s.declaredBy !== declaredBy && from === undefined) throw new RunRefusedError(job, JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy))
     if (s.state === 'running' && s.runId) {
       if (from === undefined) return { runId: s.runId, joined: true }
-      if (this.active(s, now)) throw new Error(RUN_BUSY(s.runId))
+      if (this.active(s, now)) throw new RunRefusedError(job, RUN_BUSY(s.runId))
     }
     if (declaredBy) s.declaredBy = declaredBy
     if (from !== undefined) {

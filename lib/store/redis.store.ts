@@ -4,6 +4,7 @@ import type { ID } from '../interfaces/range.interface'
 import type {
   Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, StoreRunState, StoredRange,
 } from './coordination-store.interface'
+import { RunRefusedError } from '../errors/run-refused.error'
 import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
 import { CLAIM } from './redis/claim.lua'
 import { COMMIT } from './redis/commit.lua'
@@ -40,6 +41,19 @@ const scripts = {
 
 type Raw = (string | number)[]
 
+/** An app's ioredis client as `Redis at host:port` (its options; never credentials). */
+function describeClient(client: unknown): string {
+  const c = client as { options?: { host?: string; port?: number; path?: string; sentinels?: { host: string; port: number }[]; name?: string }; startupNodes?: unknown[] }
+  if (Array.isArray(c.startupNodes)) {
+    const nodes = c.startupNodes.map(n => (typeof n === 'object' && n ? `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}` : String(n)))
+    return `Redis Cluster at ${nodes.join(',')}`
+  }
+  const o = c.options ?? {}
+  if (o.sentinels?.length) return `Redis master "${o.name}" through sentinels ${o.sentinels.map(s => `${s.host}:${s.port}`).join(',')}`
+  if (o.path) return `Redis at ${o.path}`
+  return `Redis at ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`
+}
+
 const parseLease = (owner: string, raw: Raw): Lease => ({
   token: Number(raw[0]), attempt: Number(raw[1]), runId: String(raw[2]), range: JSON.parse(String(raw[3])) as StoredRange,
   owner, deadline: Number(raw[4]),
@@ -55,8 +69,29 @@ const parseLease = (owner: string, raw: Raw): Lease => ({
 export class RedisStore implements CoordinationStore {
   private readonly client: Client
 
-  constructor(client: RedisLikeClient, private readonly prefix: string) {
+  /** Where the client points, without credentials. */
+  readonly where: string
+
+  /**
+   * `own`: the client is the module's (made from a URL or options), so
+   * `close()` closes it; otherwise it is the app's and stays open.
+   */
+  constructor(
+    client: RedisLikeClient,
+    private readonly prefix: string,
+    private readonly own?: { where: string; close(): Promise<void>; problem(): string | undefined },
+  ) {
     this.client = client as unknown as Client
+    this.where = own?.where ?? describeClient(client)
+  }
+
+  /** Why the module's own client cannot reach Redis now, if it cannot. */
+  problem(): string | undefined {
+    return this.own?.problem()
+  }
+
+  async close(): Promise<void> {
+    await this.own?.close()
   }
 
   private readonly jobKeys = new Map<string, string[]>()
@@ -88,8 +123,8 @@ export class RedisStore implements CoordinationStore {
 
   async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
     const [id, value] = await this.run(scripts.startRun, job, runId, from === undefined ? '0' : '1', JSON.stringify(from ?? null), declaredBy ?? '')
-    if (id === 'declared') throw new Error(JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string))
-    if (id === 'busy') throw new Error(RUN_BUSY(String(value)))
+    if (id === 'declared') throw new RunRefusedError(job, JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string))
+    if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)))
     return { runId: String(id), joined: Number(value) === 1 }
   }
 

@@ -22,6 +22,9 @@ export interface FixtureResult {
   output: string
   summary?: RunSummary
   failed?: { message: string; summary: RunSummary }
+  /** run() refused (RunRefusedError) or the store unreachable (StoreUnavailableError). */
+  refused?: { message: string; job: string }
+  unavailable?: { message: string; job: string }
 }
 
 /** Starts the compiled fixture app (`npm run build:fixture`) as a real primary that forks real workers. */
@@ -42,8 +45,11 @@ export function startFixture(env: Record<string, string | number | undefined>): 
   const exited = new Promise<FixtureResult>(resolve => child.on('close', (code, signal) => {
     const line = (tag: string) => out.split('\n').find(l => l.startsWith(`${tag} `))?.slice(tag.length + 1)
     const summary = line('SUMMARY')
-    const failed = line('FAILED')
-    resolve({ code, signal, output: out, summary: summary && JSON.parse(summary), failed: failed && JSON.parse(failed) })
+    const [failed, refused, unavailable] = ['FAILED', 'REFUSED', 'UNAVAILABLE'].map(line)
+    resolve({
+      code, signal, output: out, summary: summary && JSON.parse(summary), failed: failed && JSON.parse(failed),
+      refused: refused && JSON.parse(refused), unavailable: unavailable && JSON.parse(unavailable),
+    })
   }))
   return {
     child,

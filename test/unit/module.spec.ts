@@ -493,7 +493,7 @@ describe('bootstrap errors', () => {
 
   it('refuses bad options at bootstrap', async () => {
     await expect(boot([Numbers], { workers: -2 })).rejects.toThrow('ParallelWorkerModule: option "workers" must be a whole number >= 0, got -2.')
-    await expect(boot([Numbers], { storage: { nope: true } as any })).rejects.toThrow('option "storage" must be an ioredis Redis or Cluster client')
+    await expect(boot([Numbers], { storage: { nope: true } as any })).rejects.toThrow('option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client')
   })
 
   it('asks for a job name when the app has several', async () => {

@@ -445,7 +445,8 @@ describe('RunEngine leases', () => {
 
   describe('when the store loses the run\'s state', () => {
     const redis = new Redis(REDIS_URL)
-    afterAll(() => redis.quit())
+    // disconnect, not quit: ioredis's QUIT can race the server's close of the socket and reject "Connection is closed".
+    afterAll(() => redis.disconnect())
 
     type Case = [string, () => CoordinationStore | undefined, (store: ClockedStore, coordination?: CoordinationStore) => unknown]
     const cases: Case[] = [
@@ -483,7 +484,8 @@ describe('RunEngine leases', () => {
 
   describe('when the store\'s cursor goes back within the run (a failover to a replica that lagged, a restore)', () => {
     const redis = new Redis(REDIS_URL)
-    afterAll(() => redis.quit())
+    // disconnect, not quit: ioredis's QUIT can race the server's close of the socket and reject "Connection is closed".
+    afterAll(() => redis.disconnect())
 
     type Case = [string, () => CoordinationStore | undefined, (store: ClockedStore, coordination?: CoordinationStore) => unknown]
     const cases: Case[] = [
