@@ -12,6 +12,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  // Fresh Nest apps with their own dependencies, run by test/apps/run.sh.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/apps/'],
+  modulePathIgnorePatterns: ['<rootDir>/test/apps/'],
   // Nest 12 ships ESM only: transform it too.
   transform: { '^.+\\.(t|j)s$': swc },
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],

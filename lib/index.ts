@@ -3,7 +3,7 @@ export * from './errors'
 export type { ID, LoadContext, LoaderResult, Range, RangeContext } from './interfaces/range.interface'
 export type { JobState, JobStatus, RunStatus, RunSummary } from './interfaces/run-summary.interface'
 export type {
-  IdOrderOption, ParallelWorkerLogLevel, ParallelWorkerOptions, RedisLikeClient,
+  IdOrderOption, ParallelWorkerLogLevel, ParallelWorkerOptions, RedisConnectionOptions, RedisLikeClient,
 } from './interfaces/parallel-worker-options.interface'
 export { ParallelWorker, type RunOptions } from './parallel-worker'
 export type { ThrottleContext, ThrottleFn } from './interfaces/throttle.interface'

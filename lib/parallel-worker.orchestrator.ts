@@ -145,7 +145,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     if (entry.stopRequested) void engine.stop()
     const summary = await engine.finished
     const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`
-    if (summary.status === 'failed') throw new RunFailedError(summary)
+    if (summary.status === 'failed') throw new RunFailedError(summary, engine.failureCause === undefined ? undefined : { cause: engine.failureCause })
     logger.info(line)
     return summary
   }

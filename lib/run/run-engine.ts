@@ -278,12 +278,19 @@ export class RunEngine implements PoolListener {
 
   // ---- end of run ----
 
+  /** What made the run fail (the loader's error, …), for the RunFailedError's `cause`. */
+  failureCause?: unknown
+
   private async end(status: RunStatus, error?: string, cause?: unknown, everywhere = true): Promise<void> {
     if (!this.live) return
     const { job, runId, store, options, logger } = this.d
     this.setMode(status === 'stopped' ? 'stopping' : 'ending')
     this.feed.stop()
-    if (status === 'failed') logger.error(`Job "${job.name}" failed: ${error}`, (cause as Error | undefined)?.stack)
+    // One line: the error itself (with the cause and its stack) is what run() rejects with.
+    if (status === 'failed') {
+      this.failureCause = cause
+      logger.error(`Job "${job.name}" failed: ${error}`)
+    }
     const reason = status === 'stopped' ? 'run stopped' : 'run failed'
     if (this.dispatcher.inFlightCount) logger.info(`Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.dispatcher.inFlightCount} ranges in flight.`)
     // Claims and commits in flight land first: their leases are given back with the rest.

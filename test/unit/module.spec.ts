@@ -1,9 +1,9 @@
-import { Injectable, Module, Scope } from '@nestjs/common'
+import { Injectable, Logger, Module, Scope } from '@nestjs/common'
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter'
 import { Test } from '@nestjs/testing'
 import {
   type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
-  MemoryStore, type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError,
+  MemoryStore, type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError, InvalidRangeError,
 } from '../../lib'
 
 /** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
@@ -192,6 +192,27 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     expect(error.message).toMatch(/^Job "broken" failed \(run .+\): the range loader Broken.next failed 3 times after cursor null; last error: connection refused$/)
     expect(error.summary).toMatchObject({ job: 'broken', status: 'failed', ids: 0 })
     await a.close()
+  })
+
+  it('logs a failed run once, in one line; the stack travels as the RunFailedError\'s cause', async () => {
+    @Injectable()
+    class Unsorted {
+      @RangeLoader('unsorted') next(lastId: number | null) { return lastId === null ? [3, 1, 2] : [] }
+      @RangeHandler('unsorted') handle() {}
+    }
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined)
+    try {
+      const a = await app([ParallelWorkerModule.forRoot({ ...inline, logging: { level: 'error' } })], [Unsorted])
+      const error = await a.get(ParallelWorker).run('unsorted').catch(e => e)
+      expect(error).toBeInstanceOf(RunFailedError)
+      expect(error.cause).toBeInstanceOf(InvalidRangeError)
+      const failed = errors.mock.calls.filter(c => String(c[0]).includes('Job "unsorted" failed'))
+      expect(failed).toHaveLength(1)
+      expect(failed[0][1]).toBeUndefined() // no stack printed with it
+      await a.close()
+    } finally {
+      errors.mockRestore()
+    }
   })
 
   it('aborts the signal of a handler past rangeTimeoutMs and retries its range', async () => {
