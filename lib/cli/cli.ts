@@ -2,12 +2,13 @@ import { parseArgs } from 'node:util'
 import { redactUrl } from '../parallel-worker.messages'
 import { RateSampler } from '../run/rate-sampler'
 import { RedisStore } from '../store/redis.store'
-import { renderStatus } from './status-view'
+import { renderStatus, statusJson } from './status-view'
 
 const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--prefix <storageKey>]
 
 Commands:
-  status [--watch]   state, progress, rate, ETA, ranges and leases per host (--watch: live, Ctrl+C to leave)
+  status [--watch]   state, progress, rate, ETA, ranges and leases per host (--watch: live, Ctrl+C to leave;
+                     --json: one JSON object per view, for scripts)
   pause              no host hands out anything until resume (leases are kept)
   resume             hands out again
   cancel             ends the active run on every host; the cursor stays
@@ -43,7 +44,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       args: argv, allowPositionals: true,
       options: {
         redis: { type: 'string' }, cluster: { type: 'boolean' }, sentinel: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' },
-        watch: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        watch: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     })
   } catch (e) {
@@ -70,7 +71,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     }
     switch (command) {
       case 'status':
-        return await status(store, job, Boolean(values.watch), io)
+        return await status(store, job, Boolean(values.watch), Boolean(values.json), io)
       case 'retry-dead':
         io.out(`${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`)
         return 0
@@ -95,14 +96,20 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   }
 }
 
-async function status(store: RedisStore, job: string, watch: boolean, io: Io): Promise<number> {
+async function status(store: RedisStore, job: string, watch: boolean, json: boolean, io: Io): Promise<number> {
   const rates = new RateSampler()
   let stop = false
   void io.interrupted.then(() => (stop = true))
   do {
     const s = await store.state(job)
     const rate = rates.rate(job, s)
-    const view = renderStatus(job, s, rate, await store.leasesByOwner(job))
+    const owners = await store.leasesByOwner(job)
+    if (json) {
+      io.out(JSON.stringify(statusJson(job, s, rate, owners)))
+      if (watch) await Promise.race([new Promise(r => setTimeout(r, 1000)), io.interrupted])
+      continue
+    }
+    const view = renderStatus(job, s, rate, owners)
     // In watch mode on a terminal the view is redrawn in place; into a pipe or file, each view follows the last.
     io.out(!watch ? view : io.tty ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)` : `${view}\n`)
     if (watch) await Promise.race([new Promise(r => setTimeout(r, 1000)), io.interrupted])

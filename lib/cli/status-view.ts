@@ -29,3 +29,17 @@ export function renderStatus(job: string, s: StoreRunState, rate: number, owners
   if (s.startedAt) lines.push(`started ${new Date(s.startedAt).toISOString()}${s.endedAt ? `, ended ${new Date(s.endedAt).toISOString()}` : ''}`)
   return lines.join('\n')
 }
+
+/** The same for scripts: every figure, hosts by their full id. */
+export function statusJson(job: string, s: StoreRunState, rate: number, owners: Record<string, number>) {
+  const state = s.state === 'running' && s.control === 'pause' ? 'paused' : s.state
+  return {
+    job, state, runId: s.runId, cursor: s.cursor, error: s.error ?? null,
+    ids: { done: s.counters.ids, total: s.total ?? null },
+    ranges: { done: s.counters.completed, leased: s.leased, retrying: s.retrying, dead: s.dead, retried: s.counters.retried },
+    rate: Math.round(rate),
+    leasesByHost: owners,
+    startedAt: s.startedAt === null ? null : new Date(s.startedAt).toISOString(),
+    endedAt: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
+  }
+}

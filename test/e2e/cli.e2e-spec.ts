@@ -47,6 +47,10 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     // Where the store is can come from the environment, as in the app's own config.
     const fromEnv = await runCli(['status', 'items'], { PARALLEL_WORKER_REDIS_URL: REDIS_URL, PARALLEL_WORKER_PREFIX: prefix })
     expect(fromEnv.out).toMatch(/^job items: paused/)
+    // --json for scripts: every figure, hosts by their full id.
+    const json = JSON.parse((await cli('status', 'items', '--json', ...opts)).out)
+    expect(json).toMatchObject({ job: 'items', state: 'paused', ids: { total: ROWS }, ranges: { dead: expect.any(Number) } })
+    expect(Object.keys(json.leasesByHost).some(h => h.startsWith(`${hostname()}:${host.child.pid}:`))).toBe(true)
 
     expect((await cli('resume', 'items', ...opts)).out).toMatch(/^Resumed run/)
     const result = await host.exited
