@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common'
 import type { ParallelWorkerLogLevel } from './interfaces/parallel-worker-options.interface'
+import { ENV_WORKER_ID } from './parallel-worker.constants'
 
 const RANK: Record<ParallelWorkerLogLevel, number> = {
   trace: 10, verbose: 10, debug: 20, info: 30, log: 30, warn: 40, error: 50, fatal: 60,
@@ -11,7 +12,9 @@ export class ModuleLogger {
   private readonly min: number
 
   constructor(context: string, logging: { enabled: boolean; level: ParallelWorkerLogLevel }) {
-    this.logger = new Logger(context)
+    // In a worker every line names it: "ParallelWorker worker w-3".
+    const worker = process.env[ENV_WORKER_ID]
+    this.logger = new Logger(worker ? `${context} worker ${worker}` : context)
     this.min = logging.enabled ? RANK[logging.level] : Infinity
   }
 

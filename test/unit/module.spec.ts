@@ -5,6 +5,8 @@ import {
   type ID, type LoadContext, ParallelWorker, ParallelWorkerEvent, ParallelWorkerModule, type ParallelWorkerOptions, type Range,
   MemoryStore, type RangeCompletedEvent, type RangeContext, RangeHandler, RangeLoader, RangeTotal, RunCompletedEvent, RunFailedError, UnknownJobError, InvalidRangeError,
 } from '../../lib'
+import { ENV_WORKER_ID, LOG_CONTEXT } from '../../lib/parallel-worker.constants'
+import { ModuleLogger } from '../../lib/parallel-worker.logger'
 
 /** In-memory "table" for in-process (workers: 0) runs; the cluster runs are in test/e2e. */
 @Injectable()
@@ -526,5 +528,19 @@ describe('bootstrap errors', () => {
     const a = await boot([Numbers, Other])
     await expect(a.get(ParallelWorker).run()).rejects.toThrow('This app declares several jobs ("numbers", "other"); name the one to run: run(\'numbers\').')
     await a.close()
+  })
+})
+
+describe('logging in a worker', () => {
+  it('names the worker in every line it logs', () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined)
+    process.env[ENV_WORKER_ID] = 'w-1a2b3c4d'
+    try {
+      new ModuleLogger(LOG_CONTEXT, { enabled: true, level: 'info' }).warn('the primary disconnected')
+      expect((warn.mock.contexts[0] as unknown as { context: string }).context).toBe('ParallelWorker worker w-1a2b3c4d')
+    } finally {
+      delete process.env[ENV_WORKER_ID]
+      warn.mockRestore()
+    }
   })
 })
