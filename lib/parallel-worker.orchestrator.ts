@@ -34,6 +34,9 @@ interface ActiveRun {
  * in the store, builds their engines and worker pools, emits their events,
  * and turns SIGTERM/SIGINT into a graceful stop while a run is active.
  */
+/** After a signal stopped the runs, how long the app has to start closing by itself before the signal is raised again. */
+const RERAISE_GRACE_MS = 1000
+
 @Injectable()
 export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   /** Identity of this host (this primary) in the store: hostname, pid and a random part (pids are reused). */
@@ -58,6 +61,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   private signals = 0
   /** The signal that stopped this process's runs: no run starts or is joined after it. */
   private stopSignal?: NodeJS.Signals
+  private reraise?: NodeJS.Timeout
+  private closing = false
 
   constructor(
     @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
@@ -211,9 +216,19 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
    */
   private afterStop(signal: NodeJS.Signals): void {
     process.off(signal, this.onSignal)
-    if (process.listenerCount(signal) > 0) return
-    this.logger.warn(`${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()), so the process ends now.`)
-    process.kill(process.pid, signal)
+    if (process.listenerCount(signal) > 0 || this.closing) return
+    // A run-once main.ts goes on to app.close() (which cancels this) and exits by itself; the timer never keeps it alive.
+    this.reraise = setTimeout(() => {
+      this.logger.warn(`${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()) and did not close, so the process ends now.`)
+      process.kill(process.pid, signal)
+    }, RERAISE_GRACE_MS)
+    this.reraise.unref()
+  }
+
+  /** The app is closing (app.close()): it ends by itself, so a stopped signal is not raised again. */
+  closingApp(): void {
+    this.closing = true
+    clearTimeout(this.reraise)
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {

@@ -1,5 +1,5 @@
 import {
-  type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationShutdown, type OnModuleInit,
+  type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationShutdown, type OnModuleDestroy, type OnModuleInit,
 } from '@nestjs/common'
 import { DiscoveryService } from '@nestjs/core'
 import cluster from 'node:cluster'
@@ -30,7 +30,7 @@ export interface RunOptions {
  * in a worker `run()` serves ranges until the primary drains it.
  */
 @Injectable()
-export class ParallelWorker implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+export class ParallelWorker implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger: ModuleLogger
   private readonly worker: WorkerRole
   private readonly rates = new RateSampler()
@@ -165,6 +165,10 @@ export class ParallelWorker implements OnModuleInit, BeforeApplicationShutdown, 
     if (moved) this.logger.info(`Job "${name}": ${moved} dead-lettered ranges will be handed out again.`)
     this.orchestrator.engine(name)?.wake()
     return moved
+  }
+
+  onModuleDestroy(): void {
+    this.orchestrator.closingApp()
   }
 
   async beforeApplicationShutdown(): Promise<void> {
