@@ -15,6 +15,16 @@ const waitUntil = async (check: () => Promise<boolean>, timeoutMs = 60_000) => {
   }
 }
 
+/** `p`, or a failure saying what did not happen within `ms` (the timer never outlives the test). */
+async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what())), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** A real Nest app's life with the module: start, fail, stop and exit, as users run it. */
 describe('app lifecycle (e2e)', () => {
   const tables: string[] = []
@@ -34,7 +44,7 @@ describe('app lifecycle (e2e)', () => {
     })
     await waitUntil(async () => execFileSync('redis-cli', ['-u', REDIS_URL, 'client', 'list']).toString().includes(`name=${prefix}:${hostname()}:${host.child.pid}`), 20_000)
     const started = Date.now()
-    const result = await Promise.race([host.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the app did not exit:\n${host.output().slice(-2000)}`)), 60_000))])
+    const result = await within(host.exited, 60_000, () => `the app did not exit:\n${host.output().slice(-2000)}`)
     expect(result.code).toBe(0)
     expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS })
     console.log(`storage as a URL: ${ROWS} rows, the process exited ${((Date.now() - started) / 1000).toFixed(1)} s after the run began; its client was named ${prefix}:${hostname()}:<pid>`)
@@ -67,7 +77,7 @@ describe('app lifecycle (e2e)', () => {
     await waitUntil(async () => (await processed(t)) >= ROWS * 0.2)
     host.child.kill('SIGINT')
     const signalledAt = Date.now()
-    const result = await Promise.race([host.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the app did not exit:\n${host.output().slice(-2000)}`)), 30_000))])
+    const result = await within(host.exited, 30_000, () => `the app did not exit:\n${host.output().slice(-2000)}`)
     const after = result.output.slice(result.output.indexOf('SIGINT: stopping gracefully'))
     expect(result.signal).toBe('SIGINT')
     expect(result.summary).toMatchObject({ status: 'stopped' })

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# A fresh Nest 11 app and a fresh Nest 12 app (test/apps/nest11, test/apps/nest12)
+# install the packed library and run the README's examples unchanged:
+#
+#   quick-start  the "Quick start" app.module.ts + main.ts (one host, in-memory store,
+#                4 workers) over a fresh PostgreSQL `users` table: exit 0 on its own,
+#                prints "<rows> users in … ms", every row updated exactly once;
+#   many-hosts   the "Many hosts" AppModule (+ the Quick start's job and main.ts) started
+#                twice at once with REDIS_URL: both exit 0 on their own, both print the
+#                whole run ("<rows> users"), every row updated exactly once.
+#
+# The README's code blocks are written into each app's src/ at test time by
+# support/extract-readme.js; the README itself is only read.
+#
+# usage: test/apps/run.sh [nest11|nest12 …]          (default: both)
+# env:   PW_TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test), PW_TEST_REDIS_URL
+#        (redis://127.0.0.1:6379; the apps use its db 11 and 12), APPS_ROWS (20000),
+#        APPS_TIMEOUT (120 s per process), APPS_EXIT_GRACE (20 s from the summary line to
+#        the process exit), APPS_KEEP=1 keeps the temp dir, APPS_README (README.md of the
+#        repo) extracts the examples from another file (to try a README change first).
+# Needs the npm registry (npm ci, npm install of the tarball), PostgreSQL and Redis.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+database_url=${PW_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+redis_base=${PW_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+redis_base=${redis_base%/}
+rows=${APPS_ROWS:-20000}
+timeout_s=${APPS_TIMEOUT:-120}
+exit_grace=${APPS_EXIT_GRACE:-20}
+readme=${APPS_README:-$root/README.md}
+apps=("$@")
+unset REDIS_URL # only the many-hosts step sets it
+[[ ${#apps[@]} -gt 0 ]] || apps=(nest11 nest12)
+
+# The line the Quick start's main.ts prints in the primary: `${summary.ids} users in ${summary.durationMs} ms`.
+summary_re='^([0-9]+) users in ([0-9]+) ms$'
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pw-apps.XXXXXX")
+results=()
+failed=0
+schemas=()
+started=$SECONDS
+
+cleanup() {
+  local rc=$?
+  for entry in "${schemas[@]}"; do
+    (cd "${entry%%:*}" && DATABASE_URL=$database_url node "$here/support/fixture.js" drop "${entry#*:}") >/dev/null 2>&1 || true
+  done
+  if [[ $rc -ne 0 || ${APPS_KEEP:-0} == 1 ]]; then
+    echo "apps: logs and app copies kept in $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+result() { # PASS|FAIL app step message
+  local line
+  line=$(printf '%s %s %s: %s' "$1" "$2" "$3" "$4")
+  results+=("$line")
+  echo "==> $line"
+  [[ $1 == PASS ]] || failed=1
+}
+
+show_log() { # file: the last lines, indented
+  echo "---- last lines of $1"
+  tail -n 40 "$1" | sed 's/^/    /'
+  echo "----"
+}
+
+# Starts `node <main>` in the background under `timeout` (which signals its whole
+# process group, cluster workers included); sets $host_pid.
+start_host() { # log main
+  timeout -k 10 "$timeout_s" node "$2" >"$1" 2>&1 &
+  host_pid=$!
+}
+
+# Waits for a host started by start_host. Sets $host_state: exit:<rc> (exited on its
+# own), hung (printed its summary but was still running $exit_grace s later: killed),
+# timeout (neither within $timeout_s).
+wait_host() { # pid log
+  local pid=$1 log=$2 begin=$SECONDS done_at='' rc=0
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ -z $done_at ]] && grep -Eq "$summary_re" "$log" 2>/dev/null; then done_at=$SECONDS; fi
+    if [[ -n $done_at ]] && (( SECONDS - done_at > exit_grace )); then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      host_state=hung
+      return 0
+    fi
+    sleep 0.5
+  done
+  wait "$pid" || rc=$?
+  if [[ $rc -eq 124 || $rc -eq 137 ]] && (( SECONDS - begin >= timeout_s )); then host_state=timeout; else host_state=exit:$rc; fi
+}
+
+run_host() { # log main state_file: start_host + wait_host, the state written to state_file
+  start_host "$1" "$2"
+  wait_host "$host_pid" "$1"
+  echo "$host_state" >"$3"
+}
+
+describe_host() { # name state log -> a reason when the host failed, empty when it exited 0
+  local name=$1 state=$2 log=$3
+  case $state in
+    exit:0) ;;
+    hung) echo "$name printed its summary, then did not exit within ${exit_grace}s (app.close() left the process running; killed)" ;;
+    timeout) echo "$name did not finish within ${timeout_s}s (killed)" ;;
+    *) echo "$name exited ${state#exit:}" ;;
+  esac
+}
+
+printed_ids() { # log -> the ids of the summary line, or empty
+  grep -E "$summary_re" "$1" | tail -n 1 | sed -E "s/$summary_re/\\1/" || true
+}
+
+verify_rows() { # app_dir schema out_file
+  (cd "$1" && DATABASE_URL=$database_url node "$here/support/fixture.js" verify "$2" "$rows") >"$3" 2>&1
+}
+
+echo "apps: building nestjs-parallel-worker in $root"
+(cd "$root" && npm run build >"$work/lib-build.log" 2>&1) || { show_log "$work/lib-build.log"; echo "apps: FAIL: npm run build of the library"; exit 1; }
+tarball=$(cd "$root" && npm pack --silent --pack-destination "$work" 2>"$work/pack.log" | tail -n 1)
+tarball=$work/$tarball
+[[ -f $tarball ]] || { show_log "$work/pack.log"; echo "apps: FAIL: npm pack"; exit 1; }
+echo "apps: packed $tarball ($(du -k "$tarball" | cut -f1) kB)"
+
+for app in "${apps[@]}"; do
+  [[ -f $here/$app/package.json ]] || { result FAIL "$app" setup "no $here/$app/package.json"; continue; }
+  dir=$work/$app
+  mkdir -p "$dir"
+  # The committed app only: never a local node_modules/ or dist/.
+  (cd "$here/$app" && tar --exclude=./node_modules --exclude=./dist -cf - .) | (cd "$dir" && tar -xf -)
+  node "$here/support/extract-readme.js" "$readme" "$dir"
+
+  t=$SECONDS
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && npm install --no-save --no-audit --no-fund --loglevel=error "$tarball") >"$dir/install.log" 2>&1; then
+    show_log "$dir/install.log"; result FAIL "$app" install "npm ci / npm install of the tarball failed"; continue
+  fi
+  versions=$(cd "$dir" && node -p "['@nestjs/core','@nestjs/common','nestjs-parallel-worker','ioredis','typescript'].map(p => p.replace('@nestjs/','') + ' ' + require(p + '/package.json').version).join(', ')")
+  result PASS "$app" install "$versions ($((SECONDS - t))s)"
+
+  t=$SECONDS
+  if ! (cd "$dir" && npx --no-install nest build) >"$dir/build.log" 2>&1; then
+    show_log "$dir/build.log"; result FAIL "$app" build "nest build failed"; continue
+  fi
+  result PASS "$app" build "nest build ($((SECONDS - t))s)"
+
+  schema="pw_apps_${app}_$$"
+  schemas+=("$dir:$schema")
+  export DATABASE_URL=$database_url PGOPTIONS="-c search_path=$schema"
+
+  # (a) Quick start: one host, the in-memory store.
+  t=$SECONDS
+  (cd "$dir" && node "$here/support/fixture.js" seed "$schema" "$rows")
+  log=$dir/quick-start.log
+  (cd "$dir" && run_host "$log" dist/quick-start/main.js "$dir/quick-start.state")
+  state=$(cat "$dir/quick-start.state")
+  reason=$(describe_host "the process" "$state" "$log")
+  ids=$(printed_ids "$log")
+  verify_rows "$dir" "$schema" "$dir/quick-start.verify" || reason="${reason:+$reason; }rows not each handled once: $(cat "$dir/quick-start.verify")"
+  [[ $ids == "$rows" ]] || reason="${reason:+$reason; }printed ${ids:-no summary line} instead of '$rows users in … ms'"
+  if [[ -z $reason ]]; then
+    result PASS "$app" quick-start "$rows users, each once ($(cat "$dir/quick-start.verify")), exit 0 ($((SECONDS - t))s)"
+  else
+    show_log "$log"; result FAIL "$app" quick-start "$reason"
+  fi
+
+  # (b) Many hosts: two processes at once on one Redis (a db of its own per app).
+  t=$SECONDS
+  redis_url="$redis_base/${app//[!0-9]/}"
+  (cd "$dir" && node "$here/support/fixture.js" seed "$schema" "$rows" && node "$here/support/fixture.js" redis-clean "$redis_url" users)
+  export REDIS_URL=$redis_url
+  (cd "$dir"
+    run_host "$dir/many-hosts.a.log" dist/many-hosts/main.js "$dir/many-hosts.a.state" &
+    run_host "$dir/many-hosts.b.log" dist/many-hosts/main.js "$dir/many-hosts.b.state" &
+    wait)
+  unset REDIS_URL
+  reason=''
+  for h in a b; do
+    state=$(cat "$dir/many-hosts.$h.state" 2>/dev/null || echo unknown)
+    r=$(describe_host "host $h" "$state" "$dir/many-hosts.$h.log")
+    ids=$(printed_ids "$dir/many-hosts.$h.log")
+    [[ $ids == "$rows" ]] || r="${r:+$r; }host $h printed ${ids:-no summary line} instead of '$rows users in … ms'"
+    [[ -z $r ]] || { show_log "$dir/many-hosts.$h.log"; reason="${reason:+$reason; }$r"; }
+  done
+  verify_rows "$dir" "$schema" "$dir/many-hosts.verify" || reason="${reason:+$reason; }rows not each handled once: $(cat "$dir/many-hosts.verify")"
+  (cd "$dir" && node "$here/support/fixture.js" redis-clean "$redis_url" users) >/dev/null 2>&1 || true
+  if [[ -z $reason ]]; then
+    result PASS "$app" many-hosts "2 hosts on $redis_url, one run of $rows users, each once ($(cat "$dir/many-hosts.verify")), both exit 0 ($((SECONDS - t))s)"
+  else
+    result FAIL "$app" many-hosts "$reason"
+  fi
+  unset DATABASE_URL PGOPTIONS
+done
+
+echo
+echo "apps: results ($((SECONDS - started))s)"
+printf '  %s\n' "${results[@]}"
+exit "$failed"
