@@ -1,4 +1,6 @@
 import { JOB_KEYS } from './keys'
+import { PRESENCE } from './presence.lua'
+import { REPLIES } from './replies.lua'
 
 /**
  * Lua shared by every script. KEYS are the job's keys, in the order of
@@ -8,6 +10,7 @@ import { JOB_KEYS } from './keys'
  * PENDING zset (id by due time), PDATA hash (<id>:m, <id>:r), DEAD list,
  * HOSTS zset (owner by the time until which it takes part), REPLIES hash
  * (<owner>:<slot>: a claim's or commit's request and what it leased).
+ * Hosts taking part and remembered answers have their own include files.
  * Ranges and cursors stay opaque JSON strings: Lua never decodes them, so no
  * id loses digits in cjson.
  */
@@ -83,32 +86,4 @@ local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
 end
--- A host takes part in the run until \`till\` (leases of its own keep the run active anyway); gone hosts are pruned.
-local function present(owner, till, now)
-  redis.call('ZREMRANGEBYSCORE', HOSTS, '-inf', now)
-  redis.call('ZADD', HOSTS, till, owner)
-end
--- The run is active: a live lease, or a host that took part within its lease time and has not left.
-local function active(now)
-  return #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
-    or #redis.call('ZRANGEBYSCORE', HOSTS, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
-end
--- Each host numbers its claims and commits; the answers of its last 64 that leased something are kept, so one
--- that arrives again (a client resending after a reconnect) is answered the same and leases nothing more.
-local function reply_field(owner, request)
-  return owner .. ':' .. (tonumber(request) % 64)
-end
--- The parts of what \`request\` was answered (the request first), or nil when it is new.
-local function replayed(owner, request)
-  if not request or request == '' then return nil end
-  local v = redis.call('HGET', REPLIES, reply_field(owner, request))
-  if not v then return nil end
-  local parts = {}
-  for part in string.gmatch(v, '[^|]+') do parts[#parts + 1] = part end
-  if parts[1] ~= request then return nil end
-  return parts
-end
-local function remember(owner, request, ...)
-  if request and request ~= '' then redis.call('HSET', REPLIES, reply_field(owner, request), table.concat({ request, ... }, '|')) end
-end
-`
+${PRESENCE}${REPLIES}`
