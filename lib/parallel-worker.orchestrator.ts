@@ -240,7 +240,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     }
     this.logger.warn(`${signal} again: exiting now.`)
     void Promise.race([
-      Promise.all([...this.runs.values()].map(r => r.engine?.abandon())),
+      Promise.all([...this.runs.values()].map(r => r.engine?.abandon() ?? Promise.resolve())),
       new Promise(r => setTimeout(r, 2000)),
     ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
   }

@@ -63,7 +63,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   const prefix = values.prefix ?? env.PARALLEL_WORKER_PREFIX ?? 'parallel-worker'
   const redis = await connect(target)
   try {
-    const store = new RedisStore(redis as never, prefix)
+    const store = new RedisStore(redis, prefix)
     const state = await store.state(job)
     if (state.state === 'idle' && state.runId === null) {
       const jobs = await store.jobs()
@@ -137,7 +137,7 @@ function where(v: { redis?: string; cluster?: boolean; sentinel?: string; name?:
   }
   if (!v.redis) throw new CliError('Say where the store is: --redis <url> (or set PARALLEL_WORKER_REDIS_URL or REDIS_URL), e.g. --redis redis://127.0.0.1:6379')
   if (v.cluster) {
-    const nodes = (v.redis as string).split(',').map(s => hostPort(s.trim(), '--redis'))
+    const nodes = (v.redis).split(',').map(s => hostPort(s.trim(), '--redis'))
     return {
       label: `Redis Cluster ${v.redis}`,
       make: Redis => new Redis.Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 } }),

@@ -4,6 +4,8 @@ import type { Logger } from '@nestjs/common'
 export type ID = string | number
 
 /** What a `@RangeHandler` receives: the ids, the cursor before them and the loader's payload. */
+// P is unused: kept so `Range<Payload>`, as written for the seed, still compiles.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
 export interface Range<P extends object = Record<string, unknown>> {
   /** Ids to process, sorted ascending. */
   idsRange: ID[]

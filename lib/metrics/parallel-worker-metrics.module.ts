@@ -44,12 +44,12 @@ export class ParallelWorkerMetrics implements OnModuleInit {
 
   onModuleInit(): void {
     this.worker.observe((event, payload) => {
-      if (event === ParallelWorkerEvent.RangeCompleted) {
+      if (event === (ParallelWorkerEvent.RangeCompleted as string)) {
         const e = payload as RangeCompletedEvent
         this.ranges.inc({ job: e.job, outcome: e.counted ? 'completed' : 'stale' })
         if (e.counted) this.ids.inc({ job: e.job }, e.range.count)
         if (e.durationMs !== undefined) this.duration.observe({ job: e.job }, e.durationMs / 1000)
-      } else if (event === ParallelWorkerEvent.RangeFailed) {
+      } else if (event === (ParallelWorkerEvent.RangeFailed as string)) {
         const e = payload as RangeFailedEvent
         this.ranges.inc({ job: e.job, outcome: e.outcome })
       }

@@ -20,6 +20,8 @@ export function createStore(options: ResolvedParallelWorkerOptions, logger: Modu
   if (typeof storage === 'string' || isConnectionOptions(storage)) {
     // A URL or connection options: the module's own client, closed on shutdown.
     const own = ownRedis(storage, options, logger)
+    // Loaded on demand: apps without Redis never load ioredis or the Redis store.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { RedisStore } = require('./redis.store') as typeof import('./redis.store')
     return new RedisStore(own.client as never, options.storageKey, own)
   }
@@ -28,6 +30,8 @@ export function createStore(options: ResolvedParallelWorkerOptions, logger: Modu
   }
   if (isFn(storage, 'defineCommand', 'evalsha')) {
     // Loaded here so apps without Redis never load the Redis store.
+    // Loaded on demand: apps without Redis never load ioredis or the Redis store.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { RedisStore } = require('./redis.store') as typeof import('./redis.store')
     return new RedisStore(storage, options.storageKey)
   }

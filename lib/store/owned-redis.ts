@@ -30,6 +30,8 @@ export function describeRedis(storage: string | RedisConnectionOptions): string 
 export function ownRedis(storage: string | RedisConnectionOptions, options: ResolvedParallelWorkerOptions, logger: ModuleLogger) {
   let Redis: new (...args: unknown[]) => OwnedClient
   try {
+    // Loaded on demand: apps without Redis never load ioredis or the Redis store.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     Redis = require('ioredis')
   } catch {
     throw new ParallelWorkerConfigError('ParallelWorkerModule: option "storage" is a Redis URL or Redis options, which needs ioredis: npm install ioredis')

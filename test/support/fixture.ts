@@ -40,8 +40,8 @@ export function startFixture(env: Record<string, string | number | undefined>): 
     chunks.push({ at: Date.now(), text: d.toString() })
     for (const w of waiters) w()
   }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
   const exited = new Promise<FixtureResult>(resolve => child.on('close', (code, signal) => {
     const line = (tag: string) => out.split('\n').find(l => l.startsWith(`${tag} `))?.slice(tag.length + 1)
     const summary = line('SUMMARY')

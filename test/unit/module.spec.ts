@@ -457,7 +457,7 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
       ['useExisting', { imports: [ConfigModule], useExisting: Config as any }],
     ])('accepts %s', async (_kind, options) => {
       if (_kind === 'useExisting') (Config.prototype as any).create = () => inline
-      const a = await app([ParallelWorkerModule.forRootAsync(options as any)])
+      const a = await app([ParallelWorkerModule.forRootAsync(options)])
       expect((await a.get(ParallelWorker).run('numbers')).ids).toBe(95)
       await a.close()
     })
