@@ -1,42 +1,64 @@
-import { ParallelWorkerConfigError } from '../errors/parallel-worker-config.error'
-import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
-import type { CoordinationStore } from './coordination-store.interface'
-import { KeyValueStore, type KeyValueStorage } from './key-value.store'
-import { MemoryStore } from './memory.store'
-import { ownRedis } from './owned-redis'
-import type { ModuleLogger } from '../parallel-worker.logger'
+import { ParallelWorkerConfigError } from '../errors/parallel-worker-config.error';
+import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
+import type { CoordinationStore } from './coordination-store.interface';
+import { KeyValueStore, type KeyValueStorage } from './key-value.store';
+import { MemoryStore } from './memory.store';
+import { ownRedis } from './owned-redis';
+import type { ModuleLogger } from '../parallel-worker.logger';
 
 /** Plain ioredis connection options: a plain object naming where Redis is, with no methods. */
 const isConnectionOptions = (o: object): boolean =>
-  Object.getPrototypeOf(o) === Object.prototype && !Object.values(o).some(v => typeof v === 'function') &&
-  ['host', 'port', 'path', 'sentinels'].some(k => k in o)
+  Object.getPrototypeOf(o) === Object.prototype &&
+  !Object.values(o).some((v) => typeof v === 'function') &&
+  ['host', 'port', 'path', 'sentinels'].some((k) => k in o);
 
-const isFn = (o: any, ...names: string[]) => names.every(n => typeof o?.[n] === 'function')
+const isFn = (o: any, ...names: string[]) =>
+  names.every((n) => typeof o?.[n] === 'function');
 
 /** Picks the store for the `storage` option (duck-typed, so the user's own ioredis copy works). */
-export function createStore(options: ResolvedParallelWorkerOptions, logger: ModuleLogger): CoordinationStore {
-  const storage = options.storage as any
-  if (storage === undefined) return new MemoryStore()
+export function createStore(
+  options: ResolvedParallelWorkerOptions,
+  logger: ModuleLogger,
+): CoordinationStore {
+  const storage = options.storage as any;
+  if (storage === undefined) return new MemoryStore();
   if (typeof storage === 'string' || isConnectionOptions(storage)) {
     // A URL or connection options: the module's own client, closed on shutdown.
-    const own = ownRedis(storage, options, logger)
-    // Loaded on demand: apps without Redis never load ioredis or the Redis store.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { RedisStore } = require('./redis.store') as typeof import('./redis.store')
-    return new RedisStore(own.client as never, options.storageKey, own)
+    const own = ownRedis(storage, options, logger);
+    const RedisStore = redisStore();
+    return new RedisStore(own.client as never, options.storageKey, own);
   }
-  if (isFn(storage, 'claim', 'commit', 'heartbeat', 'complete', 'fail', 'release', 'startRun', 'endRun', 'state')) {
-    return storage as CoordinationStore
+  if (
+    isFn(
+      storage,
+      'claim',
+      'commit',
+      'heartbeat',
+      'complete',
+      'fail',
+      'release',
+      'startRun',
+      'endRun',
+      'state',
+    )
+  ) {
+    return storage as CoordinationStore;
   }
   if (isFn(storage, 'defineCommand', 'evalsha')) {
-    // Loaded here so apps without Redis never load the Redis store.
-    // Loaded on demand: apps without Redis never load ioredis or the Redis store.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { RedisStore } = require('./redis.store') as typeof import('./redis.store')
-    return new RedisStore(storage, options.storageKey)
+    const RedisStore = redisStore();
+    return new RedisStore(storage, options.storageKey);
   }
-  if (isFn(storage, 'get', 'set')) return new KeyValueStore(storage as KeyValueStorage, options.storageKey)
+  if (isFn(storage, 'get', 'set'))
+    return new KeyValueStore(storage as KeyValueStorage, options.storageKey);
   throw new ParallelWorkerConfigError(
     'ParallelWorkerModule: option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client, a CoordinationStore, or an object with get(key) and set(key, value). Omit it for the in-memory store (one host).',
-  )
+  );
+}
+
+/** Loaded on demand: apps without Redis never load ioredis or the Redis store. */
+function redisStore(): typeof import('./redis.store').RedisStore {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  return (require('./redis.store') as typeof import('./redis.store'))
+    .RedisStore;
+  /* eslint-enable @typescript-eslint/no-require-imports */
 }
