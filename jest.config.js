@@ -1,12 +1,15 @@
 /** @type {import('jest').Config} */
-const swc = ['@swc/jest', {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
   },
-  module: { type: 'commonjs' },
-}]
+];
 
 module.exports = {
   testEnvironment: 'node',
@@ -24,4 +27,4 @@ module.exports = {
     '^nestjs-parallel-worker/metrics$': '<rootDir>/lib/metrics/index.ts',
   },
   testTimeout: 60_000,
-}
+};

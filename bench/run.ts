@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
-import { Client } from 'pg'
-import { chart } from './chart'
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { chart } from './chart';
 
 /**
  * `npm run bench`: this library (memory and Redis store), BullMQ (one job per
@@ -12,92 +12,172 @@ import { chart } from './chart'
  * prints a table of medians and ratios and writes bench/results.{json,md,svg}.
  * BENCH_SMOKE=1 runs a tiny version (CI) that only checks everything runs.
  */
-const SMOKE = process.env.BENCH_SMOKE === '1'
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3))
-const ROWS = SMOKE ? 2000 : 200_000
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const TABLE = SMOKE ? 'bench_items_smoke' : 'bench_items'
-const dist = join(__dirname)
-const FROM_MEMORY = SMOKE ? ROWS : 1_000_000
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
+const ROWS = SMOKE ? 2000 : 200_000;
+const DATABASE_URL =
+  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const TABLE = SMOKE ? 'bench_items_smoke' : 'bench_items';
+const dist = join(__dirname);
+const FROM_MEMORY = SMOKE ? ROWS : 1_000_000;
 /** How workload names write a count of ids or rows (smaller in the smoke run). */
-const n = (count: number) => count.toLocaleString('en')
+const n = (count: number) => count.toLocaleString('en');
 
-type Env = Record<string, string | number>
-interface Result { seconds: number; ranges: number; rss?: number }
+type Env = Record<string, string | number>;
+interface Result {
+  seconds: number;
+  ranges: number;
+  rss?: number;
+}
 
 function node(script: string, args: string[], env: Env): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(dist, script), ...args], {
-      env: { ...process.env, DATABASE_URL, BENCH_TABLE: TABLE, BENCH_ROWS: String(ROWS), ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+      env: {
+        ...process.env,
+        DATABASE_URL,
+        BENCH_TABLE: TABLE,
+        BENCH_ROWS: String(ROWS),
+        ...Object.fromEntries(
+          Object.entries(env).map(([k, v]) => [k, String(v)]),
+        ),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    child.stdout.on('data', d => (out += d))
-    child.on('exit', code => {
-      const line = out.split('\n').find(l => l.startsWith('RESULT '))
-      if (code !== 0 || !line) return reject(new Error(`${script} ${args.join(' ')} exited ${code}:\n${out.slice(-2000)}`))
-      resolve(JSON.parse(line.slice(7)))
-    })
-  })
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line)
+        return reject(
+          new Error(
+            `${script} ${args.join(' ')} exited ${code}:\n${out.slice(-2000)}`,
+          ),
+        );
+      resolve(JSON.parse(line.slice(7)));
+    });
+  });
 }
 
 /** This library: one run of a job of bench/app; seconds from run() to its end, worker start-up included. */
-async function ours(job: string, store: 'memory' | 'redis', env: Env = {}): Promise<Result> {
-  const redis: Env = store === 'redis' ? { REDIS_URL, BENCH_PREFIX: `bench-${randomBytes(4).toString('hex')}` } : {}
-  const r = await node('app/main.js', [], { BENCH_JOB: job, ...redis, ...env }) as unknown as { durationMs: number; ranges: { completed: number }; rss: number }
-  return { seconds: r.durationMs / 1000, ranges: r.ranges.completed, rss: r.rss }
+async function ours(
+  job: string,
+  store: 'memory' | 'redis',
+  env: Env = {},
+): Promise<Result> {
+  const redis: Env =
+    store === 'redis'
+      ? { REDIS_URL, BENCH_PREFIX: `bench-${randomBytes(4).toString('hex')}` }
+      : {};
+  const r = (await node('app/main.js', [], {
+    BENCH_JOB: job,
+    ...redis,
+    ...env,
+  })) as unknown as {
+    durationMs: number;
+    ranges: { completed: number };
+    rss: number;
+  };
+  return {
+    seconds: r.durationMs / 1000,
+    ranges: r.ranges.completed,
+    rss: r.rss,
+  };
 }
 
-const bullmq = (workload: string, env: Env) => node('peers/bullmq.js', [workload], { REDIS_URL, BENCH_QUEUE: `bench-${randomBytes(4).toString('hex')}`, ...env })
-const plain = (workload: string, env: Env) => node('peers/plain-loop.js', [workload], env)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const bullmq = (workload: string, env: Env) =>
+  node('peers/bullmq.js', [workload], {
+    REDIS_URL,
+    BENCH_QUEUE: `bench-${randomBytes(4).toString('hex')}`,
+    ...env,
+  });
+const plain = (workload: string, env: Env) =>
+  node('peers/plain-loop.js', [workload], env);
+const median = (xs: number[]) =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function ensureTable(): Promise<void> {
-  const c = new Client({ connectionString: DATABASE_URL })
-  await c.connect()
-  await c.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (id bigserial PRIMARY KEY, payload text NOT NULL, processed int NOT NULL DEFAULT 0)`)
-  const n = Number((await c.query(`SELECT COUNT(*) AS n FROM ${TABLE}`)).rows[0].n)
+  const c = new Client({ connectionString: DATABASE_URL });
+  await c.connect();
+  await c.query(
+    `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigserial PRIMARY KEY, payload text NOT NULL, processed int NOT NULL DEFAULT 0)`,
+  );
+  const n = Number(
+    (await c.query(`SELECT COUNT(*) AS n FROM ${TABLE}`)).rows[0].n,
+  );
   if (n !== ROWS) {
-    await c.query(`TRUNCATE ${TABLE} RESTART IDENTITY`)
-    await c.query(`INSERT INTO ${TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, $1) g`, [ROWS])
-    await c.query(`VACUUM ANALYZE ${TABLE}`)
+    await c.query(`TRUNCATE ${TABLE} RESTART IDENTITY`);
+    await c.query(
+      `INSERT INTO ${TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, $1) g`,
+      [ROWS],
+    );
+    await c.query(`VACUUM ANALYZE ${TABLE}`);
   }
-  await c.end()
+  await c.end();
 }
 
-interface Row { workload: string; contender: string; metric: 'ranges/s' | 's' | 'MB'; values: number[] }
+interface Row {
+  workload: string;
+  contender: string;
+  metric: 'ranges/s' | 's' | 'MB';
+  values: number[];
+}
 
 async function main(): Promise<void> {
-  await ensureTable()
-  const rows: Row[] = []
-  const record = (workload: string, contender: string, metric: Row['metric'], value: number) => {
-    let row = rows.find(r => r.workload === workload && r.contender === contender)
-    if (!row) rows.push((row = { workload, contender, metric, values: [] }))
-    row.values.push(value)
-  }
-  const coord = { BENCH_RANGE: 10, BENCH_WORKERS: 2, BENCH_CONCURRENCY: 16 }
+  await ensureTable();
+  const rows: Row[] = [];
+  const record = (
+    workload: string,
+    contender: string,
+    metric: Row['metric'],
+    value: number,
+  ) => {
+    let row = rows.find(
+      (r) => r.workload === workload && r.contender === contender,
+    );
+    if (!row) rows.push((row = { workload, contender, metric, values: [] }));
+    row.values.push(value);
+  };
+  const coord = { BENCH_RANGE: 10, BENCH_WORKERS: 2, BENCH_CONCURRENCY: 16 };
   // Ids from memory: enough ranges that every contender's start-up (forking, connecting) is amortized.
-  const fromMemory = { ...coord, BENCH_ROWS: FROM_MEMORY }
-  const cpuRounds = SMOKE ? 20 : 4000
+  const fromMemory = { ...coord, BENCH_ROWS: FROM_MEMORY };
+  const cpuRounds = SMOKE ? 20 : 4000;
   for (let round = 1; round <= ROUNDS; round++) {
-    process.stderr.write(`round ${round} of ${ROUNDS}\n`)
+    process.stderr.write(`round ${round} of ${ROUNDS}\n`);
     // Every contender of a workload runs in the same round, one after the other.
     // At concurrency 16, then each at its default concurrency (1), as the issue's reference figures were taken.
-    for (const [label, env] of [['concurrency 16', fromMemory], ['default concurrency (1)', { ...fromMemory, BENCH_CONCURRENCY: 1 }]] as const) {
+    for (const [label, env] of [
+      ['concurrency 16', fromMemory],
+      ['default concurrency (1)', { ...fromMemory, BENCH_CONCURRENCY: 1 }],
+    ] as const) {
       for (const [name, run] of [
         ['this library, memory store', () => ours('memory', 'memory', env)],
         ['this library, Redis store', () => ours('memory', 'redis', env)],
         ['BullMQ, job per range', () => bullmq('memory', env)],
       ] as const) {
-        const r = await run()
-        record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, ${label}`, name, 'ranges/s', r.ranges / r.seconds)
+        const r = await run();
+        record(
+          `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, ${label}`,
+          name,
+          'ranges/s',
+          r.ranges / r.seconds,
+        );
       }
     }
     {
       // No rangeSize, so ctx.limit adapts (up to 10,000), and a loader that ignores it and returns 10 ids.
-      const r = await ours('memory', 'memory', { BENCH_ROWS: FROM_MEMORY, BENCH_WORKERS: 2, BENCH_LOADER_IDS: 10 })
-      record(`no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default concurrency (1)`, 'loader ignoring ctx.limit, this library, memory store', 'ranges/s', r.ranges / r.seconds)
+      const r = await ours('memory', 'memory', {
+        BENCH_ROWS: FROM_MEMORY,
+        BENCH_WORKERS: 2,
+        BENCH_LOADER_IDS: 10,
+      });
+      record(
+        `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default concurrency (1)`,
+        'loader ignoring ctx.limit, this library, memory store',
+        'ranges/s',
+        r.ranges / r.seconds,
+      );
     }
     for (const [name, run] of [
       ['this library, memory store', () => ours('keyset', 'memory', coord)],
@@ -105,63 +185,191 @@ async function main(): Promise<void> {
       ['BullMQ, job per range', () => bullmq('keyset', coord)],
       ['plain keyset loop', () => plain('keyset', coord)],
     ] as const) {
-      const r = await run()
-      record(`no-op, 10 ids a range, keyset loader on PostgreSQL, ${n(ROWS)} rows`, name, 'ranges/s', r.ranges / r.seconds)
+      const r = await run();
+      record(
+        `no-op, 10 ids a range, keyset loader on PostgreSQL, ${n(ROWS)} rows`,
+        name,
+        'ranges/s',
+        r.ranges / r.seconds,
+      );
     }
     for (const [name, run] of [
-      ['this library, defaults', () => ours('update', 'memory', { BENCH_WORKERS: 2 })],
+      [
+        'this library, defaults',
+        () => ours('update', 'memory', { BENCH_WORKERS: 2 }),
+      ],
       // The same without forking: shows what starting two workers costs.
-      ['this library, workers: 0 (inline)', () => ours('update', 'memory', { BENCH_WORKERS: 0 })],
-      ['BullMQ, job per range', () => bullmq('update', { BENCH_RANGE: 1000, BENCH_WORKERS: 2 })],
+      [
+        'this library, workers: 0 (inline)',
+        () => ours('update', 'memory', { BENCH_WORKERS: 0 }),
+      ],
+      [
+        'BullMQ, job per range',
+        () => bullmq('update', { BENCH_RANGE: 1000, BENCH_WORKERS: 2 }),
+      ],
       ['plain keyset loop', () => plain('update', { BENCH_RANGE: 1000 })],
       ['one set-based UPDATE', () => plain('set-update', {})],
     ] as const) {
-      const r = await run()
-      record(`UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`, name, 's', r.seconds)
+      const r = await run();
+      record(
+        `UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`,
+        name,
+        's',
+        r.seconds,
+      );
     }
     for (const workers of [1, 2]) {
-      const r = await ours('cpu', 'memory', { BENCH_WORKERS: workers, BENCH_ROWS: cpuRounds, BENCH_RANGE: 10, BENCH_CPU_ROUNDS: 2000 })
-      record('CPU-bound handler', `this library, ${workers} worker${workers > 1 ? 's' : ''}`, 's', r.seconds)
+      const r = await ours('cpu', 'memory', {
+        BENCH_WORKERS: workers,
+        BENCH_ROWS: cpuRounds,
+        BENCH_RANGE: 10,
+        BENCH_CPU_ROUNDS: 2000,
+      });
+      record(
+        'CPU-bound handler',
+        `this library, ${workers} worker${workers > 1 ? 's' : ''}`,
+        's',
+        r.seconds,
+      );
     }
     for (const ids of SMOKE ? [2000, 20_000] : [200_000, 2_000_000]) {
-      const r = await ours('memory', 'memory', { BENCH_ROWS: ids, BENCH_RANGE: 1000, BENCH_WORKERS: 2 })
-      record('primary peak RSS', `this library, ${ids.toLocaleString('en')} ids`, 'MB', (r.rss ?? 0) / 1024 / 1024)
+      const r = await ours('memory', 'memory', {
+        BENCH_ROWS: ids,
+        BENCH_RANGE: 1000,
+        BENCH_WORKERS: 2,
+      });
+      record(
+        'primary peak RSS',
+        `this library, ${ids.toLocaleString('en')} ids`,
+        'MB',
+        (r.rss ?? 0) / 1024 / 1024,
+      );
     }
   }
-  report(rows)
+  report(rows);
 }
 
 function report(rows: Row[]): void {
-  const m = (w: string, c: string) => median(rows.find(r => r.workload.startsWith(w) && r.contender.startsWith(c))?.values ?? [NaN])
-  const fmt = (n: number, metric: string) => metric === 'ranges/s' ? Math.round(n).toLocaleString('en') : n.toFixed(2)
-  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${ROUNDS} rounds, medians`
-  const table = ['| workload | contender | median | unit | runs |', '|---|---|---|---|---|',
-    ...rows.map(r => `| ${r.workload} | ${r.contender} | ${fmt(median(r.values), r.metric)} | ${r.metric} | ${r.values.map(v => fmt(v, r.metric)).join(', ')} |`)]
-  const C16 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`
-  const C1 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default`
+  const m = (w: string, c: string) =>
+    median(
+      rows.find((r) => r.workload.startsWith(w) && r.contender.startsWith(c))
+        ?.values ?? [NaN],
+    );
+  const fmt = (n: number, metric: string) =>
+    metric === 'ranges/s' ? Math.round(n).toLocaleString('en') : n.toFixed(2);
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${ROUNDS} rounds, medians`;
+  const table = [
+    '| workload | contender | median | unit | runs |',
+    '|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.workload} | ${r.contender} | ${fmt(median(r.values), r.metric)} | ${r.metric} | ${r.values.map((v) => fmt(v, r.metric)).join(', ')} |`,
+    ),
+  ];
+  const C16 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`;
+  const C1 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default`;
   const targets: [string, number, string, (x: number) => boolean][] = [
-    ['memory store vs BullMQ, ids from memory, concurrency 16', m(C16, 'this library, memory') / m(C16, 'BullMQ'), '>= 12x', x => x >= 12],
-    ['Redis store vs BullMQ, ids from memory, concurrency 16', m(C16, 'this library, Redis') / m(C16, 'BullMQ'), '>= 6x', x => x >= 6],
-    ['memory store vs BullMQ, ids from memory, defaults', m(C1, 'this library, memory') / m(C1, 'BullMQ'), '>= 12x', x => x >= 12],
-    ['Redis store vs BullMQ, ids from memory, defaults', m(C1, 'this library, Redis') / m(C1, 'BullMQ'), '>= 6x', x => x >= 6],
-    ['loader ignoring ctx.limit vs rangeSize: 10, memory store, defaults', m(C1, 'loader ignoring') / m(C1, 'this library, memory'), '>= 0.90', x => x >= 0.9],
-    ['memory store vs plain loop, keyset loader', m('no-op, 10 ids a range, keyset', 'this library, memory') / m('no-op, 10 ids a range, keyset', 'plain'), '>= 0.90', x => x >= 0.9],
-    ['Redis store vs plain loop, keyset loader', m('no-op, 10 ids a range, keyset', 'this library, Redis') / m('no-op, 10 ids a range, keyset', 'plain'), '>= 0.90', x => x >= 0.9],
-    ['UPDATE, defaults vs one set-based UPDATE (time)', m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'), '<= 1.3x', x => x <= 1.3],
-    ['CPU-bound, 2 workers vs 1 (speed-up)', m('CPU', 'this library, 1 worker') / m('CPU', 'this library, 2 workers'), '>= 1.85x', x => x >= 1.85],
-    ['primary RSS, 10x more ids (growth)', m('primary peak RSS', 'this library, 2,') / m('primary peak RSS', 'this library, 200') - 1 || m('primary peak RSS', 'this library, 20,') / m('primary peak RSS', 'this library, 2,000') - 1, '<= 20%', x => x <= 0.2],
-  ]
-  const ratios = ['| target | measured | wanted | met |', '|---|---|---|---|',
-    ...targets.map(([name, x, want, ok]) => `| ${name} | ${name.includes('RSS') ? `${(x * 100).toFixed(1)}%` : x.toFixed(2)} | ${want} | ${ok(x) ? 'yes' : 'no'} |`)]
-  const md = [`Machine: ${machine}.`, '', ...table, '', ...ratios, ''].join('\n')
-  process.stdout.write(`\n${md}\n`)
-  if (SMOKE) return
-  writeFileSync(join(__dirname, '../../bench/results.md'), md)
-  writeFileSync(join(__dirname, '../../bench/results.json'), JSON.stringify({ machine, rows }, null, 2))
-  writeFileSync(join(__dirname, '../../bench/results.svg'), chart(rows.filter(r => r.metric === 'ranges/s').map(r => ({ group: r.workload, label: r.contender, value: median(r.values) }))))
+    [
+      'memory store vs BullMQ, ids from memory, concurrency 16',
+      m(C16, 'this library, memory') / m(C16, 'BullMQ'),
+      '>= 12x',
+      (x) => x >= 12,
+    ],
+    [
+      'Redis store vs BullMQ, ids from memory, concurrency 16',
+      m(C16, 'this library, Redis') / m(C16, 'BullMQ'),
+      '>= 6x',
+      (x) => x >= 6,
+    ],
+    [
+      'memory store vs BullMQ, ids from memory, defaults',
+      m(C1, 'this library, memory') / m(C1, 'BullMQ'),
+      '>= 12x',
+      (x) => x >= 12,
+    ],
+    [
+      'Redis store vs BullMQ, ids from memory, defaults',
+      m(C1, 'this library, Redis') / m(C1, 'BullMQ'),
+      '>= 6x',
+      (x) => x >= 6,
+    ],
+    [
+      'loader ignoring ctx.limit vs rangeSize: 10, memory store, defaults',
+      m(C1, 'loader ignoring') / m(C1, 'this library, memory'),
+      '>= 0.90',
+      (x) => x >= 0.9,
+    ],
+    [
+      'memory store vs plain loop, keyset loader',
+      m('no-op, 10 ids a range, keyset', 'this library, memory') /
+        m('no-op, 10 ids a range, keyset', 'plain'),
+      '>= 0.90',
+      (x) => x >= 0.9,
+    ],
+    [
+      'Redis store vs plain loop, keyset loader',
+      m('no-op, 10 ids a range, keyset', 'this library, Redis') /
+        m('no-op, 10 ids a range, keyset', 'plain'),
+      '>= 0.90',
+      (x) => x >= 0.9,
+    ],
+    [
+      'UPDATE, defaults vs one set-based UPDATE (time)',
+      m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'),
+      '<= 1.3x',
+      (x) => x <= 1.3,
+    ],
+    [
+      'CPU-bound, 2 workers vs 1 (speed-up)',
+      m('CPU', 'this library, 1 worker') / m('CPU', 'this library, 2 workers'),
+      '>= 1.85x',
+      (x) => x >= 1.85,
+    ],
+    [
+      'primary RSS, 10x more ids (growth)',
+      m('primary peak RSS', 'this library, 2,') /
+        m('primary peak RSS', 'this library, 200') -
+        1 ||
+        m('primary peak RSS', 'this library, 20,') /
+          m('primary peak RSS', 'this library, 2,000') -
+          1,
+      '<= 20%',
+      (x) => x <= 0.2,
+    ],
+  ];
+  const ratios = [
+    '| target | measured | wanted | met |',
+    '|---|---|---|---|',
+    ...targets.map(
+      ([name, x, want, ok]) =>
+        `| ${name} | ${name.includes('RSS') ? `${(x * 100).toFixed(1)}%` : x.toFixed(2)} | ${want} | ${ok(x) ? 'yes' : 'no'} |`,
+    ),
+  ];
+  const md = [`Machine: ${machine}.`, '', ...table, '', ...ratios, ''].join(
+    '\n',
+  );
+  process.stdout.write(`\n${md}\n`);
+  if (SMOKE) return;
+  writeFileSync(join(__dirname, '../../bench/results.md'), md);
+  writeFileSync(
+    join(__dirname, '../../bench/results.json'),
+    JSON.stringify({ machine, rows }, null, 2),
+  );
+  writeFileSync(
+    join(__dirname, '../../bench/results.svg'),
+    chart(
+      rows
+        .filter((r) => r.metric === 'ranges/s')
+        .map((r) => ({
+          group: r.workload,
+          label: r.contender,
+          value: median(r.values),
+        })),
+    ),
+  );
 }
 
-main().catch(e => {
-  console.error(e)
-  process.exit(1)
-})
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

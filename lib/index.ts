@@ -1,13 +1,31 @@
-export * from './decorators'
-export * from './errors'
-export type { ID, LoadContext, LoaderResult, Range, RangeContext } from './interfaces/range.interface'
-export type { JobState, JobStatus, RunStatus, RunSummary } from './interfaces/run-summary.interface'
+export * from './decorators';
+export * from './errors';
 export type {
-  IdOrderOption, ParallelWorkerLogLevel, ParallelWorkerOptions, RedisConnectionOptions, RedisLikeClient,
-} from './interfaces/parallel-worker-options.interface'
-export { ParallelWorker, type RunOptions } from './parallel-worker'
-export type { ThrottleContext, ThrottleFn } from './interfaces/throttle.interface'
-export * from './parallel-worker.events'
-export { ParallelWorkerModule } from './parallel-worker.module'
-export * from './store'
-export { RedisStore } from './store/redis.store'
+  ID,
+  LoadContext,
+  LoaderResult,
+  Range,
+  RangeContext,
+} from './interfaces/range.interface';
+export type {
+  JobState,
+  JobStatus,
+  RunStatus,
+  RunSummary,
+} from './interfaces/run-summary.interface';
+export type {
+  IdOrderOption,
+  ParallelWorkerLogLevel,
+  ParallelWorkerOptions,
+  RedisConnectionOptions,
+  RedisLikeClient,
+} from './interfaces/parallel-worker-options.interface';
+export { ParallelWorker, type RunOptions } from './parallel-worker';
+export type {
+  ThrottleContext,
+  ThrottleFn,
+} from './interfaces/throttle.interface';
+export * from './parallel-worker.events';
+export { ParallelWorkerModule } from './parallel-worker.module';
+export * from './store';
+export { RedisStore } from './store/redis.store';

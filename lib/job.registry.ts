@@ -1,35 +1,40 @@
-import { Injectable } from '@nestjs/common'
-import type { ID, LoadContext, Range, RangeContext } from './interfaces/range.interface'
+import { Injectable } from '@nestjs/common';
+import type {
+  ID,
+  LoadContext,
+  Range,
+  RangeContext,
+} from './interfaces/range.interface';
 
 /** A decorated method: where it lives, for error messages, and how to call it. */
 export interface JobMethod<F> {
   /** `Class.method`, as error messages name it. */
-  name: string
-  call: F
+  name: string;
+  call: F;
 }
 
 export interface JobDefinition {
-  name: string
-  loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown>
-  handler: JobMethod<(range: Range, ctx: RangeContext) => unknown>
-  total?: JobMethod<(ctx: { job: string; runId: string }) => unknown>
+  name: string;
+  loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown>;
+  handler: JobMethod<(range: Range, ctx: RangeContext) => unknown>;
+  total?: JobMethod<(ctx: { job: string; runId: string }) => unknown>;
 }
 
 /** The jobs the explorer found, by name. Internal. */
 @Injectable()
 export class JobRegistry {
-  private readonly jobs = new Map<string, JobDefinition>()
+  private readonly jobs = new Map<string, JobDefinition>();
 
   set(jobs: JobDefinition[]): void {
-    this.jobs.clear()
-    for (const job of jobs) this.jobs.set(job.name, job)
+    this.jobs.clear();
+    for (const job of jobs) this.jobs.set(job.name, job);
   }
 
   get(name: string): JobDefinition | undefined {
-    return this.jobs.get(name)
+    return this.jobs.get(name);
   }
 
   names(): string[] {
-    return [...this.jobs.keys()]
+    return [...this.jobs.keys()];
   }
 }

@@ -1,6 +1,10 @@
-import { Injectable } from '@nestjs/common'
-import { Reflector } from '@nestjs/core'
-import { RANGE_HANDLER_METADATA, RANGE_LOADER_METADATA, RANGE_TOTAL_METADATA } from './parallel-worker.constants'
+import { Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  RANGE_HANDLER_METADATA,
+  RANGE_LOADER_METADATA,
+  RANGE_TOTAL_METADATA,
+} from './parallel-worker.constants';
 
 /** Typed reads of the decorators' metadata. */
 @Injectable()
@@ -8,14 +12,20 @@ export class ParallelWorkerMetadataAccessor {
   constructor(private readonly reflector: Reflector) {}
 
   getLoaderJob(target: Function): string | undefined {
-    return this.reflector.get<string | undefined>(RANGE_LOADER_METADATA, target)
+    return this.reflector.get<string | undefined>(
+      RANGE_LOADER_METADATA,
+      target,
+    );
   }
 
   getTotalJob(target: Function): string | undefined {
-    return this.reflector.get<string | undefined>(RANGE_TOTAL_METADATA, target)
+    return this.reflector.get<string | undefined>(RANGE_TOTAL_METADATA, target);
   }
 
   getHandlerJob(target: Function): string | undefined {
-    return this.reflector.get<string | undefined>(RANGE_HANDLER_METADATA, target)
+    return this.reflector.get<string | undefined>(
+      RANGE_HANDLER_METADATA,
+      target,
+    );
   }
 }

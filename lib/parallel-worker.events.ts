@@ -1,5 +1,5 @@
-import type { ID } from './interfaces/range.interface'
-import type { RunSummary } from './interfaces/run-summary.interface'
+import type { ID } from './interfaces/range.interface';
+import type { RunSummary } from './interfaces/run-summary.interface';
 
 /** Event names, emitted through `@nestjs/event-emitter` when the app has it. */
 export enum ParallelWorkerEvent {
@@ -24,16 +24,20 @@ export class WorkerExitedEvent {
 
 /** A graceful stop finished handing back ranges; the run is about to resolve as stopped. */
 export class BeforeStopEvent {
-  constructor(readonly job: string, readonly runId: string, readonly summary: RunSummary) {}
+  constructor(
+    readonly job: string,
+    readonly runId: string,
+    readonly summary: RunSummary,
+  ) {}
 }
 
 /** Which ids a range event is about. */
 export interface RangeInfo {
-  token: number
-  attempt: number
-  count: number
-  firstId: ID | undefined
-  lastId: ID
+  token: number;
+  attempt: number;
+  count: number;
+  firstId: ID | undefined;
+  lastId: ID;
 }
 
 /**
@@ -68,5 +72,9 @@ export class RangeFailedEvent {
 
 /** A run ended (completed, stopped or failed). */
 export class RunCompletedEvent {
-  constructor(readonly job: string, readonly runId: string, readonly summary: RunSummary) {}
+  constructor(
+    readonly job: string,
+    readonly runId: string,
+    readonly summary: RunSummary,
+  ) {}
 }

@@ -1,13 +1,21 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common'
-import { DiscoveryService, MetadataScanner } from '@nestjs/core'
-import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper'
-import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error'
-import { type JobDefinition, type JobMethod, JobRegistry } from './job.registry'
-import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor'
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error';
+import {
+  type JobDefinition,
+  type JobMethod,
+  JobRegistry,
+} from './job.registry';
+import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor';
 
-const JOB_NAME = /^[A-Za-z0-9_.:-]+$/
+const JOB_NAME = /^[A-Za-z0-9_.:-]+$/;
 
-type Found = { loaders: JobMethod<any>[]; handlers: JobMethod<any>[]; totals: JobMethod<any>[] }
+type Found = {
+  loaders: JobMethod<any>[];
+  handlers: JobMethod<any>[];
+  totals: JobMethod<any>[];
+};
 
 /** Finds `@RangeLoader` / `@RangeHandler` methods on providers and pairs them per job. */
 @Injectable()
@@ -19,10 +27,10 @@ export class ParallelWorkerExplorer implements OnModuleInit {
     private readonly registry: JobRegistry,
   ) {}
 
-  private explored = false
+  private explored = false;
 
   onModuleInit(): void {
-    this.explore()
+    this.explore();
   }
 
   /**
@@ -30,52 +38,100 @@ export class ParallelWorkerExplorer implements OnModuleInit {
    * `run()` right after `NestFactory.create()`, before any `init()`.
    */
   explore(): void {
-    if (this.explored) return
-    this.explored = true
-    const found = new Map<string, Found>()
-    for (const wrapper of this.discovery.getProviders()) this.exploreProvider(wrapper, found)
-    this.registry.set([...found].map(([name, f]) => this.pair(name, f)))
+    if (this.explored) return;
+    this.explored = true;
+    const found = new Map<string, Found>();
+    for (const wrapper of this.discovery.getProviders())
+      this.exploreProvider(wrapper, found);
+    this.registry.set([...found].map(([name, f]) => this.pair(name, f)));
   }
 
-  private exploreProvider(wrapper: InstanceWrapper, found: Map<string, Found>): void {
-    const { instance } = wrapper
-    if (!instance || wrapper.isAlias || typeof instance !== 'object') return
-    const prototype = Object.getPrototypeOf(instance)
-    if (!prototype) return
+  private exploreProvider(
+    wrapper: InstanceWrapper,
+    found: Map<string, Found>,
+  ): void {
+    const { instance } = wrapper;
+    if (!instance || wrapper.isAlias || typeof instance !== 'object') return;
+    const prototype = Object.getPrototypeOf(instance);
+    if (!prototype) return;
     for (const method of this.scanner.getAllMethodNames(prototype)) {
-      const target = prototype[method]
-      const loaderJob = this.accessor.getLoaderJob(target)
-      const handlerJob = this.accessor.getHandlerJob(target)
-      const totalJob = this.accessor.getTotalJob(target)
-      if (loaderJob === undefined && handlerJob === undefined && totalJob === undefined) continue
-      const name = `${instance.constructor.name}.${method}`
-      const job = (loaderJob ?? handlerJob ?? totalJob) as string
+      const target = prototype[method];
+      const loaderJob = this.accessor.getLoaderJob(target);
+      const handlerJob = this.accessor.getHandlerJob(target);
+      const totalJob = this.accessor.getTotalJob(target);
+      if (
+        loaderJob === undefined &&
+        handlerJob === undefined &&
+        totalJob === undefined
+      )
+        continue;
+      const name = `${instance.constructor.name}.${method}`;
+      const job = (loaderJob ?? handlerJob ?? totalJob) as string;
       if (!wrapper.isDependencyTreeStatic()) {
         throw new ParallelWorkerConfigError(
           `${name} (job "${job}") is on a request-scoped or transient provider. Range loaders and handlers must live on a singleton provider: remove the scope from ${instance.constructor.name} or move the method.`,
-        )
+        );
       }
-      if ([loaderJob, handlerJob, totalJob].filter(j => j !== undefined).length > 1) {
-        throw new ParallelWorkerConfigError(`${name} has more than one of @RangeLoader, @RangeHandler and @RangeTotal. Give each its own method.`)
+      if (
+        [loaderJob, handlerJob, totalJob].filter((j) => j !== undefined)
+          .length > 1
+      ) {
+        throw new ParallelWorkerConfigError(
+          `${name} has more than one of @RangeLoader, @RangeHandler and @RangeTotal. Give each its own method.`,
+        );
       }
       if (typeof job !== 'string' || !JOB_NAME.test(job)) {
-        throw new ParallelWorkerConfigError(`${name}: job name ${JSON.stringify(job)} is not valid. Use letters, digits, '_', '-', '.' or ':'.`)
+        throw new ParallelWorkerConfigError(
+          `${name}: job name ${JSON.stringify(job)} is not valid. Use letters, digits, '_', '-', '.' or ':'.`,
+        );
       }
-      const entry = found.get(job) ?? { loaders: [], handlers: [], totals: [] }
-      found.set(job, entry)
-      const call = (...args: unknown[]) => instance[method](...args)
-      ;(loaderJob !== undefined ? entry.loaders : handlerJob !== undefined ? entry.handlers : entry.totals).push({ name, call })
+      const entry = found.get(job) ?? { loaders: [], handlers: [], totals: [] };
+      found.set(job, entry);
+      const call = (...args: unknown[]) => instance[method](...args);
+      (loaderJob !== undefined
+        ? entry.loaders
+        : handlerJob !== undefined
+          ? entry.handlers
+          : entry.totals
+      ).push({ name, call });
     }
   }
 
-  private pair(job: string, { loaders, handlers, totals }: Found): JobDefinition {
-    const names = (list: JobMethod<any>[]) => list.map(m => m.name).join(' and ')
-    if (loaders.length > 1) throw new ParallelWorkerConfigError(`Job "${job}" has two range loaders: ${names(loaders)}. Keep one @RangeLoader('${job}') or give the other its own job name.`)
-    if (handlers.length > 1) throw new ParallelWorkerConfigError(`Job "${job}" has two range handlers: ${names(handlers)}. Keep one @RangeHandler('${job}') or give the other its own job name.`)
-    if (loaders.length === 0 && handlers.length === 0) throw new ParallelWorkerConfigError(`Job "${job}" has a @RangeTotal (${names(totals)}) but no range loader or handler. Add them, or fix the job name.`)
-    if (loaders.length === 0) throw new ParallelWorkerConfigError(`Job "${job}" has a range handler (${names(handlers)}) but no range loader. Add a @RangeLoader('${job}') method to a provider.`)
-    if (handlers.length === 0) throw new ParallelWorkerConfigError(`Job "${job}" has a range loader (${names(loaders)}) but no range handler. Add a @RangeHandler('${job}') method to a provider.`)
-    if (totals.length > 1) throw new ParallelWorkerConfigError(`Job "${job}" has two @RangeTotal methods: ${names(totals)}. Keep one.`)
-    return { name: job, loader: loaders[0], handler: handlers[0], ...(totals.length ? { total: totals[0] } : {}) }
+  private pair(
+    job: string,
+    { loaders, handlers, totals }: Found,
+  ): JobDefinition {
+    const names = (list: JobMethod<any>[]) =>
+      list.map((m) => m.name).join(' and ');
+    if (loaders.length > 1)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has two range loaders: ${names(loaders)}. Keep one @RangeLoader('${job}') or give the other its own job name.`,
+      );
+    if (handlers.length > 1)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has two range handlers: ${names(handlers)}. Keep one @RangeHandler('${job}') or give the other its own job name.`,
+      );
+    if (loaders.length === 0 && handlers.length === 0)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has a @RangeTotal (${names(totals)}) but no range loader or handler. Add them, or fix the job name.`,
+      );
+    if (loaders.length === 0)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has a range handler (${names(handlers)}) but no range loader. Add a @RangeLoader('${job}') method to a provider.`,
+      );
+    if (handlers.length === 0)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has a range loader (${names(loaders)}) but no range handler. Add a @RangeHandler('${job}') method to a provider.`,
+      );
+    if (totals.length > 1)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has two @RangeTotal methods: ${names(totals)}. Keep one.`,
+      );
+    return {
+      name: job,
+      loader: loaders[0],
+      handler: handlers[0],
+      ...(totals.length ? { total: totals[0] } : {}),
+    };
   }
 }

@@ -1,110 +1,149 @@
-import { inspect } from 'node:util'
+import { inspect } from 'node:util';
 
 /** A short, one-line picture of a user value for error messages. */
 export const show = (value: unknown): string =>
-  inspect(value, { depth: 2, maxArrayLength: 8, maxStringLength: 80, breakLength: Infinity, compact: true })
+  inspect(value, {
+    depth: 2,
+    maxArrayLength: 8,
+    maxStringLength: 80,
+    breakLength: Infinity,
+    compact: true,
+  });
 
-const FIX_LOADER = 'Return ids sorted ascending, each after the cursor (e.g. WHERE id > $cursor ORDER BY id LIMIT $limit).'
+const FIX_LOADER =
+  'Return ids sorted ascending, each after the cursor (e.g. WHERE id > $cursor ORDER BY id LIMIT $limit).';
 
 export const BAD_LOADER_SHAPE = (job: string, value: unknown) =>
-  `Job "${job}": the range loader returned ${show(value)}, which is neither an array of ids nor a range object { lastId, idsRange? }. Return ids (or [] / null when there is no more data).`
+  `Job "${job}": the range loader returned ${show(value)}, which is neither an array of ids nor a range object { lastId, idsRange? }. Return ids (or [] / null when there is no more data).`;
 
 export const BAD_ID = (job: string, value: unknown, where: string) =>
-  `Job "${job}": the range loader returned an invalid id ${show(value)} ${where}. Ids must be numbers, strings or bigints.`
+  `Job "${job}": the range loader returned an invalid id ${show(value)} ${where}. Ids must be numbers, strings or bigints.`;
 
-export const UNSORTED_IDS = (job: string, prev: unknown, id: unknown, index: number) =>
+export const UNSORTED_IDS = (
+  job: string,
+  prev: unknown,
+  id: unknown,
+  index: number,
+) =>
   `Job "${job}": the range loader returned ids that are not sorted ascending: ${show(id)} at index ${index} comes after ${show(prev)}. ${FIX_LOADER}` +
-  (typeof id === 'string' ? ` If the database orders this key differently (a text key), set idOrder ('text', 'binary' or a comparator) in ParallelWorkerModule.forRoot().` : '')
+  (typeof id === 'string'
+    ? ` If the database orders this key differently (a text key), set idOrder ('text', 'binary' or a comparator) in ParallelWorkerModule.forRoot().`
+    : '');
 
 export const DUPLICATE_IDS = (job: string, id: unknown, index: number) =>
-  `Job "${job}": the range loader returned the id ${show(id)} twice (index ${index}). ${FIX_LOADER}`
+  `Job "${job}": the range loader returned the id ${show(id)} twice (index ${index}). ${FIX_LOADER}`;
 
 export const NOT_AFTER_CURSOR = (job: string, id: unknown, cursor: unknown) =>
-  `Job "${job}": the range loader returned ${show(id)}, which is not after the cursor ${show(cursor)}; those rows were handed out already. ${FIX_LOADER}`
+  `Job "${job}": the range loader returned ${show(id)}, which is not after the cursor ${show(cursor)}; those rows were handed out already. ${FIX_LOADER}`;
 
 export const LAST_ID_BEFORE_IDS = (job: string, lastId: unknown, id: unknown) =>
-  `Job "${job}": the range object's lastId ${show(lastId)} is before its id ${show(id)}; lastId must be the largest id of the range.`
+  `Job "${job}": the range object's lastId ${show(lastId)} is before its id ${show(id)}; lastId must be the largest id of the range.`;
 
 export const MISSING_LAST_ID = (job: string, value: unknown) =>
-  `Job "${job}": the range object ${show(value)} has ids but no lastId. Set lastId to the cursor after this range.`
+  `Job "${job}": the range object ${show(value)} has ids but no lastId. Set lastId to the cursor after this range.`;
 
 export const PAYLOAD_NOT_JSON = (job: string, key: string, reason: string) =>
-  `Job "${job}": the range object's payload "${key}" cannot travel to a worker as JSON (${reason}). Keep payloads to plain JSON values.`
+  `Job "${job}": the range object's payload "${key}" cannot travel to a worker as JSON (${reason}). Keep payloads to plain JSON values.`;
 
 export const UNKNOWN_JOB = (job: string, known: string[]) =>
-  `No job "${job}" is declared. Declare it with @RangeLoader('${job}') and @RangeHandler('${job}'), or run one of: ${known.map(j => `"${j}"`).join(', ') || '(none)'}.`
+  `No job "${job}" is declared. Declare it with @RangeLoader('${job}') and @RangeHandler('${job}'), or run one of: ${known.map((j) => `"${j}"`).join(', ') || '(none)'}.`;
 
 export const JOB_REQUIRED = (known: string[]) =>
-  `This app declares several jobs (${known.map(j => `"${j}"`).join(', ')}); name the one to run: run('${known[0]}').`
+  `This app declares several jobs (${known.map((j) => `"${j}"`).join(', ')}); name the one to run: run('${known[0]}').`;
 
 export const NO_JOBS = () =>
-  'No job is declared. Add a provider with a @RangeLoader() and a @RangeHandler() method and list it in a module\'s providers.'
+  "No job is declared. Add a provider with a @RangeLoader() and a @RangeHandler() method and list it in a module's providers.";
 
 /** The run a host is in is no longer the one the store holds (Redis restarted empty, evicted, failed over, flushed). */
 export const STATE_LOST = (job: string, runId: string, found: string | null) =>
   `the coordination state of run ${runId} of job "${job}" was lost from the store (${found ? `it now holds run ${found}` : 'it holds no run'}), ` +
   `so this host cannot tell which of its ranges were handled. Nothing was reported completed. Call run() again: it starts a new run from the ` +
   `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
-  `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`
+  `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
 
 /** Another app (another loader and handler) already uses this job's state in the store. */
-export const JOB_DECLARED_ELSEWHERE = (job: string, stored: string, ours: string) =>
+export const JOB_DECLARED_ELSEWHERE = (
+  job: string,
+  stored: string,
+  ours: string,
+) =>
   `Job "${job}" in this store belongs to another app, which declares it as ${stored}; this app declares it as ${ours}. ` +
   `Two apps sharing one Redis need different storageKey values (ParallelWorkerModule.forRoot({ storageKey })). ` +
   `If this is the same app after renaming that class or method, take the job over once with run('${job}', { from }) ` +
-  `(from: the cursor status() shows, or null to start over).`
+  `(from: the cursor status() shows, or null to start over).`;
 
 /** `from` while hosts hold live leases of the active run. */
-const ACTIVE = (runId: string) => `run ${runId} is active (a host holds a lease of it, or took part in it within leaseMs and has not stopped)`
+const ACTIVE = (runId: string) =>
+  `run ${runId} is active (a host holds a lease of it, or took part in it within leaseMs and has not stopped)`;
 
 /** `from` while the run is active. */
-export const RUN_BUSY = (runId: string) => `${ACTIVE(runId)}; wait for it or stop it before moving the cursor`
+export const RUN_BUSY = (runId: string) =>
+  `${ACTIVE(runId)}; wait for it or stop it before moving the cursor`;
 
 /** `reset` while the run is active. */
-export const RESET_BUSY = (runId: string) => `${ACTIVE(runId)}; cancel it or wait for it before resetting the job`
+export const RESET_BUSY = (runId: string) =>
+  `${ACTIVE(runId)}; cancel it or wait for it before resetting the job`;
 
-const FIX_ORDER = "Set idOrder in ParallelWorkerModule.forRoot() to the key's order: 'numeric' (numbers, integer strings), 'text' (strings by code unit), 'binary' (strings by code point) or a comparator."
+const FIX_ORDER =
+  "Set idOrder in ParallelWorkerModule.forRoot() to the key's order: 'numeric' (numbers, integer strings), 'text' (strings by code unit), 'binary' (strings by code point) or a comparator.";
 
 /** An id the job's idOrder cannot order. */
-export const ID_REFUSED = (job: string, id: unknown, where: string, rule: 'not-integer' | 'unsafe' | 'not-string', order: string) => {
-  const why = rule === 'unsafe'
-    ? `a number beyond Number.MAX_SAFE_INTEGER, whose last digits may already be wrong. Return such ids as strings (node-postgres returns bigint columns as strings).`
-    : rule === 'not-integer'
-      ? `a number that is not an integer, which ${order} does not order. ${FIX_ORDER}`
-      : `not a string, and ${order} orders string ids. ${FIX_ORDER}`
-  return `Job "${job}": the range loader returned ${show(id)} ${where}: ${why}`
-}
+export const ID_REFUSED = (
+  job: string,
+  id: unknown,
+  where: string,
+  rule: 'not-integer' | 'unsafe' | 'not-string',
+  order: string,
+) => {
+  const why =
+    rule === 'unsafe'
+      ? `a number beyond Number.MAX_SAFE_INTEGER, whose last digits may already be wrong. Return such ids as strings (node-postgres returns bigint columns as strings).`
+      : rule === 'not-integer'
+        ? `a number that is not an integer, which ${order} does not order. ${FIX_ORDER}`
+        : `not a string, and ${order} orders string ids. ${FIX_ORDER}`;
+  return `Job "${job}": the range loader returned ${show(id)} ${where}: ${why}`;
+};
 
 /** Integer ids and text ids in one order. */
 export const IDS_MIXED = (job: string, a: unknown, b: unknown) =>
   `Job "${job}": the range loader mixes the integer id ${show(a)} and the text id ${show(b)}; idOrder 'numeric' orders integers ` +
   `(numbers and integer strings) numerically and other strings as text, never both in one job. For a text key set idOrder: 'text' (or 'binary'); ` +
-  `for an integer key return only integers.`
+  `for an integer key return only integers.`;
 
 /** The store handed out a fencing token this host still holds. */
 export const TOKEN_REUSED = (job: string, runId: string, token: number) =>
   `the store issued fencing token ${token} again while this host still holds it, so its state went back (a failover to a replica that ` +
   `lagged, a restore from an older copy). Run ${runId} of job "${job}" cannot tell which ranges were handled; nothing was reported completed. ` +
-  `Call run() again: rows may be handled again, none are skipped.`
+  `Call run() again: rows may be handled again, none are skipped.`;
 
 /** The store's cursor went back behind one this host committed in the same run. */
-export const CURSOR_WENT_BACK = (job: string, runId: string, cursor: unknown, committed: unknown) =>
+export const CURSOR_WENT_BACK = (
+  job: string,
+  runId: string,
+  cursor: unknown,
+  committed: unknown,
+) =>
   `the store's cursor of run ${runId} of job "${job}" went back to ${JSON.stringify(cursor)}, behind ${JSON.stringify(committed)} that this host ` +
   `committed (a failover to a replica that lagged, a restore from an older copy), so this host cannot tell which ranges were handled. ` +
-  `Nothing was reported completed. Call run() again: rows may be handled again, none are skipped.`
+  `Nothing was reported completed. Call run() again: rows may be handled again, none are skipped.`;
 
 /** A URL with its password (and any user) hidden: safe in logs and errors. */
 export function redactUrl(url: string): string {
   try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString().replace(/\/$/, '')
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
   } catch {
-    return '(a URL that does not parse)'
+    return '(a URL that does not parse)';
   }
 }
 
 /** The store did not answer `run()`'s first call in time. */
-export const STORE_UNAVAILABLE = (job: string, where: string, timeoutMs: number, cause: string) =>
+export const STORE_UNAVAILABLE = (
+  job: string,
+  where: string,
+  timeoutMs: number,
+  cause: string,
+) =>
   `Job "${job}" did not start: the coordination store (${where}) did not answer within ${timeoutMs} ms (storeConnectTimeoutMs): ${cause}. ` +
-  `Check that it runs and that this host can reach it; nothing was started or changed.`
+  `Check that it runs and that this host can reach it; nothing was started or changed.`;

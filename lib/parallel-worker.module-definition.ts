@@ -1,5 +1,5 @@
-import { ConfigurableModuleBuilder } from '@nestjs/common'
-import type { ParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { ParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
 
 export const {
   ConfigurableModuleClass: ParallelWorkerConfigurableModule,
@@ -8,5 +8,8 @@ export const {
   ASYNC_OPTIONS_TYPE: PARALLEL_WORKER_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<ParallelWorkerOptions>()
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
-  .build()
+  .setExtras({ isGlobal: false }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+  }))
+  .build();

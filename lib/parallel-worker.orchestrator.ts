@@ -1,32 +1,39 @@
-import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
-import { DiscoveryService } from '@nestjs/core'
-import AsyncLock from 'async-lock'
-import { randomBytes, randomUUID } from 'node:crypto'
-import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error'
-import { RunRefusedError } from './errors/run-refused.error'
-import { StoreUnavailableError } from './errors/store-unavailable.error'
-import { hostname } from 'node:os'
-import { ClusterPool } from './cluster/cluster-pool'
-import { InlinePool } from './cluster/inline-pool'
-import { RunFailedError } from './errors/run-failed.error'
-import type { JobDefinition } from './job.registry'
-import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
-import type { ID } from './interfaces/range.interface'
-import type { RunSummary } from './interfaces/run-summary.interface'
-import { LOG_CONTEXT } from './parallel-worker.constants'
-import { ModuleLogger } from './parallel-worker.logger'
-import { show, STORE_UNAVAILABLE } from './parallel-worker.messages'
-import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
-import type { EventSink } from './run/run-deps'
-import { RunEngine } from './run/run-engine'
-import type { CoordinationStore } from './store/coordination-store.interface'
+import {
+  Inject,
+  Injectable,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import AsyncLock from 'async-lock';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ParallelWorkerConfigError } from './errors/parallel-worker-config.error';
+import { RunRefusedError } from './errors/run-refused.error';
+import { StoreUnavailableError } from './errors/store-unavailable.error';
+import { hostname } from 'node:os';
+import { ClusterPool } from './cluster/cluster-pool';
+import { InlinePool } from './cluster/inline-pool';
+import { RunFailedError } from './errors/run-failed.error';
+import type { JobDefinition } from './job.registry';
+import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
+import type { ID } from './interfaces/range.interface';
+import type { RunSummary } from './interfaces/run-summary.interface';
+import { LOG_CONTEXT } from './parallel-worker.constants';
+import { ModuleLogger } from './parallel-worker.logger';
+import { show, STORE_UNAVAILABLE } from './parallel-worker.messages';
+import {
+  PARALLEL_WORKER_STORE,
+  RESOLVED_OPTIONS,
+} from './parallel-worker.providers';
+import type { EventSink } from './run/run-deps';
+import { RunEngine } from './run/run-engine';
+import type { CoordinationStore } from './store/coordination-store.interface';
 
 /** A run of a job on this host, from `run()` until it resolves. */
 interface ActiveRun {
-  engine?: RunEngine
-  promise: Promise<RunSummary>
+  engine?: RunEngine;
+  promise: Promise<RunSummary>;
   /** stop() came before the engine existed (the run was still starting). */
-  stopRequested?: boolean
+  stopRequested?: boolean;
 }
 
 /**
@@ -35,124 +42,181 @@ interface ActiveRun {
  * and turns SIGTERM/SIGINT into a graceful stop while a run is active.
  */
 /** After a signal stopped the runs, how long the app has to start closing by itself before the signal is raised again. */
-const RERAISE_GRACE_MS = 1000
+const RERAISE_GRACE_MS = 1000;
 
 @Injectable()
 export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   /** Identity of this host (this primary) in the store: hostname, pid and a random part (pids are reused). */
-  readonly hostId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
-  private readonly runs = new Map<string, ActiveRun>()
-  private readonly lock: AsyncLock
-  private readonly logger: ModuleLogger
-  private emitter?: { emit(event: string, payload: unknown): unknown }
-  private readonly observers: ((event: string, payload: unknown) => void)[] = []
+  readonly hostId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly lock: AsyncLock;
+  private readonly logger: ModuleLogger;
+  private emitter?: { emit(event: string, payload: unknown): unknown };
+  private readonly observers: ((event: string, payload: unknown) => void)[] =
+    [];
   /** Every event goes to EventEmitter2 (when the app has it) and to internal observers (metrics). */
   private readonly events: EventSink = {
     emit: (event, payload) => {
       // A listener that throws is the app's bug: it is logged, and never stops or crashes a run.
       try {
-        this.emitter?.emit(event, payload)
-        for (const observer of this.observers) observer(event, payload)
+        this.emitter?.emit(event, payload);
+        for (const observer of this.observers) observer(event, payload);
       } catch (e) {
-        this.logger.error(`A listener of ${event} threw: ${(e as Error).message}`, (e as Error).stack)
+        this.logger.error(
+          `A listener of ${event} threw: ${(e as Error).message}`,
+          (e as Error).stack,
+        );
       }
     },
-  }
-  private signals = 0
+  };
+  private signals = 0;
   /** The signal that stopped this process's runs: no run starts or is joined after it. */
-  private stopSignal?: NodeJS.Signals
-  private reraise?: NodeJS.Timeout
-  private closing = false
+  private stopSignal?: NodeJS.Signals;
+  private reraise?: NodeJS.Timeout;
+  private closing = false;
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
+    @Inject(RESOLVED_OPTIONS)
+    private readonly options: ResolvedParallelWorkerOptions,
     @Inject(PARALLEL_WORKER_STORE) private readonly store: CoordinationStore,
     private readonly discovery: DiscoveryService,
   ) {
-    this.lock = new AsyncLock(options.lockOptions)
-    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging)
+    this.lock = new AsyncLock(options.lockOptions);
+    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging);
   }
 
   onApplicationBootstrap(): void {
     // EventEmitter2 is an optional peer: found by its shape, never imported.
-    const emitter = this.discovery.getProviders()
-      .find(w => typeof w.instance?.emitAsync === 'function' && typeof w.instance?.onAny === 'function')?.instance
-    if (emitter && typeof emitter.emit === 'function') this.emitter = emitter
+    const emitter = this.discovery
+      .getProviders()
+      .find(
+        (w) =>
+          typeof w.instance?.emitAsync === 'function' &&
+          typeof w.instance?.onAny === 'function',
+      )?.instance;
+    if (emitter && typeof emitter.emit === 'function') this.emitter = emitter;
   }
 
   observe(observer: (event: string, payload: unknown) => void): void {
-    this.observers.push(observer)
+    this.observers.push(observer);
   }
 
   isRunning(job: string): boolean {
-    return this.runs.has(job)
+    return this.runs.has(job);
   }
 
   /** The engine of the job's run on this host, once it started. */
   engine(job: string): RunEngine | undefined {
-    return this.runs.get(job)?.engine
+    return this.runs.get(job)?.engine;
   }
 
   /** Waits for the job's run on this host to resolve (or reject). */
   async settled(job: string): Promise<void> {
-    await this.runs.get(job)?.promise.catch(() => undefined)
+    await this.runs.get(job)?.promise.catch(() => undefined);
   }
 
   /** Runs `def` (or joins its run on this host) and resolves with the summary. */
-  async run(def: JobDefinition, from: ID | null | undefined): Promise<RunSummary> {
+  async run(
+    def: JobDefinition,
+    from: ID | null | undefined,
+  ): Promise<RunSummary> {
     if (this.stopSignal) {
-      throw new RunRefusedError(def.name, `Job "${def.name}" was not started: this process is stopping (${this.stopSignal} received).`)
+      throw new RunRefusedError(
+        def.name,
+        `Job "${def.name}" was not started: this process is stopping (${this.stopSignal} received).`,
+      );
     }
-    const active = this.runs.get(def.name)
+    const active = this.runs.get(def.name);
     if (active) {
-      if (from !== undefined) throw new RunRefusedError(def.name, `Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`)
-      return active.promise
+      if (from !== undefined)
+        throw new RunRefusedError(
+          def.name,
+          `Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`,
+        );
+      return active.promise;
     }
-    const entry = {} as ActiveRun
-    entry.promise = this.orchestrate(def, from, entry)
-    this.runs.set(def.name, entry)
-    this.watchSignals()
+    const entry = {} as ActiveRun;
+    entry.promise = this.orchestrate(def, from, entry);
+    this.runs.set(def.name, entry);
+    this.watchSignals();
     try {
-      return await entry.promise
+      return await entry.promise;
     } finally {
-      this.runs.delete(def.name)
-      this.watchSignals()
+      this.runs.delete(def.name);
+      this.watchSignals();
     }
   }
 
   /** Graceful stop of these jobs (every running one when omitted): resolves when their runs resolved. */
   async stop(names: string[] = [...this.runs.keys()]): Promise<void> {
-    await Promise.all(names.map(async name => {
-      const run = this.runs.get(name)
-      if (!run) return
-      run.stopRequested = true
-      await run.engine?.stop()
-      await run.promise.catch(() => undefined)
-    }))
+    await Promise.all(
+      names.map(async (name) => {
+        const run = this.runs.get(name);
+        if (!run) return;
+        run.stopRequested = true;
+        await run.engine?.stop();
+        await run.promise.catch(() => undefined);
+      }),
+    );
   }
 
-  private async orchestrate(def: JobDefinition, from: ID | null | undefined, entry: ActiveRun): Promise<RunSummary> {
-    const startedAt = performance.now()
+  private async orchestrate(
+    def: JobDefinition,
+    from: ID | null | undefined,
+    entry: ActiveRun,
+  ): Promise<RunSummary> {
+    const startedAt = performance.now();
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
-    const { runId, joined } = await this.firstCall(def.name, () => this.store.startRun(def.name, randomUUID(), from, `${def.loader.name} + ${def.handler.name}`))
-    const logger = this.logger
+    const { runId, joined } = await this.firstCall(def.name, () =>
+      this.store.startRun(
+        def.name,
+        randomUUID(),
+        from,
+        `${def.loader.name} + ${def.handler.name}`,
+      ),
+    );
+    const logger = this.logger;
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
-    if (!joined && def.total) void this.recordTotal(def, runId)
-    const inline = this.options.workers === 0
-    logger.info(`Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`)
+    if (!joined && def.total) void this.recordTotal(def, runId);
+    const inline = this.options.workers === 0;
+    logger.info(
+      `Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`,
+    );
     const engine = new RunEngine({
-      job: def, runId, hostId: this.hostId, store: this.store, options: this.options, logger, events: this.events, lock: this.lock, startedAt,
-    })
-    entry.engine = engine
-    engine.start(inline
-      ? new InlinePool(`inline-${process.pid}`, this.options.concurrency, def, runId, engine)
-      : new ClusterPool(def.name, runId, this.options, engine, logger))
-    if (entry.stopRequested) void engine.stop()
-    const summary = await engine.finished
-    const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`
-    if (summary.status === 'failed') throw new RunFailedError(summary, engine.failureCause === undefined ? undefined : { cause: engine.failureCause })
-    logger.info(line)
-    return summary
+      job: def,
+      runId,
+      hostId: this.hostId,
+      store: this.store,
+      options: this.options,
+      logger,
+      events: this.events,
+      lock: this.lock,
+      startedAt,
+    });
+    entry.engine = engine;
+    engine.start(
+      inline
+        ? new InlinePool(
+            `inline-${process.pid}`,
+            this.options.concurrency,
+            def,
+            runId,
+            engine,
+          )
+        : new ClusterPool(def.name, runId, this.options, engine, logger),
+    );
+    if (entry.stopRequested) void engine.stop();
+    const summary = await engine.finished;
+    const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`;
+    if (summary.status === 'failed')
+      throw new RunFailedError(
+        summary,
+        engine.failureCause === undefined
+          ? undefined
+          : { cause: engine.failureCause },
+      );
+    logger.info(line);
+    return summary;
   }
 
   /**
@@ -162,50 +226,74 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
    * (RunRefusedError) is an answer, not an outage.
    */
   private async firstCall<T>(job: string, call: () => Promise<T>): Promise<T> {
-    const timeoutMs = this.options.storeConnectTimeoutMs
-    const deadline = performance.now() + timeoutMs
-    let timer: NodeJS.Timeout | undefined
-    const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer after ${timeoutMs} ms`)), timeoutMs)))
+    const timeoutMs = this.options.storeConnectTimeoutMs;
+    const deadline = performance.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(
+          () => reject(new Error(`no answer after ${timeoutMs} ms`)),
+          timeoutMs,
+        )),
+    );
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await Promise.race([call(), hang])
+          return await Promise.race([call(), hang]);
         } catch (e) {
-          if (e instanceof RunRefusedError || e instanceof ParallelWorkerConfigError) throw e
-          if (performance.now() + 100 >= deadline || (e as Error).message.startsWith('no answer after')) {
-            const where = this.store.where ?? 'the coordination store'
-            const problem = (this.store as { problem?(): string | undefined }).problem?.() ?? (e as Error).message
-            throw new StoreUnavailableError(job, STORE_UNAVAILABLE(job, where, timeoutMs, problem), { cause: e })
+          if (
+            e instanceof RunRefusedError ||
+            e instanceof ParallelWorkerConfigError
+          )
+            throw e;
+          if (
+            performance.now() + 100 >= deadline ||
+            (e as Error).message.startsWith('no answer after')
+          ) {
+            const where = this.store.where ?? 'the coordination store';
+            const problem =
+              (this.store as { problem?(): string | undefined }).problem?.() ??
+              (e as Error).message;
+            throw new StoreUnavailableError(
+              job,
+              STORE_UNAVAILABLE(job, where, timeoutMs, problem),
+              { cause: e },
+            );
           }
-          await new Promise(r => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)))
+          await new Promise((r) =>
+            setTimeout(r, Math.min(1000, 50 * 2 ** attempt)),
+          );
         }
       }
     } finally {
-      clearTimeout(timer)
+      clearTimeout(timer);
     }
   }
 
   /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
   private async recordTotal(def: JobDefinition, runId: string): Promise<void> {
     try {
-      const value = await def.total?.call({ job: def.name, runId })
-      if (value === undefined || value === null) return
-      const total = Number(value)
-      if (!Number.isFinite(total) || total < 0) throw new Error(`it returned ${show(value)}, not a count`)
-      await this.store.setTotal(def.name, runId, total)
+      const value = await def.total?.call({ job: def.name, runId });
+      if (value === undefined || value === null) return;
+      const total = Number(value);
+      if (!Number.isFinite(total) || total < 0)
+        throw new Error(`it returned ${show(value)}, not a count`);
+      await this.store.setTotal(def.name, runId, total);
     } catch (e) {
-      this.logger.warn(`Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`)
+      this.logger.warn(
+        `Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
+      );
     }
   }
 
   /** SIGTERM/SIGINT stop the runs gracefully; a second one exits at once (leases released first). */
   private watchSignals(): void {
-    const active = this.runs.size > 0
+    const active = this.runs.size > 0;
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.off(signal, this.onSignal)
-      if (active) process.on(signal, this.onSignal)
+      process.off(signal, this.onSignal);
+      if (active) process.on(signal, this.onSignal);
     }
-    if (!active) this.signals = 0
+    if (!active) this.signals = 0;
   }
 
   /**
@@ -215,33 +303,41 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
    * as it would have without the module (a cron or HTTP app would go on forever).
    */
   private afterStop(signal: NodeJS.Signals): void {
-    process.off(signal, this.onSignal)
-    if (process.listenerCount(signal) > 0 || this.closing) return
+    process.off(signal, this.onSignal);
+    if (process.listenerCount(signal) > 0 || this.closing) return;
     // A run-once main.ts goes on to app.close() (which cancels this) and exits by itself; the timer never keeps it alive.
     this.reraise = setTimeout(() => {
-      this.logger.warn(`${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()) and did not close, so the process ends now.`)
-      process.kill(process.pid, signal)
-    }, RERAISE_GRACE_MS)
-    this.reraise.unref()
+      this.logger.warn(
+        `${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()) and did not close, so the process ends now.`,
+      );
+      process.kill(process.pid, signal);
+    }, RERAISE_GRACE_MS);
+    this.reraise.unref();
   }
 
   /** The app is closing (app.close()): it ends by itself, so a stopped signal is not raised again. */
   closingApp(): void {
-    this.closing = true
-    clearTimeout(this.reraise)
+    this.closing = true;
+    clearTimeout(this.reraise);
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     if (++this.signals === 1) {
-      this.stopSignal = signal
-      this.logger.warn(`${signal}: stopping gracefully (a second ${signal} exits at once).`)
-      void this.stop().then(() => this.afterStop(signal))
-      return
+      this.stopSignal = signal;
+      this.logger.warn(
+        `${signal}: stopping gracefully (a second ${signal} exits at once).`,
+      );
+      void this.stop().then(() => this.afterStop(signal));
+      return;
     }
-    this.logger.warn(`${signal} again: exiting now.`)
+    this.logger.warn(`${signal} again: exiting now.`);
     void Promise.race([
-      Promise.all([...this.runs.values()].map(r => r.engine?.abandon() ?? Promise.resolve())),
-      new Promise(r => setTimeout(r, 2000)),
-    ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
-  }
+      Promise.all(
+        [...this.runs.values()].map(
+          (r) => r.engine?.abandon() ?? Promise.resolve(),
+        ),
+      ),
+      new Promise((r) => setTimeout(r, 2000)),
+    ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
 }

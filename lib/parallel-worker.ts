@@ -1,28 +1,36 @@
 import {
-  type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationShutdown, type OnModuleDestroy, type OnModuleInit,
-} from '@nestjs/common'
-import { DiscoveryService } from '@nestjs/core'
-import cluster from 'node:cluster'
-import { WorkerRole } from './cluster/worker-role'
-import { UnknownJobError } from './errors/unknown-job.error'
-import { type JobDefinition, JobRegistry } from './job.registry'
-import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface'
-import type { ID } from './interfaces/range.interface'
-import type { JobStatus, RunSummary } from './interfaces/run-summary.interface'
-import { ENV_JOB, LOG_CONTEXT } from './parallel-worker.constants'
-import { ParallelWorkerExplorer } from './parallel-worker.explorer'
-import { ModuleLogger } from './parallel-worker.logger'
-import * as m from './parallel-worker.messages'
-import { ParallelWorkerOrchestrator } from './parallel-worker.orchestrator'
-import { PARALLEL_WORKER_STORE, RESOLVED_OPTIONS } from './parallel-worker.providers'
-import { RateSampler } from './run/rate-sampler'
-import { silenceSchedulerInWorker } from './run/scheduler-guard'
-import type { CoordinationStore } from './store/coordination-store.interface'
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import cluster from 'node:cluster';
+import { WorkerRole } from './cluster/worker-role';
+import { UnknownJobError } from './errors/unknown-job.error';
+import { type JobDefinition, JobRegistry } from './job.registry';
+import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
+import type { ID } from './interfaces/range.interface';
+import type { JobStatus, RunSummary } from './interfaces/run-summary.interface';
+import { ENV_JOB, LOG_CONTEXT } from './parallel-worker.constants';
+import { ParallelWorkerExplorer } from './parallel-worker.explorer';
+import { ModuleLogger } from './parallel-worker.logger';
+import * as m from './parallel-worker.messages';
+import { ParallelWorkerOrchestrator } from './parallel-worker.orchestrator';
+import {
+  PARALLEL_WORKER_STORE,
+  RESOLVED_OPTIONS,
+} from './parallel-worker.providers';
+import { RateSampler } from './run/rate-sampler';
+import { silenceSchedulerInWorker } from './run/scheduler-guard';
+import type { CoordinationStore } from './store/coordination-store.interface';
 
 /** Options of `ParallelWorker.run()`. */
 export interface RunOptions {
   /** Move the cursor before the run: `null` starts over from the first row. Omit to continue from the stored cursor. */
-  from?: ID | null
+  from?: ID | null;
 }
 
 /**
@@ -30,35 +38,42 @@ export interface RunOptions {
  * in a worker `run()` serves ranges until the primary drains it.
  */
 @Injectable()
-export class ParallelWorker implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly logger: ModuleLogger
-  private readonly worker: WorkerRole
-  private readonly rates = new RateSampler()
+export class ParallelWorker
+  implements
+    OnModuleInit,
+    OnModuleDestroy,
+    BeforeApplicationShutdown,
+    OnApplicationShutdown
+{
+  private readonly logger: ModuleLogger;
+  private readonly worker: WorkerRole;
+  private readonly rates = new RateSampler();
 
   constructor(
-    @Inject(RESOLVED_OPTIONS) private readonly options: ResolvedParallelWorkerOptions,
+    @Inject(RESOLVED_OPTIONS)
+    private readonly options: ResolvedParallelWorkerOptions,
     @Inject(PARALLEL_WORKER_STORE) private readonly store: CoordinationStore,
     private readonly registry: JobRegistry,
     private readonly discovery: DiscoveryService,
     private readonly explorer: ParallelWorkerExplorer,
     private readonly orchestrator: ParallelWorkerOrchestrator,
   ) {
-    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging)
-    this.worker = new WorkerRole(options, this.logger)
+    this.logger = new ModuleLogger(LOG_CONTEXT, options.logging);
+    this.worker = new WorkerRole(options, this.logger);
   }
 
   /** Identity of this host (this primary) in the store. */
   get hostId(): string {
-    return this.orchestrator.hostId
+    return this.orchestrator.hostId;
   }
 
   /** True in a worker process forked by this module; main.ts uses it to pick its role. */
   static isWorker(): boolean {
-    return cluster.isWorker && typeof process.env[ENV_JOB] === 'string'
+    return cluster.isWorker && typeof process.env[ENV_JOB] === 'string';
   }
 
   onModuleInit(): void {
-    if (ParallelWorker.isWorker()) silenceSchedulerInWorker(this.discovery)
+    if (ParallelWorker.isWorker()) silenceSchedulerInWorker(this.discovery);
   }
 
   /**
@@ -67,59 +82,72 @@ export class ParallelWorker implements OnModuleInit, OnModuleDestroy, BeforeAppl
    * the run fails. Worker: serves the job it was forked for until drained.
    */
   async run(job?: string, options: RunOptions = {}): Promise<RunSummary> {
-    if (ParallelWorker.isWorker()) return this.worker.serve(job, name => this.job(name))
-    return this.orchestrator.run(this.job(job), options.from)
+    if (ParallelWorker.isWorker())
+      return this.worker.serve(job, (name) => this.job(name));
+    return this.orchestrator.run(this.job(job), options.from);
   }
 
   /** The names of the jobs this app declares. */
   jobs(): string[] {
-    this.explorer.explore()
-    return this.registry.names()
+    this.explorer.explore();
+    return this.registry.names();
   }
 
   /** @internal Lets the metrics module see every event, with or without EventEmitter2. */
   observe(observer: (event: string, payload: unknown) => void): void {
-    this.orchestrator.observe(observer)
+    this.orchestrator.observe(observer);
   }
 
   /** Progress of a job (all hosts), as the store and this host see it. */
   async status(job?: string): Promise<JobStatus> {
-    const name = this.job(job).name
-    const s = await this.store.state(name)
-    const local = this.orchestrator.isRunning(name)
-    let state: JobStatus['state'] = s.state
+    const name = this.job(job).name;
+    const s = await this.store.state(name);
+    const local = this.orchestrator.isRunning(name);
+    let state: JobStatus['state'] = s.state;
     if (s.state === 'running') {
-      if (this.orchestrator.engine(name)?.stopping) state = 'stopping'
-      else if (s.control === 'pause') state = 'paused'
+      if (this.orchestrator.engine(name)?.stopping) state = 'stopping';
+      else if (s.control === 'pause') state = 'paused';
       // In memory after stop(), or a run whose hosts all left: the next run() resumes it.
-      else if (!local && s.leased === 0) state = 'stopped'
+      else if (!local && s.leased === 0) state = 'stopped';
     }
-    const ids = s.counters.ids
-    const rate = Math.round(this.rates.rate(name, s))
-    const total = s.total
+    const ids = s.counters.ids;
+    const rate = Math.round(this.rates.rate(name, s));
+    const total = s.total;
     return {
-      job: name, state, runId: s.runId, cursor: s.cursor,
+      job: name,
+      state,
+      runId: s.runId,
+      cursor: s.cursor,
       ids: { done: ids },
-      ranges: { done: s.counters.completed, leased: s.leased, retrying: s.retrying, dead: s.dead },
+      ranges: {
+        done: s.counters.completed,
+        leased: s.leased,
+        retrying: s.retrying,
+        dead: s.dead,
+      },
       rate,
-      ...(total !== undefined ? {
-        total,
-        percent: total > 0 ? Math.min(100, (ids / total) * 100) : 100,
-        ...(rate > 0 && state === 'running' ? { etaMs: Math.round((Math.max(0, total - ids) / rate) * 1000) } : {}),
-      } : {}),
+      ...(total !== undefined
+        ? {
+            total,
+            percent: total > 0 ? Math.min(100, (ids / total) * 100) : 100,
+            ...(rate > 0 && state === 'running'
+              ? { etaMs: Math.round((Math.max(0, total - ids) / rate) * 1000) }
+              : {}),
+          }
+        : {}),
       ...(s.error ? { error: s.error } : {}),
       startedAt: s.startedAt,
-    }
+    };
   }
 
   /** Pauses the job's active run on every host (within a second): leases are kept, nothing new is handed out. */
   async pause(job?: string): Promise<void> {
-    await this.control(job, 'pause')
+    await this.control(job, 'pause');
   }
 
   /** Resumes a paused run on every host. */
   async resume(job?: string): Promise<void> {
-    await this.control(job, 'resume')
+    await this.control(job, 'resume');
   }
 
   /**
@@ -128,31 +156,42 @@ export class ParallelWorker implements OnModuleInit, OnModuleDestroy, BeforeAppl
    * handed out by the next run.
    */
   async cancel(job?: string): Promise<void> {
-    await this.control(job, 'cancel')
-    const name = this.job(job).name
-    await this.orchestrator.settled(name)
+    await this.control(job, 'cancel');
+    const name = this.job(job).name;
+    await this.orchestrator.settled(name);
   }
 
   /** Moves the job's cursor back to the start (the next run handles every row); refused while a run is active. */
   async reset(job?: string): Promise<void> {
-    const name = this.job(job).name
-    if (this.orchestrator.isRunning(name)) throw new Error(`Job "${name}" is running on this host; cancel() it or wait for it before reset().`)
-    await this.store.reset(name)
-    this.logger.info(`Job "${name}": reset; the next run starts from the first row.`)
+    const name = this.job(job).name;
+    if (this.orchestrator.isRunning(name))
+      throw new Error(
+        `Job "${name}" is running on this host; cancel() it or wait for it before reset().`,
+      );
+    await this.store.reset(name);
+    this.logger.info(
+      `Job "${name}": reset; the next run starts from the first row.`,
+    );
   }
 
-  private async control(job: string | undefined, action: 'pause' | 'resume' | 'cancel'): Promise<void> {
-    const name = this.job(job).name
-    const runId = await this.store.control(name, action)
-    if (!runId) throw new Error(`Job "${name}" has no active run to ${action}.`)
-    this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`)
+  private async control(
+    job: string | undefined,
+    action: 'pause' | 'resume' | 'cancel',
+  ): Promise<void> {
+    const name = this.job(job).name;
+    const runId = await this.store.control(name, action);
+    if (!runId)
+      throw new Error(`Job "${name}" has no active run to ${action}.`);
+    this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`);
     // This host obeys at once; the others within a second.
-    await this.orchestrator.engine(name)?.followControl()
+    await this.orchestrator.engine(name)?.followControl();
   }
 
   /** Graceful stop of `job` (of every running job when omitted): resolves when the run resolved as stopped. */
   async stop(job?: string): Promise<void> {
-    await this.orchestrator.stop(job === undefined ? undefined : [this.job(job).name])
+    await this.orchestrator.stop(
+      job === undefined ? undefined : [this.job(job).name],
+    );
   }
 
   /**
@@ -160,38 +199,46 @@ export class ParallelWorker implements OnModuleInit, OnModuleDestroy, BeforeAppl
    * is running, else in its next run. Resolves with how many were requeued.
    */
   async retryDead(job?: string): Promise<number> {
-    const name = this.job(job).name
-    const moved = await this.store.retryDead(name)
-    if (moved) this.logger.info(`Job "${name}": ${moved} dead-lettered ranges will be handed out again.`)
-    this.orchestrator.engine(name)?.wake()
-    return moved
+    const name = this.job(job).name;
+    const moved = await this.store.retryDead(name);
+    if (moved)
+      this.logger.info(
+        `Job "${name}": ${moved} dead-lettered ranges will be handed out again.`,
+      );
+    this.orchestrator.engine(name)?.wake();
+    return moved;
   }
 
   onModuleDestroy(): void {
-    this.orchestrator.closingApp()
+    this.orchestrator.closingApp();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.worker.serving) await this.worker.idle(this.options.shutdownTimeoutMs)
-    else await this.orchestrator.stop()
+    if (this.worker.serving)
+      await this.worker.idle(this.options.shutdownTimeoutMs);
+    else await this.orchestrator.stop();
   }
 
   async onApplicationShutdown(): Promise<void> {
     // A Redis client the module made from a URL or options is its own to close (an app's client stays open).
-    await this.store.close?.().catch(() => undefined)
+    await this.store.close?.().catch(() => undefined);
     // A drained worker ends by itself once its IPC channel is closed.
-    if (ParallelWorker.isWorker() && process.connected) process.disconnect?.()
+    if (ParallelWorker.isWorker() && process.connected) process.disconnect?.();
   }
 
   private job(job: string | undefined): JobDefinition {
-    this.explorer.explore()
-    const names = this.registry.names()
+    this.explorer.explore();
+    const names = this.registry.names();
     if (job === undefined) {
-      if (names.length === 1) return this.registry.get(names[0]) as JobDefinition
-      throw new UnknownJobError(job, names.length === 0 ? m.NO_JOBS() : m.JOB_REQUIRED(names))
+      if (names.length === 1)
+        return this.registry.get(names[0]) as JobDefinition;
+      throw new UnknownJobError(
+        job,
+        names.length === 0 ? m.NO_JOBS() : m.JOB_REQUIRED(names),
+      );
     }
-    const def = this.registry.get(job)
-    if (!def) throw new UnknownJobError(job, m.UNKNOWN_JOB(job, names))
-    return def
+    const def = this.registry.get(job);
+    if (!def) throw new UnknownJobError(job, m.UNKNOWN_JOB(job, names));
+    return def;
   }
 }

@@ -1,7 +1,12 @@
-import { Module } from '@nestjs/common'
-import { ParallelWorkerModule } from 'nestjs-parallel-worker'
-import { parallelWorkerOptions, REDIS, RedisModule, SampleLoggerModule } from './common'
-import { UsersModule } from './users'
+import { Module } from '@nestjs/common';
+import { ParallelWorkerModule } from 'nestjs-parallel-worker';
+import {
+  parallelWorkerOptions,
+  REDIS,
+  RedisModule,
+  SampleLoggerModule,
+} from './common';
+import { UsersModule } from './users';
 
 /** The standalone sample: one job, `users`, run once from main.ts. */
 @Module({

@@ -1,31 +1,45 @@
-import { createHash } from 'node:crypto'
-import { Injectable, type OnModuleDestroy } from '@nestjs/common'
-import { Pool } from 'pg'
-import { type ID, type LoadContext, type Range, RangeHandler, RangeLoader } from '../../lib'
+import { createHash } from 'node:crypto';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Pool } from 'pg';
+import {
+  type ID,
+  type LoadContext,
+  type Range,
+  RangeHandler,
+  RangeLoader,
+} from '../../lib';
 
-const env = (name: string, fallback: string) => process.env[name] ?? fallback
-const ROWS = Number(env('BENCH_ROWS', '200000'))
-const TABLE = env('BENCH_TABLE', 'bench_items')
+const env = (name: string, fallback: string) => process.env[name] ?? fallback;
+const ROWS = Number(env('BENCH_ROWS', '200000'));
+const TABLE = env('BENCH_TABLE', 'bench_items');
 
 /** SHA-256 over a buffer, `rounds` times: a stand-in for CPU-bound work per id. */
 export function burn(rounds: number): string {
-  let h = Buffer.from('x')
-  for (let i = 0; i < rounds; i++) h = createHash('sha256').update(h).digest()
-  return h.toString('hex')
+  let h = Buffer.from('x');
+  for (let i = 0; i < rounds; i++) h = createHash('sha256').update(h).digest();
+  return h.toString('hex');
 }
 
 /** The benchmark's workloads, written the way a user writes a job. */
 @Injectable()
 export class BenchJobs implements OnModuleDestroy {
-  private readonly pool = process.env.DATABASE_URL ? new Pool({ connectionString: process.env.DATABASE_URL, max: 4 }) : undefined
+  private readonly pool = process.env.DATABASE_URL
+    ? new Pool({ connectionString: process.env.DATABASE_URL, max: 4 })
+    : undefined;
 
   /** Ids from memory: measures coordination only. */
   @RangeLoader('memory')
   memoryIds(lastId: ID | null, ctx: LoadContext): number[] {
-    const from = Number(lastId ?? 0) + 1
+    const from = Number(lastId ?? 0) + 1;
     // BENCH_LOADER_IDS: a loader written for the seed, returning that many ids whatever ctx.limit suggests.
-    const n = Math.max(0, Math.min(Number(env('BENCH_LOADER_IDS', '0')) || ctx.limit, ROWS - from + 1))
-    return Array.from({ length: n }, (_, i) => from + i)
+    const n = Math.max(
+      0,
+      Math.min(
+        Number(env('BENCH_LOADER_IDS', '0')) || ctx.limit,
+        ROWS - from + 1,
+      ),
+    );
+    return Array.from({ length: n }, (_, i) => from + i);
   }
 
   @RangeHandler('memory')
@@ -34,7 +48,7 @@ export class BenchJobs implements OnModuleDestroy {
   /** Keyset pagination on PostgreSQL, no-op handler. */
   @RangeLoader('keyset')
   keyset(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
-    return this.ids(lastId, ctx.limit)
+    return this.ids(lastId, ctx.limit);
   }
 
   @RangeHandler('keyset')
@@ -43,31 +57,38 @@ export class BenchJobs implements OnModuleDestroy {
   /** Keyset loader and a set-based UPDATE per range. */
   @RangeLoader('update')
   updateIds(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
-    return this.ids(lastId, ctx.limit)
+    return this.ids(lastId, ctx.limit);
   }
 
   @RangeHandler('update')
   async update({ idsRange }: Range): Promise<void> {
-    await this.pool!.query(`UPDATE ${TABLE} SET processed = processed + 1 WHERE id = ANY($1::bigint[])`, [idsRange])
+    await this.pool!.query(
+      `UPDATE ${TABLE} SET processed = processed + 1 WHERE id = ANY($1::bigint[])`,
+      [idsRange],
+    );
   }
 
   /** Ids from memory, CPU-bound handler. */
   @RangeLoader('cpu')
   cpuIds(lastId: ID | null, ctx: LoadContext): number[] {
-    return this.memoryIds(lastId, ctx)
+    return this.memoryIds(lastId, ctx);
   }
 
   @RangeHandler('cpu')
   cpu({ idsRange }: Range): void {
-    for (let i = 0; i < idsRange.length; i++) burn(Number(env('BENCH_CPU_ROUNDS', '200')))
+    for (let i = 0; i < idsRange.length; i++)
+      burn(Number(env('BENCH_CPU_ROUNDS', '200')));
   }
 
   private async ids(lastId: ID | null, limit: number): Promise<ID[]> {
-    const { rows } = await this.pool!.query(`SELECT id FROM ${TABLE} WHERE id > $1 ORDER BY id LIMIT $2`, [lastId ?? 0, limit])
-    return rows.map(r => r.id as string)
+    const { rows } = await this.pool!.query(
+      `SELECT id FROM ${TABLE} WHERE id > $1 ORDER BY id LIMIT $2`,
+      [lastId ?? 0, limit],
+    );
+    return rows.map((r) => r.id as string);
   }
 
   async onModuleDestroy(): Promise<void> {
-    await this.pool?.end()
+    await this.pool?.end();
   }
 }

@@ -1,20 +1,27 @@
-import 'reflect-metadata'
-import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common'
-import { NestFactory } from '@nestjs/core'
-import Redis from 'ioredis'
-import { ParallelWorker, ParallelWorkerModule } from '../../lib'
-import { BenchJobs } from './bench.jobs'
+import 'reflect-metadata';
+import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import Redis from 'ioredis';
+import { ParallelWorker, ParallelWorkerModule } from '../../lib';
+import { BenchJobs } from './bench.jobs';
 
-const num = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined)
+const num = (name: string) =>
+  process.env[name] ? Number(process.env[name]) : undefined;
 
 @Module({
-  providers: [{ provide: 'REDIS', useFactory: () => (process.env.REDIS_URL ? new Redis(process.env.REDIS_URL) : undefined) }],
+  providers: [
+    {
+      provide: 'REDIS',
+      useFactory: () =>
+        process.env.REDIS_URL ? new Redis(process.env.REDIS_URL) : undefined,
+    },
+  ],
   exports: ['REDIS'],
 })
 class RedisModule implements OnApplicationShutdown {
   constructor(@Inject('REDIS') private readonly redis?: Redis) {}
   async onApplicationShutdown() {
-    await this.redis?.quit()
+    await this.redis?.quit();
   }
 }
 
@@ -41,12 +48,22 @@ class BenchModule {}
 
 /** One run of one workload; prints `RESULT <json>` with the summary and the primary's peak RSS. */
 async function main(): Promise<void> {
-  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error', 'warn'] })
-  let peak = process.memoryUsage().rss
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
-  const summary = await app.get(ParallelWorker).run(process.env.BENCH_JOB ?? 'memory', { from: null })
-  clearInterval(sampler)
-  if (!ParallelWorker.isWorker()) process.stdout.write(`RESULT ${JSON.stringify({ ...summary, rss: peak })}\n`)
-  await app.close()
+  const app = await NestFactory.createApplicationContext(BenchModule, {
+    logger: ['error', 'warn'],
+  });
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(
+    () => (peak = Math.max(peak, process.memoryUsage().rss)),
+    50,
+  );
+  const summary = await app
+    .get(ParallelWorker)
+    .run(process.env.BENCH_JOB ?? 'memory', { from: null });
+  clearInterval(sampler);
+  if (!ParallelWorker.isWorker())
+    process.stdout.write(
+      `RESULT ${JSON.stringify({ ...summary, rss: peak })}\n`,
+    );
+  await app.close();
 }
-void main()
+void main();

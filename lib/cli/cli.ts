@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util'
-import { redactUrl } from '../parallel-worker.messages'
-import { RateSampler } from '../run/rate-sampler'
-import { RedisStore } from '../store/redis.store'
-import { renderStatus, statusJson } from './status-view'
+import { parseArgs } from 'node:util';
+import { redactUrl } from '../parallel-worker.messages';
+import { RateSampler } from '../run/rate-sampler';
+import { RedisStore } from '../store/redis.store';
+import { renderStatus, statusJson } from './status-view';
 
 const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--prefix <storageKey>]
 
@@ -19,149 +19,241 @@ Where the store is:
   --redis <url>              Redis URL; default: $PARALLEL_WORKER_REDIS_URL, then $REDIS_URL
   --cluster                  --redis lists Redis Cluster nodes: host:port[,host:port...] (URLs too)
   --sentinel <host:port,...> through Sentinel: the sentinels, with --name <master> (the monitored master's name)
-  --prefix <storageKey>      default: $PARALLEL_WORKER_PREFIX, then 'parallel-worker' (the module's storageKey default)`
+  --prefix <storageKey>      default: $PARALLEL_WORKER_PREFIX, then 'parallel-worker' (the module's storageKey default)`;
 
-const COMMANDS = ['status', 'pause', 'resume', 'cancel', 'retry-dead', 'reset']
+const COMMANDS = ['status', 'pause', 'resume', 'cancel', 'retry-dead', 'reset'];
 
 /** Thrown for anything the user can fix; printed without a stack. */
 export class CliError extends Error {}
 
 interface Io {
-  out: (text: string) => void
+  out: (text: string) => void;
   /** Output goes to a terminal (watch redraws in place), not a pipe or a file. */
-  tty?: boolean
+  tty?: boolean;
   /** Where PARALLEL_WORKER_REDIS_URL, REDIS_URL and PARALLEL_WORKER_PREFIX are read. */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined>;
   /** Resolves when the user asks to stop watching (SIGINT). */
-  interrupted: Promise<void>
+  interrupted: Promise<void>;
 }
 
 /** Runs one CLI command against the store in Redis; resolves with the exit code. */
 export async function cli(argv: string[], io: Io): Promise<number> {
-  let parsed
+  let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: {
-        redis: { type: 'string' }, cluster: { type: 'boolean' }, sentinel: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' },
-        watch: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        redis: { type: 'string' },
+        cluster: { type: 'boolean' },
+        sentinel: { type: 'string' },
+        name: { type: 'string' },
+        prefix: { type: 'string' },
+        watch: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
-    })
+    });
   } catch (e) {
-    throw new CliError(`${(e as Error).message}\n\n${USAGE}`)
+    throw new CliError(`${(e as Error).message}\n\n${USAGE}`);
   }
-  const { values, positionals } = parsed
+  const { values, positionals } = parsed;
   if (values.help) {
-    io.out(USAGE)
-    return 0
+    io.out(USAGE);
+    return 0;
   }
-  const [command, job] = positionals
-  if (!command || !COMMANDS.includes(command)) throw new CliError(`${command ? `Unknown command "${command}".` : 'No command given.'}\n\n${USAGE}`)
-  if (!job) throw new CliError(`Name the job: nestjs-parallel-worker ${command} <job> --redis <url>`)
-  const env = io.env ?? {}
-  const target = where({ ...values, redis: values.redis ?? env.PARALLEL_WORKER_REDIS_URL ?? env.REDIS_URL })
-  const prefix = values.prefix ?? env.PARALLEL_WORKER_PREFIX ?? 'parallel-worker'
-  const redis = await connect(target)
+  const [command, job] = positionals;
+  if (!command || !COMMANDS.includes(command))
+    throw new CliError(
+      `${command ? `Unknown command "${command}".` : 'No command given.'}\n\n${USAGE}`,
+    );
+  if (!job)
+    throw new CliError(
+      `Name the job: nestjs-parallel-worker ${command} <job> --redis <url>`,
+    );
+  const env = io.env ?? {};
+  const target = where({
+    ...values,
+    redis: values.redis ?? env.PARALLEL_WORKER_REDIS_URL ?? env.REDIS_URL,
+  });
+  const prefix =
+    values.prefix ?? env.PARALLEL_WORKER_PREFIX ?? 'parallel-worker';
+  const redis = await connect(target);
   try {
-    const store = new RedisStore(redis, prefix)
-    const state = await store.state(job)
+    const store = new RedisStore(redis, prefix);
+    const state = await store.state(job);
     if (state.state === 'idle' && state.runId === null) {
-      const jobs = await store.jobs()
-      throw new CliError(`No job "${job}" in Redis at ${target.label} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : 'No jobs there at all: check --prefix (the module\'s storageKey).'}`)
+      const jobs = await store.jobs();
+      throw new CliError(
+        `No job "${job}" in Redis at ${target.label} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : "No jobs there at all: check --prefix (the module's storageKey)."}`,
+      );
     }
     switch (command) {
       case 'status':
-        return await status(store, job, Boolean(values.watch), Boolean(values.json), io)
+        return await status(
+          store,
+          job,
+          Boolean(values.watch),
+          Boolean(values.json),
+          io,
+        );
       case 'retry-dead':
-        io.out(`${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`)
-        return 0
+        io.out(
+          `${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
+        );
+        return 0;
       case 'reset':
         try {
-          await store.reset(job)
+          await store.reset(job);
         } catch (e) {
-          throw new CliError(`Cannot reset "${job}": ${(e as Error).message}`)
+          throw new CliError(`Cannot reset "${job}": ${(e as Error).message}`);
         }
-        io.out(`"${job}" reset: its next run starts from the first row.`)
-        return 0
+        io.out(`"${job}" reset: its next run starts from the first row.`);
+        return 0;
       default: {
-        const action = command as 'pause' | 'resume' | 'cancel'
-        const runId = await store.control(job, action)
-        if (!runId) throw new CliError(`"${job}" has no active run to ${action} (it is ${state.state}).`)
-        io.out(`${action === 'pause' ? 'Paused' : action === 'resume' ? 'Resumed' : 'Cancelled'} run ${runId} of "${job}"; every host follows within a second.`)
-        return 0
+        const action = command as 'pause' | 'resume' | 'cancel';
+        const runId = await store.control(job, action);
+        if (!runId)
+          throw new CliError(
+            `"${job}" has no active run to ${action} (it is ${state.state}).`,
+          );
+        io.out(
+          `${action === 'pause' ? 'Paused' : action === 'resume' ? 'Resumed' : 'Cancelled'} run ${runId} of "${job}"; every host follows within a second.`,
+        );
+        return 0;
       }
     }
   } finally {
-    redis.disconnect()
+    redis.disconnect();
   }
 }
 
-async function status(store: RedisStore, job: string, watch: boolean, json: boolean, io: Io): Promise<number> {
-  const rates = new RateSampler()
-  let stop = false
-  void io.interrupted.then(() => (stop = true))
+async function status(
+  store: RedisStore,
+  job: string,
+  watch: boolean,
+  json: boolean,
+  io: Io,
+): Promise<number> {
+  const rates = new RateSampler();
+  let stop = false;
+  void io.interrupted.then(() => (stop = true));
   do {
-    const s = await store.state(job)
-    const rate = rates.rate(job, s)
-    const owners = await store.leasesByOwner(job)
+    const s = await store.state(job);
+    const rate = rates.rate(job, s);
+    const owners = await store.leasesByOwner(job);
     if (json) {
-      io.out(JSON.stringify(statusJson(job, s, rate, owners)))
-      if (watch) await Promise.race([new Promise(r => setTimeout(r, 1000)), io.interrupted])
-      continue
+      io.out(JSON.stringify(statusJson(job, s, rate, owners)));
+      if (watch)
+        await Promise.race([
+          new Promise((r) => setTimeout(r, 1000)),
+          io.interrupted,
+        ]);
+      continue;
     }
-    const view = renderStatus(job, s, rate, owners)
+    const view = renderStatus(job, s, rate, owners);
     // In watch mode on a terminal the view is redrawn in place; into a pipe or file, each view follows the last.
-    io.out(!watch ? view : io.tty ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)` : `${view}\n`)
-    if (watch) await Promise.race([new Promise(r => setTimeout(r, 1000)), io.interrupted])
-  } while (watch && !stop)
-  return 0
+    io.out(
+      !watch
+        ? view
+        : io.tty
+          ? `\x1b[2J\x1b[H${view}\n(watching; Ctrl+C to leave)`
+          : `${view}\n`,
+    );
+    if (watch)
+      await Promise.race([
+        new Promise((r) => setTimeout(r, 1000)),
+        io.interrupted,
+      ]);
+  } while (watch && !stop);
+  return 0;
 }
 
 /** The store's Redis as the flags say: one URL, Cluster nodes, or sentinels and a master name. */
 interface Target {
-  label: string
-  make(Redis: typeof import('ioredis').default): import('ioredis').default | import('ioredis').Cluster
+  label: string;
+  make(
+    Redis: typeof import('ioredis').default,
+  ): import('ioredis').default | import('ioredis').Cluster;
 }
 
-function where(v: { redis?: string; cluster?: boolean; sentinel?: string; name?: string }): Target {
-  const once = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: () => null }
+function where(v: {
+  redis?: string;
+  cluster?: boolean;
+  sentinel?: string;
+  name?: string;
+}): Target {
+  const once = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  };
   const hostPort = (s: string, flag: string) => {
-    const url = /^rediss?:\/\//.test(s) ? new URL(s) : new URL(`redis://${s}`)
-    if (!url.hostname || !url.port) throw new CliError(`${flag} takes host:port values, got "${s}".`)
-    return { host: url.hostname, port: Number(url.port) }
-  }
+    const url = /^rediss?:\/\//.test(s) ? new URL(s) : new URL(`redis://${s}`);
+    if (!url.hostname || !url.port)
+      throw new CliError(`${flag} takes host:port values, got "${s}".`);
+    return { host: url.hostname, port: Number(url.port) };
+  };
   if (v.sentinel) {
-    if (!v.name) throw new CliError('--sentinel needs --name <master>: the name the sentinels monitor the master as.')
-    const sentinels = v.sentinel.split(',').map(s => hostPort(s.trim(), '--sentinel'))
-    return { label: `master "${v.name}" of sentinels ${v.sentinel}`, make: Redis => new Redis({ ...once, sentinels, name: v.name, sentinelRetryStrategy: () => null }) }
+    if (!v.name)
+      throw new CliError(
+        '--sentinel needs --name <master>: the name the sentinels monitor the master as.',
+      );
+    const sentinels = v.sentinel
+      .split(',')
+      .map((s) => hostPort(s.trim(), '--sentinel'));
+    return {
+      label: `master "${v.name}" of sentinels ${v.sentinel}`,
+      make: (Redis) =>
+        new Redis({
+          ...once,
+          sentinels,
+          name: v.name,
+          sentinelRetryStrategy: () => null,
+        }),
+    };
   }
-  if (!v.redis) throw new CliError('Say where the store is: --redis <url> (or set PARALLEL_WORKER_REDIS_URL or REDIS_URL), e.g. --redis redis://127.0.0.1:6379')
+  if (!v.redis)
+    throw new CliError(
+      'Say where the store is: --redis <url> (or set PARALLEL_WORKER_REDIS_URL or REDIS_URL), e.g. --redis redis://127.0.0.1:6379',
+    );
   if (v.cluster) {
-    const nodes = (v.redis).split(',').map(s => hostPort(s.trim(), '--redis'))
+    const nodes = v.redis.split(',').map((s) => hostPort(s.trim(), '--redis'));
     return {
       label: `Redis Cluster ${v.redis}`,
-      make: Redis => new Redis.Cluster(nodes, { lazyConnect: true, clusterRetryStrategy: () => null, redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 } }),
-    }
+      make: (Redis) =>
+        new Redis.Cluster(nodes, {
+          lazyConnect: true,
+          clusterRetryStrategy: () => null,
+          redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 },
+        }),
+    };
   }
-  return { label: redactUrl(v.redis), make: Redis => new Redis(v.redis as string, once) }
+  return {
+    label: redactUrl(v.redis),
+    make: (Redis) => new Redis(v.redis as string, once),
+  };
 }
 
 async function connect(target: Target) {
-  let Redis: typeof import('ioredis').default
+  let Redis: typeof import('ioredis').default;
   try {
-    Redis = (await import('ioredis')).default
+    Redis = (await import('ioredis')).default;
   } catch {
-    throw new CliError('The CLI needs ioredis: npm install ioredis')
+    throw new CliError('The CLI needs ioredis: npm install ioredis');
   }
-  const redis = target.make(Redis)
+  const redis = target.make(Redis);
   // The socket's own error (ECONNREFUSED, ENOTFOUND, auth) says more than "Connection is closed".
-  let cause: Error | undefined
-  redis.on('error', e => (cause ??= e))
+  let cause: Error | undefined;
+  redis.on('error', (e) => (cause ??= e));
   try {
-    await redis.connect()
+    await redis.connect();
   } catch (e) {
-    redis.disconnect()
-    throw new CliError(`Cannot reach Redis at ${target.label}: ${(cause ?? (e as Error)).message}`)
+    redis.disconnect();
+    throw new CliError(
+      `Cannot reach Redis at ${target.label}: ${(cause ?? (e as Error)).message}`,
+    );
   }
-  return redis
+  return redis;
 }

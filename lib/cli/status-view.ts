@@ -1,45 +1,89 @@
-import type { StoreRunState } from '../store/coordination-store.interface'
+import type { StoreRunState } from '../store/coordination-store.interface';
 
-const WIDTH = 30
+const WIDTH = 30;
 
 const fmtMs = (ms: number): string => {
-  const s = Math.round(ms / 1000)
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`
-}
+  const s = Math.round(ms / 1000);
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${s}s`;
+};
 
-const num = (n: number) => Math.round(n).toLocaleString('en')
+const num = (n: number) => Math.round(n).toLocaleString('en');
 
 /** The CLI's picture of a job: state, progress bar (with a total), rate, ETA, ranges and leases per host. */
-export function renderStatus(job: string, s: StoreRunState, rate: number, owners: Record<string, number>): string {
-  const state = s.state === 'running' && s.control === 'pause' ? 'paused' : s.state
-  const ids = s.counters.ids
-  if (state === 'idle') return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`
-  const lines = [`job ${job}: ${state}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`]
+export function renderStatus(
+  job: string,
+  s: StoreRunState,
+  rate: number,
+  owners: Record<string, number>,
+): string {
+  const state =
+    s.state === 'running' && s.control === 'pause' ? 'paused' : s.state;
+  const ids = s.counters.ids;
+  if (state === 'idle')
+    return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`;
+  const lines = [
+    `job ${job}: ${state}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`,
+  ];
   if (s.total !== undefined && s.total > 0) {
-    const ratio = Math.min(1, ids / s.total)
-    const filled = Math.round(ratio * WIDTH)
-    const eta = rate > 0 && state === 'running' ? ` | ETA ${fmtMs(((s.total - ids) / rate) * 1000)}` : ''
-    lines.push(`${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)} ${(ratio * 100).toFixed(1)}% | ${num(ids)}/${num(s.total)} ids | ${num(rate)} ids/s${eta}`)
+    const ratio = Math.min(1, ids / s.total);
+    const filled = Math.round(ratio * WIDTH);
+    const eta =
+      rate > 0 && state === 'running'
+        ? ` | ETA ${fmtMs(((s.total - ids) / rate) * 1000)}`
+        : '';
+    lines.push(
+      `${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)} ${(ratio * 100).toFixed(1)}% | ${num(ids)}/${num(s.total)} ids | ${num(rate)} ids/s${eta}`,
+    );
   } else {
-    lines.push(`${num(ids)} ids done | ${num(rate)} ids/s`)
+    lines.push(`${num(ids)} ids done | ${num(rate)} ids/s`);
   }
-  lines.push(`ranges: ${num(s.counters.completed)} done, ${s.leased} leased, ${s.retrying} retrying, ${s.dead} dead | cursor ${JSON.stringify(s.cursor)}`)
-  const hosts = Object.entries(owners)
-  lines.push(hosts.length ? `leases per host: ${hosts.map(([h, n]) => `${h} ${n}`).join(', ')}` : 'leases per host: none')
-  if (s.startedAt) lines.push(`started ${new Date(s.startedAt).toISOString()}${s.endedAt ? `, ended ${new Date(s.endedAt).toISOString()}` : ''}`)
-  return lines.join('\n')
+  lines.push(
+    `ranges: ${num(s.counters.completed)} done, ${s.leased} leased, ${s.retrying} retrying, ${s.dead} dead | cursor ${JSON.stringify(s.cursor)}`,
+  );
+  const hosts = Object.entries(owners);
+  lines.push(
+    hosts.length
+      ? `leases per host: ${hosts.map(([h, n]) => `${h} ${n}`).join(', ')}`
+      : 'leases per host: none',
+  );
+  if (s.startedAt)
+    lines.push(
+      `started ${new Date(s.startedAt).toISOString()}${s.endedAt ? `, ended ${new Date(s.endedAt).toISOString()}` : ''}`,
+    );
+  return lines.join('\n');
 }
 
 /** The same for scripts: every figure, hosts by their full id. */
-export function statusJson(job: string, s: StoreRunState, rate: number, owners: Record<string, number>) {
-  const state = s.state === 'running' && s.control === 'pause' ? 'paused' : s.state
+export function statusJson(
+  job: string,
+  s: StoreRunState,
+  rate: number,
+  owners: Record<string, number>,
+) {
+  const state =
+    s.state === 'running' && s.control === 'pause' ? 'paused' : s.state;
   return {
-    job, state, runId: s.runId, cursor: s.cursor, error: s.error ?? null,
+    job,
+    state,
+    runId: s.runId,
+    cursor: s.cursor,
+    error: s.error ?? null,
     ids: { done: s.counters.ids, total: s.total ?? null },
-    ranges: { done: s.counters.completed, leased: s.leased, retrying: s.retrying, dead: s.dead, retried: s.counters.retried },
+    ranges: {
+      done: s.counters.completed,
+      leased: s.leased,
+      retrying: s.retrying,
+      dead: s.dead,
+      retried: s.counters.retried,
+    },
     rate: Math.round(rate),
     leasesByHost: owners,
-    startedAt: s.startedAt === null ? null : new Date(s.startedAt).toISOString(),
+    startedAt:
+      s.startedAt === null ? null : new Date(s.startedAt).toISOString(),
     endedAt: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
-  }
+  };
 }

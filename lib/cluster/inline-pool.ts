@@ -1,17 +1,21 @@
-import type { JobDefinition } from '../job.registry'
-import type { WireRange } from './ipc.messages'
-import { RangeExecutor } from './range-executor'
-import type { PoolListener, WorkerPool, WorkerSlot } from './worker-pool.interface'
+import type { JobDefinition } from '../job.registry';
+import type { WireRange } from './ipc.messages';
+import { RangeExecutor } from './range-executor';
+import type {
+  PoolListener,
+  WorkerPool,
+  WorkerSlot,
+} from './worker-pool.interface';
 
 /** `workers: 0`: ranges run in the primary, `concurrency` at a time. */
 export class InlinePool implements WorkerPool, WorkerSlot {
-  readonly pid = process.pid
-  ready = true
-  readonly backlog = false
-  started = 0
-  restarted = 0
-  private readonly executor: RangeExecutor
-  private readonly running = new Set<Promise<unknown>>()
+  readonly pid = process.pid;
+  ready = true;
+  readonly backlog = false;
+  started = 0;
+  restarted = 0;
+  private readonly executor: RangeExecutor;
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     readonly id: string,
@@ -20,45 +24,49 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     runId: string,
     private readonly listener: PoolListener,
   ) {
-    this.executor = new RangeExecutor(job, runId, id)
+    this.executor = new RangeExecutor(job, runId, id);
   }
 
   start(): void {
-    this.listener.slotReady(this)
+    this.listener.slotReady(this);
   }
 
   *slots(): Iterable<WorkerSlot> {
-    yield this
+    yield this;
   }
 
   send(ranges: WireRange[]): boolean {
     for (const range of ranges) {
-      const p = this.executor.execute(range).then(result => this.listener.results(this, [result]))
-      this.running.add(p)
-      void p.finally(() => this.running.delete(p))
+      const p = this.executor
+        .execute(range)
+        .then((result) => this.listener.results(this, [result]));
+      this.running.add(p);
+      void p.finally(() => this.running.delete(p));
     }
-    return true
+    return true;
   }
 
   /** Inline handlers cannot be killed. */
   kill(): boolean {
-    return false
+    return false;
   }
 
   /** A forced exit: inline handlers cannot be killed, their signals abort. */
   killAll(): void {
-    this.executor.abortAll('forced exit')
+    this.executor.abortAll('forced exit');
   }
 
   abort(tokens: number[], reason: string): void {
-    this.executor.abort(tokens, reason)
+    this.executor.abort(tokens, reason);
   }
 
   async drain(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<void>(resolve => (timer = setTimeout(resolve, timeoutMs)))
-    await Promise.race([Promise.allSettled([...this.running]), timeout])
-    clearTimeout(timer)
-    this.listener.slotExited(this, 0, null, true)
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>(
+      (resolve) => (timer = setTimeout(resolve, timeoutMs)),
+    );
+    await Promise.race([Promise.allSettled([...this.running]), timeout]);
+    clearTimeout(timer);
+    this.listener.slotExited(this, 0, null, true);
   }
 }

@@ -1,74 +1,110 @@
-import type { ID } from '../interfaces/range.interface'
+import type { ID } from '../interfaces/range.interface';
 
 /** Tag on every message of ours, so an app's own IPC messages pass by untouched. */
-const TAG = 'parallel-worker'
+const TAG = 'parallel-worker';
 
 /** One range as it travels to a worker. */
 export interface WireRange {
-  token: number
-  attempt: number
-  ids: ID[]
+  token: number;
+  attempt: number;
+  ids: ID[];
   /** Cursor before the range (the handler's `lastId`). */
-  prev: ID | null
-  payload?: Record<string, unknown>
+  prev: ID | null;
+  payload?: Record<string, unknown>;
 }
 
-export type WireError = { message: string; stack?: string }
+export type WireError = { message: string; stack?: string };
 
 /** `ms`: how long the handler ran; `notStarted`: aborted while it waited in the worker's backlog. */
-export type WireResult = { token: number; ok: true; ms: number } | { token: number; ok: false; error: WireError; notStarted?: true }
+export type WireResult =
+  | { token: number; ok: true; ms: number }
+  | { token: number; ok: false; error: WireError; notStarted?: true };
 
 /** Primary to worker. */
 export type PrimaryMessage =
   | { tag: typeof TAG; type: 'ranges'; ranges: WireRange[] }
   | { tag: typeof TAG; type: 'abort'; tokens: number[]; reason: string }
-  | { tag: typeof TAG; type: 'drain' }
+  | { tag: typeof TAG; type: 'drain' };
 
 /** Worker to primary. */
 export type WorkerMessage =
   | { tag: typeof TAG; type: 'ready'; workerId: string; job: string }
-  | { tag: typeof TAG; type: 'results'; results: WireResult[] }
+  | { tag: typeof TAG; type: 'results'; results: WireResult[] };
 
-type Body<M> = M extends unknown ? Omit<M, 'tag'> : never
+type Body<M> = M extends unknown ? Omit<M, 'tag'> : never;
 
-export const message = <M extends PrimaryMessage | WorkerMessage>(body: Body<M>): M => ({ tag: TAG, ...body }) as M
+export const message = <M extends PrimaryMessage | WorkerMessage>(
+  body: Body<M>,
+): M => ({ tag: TAG, ...body }) as M;
 
-const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null
-const isId = (v: unknown): v is ID => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
-const isToken = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0
+const isObject = (v: unknown): v is Record<string, any> =>
+  typeof v === 'object' && v !== null;
+const isId = (v: unknown): v is ID =>
+  typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+const isToken = (v: unknown): v is number =>
+  Number.isSafeInteger(v) && (v as number) > 0;
 const isError = (v: unknown): v is WireError =>
-  isObject(v) && typeof v.message === 'string' && (v.stack === undefined || typeof v.stack === 'string')
+  isObject(v) &&
+  typeof v.message === 'string' &&
+  (v.stack === undefined || typeof v.stack === 'string');
 
 const isRange = (v: unknown): v is WireRange =>
-  isObject(v) && isToken(v.token) && Number.isInteger(v.attempt) && Array.isArray(v.ids) && v.ids.every(isId) &&
-  (v.prev === null || isId(v.prev)) && (v.payload === undefined || isObject(v.payload))
+  isObject(v) &&
+  isToken(v.token) &&
+  Number.isInteger(v.attempt) &&
+  Array.isArray(v.ids) &&
+  v.ids.every(isId) &&
+  (v.prev === null || isId(v.prev)) &&
+  (v.payload === undefined || isObject(v.payload));
 
 const isResult = (v: unknown): v is WireResult =>
-  isObject(v) && isToken(v.token) &&
-  ((v.ok === true && typeof v.ms === 'number') || (v.ok === false && isError(v.error) && (v.notStarted === undefined || v.notStarted === true)))
+  isObject(v) &&
+  isToken(v.token) &&
+  ((v.ok === true && typeof v.ms === 'number') ||
+    (v.ok === false &&
+      isError(v.error) &&
+      (v.notStarted === undefined || v.notStarted === true)));
 
 /** True when `m` is ours at all (a malformed one of ours is still ours: it is reported, not ignored). */
-export const isOurs = (m: unknown): m is { tag: string; type?: unknown } => isObject(m) && m.tag === TAG
+export const isOurs = (m: unknown): m is { tag: string; type?: unknown } =>
+  isObject(m) && m.tag === TAG;
 
 /** Validates a message from the primary; undefined when malformed. */
 export function parsePrimaryMessage(m: unknown): PrimaryMessage | undefined {
-  if (!isOurs(m)) return undefined
-  const v = m as Record<string, any>
+  if (!isOurs(m)) return undefined;
+  const v = m as Record<string, any>;
   switch (v.type) {
-    case 'ranges': return Array.isArray(v.ranges) && v.ranges.every(isRange) ? (v as PrimaryMessage) : undefined
-    case 'abort': return Array.isArray(v.tokens) && v.tokens.every(isToken) && typeof v.reason === 'string' ? (v as PrimaryMessage) : undefined
-    case 'drain': return v as PrimaryMessage
-    default: return undefined
+    case 'ranges':
+      return Array.isArray(v.ranges) && v.ranges.every(isRange)
+        ? (v as PrimaryMessage)
+        : undefined;
+    case 'abort':
+      return Array.isArray(v.tokens) &&
+        v.tokens.every(isToken) &&
+        typeof v.reason === 'string'
+        ? (v as PrimaryMessage)
+        : undefined;
+    case 'drain':
+      return v as PrimaryMessage;
+    default:
+      return undefined;
   }
 }
 
 /** Validates a message from a worker; undefined when malformed. */
 export function parseWorkerMessage(m: unknown): WorkerMessage | undefined {
-  if (!isOurs(m)) return undefined
-  const v = m as Record<string, any>
+  if (!isOurs(m)) return undefined;
+  const v = m as Record<string, any>;
   switch (v.type) {
-    case 'ready': return typeof v.workerId === 'string' && typeof v.job === 'string' ? (v as WorkerMessage) : undefined
-    case 'results': return Array.isArray(v.results) && v.results.every(isResult) ? (v as WorkerMessage) : undefined
-    default: return undefined
+    case 'ready':
+      return typeof v.workerId === 'string' && typeof v.job === 'string'
+        ? (v as WorkerMessage)
+        : undefined;
+    case 'results':
+      return Array.isArray(v.results) && v.results.every(isResult)
+        ? (v as WorkerMessage)
+        : undefined;
+    default:
+      return undefined;
   }
 }

@@ -1,10 +1,12 @@
-import { Logger } from '@nestjs/common'
-import type { JobDefinition } from '../job.registry'
-import type { Range, RangeContext } from '../interfaces/range.interface'
-import type { WireError, WireRange, WireResult } from './ipc.messages'
+import { Logger } from '@nestjs/common';
+import type { JobDefinition } from '../job.registry';
+import type { Range, RangeContext } from '../interfaces/range.interface';
+import type { WireError, WireRange, WireResult } from './ipc.messages';
 
 export const toWireError = (e: unknown): WireError =>
-  e instanceof Error ? { message: e.message || e.name, stack: e.stack } : { message: String(e) }
+  e instanceof Error
+    ? { message: e.message || e.name, stack: e.stack }
+    : { message: String(e) };
 
 /**
  * A range's abort state. The AbortController is made only when the handler
@@ -12,21 +14,21 @@ export const toWireError = (e: unknown): WireError =>
  * ranges); an abort before that is kept and shows on the signal when read.
  */
 class Abortable {
-  private controller?: AbortController
-  private reason?: Error
+  private controller?: AbortController;
+  private reason?: Error;
 
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController()
-      if (this.reason) this.controller.abort(this.reason)
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
     }
-    return this.controller.signal
+    return this.controller.signal;
   }
 
   abort(reason: string): void {
-    if (this.reason) return
-    this.reason = new Error(reason)
-    this.controller?.abort(this.reason)
+    if (this.reason) return;
+    this.reason = new Error(reason);
+    this.controller?.abort(this.reason);
   }
 }
 
@@ -35,42 +37,58 @@ class Abortable {
  * throw into a failed result. Keeps each running range's abort state for `abort()`.
  */
 export class RangeExecutor {
-  private readonly running = new Map<number, Abortable>()
-  private readonly logger: Logger
+  private readonly running = new Map<number, Abortable>();
+  private readonly logger: Logger;
 
-  constructor(private readonly job: JobDefinition, private readonly runId: string, private readonly workerId: string) {
-    this.logger = new Logger(`ParallelWorker:${job.name}`)
+  constructor(
+    private readonly job: JobDefinition,
+    private readonly runId: string,
+    private readonly workerId: string,
+  ) {
+    this.logger = new Logger(`ParallelWorker:${job.name}`);
   }
 
   /** Ranges being handled now. */
   get active(): number {
-    return this.running.size
+    return this.running.size;
   }
 
   async execute(wire: WireRange): Promise<WireResult> {
-    const abortable = new Abortable()
-    this.running.set(wire.token, abortable)
-    const range: Range = { ...wire.payload, idsRange: wire.ids, lastId: wire.prev }
+    const abortable = new Abortable();
+    this.running.set(wire.token, abortable);
+    const range: Range = {
+      ...wire.payload,
+      idsRange: wire.ids,
+      lastId: wire.prev,
+    };
     const ctx: Omit<RangeContext, 'signal'> = {
-      job: this.job.name, runId: this.runId, attempt: wire.attempt, token: wire.token, workerId: this.workerId, logger: this.logger,
-    }
-    Object.defineProperty(ctx, 'signal', { get: () => abortable.signal, enumerable: true })
-    const started = performance.now()
+      job: this.job.name,
+      runId: this.runId,
+      attempt: wire.attempt,
+      token: wire.token,
+      workerId: this.workerId,
+      logger: this.logger,
+    };
+    Object.defineProperty(ctx, 'signal', {
+      get: () => abortable.signal,
+      enumerable: true,
+    });
+    const started = performance.now();
     try {
-      await this.job.handler.call(range, ctx as RangeContext)
-      return { token: wire.token, ok: true, ms: performance.now() - started }
+      await this.job.handler.call(range, ctx as RangeContext);
+      return { token: wire.token, ok: true, ms: performance.now() - started };
     } catch (e) {
-      return { token: wire.token, ok: false, error: toWireError(e) }
+      return { token: wire.token, ok: false, error: toWireError(e) };
     } finally {
-      this.running.delete(wire.token)
+      this.running.delete(wire.token);
     }
   }
 
   abort(tokens: number[], reason: string): void {
-    for (const token of tokens) this.running.get(token)?.abort(reason)
+    for (const token of tokens) this.running.get(token)?.abort(reason);
   }
 
   abortAll(reason: string): void {
-    this.abort([...this.running.keys()], reason)
+    this.abort([...this.running.keys()], reason);
   }
 }

@@ -1,42 +1,47 @@
-import type { WireRange, WireResult } from './ipc.messages'
+import type { WireRange, WireResult } from './ipc.messages';
 
 /** One place ranges run: a forked worker, or the primary itself with `workers: 0`. */
 export interface WorkerSlot {
-  readonly id: string
-  readonly pid: number | undefined
+  readonly id: string;
+  readonly pid: number | undefined;
   /** Ranges it runs at once (`concurrency`). */
-  readonly capacity: number
+  readonly capacity: number;
   /** True when it can hold ranges beyond `capacity` and start them in the order sent (a forked worker's backlog). */
-  readonly backlog: boolean
+  readonly backlog: boolean;
   /** True once the worker asked for ranges. */
-  ready: boolean
+  ready: boolean;
   /** False when the worker cannot be reached any more; its exit follows. */
-  send(ranges: WireRange[]): boolean
-  abort(tokens: number[], reason: string): void
+  send(ranges: WireRange[]): boolean;
+  abort(tokens: number[], reason: string): void;
   /** Kills an unresponsive worker (its exit follows); false when it cannot be killed (inline). */
-  kill(): boolean
+  kill(): boolean;
 }
 
 /** What a pool tells the run engine. */
 export interface PoolListener {
-  slotReady(slot: WorkerSlot): void
-  results(slot: WorkerSlot, results: WireResult[]): void
+  slotReady(slot: WorkerSlot): void;
+  results(slot: WorkerSlot, results: WireResult[]): void;
   /** A slot is gone; `expected` when it exited after being drained. */
-  slotExited(slot: WorkerSlot, code: number | null, signal: string | null, expected: boolean): void
+  slotExited(
+    slot: WorkerSlot,
+    code: number | null,
+    signal: string | null,
+    expected: boolean,
+  ): void;
   /** A worker process was forked (a replacement when `restart`). */
-  forked(restart: boolean): void
+  forked(restart: boolean): void;
   /** The pool cannot go on (restart cap reached, no worker left). */
-  fatal(reason: string): void
+  fatal(reason: string): void;
 }
 
 /** Starts, restarts and drains the slots of one run on this host. */
 export interface WorkerPool {
-  start(): void
-  slots(): Iterable<WorkerSlot>
+  start(): void;
+  slots(): Iterable<WorkerSlot>;
   /** Tells every slot to finish and waits for them to exit, killing those still there after `timeoutMs`. */
-  drain(timeoutMs: number): Promise<void>
+  drain(timeoutMs: number): Promise<void>;
   /** Kills every worker at once (a forced exit). */
-  killAll(): void
-  started: number
-  restarted: number
+  killAll(): void;
+  started: number;
+  restarted: number;
 }

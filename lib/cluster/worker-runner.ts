@@ -1,13 +1,20 @@
-import type { JobDefinition } from '../job.registry'
-import type { ModuleLogger } from '../parallel-worker.logger'
-import { message, isOurs, parsePrimaryMessage, type WireRange, type WireResult, type WorkerMessage } from './ipc.messages'
-import { RangeExecutor } from './range-executor'
+import type { JobDefinition } from '../job.registry';
+import type { ModuleLogger } from '../parallel-worker.logger';
+import {
+  message,
+  isOurs,
+  parsePrimaryMessage,
+  type WireRange,
+  type WireResult,
+  type WorkerMessage,
+} from './ipc.messages';
+import { RangeExecutor } from './range-executor';
 
 /** What `run()` resolves with in a worker: this worker's share. */
 export interface WorkerShare {
-  ids: number
-  ranges: number
-  drained: boolean
+  ids: number;
+  ranges: number;
+  drained: boolean;
 }
 
 /**
@@ -22,17 +29,17 @@ export interface WorkerShare {
  * oldest `concurrency` it has no answer for.
  */
 export class WorkerRunner {
-  private readonly executor: RangeExecutor
-  private readonly backlog: WireRange[] = []
+  private readonly executor: RangeExecutor;
+  private readonly backlog: WireRange[] = [];
   /** Ranges started whose results were not sent yet. */
-  private running = 0
-  private queue: WireResult[] = []
-  private flushing = false
-  private draining = false
-  private ids = 0
-  private ranges = 0
-  private finish!: (share: WorkerShare) => void
-  readonly done: Promise<WorkerShare>
+  private running = 0;
+  private queue: WireResult[] = [];
+  private flushing = false;
+  private draining = false;
+  private ids = 0;
+  private ranges = 0;
+  private finish!: (share: WorkerShare) => void;
+  readonly done: Promise<WorkerShare>;
 
   constructor(
     private readonly job: JobDefinition,
@@ -41,121 +48,153 @@ export class WorkerRunner {
     private readonly concurrency: number,
     private readonly logger: ModuleLogger,
   ) {
-    this.executor = new RangeExecutor(job, runId, workerId)
-    this.done = new Promise(resolve => (this.finish = resolve))
+    this.executor = new RangeExecutor(job, runId, workerId);
+    this.done = new Promise((resolve) => (this.finish = resolve));
   }
 
   serve(): Promise<WorkerShare> {
-    process.on('message', this.onMessage)
-    process.on('disconnect', this.onDisconnect)
+    process.on('message', this.onMessage);
+    process.on('disconnect', this.onDisconnect);
     // Ctrl-C reaches the whole process group: the primary decides how this worker stops.
-    process.on('SIGINT', this.onSignal)
-    process.on('SIGTERM', this.onSignal)
-    this.send(message<WorkerMessage>({ type: 'ready', workerId: this.workerId, job: this.job.name }))
-    return this.done
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+    this.send(
+      message<WorkerMessage>({
+        type: 'ready',
+        workerId: this.workerId,
+        job: this.job.name,
+      }),
+    );
+    return this.done;
   }
 
   /** Waits for the ranges in hand (for an app closing by itself, e.g. with shutdown hooks). */
   async idle(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs
-    while ((this.running > 0 || this.backlog.length > 0 || this.queue.length > 0 || this.flushing) && performance.now() < deadline) {
-      await new Promise(r => setTimeout(r, 20))
+    const deadline = performance.now() + timeoutMs;
+    while (
+      (this.running > 0 ||
+        this.backlog.length > 0 ||
+        this.queue.length > 0 ||
+        this.flushing) &&
+      performance.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
   private readonly onMessage = (m: unknown): void => {
-    if (!isOurs(m)) return
-    const msg = parsePrimaryMessage(m)
-    if (!msg) return this.logger.warn(`Worker ${this.workerId} ignored a malformed message from the primary: ${JSON.stringify(m).slice(0, 200)}`)
+    if (!isOurs(m)) return;
+    const msg = parsePrimaryMessage(m);
+    if (!msg)
+      return this.logger.warn(
+        `Worker ${this.workerId} ignored a malformed message from the primary: ${JSON.stringify(m).slice(0, 200)}`,
+      );
     if (msg.type === 'ranges') {
-      this.backlog.push(...msg.ranges)
-      this.pump()
+      this.backlog.push(...msg.ranges);
+      this.pump();
     } else if (msg.type === 'abort') {
-      this.executor.abort(msg.tokens, msg.reason)
+      this.executor.abort(msg.tokens, msg.reason);
       // An aborted range still waiting never starts: it is answered as failed with the reason.
-      const aborted = new Set(msg.tokens)
+      const aborted = new Set(msg.tokens);
       for (let i = this.backlog.length - 1; i >= 0; i--) {
-        if (!aborted.has(this.backlog[i].token)) continue
-        const [range] = this.backlog.splice(i, 1)
-        this.queue.push({ token: range.token, ok: false, error: { message: msg.reason }, notStarted: true })
+        if (!aborted.has(this.backlog[i].token)) continue;
+        const [range] = this.backlog.splice(i, 1);
+        this.queue.push({
+          token: range.token,
+          ok: false,
+          error: { message: msg.reason },
+          notStarted: true,
+        });
       }
-      if (this.queue.length) this.flush()
+      if (this.queue.length) this.flush();
     } else {
-      this.draining = true
-      this.maybeFinish()
+      this.draining = true;
+      this.maybeFinish();
     }
-  }
+  };
 
   private readonly onDisconnect = (): void => {
-    this.executor.abortAll('the primary is gone')
-    this.logger.warn(`Worker ${this.workerId}: the primary disconnected; stopping.`)
-    this.draining = true
-    this.queue = []
-    this.backlog.length = 0
-    this.end(false)
-  }
+    this.executor.abortAll('the primary is gone');
+    this.logger.warn(
+      `Worker ${this.workerId}: the primary disconnected; stopping.`,
+    );
+    this.draining = true;
+    this.queue = [];
+    this.backlog.length = 0;
+    this.end(false);
+  };
 
   /** Starts ranges from the backlog while fewer than `concurrency` run. */
   private pump(): void {
     while (this.running < this.concurrency && this.backlog.length > 0) {
-      const range = this.backlog.shift() as WireRange
-      this.running++
-      void this.executor.execute(range).then(result => {
+      const range = this.backlog.shift() as WireRange;
+      this.running++;
+      void this.executor.execute(range).then((result) => {
         if (result.ok) {
-          this.ids += range.ids.length
-          this.ranges++
+          this.ids += range.ids.length;
+          this.ranges++;
         }
-        this.queue.push(result)
-        this.flush()
-      })
+        this.queue.push(result);
+        this.flush();
+      });
     }
   }
 
   private readonly onSignal = (signal: string): void => {
-    this.logger.debug(`Worker ${this.workerId} got ${signal}; the primary stops it.`)
-  }
+    this.logger.debug(
+      `Worker ${this.workerId} got ${signal}; the primary stops it.`,
+    );
+  };
 
   /**
    * Batches results that finish in the same turn of the event loop into one
    * message; their places go to the backlog only after it is sent.
    */
   private flush(): void {
-    if (this.flushing) return
-    this.flushing = true
+    if (this.flushing) return;
+    this.flushing = true;
     setImmediate(() => {
-      const results = this.queue
-      this.queue = []
-      this.flushing = false
+      const results = this.queue;
+      this.queue = [];
+      this.flushing = false;
       // Answers for ranges aborted in the backlog free no place: they never ran.
-      const freed = results.filter(r => r.ok || !r.notStarted).length
+      const freed = results.filter((r) => r.ok || !r.notStarted).length;
       const next = () => {
-        this.running -= freed
-        this.pump()
-        this.maybeFinish()
-      }
+        this.running -= freed;
+        this.pump();
+        this.maybeFinish();
+      };
       // The places go to the backlog once the results are written out: a crash after that cannot lose them.
-      if (results.length) this.send(message<WorkerMessage>({ type: 'results', results }), next)
-      else next()
-    })
+      if (results.length)
+        this.send(message<WorkerMessage>({ type: 'results', results }), next);
+      else next();
+    });
   }
 
   private maybeFinish(): void {
-    if (this.draining && this.running === 0 && this.backlog.length === 0 && this.queue.length === 0 && !this.flushing) this.end(true)
+    if (
+      this.draining &&
+      this.running === 0 &&
+      this.backlog.length === 0 &&
+      this.queue.length === 0 &&
+      !this.flushing
+    )
+      this.end(true);
   }
 
   private end(drained: boolean): void {
-    process.off('message', this.onMessage)
-    process.off('disconnect', this.onDisconnect)
-    process.off('SIGINT', this.onSignal)
-    process.off('SIGTERM', this.onSignal)
-    this.finish({ ids: this.ids, ranges: this.ranges, drained })
+    process.off('message', this.onMessage);
+    process.off('disconnect', this.onDisconnect);
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    this.finish({ ids: this.ids, ranges: this.ranges, drained });
   }
 
   /** `written`: once the message is written to the channel (not when the primary is gone: this worker is ending). */
   private send(m: WorkerMessage, written?: () => void): void {
-    if (!process.connected || !process.send) return
-    process.send(m, undefined, {}, e => {
-      if (!e) written?.()
-    })
+    if (!process.connected || !process.send) return;
+    process.send(m, undefined, {}, (e) => {
+      if (!e) written?.();
+    });
   }
 }

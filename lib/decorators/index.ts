@@ -1,3 +1,3 @@
-export * from './range-handler.decorator'
-export * from './range-loader.decorator'
-export * from './range-total.decorator'
+export * from './range-handler.decorator';
+export * from './range-loader.decorator';
+export * from './range-total.decorator';

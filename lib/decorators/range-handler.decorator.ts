@@ -1,5 +1,8 @@
-import { SetMetadata } from '@nestjs/common'
-import { DEFAULT_JOB, RANGE_HANDLER_METADATA } from '../parallel-worker.constants'
+import { SetMetadata } from '@nestjs/common';
+import {
+  DEFAULT_JOB,
+  RANGE_HANDLER_METADATA,
+} from '../parallel-worker.constants';
 
 /**
  * Marks the method that processes one range of a job: it gets
@@ -8,4 +11,5 @@ import { DEFAULT_JOB, RANGE_HANDLER_METADATA } from '../parallel-worker.constant
  *
  * @param job job name; `'default'` when omitted
  */
-export const RangeHandler = (job: string = DEFAULT_JOB): MethodDecorator => SetMetadata(RANGE_HANDLER_METADATA, job)
+export const RangeHandler = (job: string = DEFAULT_JOB): MethodDecorator =>
+  SetMetadata(RANGE_HANDLER_METADATA, job);

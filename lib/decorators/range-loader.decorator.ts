@@ -1,5 +1,8 @@
-import { SetMetadata } from '@nestjs/common'
-import { DEFAULT_JOB, RANGE_LOADER_METADATA } from '../parallel-worker.constants'
+import { SetMetadata } from '@nestjs/common';
+import {
+  DEFAULT_JOB,
+  RANGE_LOADER_METADATA,
+} from '../parallel-worker.constants';
 
 /**
  * Marks the method that loads the next range of a job: it gets the cursor
@@ -9,4 +12,5 @@ import { DEFAULT_JOB, RANGE_LOADER_METADATA } from '../parallel-worker.constants
  *
  * @param job job name; `'default'` when omitted
  */
-export const RangeLoader = (job: string = DEFAULT_JOB): MethodDecorator => SetMetadata(RANGE_LOADER_METADATA, job)
+export const RangeLoader = (job: string = DEFAULT_JOB): MethodDecorator =>
+  SetMetadata(RANGE_LOADER_METADATA, job);

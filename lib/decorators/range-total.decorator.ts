@@ -1,5 +1,8 @@
-import { SetMetadata } from '@nestjs/common'
-import { DEFAULT_JOB, RANGE_TOTAL_METADATA } from '../parallel-worker.constants'
+import { SetMetadata } from '@nestjs/common';
+import {
+  DEFAULT_JOB,
+  RANGE_TOTAL_METADATA,
+} from '../parallel-worker.constants';
 
 /**
  * Optional: marks the method that tells how many ids a run of the job will
@@ -8,4 +11,5 @@ import { DEFAULT_JOB, RANGE_TOTAL_METADATA } from '../parallel-worker.constants'
  *
  * @param job job name; `'default'` when omitted
  */
-export const RangeTotal = (job: string = DEFAULT_JOB): MethodDecorator => SetMetadata(RANGE_TOTAL_METADATA, job)
+export const RangeTotal = (job: string = DEFAULT_JOB): MethodDecorator =>
+  SetMetadata(RANGE_TOTAL_METADATA, job);

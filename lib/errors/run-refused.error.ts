@@ -5,9 +5,12 @@
  * or a stop already signalled in this process. Nothing was started or changed.
  */
 export class RunRefusedError extends Error {
-  override readonly name = 'RunRefusedError'
+  override readonly name = 'RunRefusedError';
 
-  constructor(readonly job: string, message: string) {
-    super(message)
+  constructor(
+    readonly job: string,
+    message: string,
+  ) {
+    super(message);
   }
 }

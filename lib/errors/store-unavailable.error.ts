@@ -4,9 +4,13 @@
  * unreachable): nothing was started or changed.
  */
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError'
+  override readonly name = 'StoreUnavailableError';
 
-  constructor(readonly job: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+  constructor(
+    readonly job: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
   }
 }

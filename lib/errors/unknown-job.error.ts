@@ -1,8 +1,11 @@
 /** `run()`, `status()` or `stop()` named a job the app does not declare. */
 export class UnknownJobError extends Error {
-  override readonly name = 'UnknownJobError'
+  override readonly name = 'UnknownJobError';
 
-  constructor(readonly job: string | undefined, message: string) {
-    super(message)
+  constructor(
+    readonly job: string | undefined,
+    message: string,
+  ) {
+    super(message);
   }
 }

@@ -1,1 +1,1 @@
-export * from './parallel-worker.health'
+export * from './parallel-worker.health';

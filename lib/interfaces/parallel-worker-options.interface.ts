@@ -1,16 +1,23 @@
-import type AsyncLock from 'async-lock'
-import type { CoordinationStore, KeyValueStorage } from '../store/coordination-store.interface'
-import type { ID } from './range.interface'
-import type { ThrottleFn } from './throttle.interface'
+import type AsyncLock from 'async-lock';
+import type {
+  CoordinationStore,
+  KeyValueStorage,
+} from '../store/coordination-store.interface';
+import type { ID } from './range.interface';
+import type { ThrottleFn } from './throttle.interface';
 
 /** Log levels as the seed names them (pino's), plus Nest's own names. */
-export type ParallelWorkerLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'verbose' | 'log'
+export type ParallelWorkerLogLevel =
+  'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'verbose' | 'log';
 
 /** Anything that quacks like an ioredis `Redis` or `Cluster` client. */
 export interface RedisLikeClient {
-  defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void
-  evalsha(...args: unknown[]): Promise<unknown>
-  status: string
+  defineCommand(
+    name: string,
+    definition: { numberOfKeys?: number; lua: string },
+  ): void;
+  evalsha(...args: unknown[]): Promise<unknown>;
+  status: string;
 }
 
 /**
@@ -19,16 +26,16 @@ export interface RedisLikeClient {
  * a master name. Typed loosely so the app needs ioredis only when it uses it.
  */
 export interface RedisConnectionOptions {
-  host?: string
-  port?: number
-  path?: string
-  username?: string
-  password?: string
-  db?: number
-  tls?: Record<string, unknown>
-  sentinels?: { host: string; port: number }[]
-  name?: string
-  [option: string]: unknown
+  host?: string;
+  port?: number;
+  path?: string;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls?: Record<string, unknown>;
+  sentinels?: { host: string; port: number }[];
+  name?: string;
+  [option: string]: unknown;
 }
 
 /**
@@ -38,7 +45,8 @@ export interface RedisConnectionOptions {
  * unit (a varchar key in a byte-wise collation); `'binary'` string ids by
  * Unicode code point (UTF-8 byte order); or a comparator.
  */
-export type IdOrderOption = 'numeric' | 'text' | 'binary' | ((a: ID, b: ID) => number)
+export type IdOrderOption =
+  'numeric' | 'text' | 'binary' | ((a: ID, b: ID) => number);
 
 /** Options of `ParallelWorkerModule.forRoot()`; every one has a default. */
 export interface ParallelWorkerOptions {
@@ -50,75 +58,84 @@ export interface ParallelWorkerOptions {
    * never closes it), any `CoordinationStore`, or a seed-style `{ get, set }`
    * (one host).
    */
-  storage?: string | RedisConnectionOptions | RedisLikeClient | CoordinationStore | KeyValueStorage
+  storage?:
+    | string
+    | RedisConnectionOptions
+    | RedisLikeClient
+    | CoordinationStore
+    | KeyValueStorage;
   /**
    * How long `run()` waits for the store to answer its first call before it
    * rejects with a `StoreUnavailableError` (a Redis that is down or
    * unreachable). Also the connect timeout of a client the module creates. Default `10000`.
    */
-  storeConnectTimeoutMs?: number
+  storeConnectTimeoutMs?: number;
   /** Worker processes per host; `0` runs handlers inline in the primary. Default `os.availableParallelism()`. */
-  workers?: number
+  workers?: number;
   /** Fork a replacement when a worker dies. Default `true`. */
-  restartWorkerOnExit?: boolean
+  restartWorkerOnExit?: boolean;
   /** Restarts per run before the run fails. Default `workers * 5`. */
-  maxAllowedWorkerRestartsCount?: number
+  maxAllowedWorkerRestartsCount?: number;
   /** Default `{ enabled: true, level: 'info' }`. */
-  logging?: { enabled?: boolean; level?: ParallelWorkerLogLevel }
+  logging?: { enabled?: boolean; level?: ParallelWorkerLogLevel };
   /** async-lock options for the per-host loader lock. Default `{}`. */
-  lockOptions?: AsyncLock.AsyncLockOptions
+  lockOptions?: AsyncLock.AsyncLockOptions;
   /** Key prefix in the store. Default `'parallel-worker'`. */
-  storageKey?: string
+  storageKey?: string;
   /** Ranges one worker handles at once (for I/O-bound handlers). Default `1`. */
-  concurrency?: number
+  concurrency?: number;
   /** Ranges loaded ahead of the workers, per host. Default `workers * concurrency` (at least 1). */
-  prefetch?: number
+  prefetch?: number;
   /** Range size suggested to the loader as `ctx.limit` (the first one when `targetRangeMs` is set). Default `1000`. */
-  rangeSize?: number
+  rangeSize?: number;
   /**
    * Adapt `ctx.limit` so a range's handler takes about this long; `0`: keep `rangeSize`.
    * Default `500`, or `0` when `rangeSize` is set (a size you choose stays fixed unless you also set this).
    */
-  targetRangeMs?: number
+  targetRangeMs?: number;
   /** Lower bound of the adaptive range size. Default `10`. */
-  minRangeSize?: number
+  minRangeSize?: number;
   /** Upper bound of the adaptive range size. Default `10000`. */
-  maxRangeSize?: number
+  maxRangeSize?: number;
   /** How long a lease lives without a heartbeat before another host may take it over. Default `10000`. */
-  leaseMs?: number
+  leaseMs?: number;
   /** How often a host renews its leases. Default `leaseMs / 3`. */
-  heartbeatMs?: number
+  heartbeatMs?: number;
   /** Hand-outs of a range before it goes to the dead letters. Default `3`. */
-  maxAttempts?: number
+  maxAttempts?: number;
   /** Delay before the first retry of a failed range; doubles per attempt, with jitter. Default `1000`. */
-  retryBackoffMs?: number
+  retryBackoffMs?: number;
   /** Upper bound of the retry delay. Default `30000`. */
-  maxRetryBackoffMs?: number
+  maxRetryBackoffMs?: number;
   /** How long a graceful stop waits for in-flight ranges before releasing them. Default `10000`. */
-  shutdownTimeoutMs?: number
+  shutdownTimeoutMs?: number;
   /** A handler running longer has its signal aborted and its range failed (retried); `0` never. Default `300000`. */
-  rangeTimeoutMs?: number
+  rangeTimeoutMs?: number;
   /** A loader call taking longer counts as a failed call (retried); `0` never. Default `60000`. */
-  loaderTimeoutMs?: number
+  loaderTimeoutMs?: number;
   /**
    * Asked about once a second; `true` (or a number of ms) pauses handing out
    * ranges, e.g. while replication lags or the database is busy. Default none.
    */
-  throttle?: ThrottleFn
+  throttle?: ThrottleFn;
   /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
-  maxRangesPerSecond?: number
+  maxRangesPerSecond?: number;
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
-  workerExec?: string
+  workerExec?: string;
   /** The order of the ids the loader returns. Default `'numeric'`. */
-  idOrder?: IdOrderOption
+  idOrder?: IdOrderOption;
 }
 
 /** Options with every default filled in. */
-export interface ResolvedParallelWorkerOptions
-  extends Required<Omit<ParallelWorkerOptions, 'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder'>> {
-  idOrder: IdOrderOption
-  storage?: ParallelWorkerOptions['storage']
-  throttle?: ThrottleFn
-  workerExec?: string
-  logging: { enabled: boolean; level: ParallelWorkerLogLevel }
+export interface ResolvedParallelWorkerOptions extends Required<
+  Omit<
+    ParallelWorkerOptions,
+    'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder'
+  >
+> {
+  idOrder: IdOrderOption;
+  storage?: ParallelWorkerOptions['storage'];
+  throttle?: ThrottleFn;
+  workerExec?: string;
+  logging: { enabled: boolean; level: ParallelWorkerLogLevel };
 }

@@ -1,18 +1,18 @@
-import type { Logger } from '@nestjs/common'
+import type { Logger } from '@nestjs/common';
 
 /** An id as the loader returns it. `bigint` ids travel as their decimal string. */
-export type ID = string | number
+export type ID = string | number;
 
 /** What a `@RangeHandler` receives: the ids, the cursor before them and the loader's payload. */
 // P is unused: kept so `Range<Payload>`, as written for the seed, still compiles.
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 export interface Range<P extends object = Record<string, unknown>> {
   /** Ids to process, sorted ascending. */
-  idsRange: ID[]
+  idsRange: ID[];
   /** The cursor before this range (`null` for the first range of a fresh job). */
-  lastId: ID | null
+  lastId: ID | null;
   /** Anything else the loader returned in its range object. */
-  [payload: string]: unknown
+  [payload: string]: unknown;
 }
 
 /**
@@ -22,29 +22,33 @@ export interface Range<P extends object = Record<string, unknown>> {
  */
 export type LoaderResult =
   | ReadonlyArray<ID | bigint>
-  | { lastId: ID | bigint; idsRange?: ReadonlyArray<ID | bigint>; [payload: string]: unknown }
+  | {
+      lastId: ID | bigint;
+      idsRange?: ReadonlyArray<ID | bigint>;
+      [payload: string]: unknown;
+    }
   | null
-  | undefined
+  | undefined;
 
 /** Second argument of a `@RangeLoader`. */
 export interface LoadContext {
-  job: string
-  runId: string
+  job: string;
+  runId: string;
   /** Range size the module suggests; a loader may ignore it. */
-  limit: number
+  limit: number;
 }
 
 /** Second argument of a `@RangeHandler`. */
 export interface RangeContext {
-  job: string
-  runId: string
+  job: string;
+  runId: string;
   /** 1 on the first hand-out of this range, more when it is handed out again. */
-  attempt: number
+  attempt: number;
   /** Fencing token of this lease: increases per job, for handlers that guard their own writes. */
-  token: number
+  token: number;
   /** Generated id of the worker process (never a pid). */
-  workerId: string
+  workerId: string;
   /** Aborts when the lease is lost or the run is stopped. */
-  signal: AbortSignal
-  logger: Logger
+  signal: AbortSignal;
+  logger: Logger;
 }

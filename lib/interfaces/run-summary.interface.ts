@@ -1,44 +1,51 @@
 /** Final state of a run. */
-export type RunStatus = 'completed' | 'stopped' | 'failed'
+export type RunStatus = 'completed' | 'stopped' | 'failed';
 
 /** What `ParallelWorker.run()` resolves with (or what a `RunFailedError` carries). */
 export interface RunSummary {
-  job: string
-  runId: string
-  status: RunStatus
+  job: string;
+  runId: string;
+  status: RunStatus;
   /** Ids whose range completed, over all hosts. */
-  ids: number
-  ranges: { completed: number; retried: number; dead: number }
-  workers: { started: number; restarted: number }
+  ids: number;
+  ranges: { completed: number; retried: number; dead: number };
+  workers: { started: number; restarted: number };
   /** From `run()` (worker start-up included) to its end. */
-  durationMs: number
+  durationMs: number;
   /** Why the run failed. */
-  error?: string
+  error?: string;
   /** This host's share. */
-  host: { ids: number; ranges: number }
+  host: { ids: number; ranges: number };
 }
 
 /** State of a job as `status()` reports it. */
-export type JobState = 'idle' | 'running' | 'paused' | 'stopping' | 'completed' | 'stopped' | 'failed'
+export type JobState =
+  | 'idle'
+  | 'running'
+  | 'paused'
+  | 'stopping'
+  | 'completed'
+  | 'stopped'
+  | 'failed';
 
 /** What `ParallelWorker.status()` returns. */
 export interface JobStatus {
-  job: string
-  state: JobState
-  runId: string | null
+  job: string;
+  state: JobState;
+  runId: string | null;
   /** Last id handed out (the resume point). */
-  cursor: import('./range.interface').ID | null
-  ids: { done: number }
-  ranges: { done: number; leased: number; retrying: number; dead: number }
+  cursor: import('./range.interface').ID | null;
+  ids: { done: number };
+  ranges: { done: number; leased: number; retrying: number; dead: number };
   /** Ids per second over the last minute. */
-  rate: number
+  rate: number;
   /** Known only when the job has a `@RangeTotal`. */
-  total?: number
+  total?: number;
   /** Ids done of `total`, 0 to 100. */
-  percent?: number
+  percent?: number;
   /** Time left at the current rate. */
-  etaMs?: number
+  etaMs?: number;
   /** Why the run failed. */
-  error?: string
-  startedAt: number | null
+  error?: string;
+  startedAt: number | null;
 }

@@ -1,1 +1,1 @@
-export * from './parallel-worker-metrics.module'
+export * from './parallel-worker-metrics.module';

@@ -1,9 +1,25 @@
-import { type DynamicModule, Inject, Injectable, Module, type OnModuleInit } from '@nestjs/common'
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client'
-import { ParallelWorker } from '../parallel-worker'
-import { ParallelWorkerEvent, type RangeCompletedEvent, type RangeFailedEvent } from '../parallel-worker.events'
+import {
+  type DynamicModule,
+  Inject,
+  Injectable,
+  Module,
+  type OnModuleInit,
+} from '@nestjs/common';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  register as defaultRegistry,
+  type Registry,
+} from 'prom-client';
+import { ParallelWorker } from '../parallel-worker';
+import {
+  ParallelWorkerEvent,
+  type RangeCompletedEvent,
+  type RangeFailedEvent,
+} from '../parallel-worker.events';
 
-const REGISTRY = Symbol('PARALLEL_WORKER_METRICS_REGISTRY')
+const REGISTRY = Symbol('PARALLEL_WORKER_METRICS_REGISTRY');
 
 /**
  * prom-client metrics of this host's runs, in the given registry (prom-client's
@@ -12,48 +28,98 @@ const REGISTRY = Symbol('PARALLEL_WORKER_METRICS_REGISTRY')
  */
 @Injectable()
 export class ParallelWorkerMetrics implements OnModuleInit {
-  readonly ranges: Counter<'job' | 'outcome'>
-  readonly ids: Counter<'job'>
-  readonly duration: Histogram<'job'>
+  readonly ranges: Counter<'job' | 'outcome'>;
+  readonly ids: Counter<'job'>;
+  readonly duration: Histogram<'job'>;
 
-  constructor(private readonly worker: ParallelWorker, @Inject(REGISTRY) registry: Registry) {
-    const registers = [registry]
-    this.ranges = new Counter({ name: 'parallel_worker_ranges_total', help: 'Ranges handled by this host, by outcome (completed, retry, dead, stale)', labelNames: ['job', 'outcome'], registers })
-    this.ids = new Counter({ name: 'parallel_worker_ids_total', help: 'Ids in ranges this host completed', labelNames: ['job'], registers })
+  constructor(
+    private readonly worker: ParallelWorker,
+    @Inject(REGISTRY) registry: Registry,
+  ) {
+    const registers = [registry];
+    this.ranges = new Counter({
+      name: 'parallel_worker_ranges_total',
+      help: 'Ranges handled by this host, by outcome (completed, retry, dead, stale)',
+      labelNames: ['job', 'outcome'],
+      registers,
+    });
+    this.ids = new Counter({
+      name: 'parallel_worker_ids_total',
+      help: 'Ids in ranges this host completed',
+      labelNames: ['job'],
+      registers,
+    });
     this.duration = new Histogram({
-      name: 'parallel_worker_range_duration_seconds', help: 'How long a range handler ran', labelNames: ['job'], registers,
+      name: 'parallel_worker_range_duration_seconds',
+      help: 'How long a range handler ran',
+      labelNames: ['job'],
+      registers,
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    })
-    const jobs = () => this.worker.jobs()
-    const gauge = (name: string, help: string, read: (s: Awaited<ReturnType<ParallelWorker['status']>>) => number | undefined) =>
+    });
+    const jobs = () => this.worker.jobs();
+    const gauge = (
+      name: string,
+      help: string,
+      read: (
+        s: Awaited<ReturnType<ParallelWorker['status']>>,
+      ) => number | undefined,
+    ) =>
       new Gauge({
-        name, help, labelNames: ['job'], registers,
+        name,
+        help,
+        labelNames: ['job'],
+        registers,
         async collect() {
           for (const job of jobs()) {
-            const value = read(await worker.status(job))
-            if (value !== undefined) this.set({ job }, value)
+            const value = read(await worker.status(job));
+            if (value !== undefined) this.set({ job }, value);
           }
         },
-      })
-    gauge('parallel_worker_leased_ranges', 'Ranges leased now, all hosts', s => s.ranges.leased)
-    gauge('parallel_worker_retrying_ranges', 'Ranges waiting for a retry, all hosts', s => s.ranges.retrying)
-    gauge('parallel_worker_dead_letters', 'Ranges in the dead letters', s => s.ranges.dead)
-    gauge('parallel_worker_lag_ids', 'Ids left to do (needs a @RangeTotal)', s => (s.total === undefined ? undefined : Math.max(0, s.total - s.ids.done)))
-    gauge('parallel_worker_rate_ids_per_second', 'Ids per second over the last minute, all hosts', s => s.rate)
+      });
+    gauge(
+      'parallel_worker_leased_ranges',
+      'Ranges leased now, all hosts',
+      (s) => s.ranges.leased,
+    );
+    gauge(
+      'parallel_worker_retrying_ranges',
+      'Ranges waiting for a retry, all hosts',
+      (s) => s.ranges.retrying,
+    );
+    gauge(
+      'parallel_worker_dead_letters',
+      'Ranges in the dead letters',
+      (s) => s.ranges.dead,
+    );
+    gauge(
+      'parallel_worker_lag_ids',
+      'Ids left to do (needs a @RangeTotal)',
+      (s) =>
+        s.total === undefined ? undefined : Math.max(0, s.total - s.ids.done),
+    );
+    gauge(
+      'parallel_worker_rate_ids_per_second',
+      'Ids per second over the last minute, all hosts',
+      (s) => s.rate,
+    );
   }
 
   onModuleInit(): void {
     this.worker.observe((event, payload) => {
       if (event === (ParallelWorkerEvent.RangeCompleted as string)) {
-        const e = payload as RangeCompletedEvent
-        this.ranges.inc({ job: e.job, outcome: e.counted ? 'completed' : 'stale' })
-        if (e.counted) this.ids.inc({ job: e.job }, e.range.count)
-        if (e.durationMs !== undefined) this.duration.observe({ job: e.job }, e.durationMs / 1000)
+        const e = payload as RangeCompletedEvent;
+        this.ranges.inc({
+          job: e.job,
+          outcome: e.counted ? 'completed' : 'stale',
+        });
+        if (e.counted) this.ids.inc({ job: e.job }, e.range.count);
+        if (e.durationMs !== undefined)
+          this.duration.observe({ job: e.job }, e.durationMs / 1000);
       } else if (event === (ParallelWorkerEvent.RangeFailed as string)) {
-        const e = payload as RangeFailedEvent
-        this.ranges.inc({ job: e.job, outcome: e.outcome })
+        const e = payload as RangeFailedEvent;
+        this.ranges.inc({ job: e.job, outcome: e.outcome });
       }
-    })
+    });
   }
 }
 
@@ -63,8 +129,11 @@ export class ParallelWorkerMetricsModule {
   static register(options: { registry?: Registry } = {}): DynamicModule {
     return {
       module: ParallelWorkerMetricsModule,
-      providers: [{ provide: REGISTRY, useValue: options.registry ?? defaultRegistry }, ParallelWorkerMetrics],
+      providers: [
+        { provide: REGISTRY, useValue: options.registry ?? defaultRegistry },
+        ParallelWorkerMetrics,
+      ],
       exports: [ParallelWorkerMetrics],
-    }
+    };
   }
 }

@@ -1,21 +1,22 @@
-import type { Lease } from '../store/coordination-store.interface'
-import { retrying } from './backoff'
-import { type Clock, monotonicClock } from './clock'
-import type { RunDeps } from './run-deps'
+import type { Lease } from '../store/coordination-store.interface';
+import { retrying } from './backoff';
+import { type Clock, monotonicClock } from './clock';
+import type { RunDeps } from './run-deps';
 
 interface Held {
-  lease: Lease
+  lease: Lease;
   /** Local deadline: when the last renewal the store confirmed was sent, plus leaseMs. */
-  deadline: number
+  deadline: number;
   /** When a renewal (or the call that leased it) including it was last sent. */
-  triedAt: number
+  triedAt: number;
   /** The tick of the keeper's timer in which that renewal was sent. */
-  triedTick?: number
+  triedTick?: number;
 }
 
 /** Why a lease stopped being this host's, for the handler's signal and the log. */
-export const LOST = 'lease lost: another host may handle this range now'
-export const EXPIRED = 'lease may be lost: the coordination store did not answer'
+export const LOST = 'lease lost: another host may handle this range now';
+export const EXPIRED =
+  'lease may be lost: the coordination store did not answer';
 
 /**
  * Every lease this host holds, in every stage: from the moment the store
@@ -30,16 +31,16 @@ export const EXPIRED = 'lease may be lost: the coordination store did not answer
  * never renewed again, so a claim (this host's too) may take it over.
  */
 export class LeaseKeeper {
-  private readonly held = new Map<number, Held>()
-  private readonly acquiring = new Set<Promise<unknown>>()
-  private readonly clock: Clock
-  private readonly leaseMs: number
-  private readonly heartbeatMs: number
-  private readonly tickMs: number
-  private lastRenewal = -Infinity
-  private ticks = 0
-  private renewSoon = false
-  private timer?: NodeJS.Timeout
+  private readonly held = new Map<number, Held>();
+  private readonly acquiring = new Set<Promise<unknown>>();
+  private readonly clock: Clock;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly tickMs: number;
+  private lastRenewal = -Infinity;
+  private ticks = 0;
+  private renewSoon = false;
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly d: RunDeps,
@@ -47,21 +48,28 @@ export class LeaseKeeper {
     /** The store issued a token this host already holds: its state went back (a failover to a lagging replica). */
     private readonly onReused: (token: number) => void = () => undefined,
   ) {
-    this.clock = d.clock ?? monotonicClock
-    this.leaseMs = d.options.leaseMs
-    this.heartbeatMs = d.options.heartbeatMs
+    this.clock = d.clock ?? monotonicClock;
+    this.leaseMs = d.options.leaseMs;
+    this.heartbeatMs = d.options.heartbeatMs;
     // Several ticks fit between a renewal being due and the lease's deadline, however close heartbeatMs is to leaseMs.
-    this.tickMs = Math.max(5, Math.min(100, Math.floor(this.heartbeatMs / 2), Math.floor((this.leaseMs - this.heartbeatMs) / 4)))
-    this.lastRenewal = this.clock.now()
-    this.timer = setInterval(() => this.tick(), this.tickMs)
+    this.tickMs = Math.max(
+      5,
+      Math.min(
+        100,
+        Math.floor(this.heartbeatMs / 2),
+        Math.floor((this.leaseMs - this.heartbeatMs) / 4),
+      ),
+    );
+    this.lastRenewal = this.clock.now();
+    this.timer = setInterval(() => this.tick(), this.tickMs);
   }
 
   get size(): number {
-    return this.held.size
+    return this.held.size;
   }
 
   holds(token: number): boolean {
-    return this.held.has(token)
+    return this.held.has(token);
   }
 
   /**
@@ -69,47 +77,59 @@ export class LeaseKeeper {
    * leases it returns are held from the moment it lands, with a deadline
    * counted from when it was sent. `end()` waits for every such call.
    */
-  acquire<T>(call: () => Promise<T>, leasesOf: (result: T) => Lease[]): Promise<T> {
-    const sentAt = this.clock.now()
-    const p = call().then(result => {
+  acquire<T>(
+    call: () => Promise<T>,
+    leasesOf: (result: T) => Lease[],
+  ): Promise<T> {
+    const sentAt = this.clock.now();
+    const p = call().then((result) => {
       for (const lease of leasesOf(result)) {
         // A reused token never replaces a live entry: the older lease keeps it, and the run stops trusting the store.
-        if (this.held.has(lease.token)) this.onReused(lease.token)
-        else this.held.set(lease.token, { lease, deadline: sentAt + this.leaseMs, triedAt: sentAt })
+        if (this.held.has(lease.token)) this.onReused(lease.token);
+        else
+          this.held.set(lease.token, {
+            lease,
+            deadline: sentAt + this.leaseMs,
+            triedAt: sentAt,
+          });
       }
       // An answer that took longer than a heartbeat (a slow store, a stalled loop) is renewed at once.
       if (this.clock.now() - sentAt > this.heartbeatMs && !this.renewSoon) {
-        this.renewSoon = true
-        setImmediate(() => ((this.renewSoon = false), void this.renew()))
+        this.renewSoon = true;
+        setImmediate(() => ((this.renewSoon = false), void this.renew()));
       }
-      return result
-    })
-    this.acquiring.add(p)
-    void p.catch(() => undefined).finally(() => this.acquiring.delete(p))
-    return p
+      return result;
+    });
+    this.acquiring.add(p);
+    void p.catch(() => undefined).finally(() => this.acquiring.delete(p));
+    return p;
   }
 
   /** Waits until no store call that may lease ranges to this host is in flight. */
   async settled(): Promise<void> {
-    while (this.acquiring.size) await Promise.allSettled([...this.acquiring])
+    while (this.acquiring.size) await Promise.allSettled([...this.acquiring]);
   }
 
   /** The store ended these leases (completed, failed, released): no longer this host's. */
   forget(tokens: number[]): void {
-    for (const token of tokens) this.held.delete(token)
+    for (const token of tokens) this.held.delete(token);
   }
 
   /** Gives leases back at the same attempt, retrying through a store outage; they stay held until the store took them. */
   async release(tokens: number[]): Promise<void> {
-    if (tokens.length === 0) return
-    const { job, store, hostId, logger } = this.d
-    await retrying(() => store.release(job.name, hostId, tokens), logger, `release for job "${job.name}"`)
-    this.forget(tokens)
+    if (tokens.length === 0) return;
+    const { job, store, hostId, logger } = this.d;
+    await retrying(
+      () => store.release(job.name, hostId, tokens),
+      logger,
+      `release for job "${job.name}"`,
+    );
+    this.forget(tokens);
   }
 
   /** Every lease still held (a forced exit gives them all back). */
   tokens(): number[] {
-    return [...this.held.keys()]
+    return [...this.held.keys()];
   }
 
   /**
@@ -118,22 +138,23 @@ export class LeaseKeeper {
    * over its own live leases.
    */
   async renewIfStale(): Promise<void> {
-    const now = this.clock.now()
+    const now = this.clock.now();
     for (const h of this.held.values()) {
-      if (h.deadline - this.leaseMs < now - this.heartbeatMs) return this.renew()
+      if (h.deadline - this.leaseMs < now - this.heartbeatMs)
+        return this.renew();
     }
   }
 
   stop(): void {
-    clearInterval(this.timer)
-    this.timer = undefined
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   private tick(): void {
-    this.ticks++
-    const now = this.clock.now()
-    if (now - this.lastRenewal >= this.heartbeatMs) void this.renew()
-    this.expire(now)
+    this.ticks++;
+    const now = this.clock.now();
+    if (now - this.lastRenewal >= this.heartbeatMs) void this.renew();
+    this.expire(now);
   }
 
   /**
@@ -143,48 +164,58 @@ export class LeaseKeeper {
    * decides first.
    */
   private expire(now: number): void {
-    const expired: Lease[] = []
+    const expired: Lease[] = [];
     for (const [token, h] of this.held) {
       // One tick early: the handler is aborted before another host can take the lease over.
       // A renewal tried in this very tick (after a stall) gets until the next one to answer.
-      if (now < h.deadline - this.tickMs || h.triedAt < h.deadline - this.heartbeatMs - this.tickMs || h.triedTick === this.ticks) continue
-      this.held.delete(token)
-      expired.push(h.lease)
+      if (
+        now < h.deadline - this.tickMs ||
+        h.triedAt < h.deadline - this.heartbeatMs - this.tickMs ||
+        h.triedTick === this.ticks
+      )
+        continue;
+      this.held.delete(token);
+      expired.push(h.lease);
     }
-    if (expired.length) this.onLost(expired, EXPIRED)
+    if (expired.length) this.onLost(expired, EXPIRED);
   }
 
   private async renew(): Promise<void> {
-    if (!this.timer) return
-    const { job, store, hostId, logger } = this.d
-    const sentAt = this.clock.now()
-    this.lastRenewal = sentAt
+    if (!this.timer) return;
+    const { job, store, hostId, logger } = this.d;
+    const sentAt = this.clock.now();
+    this.lastRenewal = sentAt;
     // Without leases the beat still tells the store this host takes part (a run waiting out a backoff or a pause is active).
-    if (this.held.size === 0) return void store.heartbeat(job.name, hostId, [], this.leaseMs).catch(() => undefined)
-    const tokens = [...this.held.keys()]
+    if (this.held.size === 0)
+      return void store
+        .heartbeat(job.name, hostId, [], this.leaseMs)
+        .catch(() => undefined);
+    const tokens = [...this.held.keys()];
     for (const h of this.held.values()) {
-      h.triedAt = sentAt
-      h.triedTick = this.ticks
+      h.triedAt = sentAt;
+      h.triedTick = this.ticks;
     }
-    let lost: number[]
+    let lost: number[];
     try {
-      lost = await store.heartbeat(job.name, hostId, tokens, this.leaseMs)
+      lost = await store.heartbeat(job.name, hostId, tokens, this.leaseMs);
     } catch (e) {
-      logger.warn(`Job "${job.name}": renewing ${tokens.length} leases failed (${(e as Error).message}); retrying at the next beat.`)
-      return
+      logger.warn(
+        `Job "${job.name}": renewing ${tokens.length} leases failed (${(e as Error).message}); retrying at the next beat.`,
+      );
+      return;
     }
-    const gone = new Set(lost)
-    const lostLeases: Lease[] = []
+    const gone = new Set(lost);
+    const lostLeases: Lease[] = [];
     for (const token of tokens) {
-      const h = this.held.get(token)
-      if (!h) continue
+      const h = this.held.get(token);
+      if (!h) continue;
       if (gone.has(token)) {
-        this.held.delete(token)
-        lostLeases.push(h.lease)
+        this.held.delete(token);
+        lostLeases.push(h.lease);
       } else {
-        h.deadline = Math.max(h.deadline, sentAt + this.leaseMs)
+        h.deadline = Math.max(h.deadline, sentAt + this.leaseMs);
       }
     }
-    if (lostLeases.length) this.onLost(lostLeases, LOST)
+    if (lostLeases.length) this.onLost(lostLeases, LOST);
   }
 }

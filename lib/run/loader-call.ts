@@ -1,43 +1,43 @@
-import type AsyncLock from 'async-lock'
-import { toWireError } from '../cluster/range-executor'
-import { InvalidRangeError } from '../errors/invalid-range.error'
-import type { JobDefinition } from '../job.registry'
-import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface'
-import type { ID } from '../interfaces/range.interface'
-import type { ModuleLogger } from '../parallel-worker.logger'
-import type { StoredRange } from '../store/coordination-store.interface'
-import { backoff } from './backoff'
-import type { IdOrder } from './id-order'
-import { toStoredRange } from './range-validator'
+import type AsyncLock from 'async-lock';
+import { toWireError } from '../cluster/range-executor';
+import { InvalidRangeError } from '../errors/invalid-range.error';
+import type { JobDefinition } from '../job.registry';
+import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
+import type { ID } from '../interfaces/range.interface';
+import type { ModuleLogger } from '../parallel-worker.logger';
+import type { StoredRange } from '../store/coordination-store.interface';
+import { backoff } from './backoff';
+import type { IdOrder } from './id-order';
+import { toStoredRange } from './range-validator';
 
 /** The run cannot go on: bad loader output, or a loader that keeps failing. */
 export class RunFailure extends Error {
   constructor(message: string, cause?: unknown) {
-    super(message, { cause })
+    super(message, { cause });
   }
 }
 
 export interface LoaderCall {
-  job: JobDefinition
-  runId: string
-  options: ResolvedParallelWorkerOptions
-  lock: AsyncLock
-  logger: ModuleLogger
+  job: JobDefinition;
+  runId: string;
+  options: ResolvedParallelWorkerOptions;
+  lock: AsyncLock;
+  logger: ModuleLogger;
   /** False once the run is ending: a retry is not worth waiting for then. */
-  running: () => boolean
+  running: () => boolean;
   /** The range size to suggest now. */
-  limit: () => number
+  limit: () => number;
   /** The order the loader's ids must come in (the `idOrder` option). */
-  order?: IdOrder
+  order?: IdOrder;
 }
 
 /** Consecutive ranges loaded after one cursor. */
 export interface Loaded {
-  ranges: StoredRange[]
+  ranges: StoredRange[];
   /** The cursor after the last of them. */
-  cursor: ID | null
+  cursor: ID | null;
   /** The loader said there is nothing after `cursor`. */
-  exhausted: boolean
+  exhausted: boolean;
 }
 
 /**
@@ -49,39 +49,62 @@ export interface Loaded {
  * (`RunFailure`), as bad output does at once. Undefined when the run ended
  * while waiting to retry.
  */
-export async function loadRanges(c: LoaderCall, from: ID | null, max: number, more: () => boolean): Promise<Loaded | undefined> {
-  const { job, runId, options, lock, logger } = c
+export async function loadRanges(
+  c: LoaderCall,
+  from: ID | null,
+  max: number,
+  more: () => boolean,
+): Promise<Loaded | undefined> {
+  const { job, runId, options, lock, logger } = c;
   for (let attempt = 1; ; attempt++) {
-    const loaded: Loaded = { ranges: [], cursor: from, exhausted: false }
-    const timeout = new CallTimeout(options.loaderTimeoutMs, `it did not return within loaderTimeoutMs (${options.loaderTimeoutMs} ms)`)
+    const loaded: Loaded = { ranges: [], cursor: from, exhausted: false };
+    const timeout = new CallTimeout(
+      options.loaderTimeoutMs,
+      `it did not return within loaderTimeoutMs (${options.loaderTimeoutMs} ms)`,
+    );
     try {
       // The timeout lives inside the lock, so a hung loader does not hold the lock forever.
-      await lock.acquire(job.name, async () => {
-        while (loaded.ranges.length < max) {
-          const cursor = loaded.cursor
-          const value = await timeout.run(() => job.loader.call(cursor, { job: job.name, runId, limit: c.limit() }))
-          const range = toStoredRange(job.name, cursor, value, c.order)
-          if (range === null) return void (loaded.exhausted = true)
-          loaded.ranges.push(range)
-          loaded.cursor = range.lastId
-          if (!more()) return
-        }
-      }, options.lockOptions)
-      return loaded
+      await lock.acquire(
+        job.name,
+        async () => {
+          while (loaded.ranges.length < max) {
+            const cursor = loaded.cursor;
+            const value = await timeout.run(() =>
+              job.loader.call(cursor, {
+                job: job.name,
+                runId,
+                limit: c.limit(),
+              }),
+            );
+            const range = toStoredRange(job.name, cursor, value, c.order);
+            if (range === null) return void (loaded.exhausted = true);
+            loaded.ranges.push(range);
+            loaded.cursor = range.lastId;
+            if (!more()) return;
+          }
+        },
+        options.lockOptions,
+      );
+      return loaded;
     } catch (e) {
-      if (e instanceof InvalidRangeError) throw new RunFailure(e.message, e)
+      if (e instanceof InvalidRangeError) throw new RunFailure(e.message, e);
       // What loaded before the failing call is good; the call is retried first thing in the next batch.
-      if (loaded.ranges.length) return loaded
-      const message = toWireError(e).message
+      if (loaded.ranges.length) return loaded;
+      const message = toWireError(e).message;
       if (attempt >= options.maxAttempts) {
-        throw new RunFailure(`the range loader ${job.loader.name} failed ${attempt} times after cursor ${from}; last error: ${message}`, e)
+        throw new RunFailure(
+          `the range loader ${job.loader.name} failed ${attempt} times after cursor ${from}; last error: ${message}`,
+          e,
+        );
       }
-      const delay = backoff(attempt, options)
-      logger.warn(`Job "${job.name}": the range loader ${job.loader.name} failed after cursor ${from} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`)
-      await new Promise(r => setTimeout(r, delay))
-      if (!c.running()) return undefined
+      const delay = backoff(attempt, options);
+      logger.warn(
+        `Job "${job.name}": the range loader ${job.loader.name} failed after cursor ${from} (attempt ${attempt} of ${options.maxAttempts}); retrying in ${delay} ms: ${message}`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      if (!c.running()) return undefined;
     } finally {
-      timeout.clear()
+      timeout.clear();
     }
   }
 }
@@ -91,36 +114,39 @@ export async function loadRanges(c: LoaderCall, from: ID | null, max: number, mo
  * calls, re-armed only when it fires early, instead of one per call.
  */
 class CallTimeout {
-  private timer?: NodeJS.Timeout
-  private since = 0
-  private reject?: (e: Error) => void
+  private timer?: NodeJS.Timeout;
+  private since = 0;
+  private reject?: (e: Error) => void;
 
-  constructor(private readonly ms: number, private readonly message: string) {}
+  constructor(
+    private readonly ms: number,
+    private readonly message: string,
+  ) {}
 
   run<T>(call: () => T | Promise<T>): Promise<T> {
-    if (this.ms <= 0) return Promise.resolve().then(call)
-    this.since = performance.now()
-    this.timer ??= setTimeout(this.check, this.ms)
+    if (this.ms <= 0) return Promise.resolve().then(call);
+    this.since = performance.now();
+    this.timer ??= setTimeout(this.check, this.ms);
     return new Promise<T>((resolve, reject) => {
-      this.reject = reject
-      Promise.resolve().then(call).then(resolve, reject)
-    })
+      this.reject = reject;
+      Promise.resolve().then(call).then(resolve, reject);
+    });
   }
 
   clear(): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
-    this.reject = undefined
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.reject = undefined;
   }
 
   private readonly check = (): void => {
-    const left = this.since + this.ms - performance.now()
+    const left = this.since + this.ms - performance.now();
     if (left > 0) {
-      this.timer = setTimeout(this.check, left)
-      return
+      this.timer = setTimeout(this.check, left);
+      return;
     }
-    this.timer = undefined
+    this.timer = undefined;
     // Rejecting a call that already settled does nothing.
-    this.reject?.(new Error(this.message))
-  }
+    this.reject?.(new Error(this.message));
+  };
 }

@@ -6,24 +6,37 @@
  * and at most doubling or halving per step.
  */
 export class RangeSizer {
-  private msPerId?: number
-  private size: number
+  private msPerId?: number;
+  private size: number;
 
-  constructor(private readonly o: { rangeSize: number; targetRangeMs: number; minRangeSize: number; maxRangeSize: number }) {
-    this.size = o.targetRangeMs > 0 ? Math.min(o.maxRangeSize, Math.max(o.minRangeSize, o.rangeSize)) : o.rangeSize
+  constructor(
+    private readonly o: {
+      rangeSize: number;
+      targetRangeMs: number;
+      minRangeSize: number;
+      maxRangeSize: number;
+    },
+  ) {
+    this.size =
+      o.targetRangeMs > 0
+        ? Math.min(o.maxRangeSize, Math.max(o.minRangeSize, o.rangeSize))
+        : o.rangeSize;
   }
 
   get limit(): number {
-    return this.size
+    return this.size;
   }
 
   /** A range of `ids` ids took `ms` in its handler. */
   observe(ids: number, ms: number): void {
-    if (this.o.targetRangeMs <= 0 || ids === 0) return
-    const sample = Math.max(ms, 0.01) / ids
-    this.msPerId = this.msPerId === undefined ? sample : this.msPerId * 0.8 + sample * 0.2
-    const wanted = this.o.targetRangeMs / this.msPerId
-    const next = Math.min(this.size * 2, Math.max(this.size / 2, wanted))
-    this.size = Math.round(Math.min(this.o.maxRangeSize, Math.max(this.o.minRangeSize, next)))
+    if (this.o.targetRangeMs <= 0 || ids === 0) return;
+    const sample = Math.max(ms, 0.01) / ids;
+    this.msPerId =
+      this.msPerId === undefined ? sample : this.msPerId * 0.8 + sample * 0.2;
+    const wanted = this.o.targetRangeMs / this.msPerId;
+    const next = Math.min(this.size * 2, Math.max(this.size / 2, wanted));
+    this.size = Math.round(
+      Math.min(this.o.maxRangeSize, Math.max(this.o.minRangeSize, next)),
+    );
   }
 }

@@ -1,21 +1,37 @@
-import type { WireResult } from '../cluster/ipc.messages'
-import type { PoolListener, WorkerPool, WorkerSlot } from '../cluster/worker-pool.interface'
-import type { RunStatus, RunSummary } from '../interfaces/run-summary.interface'
-import type { ID } from '../interfaces/range.interface'
-import { BeforeStopEvent, ParallelWorkerEvent, RunCompletedEvent, WorkerExitedEvent } from '../parallel-worker.events'
-import type { Lease } from '../store/coordination-store.interface'
-import { type Clock, monotonicClock } from './clock'
-import { Dispatcher } from './dispatcher'
-import { CURSOR_WENT_BACK, STATE_LOST, TOKEN_REUSED } from '../parallel-worker.messages'
-import { retrying } from './backoff'
-import { describeLease } from './lease-format'
-import { LeaseKeeper } from './lease-keeper'
-import { RangeFeed } from './range-feed'
-import { RangeRecorder } from './range-recorder'
-import { RangeSizer } from './range-sizer'
-import { ResultWriter } from './result-writer'
-import type { RunDeps } from './run-deps'
-import { Throttle } from './throttle'
+import type { WireResult } from '../cluster/ipc.messages';
+import type {
+  PoolListener,
+  WorkerPool,
+  WorkerSlot,
+} from '../cluster/worker-pool.interface';
+import type {
+  RunStatus,
+  RunSummary,
+} from '../interfaces/run-summary.interface';
+import type { ID } from '../interfaces/range.interface';
+import {
+  BeforeStopEvent,
+  ParallelWorkerEvent,
+  RunCompletedEvent,
+  WorkerExitedEvent,
+} from '../parallel-worker.events';
+import type { Lease } from '../store/coordination-store.interface';
+import { type Clock, monotonicClock } from './clock';
+import { Dispatcher } from './dispatcher';
+import {
+  CURSOR_WENT_BACK,
+  STATE_LOST,
+  TOKEN_REUSED,
+} from '../parallel-worker.messages';
+import { retrying } from './backoff';
+import { describeLease } from './lease-format';
+import { LeaseKeeper } from './lease-keeper';
+import { RangeFeed } from './range-feed';
+import { RangeRecorder } from './range-recorder';
+import { RangeSizer } from './range-sizer';
+import { ResultWriter } from './result-writer';
+import type { RunDeps } from './run-deps';
+import { Throttle } from './throttle';
 
 /**
  * The modes of one run on this host. Only `setMode()` changes them.
@@ -30,7 +46,7 @@ import { Throttle } from './throttle'
  *
  * running ⇄ paused; running | paused → stopping | ending → ended.
  */
-type Mode = 'running' | 'paused' | 'stopping' | 'ending' | 'ended'
+type Mode = 'running' | 'paused' | 'stopping' | 'ending' | 'ended';
 
 const NEXT: Record<Mode, Mode[]> = {
   running: ['paused', 'stopping', 'ending'],
@@ -38,12 +54,12 @@ const NEXT: Record<Mode, Mode[]> = {
   stopping: ['ended'],
   ending: ['ended'],
   ended: [],
-}
+};
 
 /** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
-const CONTROL_POLL_MS = 500
+const CONTROL_POLL_MS = 500;
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
-const UNRESPONSIVE_GRACE_MS = 5000
+const UNRESPONSIVE_GRACE_MS = 5000;
 
 /**
  * One run of one job on this host: the feed brings leases, the dispatcher
@@ -53,159 +69,252 @@ const UNRESPONSIVE_GRACE_MS = 5000
  * the run as completed, stopped or failed.
  */
 export class RunEngine implements PoolListener {
-  private mode: Mode = 'running'
-  private readonly clock: Clock
-  private readonly keeper: LeaseKeeper
-  private readonly dispatcher: Dispatcher
-  private readonly feed: RangeFeed
-  private readonly recorder: RangeRecorder
-  private readonly sizer: RangeSizer
-  private readonly throttle: Throttle
-  private readonly writer: ResultWriter
-  private readonly timers: NodeJS.Timeout[] = []
+  private mode: Mode = 'running';
+  private readonly clock: Clock;
+  private readonly keeper: LeaseKeeper;
+  private readonly dispatcher: Dispatcher;
+  private readonly feed: RangeFeed;
+  private readonly recorder: RangeRecorder;
+  private readonly sizer: RangeSizer;
+  private readonly throttle: Throttle;
+  private readonly writer: ResultWriter;
+  private readonly timers: NodeJS.Timeout[] = [];
   /** How often range timeouts are checked. */
-  private readonly checkEveryMs: number
-  private pool!: WorkerPool
-  private resolve!: (summary: RunSummary) => void
-  readonly finished: Promise<RunSummary>
+  private readonly checkEveryMs: number;
+  private pool!: WorkerPool;
+  private resolve!: (summary: RunSummary) => void;
+  readonly finished: Promise<RunSummary>;
 
   constructor(private readonly d: RunDeps) {
-    this.finished = new Promise(resolve => (this.resolve = resolve))
-    this.clock = d.clock ?? monotonicClock
-    this.recorder = new RangeRecorder(d)
-    this.sizer = new RangeSizer(d.options)
-    this.keeper = new LeaseKeeper(d, (leases, reason) => this.lost(leases, reason), token => void this.end('failed', TOKEN_REUSED(d.job.name, d.runId, token), undefined, false))
-    this.dispatcher = new Dispatcher(() => this.pool, this.clock, d.logger, d.job.name)
-    this.writer = new ResultWriter(d, this.recorder, this.keeper, () => this.feed.fill())
+    this.finished = new Promise((resolve) => (this.resolve = resolve));
+    this.clock = d.clock ?? monotonicClock;
+    this.recorder = new RangeRecorder(d);
+    this.sizer = new RangeSizer(d.options);
+    this.keeper = new LeaseKeeper(
+      d,
+      (leases, reason) => this.lost(leases, reason),
+      (token) =>
+        void this.end(
+          'failed',
+          TOKEN_REUSED(d.job.name, d.runId, token),
+          undefined,
+          false,
+        ),
+    );
+    this.dispatcher = new Dispatcher(
+      () => this.pool,
+      this.clock,
+      d.logger,
+      d.job.name,
+    );
+    this.writer = new ResultWriter(d, this.recorder, this.keeper, () =>
+      this.feed.fill(),
+    );
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {
       handingOut: () => this.handingOut(),
       running: () => this.live,
       leased: () => this.dispatch(),
-      end: (status, error, cause, everywhere) => void this.end(status, error, cause, everywhere),
+      end: (status, error, cause, everywhere) =>
+        void this.end(status, error, cause, everywhere),
       exhausted: () => void this.finishIfDone(),
-      lost: found => void this.end('failed', STATE_LOST(d.job.name, d.runId, found), undefined, false),
+      lost: (found) =>
+        void this.end(
+          'failed',
+          STATE_LOST(d.job.name, d.runId, found),
+          undefined,
+          false,
+        ),
       wentBack: (cursor, committed) => void this.wentBack(cursor, committed),
       limit: () => this.sizer.limit,
-    })
-    this.throttle = new Throttle(d.options.throttle, { job: d.job.name, runId: d.runId }, d.logger, () => this.wake())
-    this.timers.push(setInterval(() => void this.followControl(), CONTROL_POLL_MS))
-    const timeout = d.options.rangeTimeoutMs
-    this.checkEveryMs = Math.max(10, Math.min(1000, timeout / 4))
-    if (timeout > 0) this.timers.push(setInterval(() => this.checkTimeouts(), this.checkEveryMs))
+    });
+    this.throttle = new Throttle(
+      d.options.throttle,
+      { job: d.job.name, runId: d.runId },
+      d.logger,
+      () => this.wake(),
+    );
+    this.timers.push(
+      setInterval(() => void this.followControl(), CONTROL_POLL_MS),
+    );
+    const timeout = d.options.rangeTimeoutMs;
+    this.checkEveryMs = Math.max(10, Math.min(1000, timeout / 4));
+    if (timeout > 0)
+      this.timers.push(
+        setInterval(() => this.checkTimeouts(), this.checkEveryMs),
+      );
   }
 
   start(pool: WorkerPool): void {
-    this.pool = pool
-    pool.start()
-    this.feed.fill()
+    this.pool = pool;
+    pool.start();
+    this.feed.fill();
   }
 
   get stopping(): boolean {
-    return this.mode === 'stopping'
+    return this.mode === 'stopping';
   }
 
   /** Graceful stop: no more hand-outs, in-flight ranges get `shutdownTimeoutMs` to finish, the rest are released. */
   stop(): Promise<RunSummary> {
-    void this.end('stopped')
-    return this.finished
+    void this.end('stopped');
+    return this.finished;
   }
 
   /** Something changed in the store or the throttle opened: send and look for work now. */
   wake(): void {
-    this.dispatch()
-    this.feed.fill()
+    this.dispatch();
+    this.feed.fill();
   }
 
   /** Forced exit: give every lease back at once and kill the workers. */
   async abandon(): Promise<void> {
-    this.pool.killAll()
-    await this.keeper.release(this.keeper.tokens())
+    this.pool.killAll();
+    await this.keeper.release(this.keeper.tokens());
   }
 
   // ---- what the pool reports ----
 
   slotReady(_slot?: WorkerSlot): void {
-    this.wake()
+    this.wake();
   }
 
   results(slot: WorkerSlot, results: WireResult[]): void {
-    const unstarted: number[] = []
+    const unstarted: number[] = [];
     for (const { f, result } of this.dispatcher.answered(slot, results)) {
       // A timed-out range was failed already: its answer only frees the worker.
-      if (f.timedOut) continue
-      const token = f.lease.token
+      if (f.timedOut) continue;
+      const token = f.lease.token;
       if (!result.ok) {
         // Aborted before it started (the worker says so): given back without an attempt.
-        if (result.notStarted) unstarted.push(token)
-        else if (f.ending) this.writer.record([token], this.recorder.interrupted(f.lease, this.mode === 'stopping' ? 'run stopped' : 'run ended'))
-        else this.writer.record([token], this.recorder.failed(f.lease, result.error))
-        continue
+        if (result.notStarted) unstarted.push(token);
+        else if (f.ending)
+          this.writer.record(
+            [token],
+            this.recorder.interrupted(
+              f.lease,
+              this.mode === 'stopping' ? 'run stopped' : 'run ended',
+            ),
+          );
+        else
+          this.writer.record(
+            [token],
+            this.recorder.failed(f.lease, result.error),
+          );
+        continue;
       }
-      this.sizer.observe(f.lease.range.ids.length, result.ms)
-      this.dispatcher.observe(result.ms)
-      this.writer.completed({ lease: f.lease, workerId: slot.id, ms: result.ms })
+      this.sizer.observe(f.lease.range.ids.length, result.ms);
+      this.dispatcher.observe(result.ms);
+      this.writer.completed({
+        lease: f.lease,
+        workerId: slot.id,
+        ms: result.ms,
+      });
     }
-    if (unstarted.length) this.writer.record(unstarted, this.keeper.release(unstarted))
-    this.wake()
-    this.writer.wake()
+    if (unstarted.length)
+      this.writer.record(unstarted, this.keeper.release(unstarted));
+    this.wake();
+    this.writer.wake();
   }
 
-  slotExited(slot: WorkerSlot, code: number | null, signal: string | null, expected: boolean): void {
-    const { job, runId, logger } = this.d
-    if (slot.pid !== process.pid) this.d.events.emit(ParallelWorkerEvent.WorkerExited, new WorkerExitedEvent(job.name, runId, slot.id, slot.pid, code, signal))
-    const how = signal ? `signal ${signal}` : `code ${code}`
+  slotExited(
+    slot: WorkerSlot,
+    code: number | null,
+    signal: string | null,
+    expected: boolean,
+  ): void {
+    const { job, runId, logger } = this.d;
+    if (slot.pid !== process.pid)
+      this.d.events.emit(
+        ParallelWorkerEvent.WorkerExited,
+        new WorkerExitedEvent(job.name, runId, slot.id, slot.pid, code, signal),
+      );
+    const how = signal ? `signal ${signal}` : `code ${code}`;
     // Only the oldest `concurrency` unanswered ranges may have started (the worker starts its backlog only
     // after sending the results that made room): they count an attempt; the rest go back untouched.
-    const unstarted: number[] = []
+    const unstarted: number[] = [];
     this.dispatcher.take(slot).forEach((f, i) => {
-      if (f.timedOut) return
-      if (i >= slot.capacity) return void unstarted.push(f.lease.token)
-      logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describeLease(f.lease)}; handing it out again.`)
-      this.writer.record([f.lease.token], this.recorder.failed(f.lease, { message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range` }, 0))
-    })
+      if (f.timedOut) return;
+      if (i >= slot.capacity) return void unstarted.push(f.lease.token);
+      logger.warn(
+        `Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} during ${describeLease(f.lease)}; handing it out again.`,
+      );
+      this.writer.record(
+        [f.lease.token],
+        this.recorder.failed(
+          f.lease,
+          {
+            message: `worker ${slot.id} (pid ${slot.pid}) exited with ${how} while handling the range`,
+          },
+          0,
+        ),
+      );
+    });
     if (unstarted.length) {
-      logger.warn(`Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} holding ${unstarted.length} ranges it had not started; handing them out again.`)
-      this.writer.record(unstarted, this.keeper.release(unstarted))
+      logger.warn(
+        `Job "${job.name}": worker ${slot.id} (pid ${slot.pid}) exited with ${how} holding ${unstarted.length} ranges it had not started; handing them out again.`,
+      );
+      this.writer.record(unstarted, this.keeper.release(unstarted));
     }
-    this.writer.wake()
-    if (!expected) this.feed.fill()
+    this.writer.wake();
+    if (!expected) this.feed.fill();
   }
 
   forked(restart: boolean): void {
-    void this.d.store.countWorkers(this.d.job.name, this.d.runId, restart ? 0 : 1, restart ? 1 : 0).catch(() => undefined)
+    void this.d.store
+      .countWorkers(
+        this.d.job.name,
+        this.d.runId,
+        restart ? 0 : 1,
+        restart ? 1 : 0,
+      )
+      .catch(() => undefined);
   }
 
   fatal(reason: string): void {
-    void this.end('failed', reason)
+    void this.end('failed', reason);
   }
 
   /** Obeys pause, resume and cancel, whichever host or CLI asked for them. */
   async followControl(): Promise<void> {
-    const { job, store, runId, logger } = this.d
-    if (!this.live) return
-    const s = await store.state(job.name).catch(() => undefined)
-    if (!s || !this.live) return
+    const { job, store, runId, logger } = this.d;
+    if (!this.live) return;
+    const s = await store.state(job.name).catch(() => undefined);
+    if (!s || !this.live) return;
     if (s.runId !== runId) {
-      void this.end('failed', STATE_LOST(job.name, runId, s.runId), undefined, false)
+      void this.end(
+        'failed',
+        STATE_LOST(job.name, runId, s.runId),
+        undefined,
+        false,
+      );
     } else if (s.state === 'stopped') {
-      logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`)
-      void this.end('stopped')
+      logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`);
+      void this.end('stopped');
     } else if (s.control === 'pause' && this.mode === 'running') {
-      this.setMode('paused')
-      logger.info(`Job "${job.name}": paused; ${this.dispatcher.inFlightCount} ranges in flight finish, nothing new is handed out.`)
+      this.setMode('paused');
+      logger.info(
+        `Job "${job.name}": paused; ${this.dispatcher.inFlightCount} ranges in flight finish, nothing new is handed out.`,
+      );
     } else if (s.control === 'run' && this.mode === 'paused') {
-      this.setMode('running')
-      logger.info(`Job "${job.name}": resumed.`)
-      this.wake()
+      this.setMode('running');
+      logger.info(`Job "${job.name}": resumed.`);
+      this.wake();
     }
   }
 
   /** The store's cursor is behind one this host committed: the run's state is gone, or went back (same run id). */
   private async wentBack(cursor: ID | null, committed: ID): Promise<void> {
-    const { job, store, runId } = this.d
-    const s = await store.state(job.name).catch(() => undefined)
-    if (!this.live) return
-    void this.end('failed', s && s.runId !== runId ? STATE_LOST(job.name, runId, s.runId) : CURSOR_WENT_BACK(job.name, runId, cursor, committed), undefined, false)
+    const { job, store, runId } = this.d;
+    const s = await store.state(job.name).catch(() => undefined);
+    if (!this.live) return;
+    void this.end(
+      'failed',
+      s && s.runId !== runId
+        ? STATE_LOST(job.name, runId, s.runId)
+        : CURSOR_WENT_BACK(job.name, runId, cursor, committed),
+      undefined,
+      false,
+    );
   }
 
   /**
@@ -214,117 +323,201 @@ export class RunEngine implements PoolListener {
    * also has nothing left, and must never be taken for a finished run).
    */
   private async finishIfDone(): Promise<void> {
-    if (this.dispatcher.inFlightCount > 0 || this.dispatcher.ready.length > 0) return
-    const { job, store, runId, logger } = this.d
-    const s = await retrying(() => store.state(job.name), logger, `state for job "${job.name}"`).catch(() => undefined)
-    if (!this.live) return
-    if (s && s.runId !== runId) return void this.end('failed', STATE_LOST(job.name, runId, s.runId), undefined, false)
-    if (s) void this.end('completed')
-    else void this.end('failed', `the coordination store did not answer whether run ${runId} of job "${job.name}" is complete`, undefined, false)
+    if (this.dispatcher.inFlightCount > 0 || this.dispatcher.ready.length > 0)
+      return;
+    const { job, store, runId, logger } = this.d;
+    const s = await retrying(
+      () => store.state(job.name),
+      logger,
+      `state for job "${job.name}"`,
+    ).catch(() => undefined);
+    if (!this.live) return;
+    if (s && s.runId !== runId)
+      return void this.end(
+        'failed',
+        STATE_LOST(job.name, runId, s.runId),
+        undefined,
+        false,
+      );
+    if (s) void this.end('completed');
+    else
+      void this.end(
+        'failed',
+        `the coordination store did not answer whether run ${runId} of job "${job.name}" is complete`,
+        undefined,
+        false,
+      );
   }
 
   // ---- leases and timeouts ----
 
   /** Running or paused: the run has not begun to end. */
   private get live(): boolean {
-    return this.mode === 'running' || this.mode === 'paused'
+    return this.mode === 'running' || this.mode === 'paused';
   }
 
   private handingOut(): boolean {
-    return this.mode === 'running' && this.throttle.open()
+    return this.mode === 'running' && this.throttle.open();
   }
 
   private dispatch(): void {
-    if (this.handingOut()) this.dispatcher.dispatch()
+    if (this.handingOut()) this.dispatcher.dispatch();
   }
 
   /** The keeper gave these leases up (lost, or not renewed in time): they are not sent, and running handlers are aborted. */
   private lost(leases: Lease[], reason: string): void {
-    const running = this.dispatcher.giveUp(new Set(leases.map(l => l.token)))
-    for (const f of running) this.d.logger.warn(`Job "${this.d.job.name}": ${describeLease(f.lease)} is no longer this host's (${reason}); its handler's signal is aborted.`)
-    this.dispatcher.abort(running, reason)
-    const idle = leases.length - running.length
-    if (idle) this.d.logger.warn(`Job "${this.d.job.name}": ${idle} ranges not running here (ready, or answered and not yet recorded) are no longer this host's (${reason}).`)
+    const running = this.dispatcher.giveUp(new Set(leases.map((l) => l.token)));
+    for (const f of running)
+      this.d.logger.warn(
+        `Job "${this.d.job.name}": ${describeLease(f.lease)} is no longer this host's (${reason}); its handler's signal is aborted.`,
+      );
+    this.dispatcher.abort(running, reason);
+    const idle = leases.length - running.length;
+    if (idle)
+      this.d.logger.warn(
+        `Job "${this.d.job.name}": ${idle} ranges not running here (ready, or answered and not yet recorded) are no longer this host's (${reason}).`,
+      );
   }
 
   /** Fails ranges past rangeTimeoutMs (their signal aborts) and kills workers that stay unresponsive after that. */
   private checkTimeouts(): void {
-    const { rangeTimeoutMs } = this.d.options
-    const { timedOut, unresponsive } = this.dispatcher.overdue(rangeTimeoutMs, Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs), this.checkEveryMs)
+    const { rangeTimeoutMs } = this.d.options;
+    const { timedOut, unresponsive } = this.dispatcher.overdue(
+      rangeTimeoutMs,
+      Math.min(UNRESPONSIVE_GRACE_MS, rangeTimeoutMs),
+      this.checkEveryMs,
+    );
     for (const f of timedOut) {
-      f.timedOut = true
-      f.slot.abort([f.lease.token], 'range timeout')
-      this.writer.record([f.lease.token], this.recorder.failed(f.lease, { message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)` }))
+      f.timedOut = true;
+      f.slot.abort([f.lease.token], 'range timeout');
+      this.writer.record(
+        [f.lease.token],
+        this.recorder.failed(f.lease, {
+          message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
+        }),
+      );
     }
     for (const f of unresponsive) {
       if (f.slot.pid === process.pid) {
         // Inline handlers cannot be killed: stop waiting for this one (its range was failed and goes out again).
-        this.dispatcher.remove([f])
-        const ran = Math.round(this.clock.now() - (f.startedAt as number))
-        this.d.logger.warn(`Job "${this.d.job.name}": the inline handler of ${describeLease(f.lease)} ignores its aborted signal ${ran} ms in; no longer waiting for it.`)
-        this.wake()
-        this.writer.wake()
+        this.dispatcher.remove([f]);
+        const ran = Math.round(this.clock.now() - (f.startedAt as number));
+        this.d.logger.warn(
+          `Job "${this.d.job.name}": the inline handler of ${describeLease(f.lease)} ignores its aborted signal ${ran} ms in; no longer waiting for it.`,
+        );
+        this.wake();
+        this.writer.wake();
       } else if (f.slot.kill()) {
-        const ran = Math.round(this.clock.now() - (f.startedAt as number))
-        this.d.logger.warn(`Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`)
+        const ran = Math.round(this.clock.now() - (f.startedAt as number));
+        this.d.logger.warn(
+          `Job "${this.d.job.name}": worker ${f.slot.id} (pid ${f.slot.pid}) is unresponsive ${ran} ms into ${describeLease(f.lease)}; killing it.`,
+        );
       }
     }
   }
 
   private setMode(next: Mode): void {
-    if (!NEXT[this.mode].includes(next)) throw new Error(`Job "${this.d.job.name}": a run cannot go from ${this.mode} to ${next}`)
-    this.mode = next
+    if (!NEXT[this.mode].includes(next))
+      throw new Error(
+        `Job "${this.d.job.name}": a run cannot go from ${this.mode} to ${next}`,
+      );
+    this.mode = next;
   }
 
   // ---- end of run ----
 
   /** What made the run fail (the loader's error, …), for the RunFailedError's `cause`. */
-  failureCause?: unknown
+  failureCause?: unknown;
 
-  private async end(status: RunStatus, error?: string, cause?: unknown, everywhere = true): Promise<void> {
-    if (!this.live) return
-    const { job, runId, store, options, logger } = this.d
-    this.setMode(status === 'stopped' ? 'stopping' : 'ending')
-    this.feed.stop()
+  private async end(
+    status: RunStatus,
+    error?: string,
+    cause?: unknown,
+    everywhere = true,
+  ): Promise<void> {
+    if (!this.live) return;
+    const { job, runId, store, options, logger } = this.d;
+    this.setMode(status === 'stopped' ? 'stopping' : 'ending');
+    this.feed.stop();
     // One line: the error itself (with the cause and its stack) is what run() rejects with.
     if (status === 'failed') {
-      this.failureCause = cause
-      logger.error(`Job "${job.name}" failed: ${error}`)
+      this.failureCause = cause;
+      logger.error(`Job "${job.name}" failed: ${error}`);
     }
-    const reason = status === 'stopped' ? 'run stopped' : 'run failed'
-    if (this.dispatcher.inFlightCount) logger.info(`Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.dispatcher.inFlightCount} ranges in flight.`)
+    const reason = status === 'stopped' ? 'run stopped' : 'run failed';
+    if (this.dispatcher.inFlightCount)
+      logger.info(
+        `Job "${job.name}": ${status === 'stopped' ? 'stopping' : 'ending'}; waiting up to ${options.shutdownTimeoutMs} ms for ${this.dispatcher.inFlightCount} ranges in flight.`,
+      );
     // Claims and commits in flight land first: their leases are given back with the rest.
-    await this.keeper.settled()
+    await this.keeper.settled();
     // Ranges still in a worker's backlog are aborted there: it answers `notStarted` for those it had not started (given back
     // then, at the same attempt), and as usual for those it had (their "started" news may still be on its way).
-    const backlog = [...this.dispatcher.inFlight()].filter(f => f.startedAt === undefined)
-    for (const f of backlog) f.ending = true
-    this.dispatcher.abort(backlog, reason)
-    const sent = new Set([...this.dispatcher.inFlight()].map(f => f.lease.token))
-    this.dispatcher.ready.length = 0
-    await this.keeper.release(this.keeper.tokens().filter(t => !sent.has(t) && !this.writer.writing(t))).catch(() => undefined)
-    await this.writer.settle(options.shutdownTimeoutMs, () => this.dispatcher.inFlightCount === 0)
-    const left = [...this.dispatcher.inFlight()]
+    const backlog = [...this.dispatcher.inFlight()].filter(
+      (f) => f.startedAt === undefined,
+    );
+    for (const f of backlog) f.ending = true;
+    this.dispatcher.abort(backlog, reason);
+    const sent = new Set(
+      [...this.dispatcher.inFlight()].map((f) => f.lease.token),
+    );
+    this.dispatcher.ready.length = 0;
+    await this.keeper
+      .release(
+        this.keeper
+          .tokens()
+          .filter((t) => !sent.has(t) && !this.writer.writing(t)),
+      )
+      .catch(() => undefined);
+    await this.writer.settle(
+      options.shutdownTimeoutMs,
+      () => this.dispatcher.inFlightCount === 0,
+    );
+    const left = [...this.dispatcher.inFlight()];
     if (left.length) {
       // Their handlers may still run: another host takes them at attempt + 1, so the handler can tell.
-      this.dispatcher.abort(left, reason)
-      this.dispatcher.remove(left)
-      for (const f of left.filter(f => !f.timedOut)) this.writer.record([f.lease.token], this.recorder.interrupted(f.lease, reason))
-      logger.warn(`Job "${job.name}": ${left.length} ranges were still running after shutdownTimeoutMs; they are handed out again at the next attempt.`)
+      this.dispatcher.abort(left, reason);
+      this.dispatcher.remove(left);
+      for (const f of left.filter((f) => !f.timedOut))
+        this.writer.record(
+          [f.lease.token],
+          this.recorder.interrupted(f.lease, reason),
+        );
+      logger.warn(
+        `Job "${job.name}": ${left.length} ranges were still running after shutdownTimeoutMs; they are handed out again at the next attempt.`,
+      );
     }
-    await this.writer.settle(options.shutdownTimeoutMs, () => this.dispatcher.inFlightCount === 0)
-    await this.keeper.release(this.keeper.tokens().filter(t => !this.writer.writing(t))).catch(() => undefined)
-    this.keeper.stop()
+    await this.writer.settle(
+      options.shutdownTimeoutMs,
+      () => this.dispatcher.inFlightCount === 0,
+    );
+    await this.keeper
+      .release(this.keeper.tokens().filter((t) => !this.writer.writing(t)))
+      .catch(() => undefined);
+    this.keeper.stop();
     // This host no longer keeps the run active (for reset and `from`).
-    await store.leave?.(job.name, this.d.hostId).catch(() => undefined)
-    if (status !== 'stopped' && everywhere) await store.endRun(job.name, runId, status, error).catch(() => undefined)
-    for (const timer of this.timers) clearInterval(timer)
-    this.throttle.stop()
-    await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000))
-    const summary = await this.recorder.summary(status, error, this.pool, Math.round(this.clock.now() - this.d.startedAt))
-    this.setMode('ended')
-    if (status === 'stopped') this.d.events.emit(ParallelWorkerEvent.BeforeStop, new BeforeStopEvent(job.name, runId, summary))
-    this.d.events.emit(ParallelWorkerEvent.RunCompleted, new RunCompletedEvent(job.name, runId, summary))
-    this.resolve(summary)
+    await store.leave?.(job.name, this.d.hostId).catch(() => undefined);
+    if (status !== 'stopped' && everywhere)
+      await store.endRun(job.name, runId, status, error).catch(() => undefined);
+    for (const timer of this.timers) clearInterval(timer);
+    this.throttle.stop();
+    await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000));
+    const summary = await this.recorder.summary(
+      status,
+      error,
+      this.pool,
+      Math.round(this.clock.now() - this.d.startedAt),
+    );
+    this.setMode('ended');
+    if (status === 'stopped')
+      this.d.events.emit(
+        ParallelWorkerEvent.BeforeStop,
+        new BeforeStopEvent(job.name, runId, summary),
+      );
+    this.d.events.emit(
+      ParallelWorkerEvent.RunCompleted,
+      new RunCompletedEvent(job.name, runId, summary),
+    );
+    this.resolve(summary);
   }
 }

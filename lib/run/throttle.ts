@@ -1,8 +1,11 @@
-import type { ThrottleContext, ThrottleFn } from '../interfaces/throttle.interface'
-import type { ModuleLogger } from '../parallel-worker.logger'
+import type {
+  ThrottleContext,
+  ThrottleFn,
+} from '../interfaces/throttle.interface';
+import type { ModuleLogger } from '../parallel-worker.logger';
 
 /** How often the throttle is asked while it lets work through, and how long a `true` pauses. */
-const CHECK_MS = 1000
+const CHECK_MS = 1000;
 
 /**
  * Asks the user's throttle at most once a second (it may be a query) and
@@ -11,10 +14,10 @@ const CHECK_MS = 1000
  * `resume` is called when hand-out may go on.
  */
 export class Throttle {
-  private go = false
-  private checking = false
-  private nextCheck = 0
-  private timer?: NodeJS.Timeout
+  private go = false;
+  private checking = false;
+  private nextCheck = 0;
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly fn: ThrottleFn | undefined,
@@ -25,37 +28,48 @@ export class Throttle {
 
   /** True while hand-out may go on; starts a check when one is due. */
   open(): boolean {
-    if (!this.fn) return true
-    if (performance.now() >= this.nextCheck && !this.checking) void this.check()
-    return this.go
+    if (!this.fn) return true;
+    if (performance.now() >= this.nextCheck && !this.checking)
+      void this.check();
+    return this.go;
   }
 
   stop(): void {
-    clearTimeout(this.timer)
-    this.nextCheck = Infinity
+    clearTimeout(this.timer);
+    this.nextCheck = Infinity;
   }
 
   private async check(): Promise<void> {
-    this.checking = true
-    let pauseMs = 0
+    this.checking = true;
+    let pauseMs = 0;
     try {
-      const answer = await (this.fn as ThrottleFn)(this.ctx)
-      pauseMs = answer === true ? CHECK_MS : typeof answer === 'number' && answer > 0 ? answer : 0
+      const answer = await (this.fn as ThrottleFn)(this.ctx);
+      pauseMs =
+        answer === true
+          ? CHECK_MS
+          : typeof answer === 'number' && answer > 0
+            ? answer
+            : 0;
     } catch (e) {
-      this.logger.warn(`Job "${this.ctx.job}": the throttle threw (${(e as Error).message}); going on unthrottled.`)
+      this.logger.warn(
+        `Job "${this.ctx.job}": the throttle threw (${(e as Error).message}); going on unthrottled.`,
+      );
     } finally {
-      this.checking = false
+      this.checking = false;
     }
-    if (this.nextCheck === Infinity) return
-    const wasGo = this.go
-    this.go = pauseMs === 0
-    this.nextCheck = performance.now() + (pauseMs || CHECK_MS)
+    if (this.nextCheck === Infinity) return;
+    const wasGo = this.go;
+    this.go = pauseMs === 0;
+    this.nextCheck = performance.now() + (pauseMs || CHECK_MS);
     if (!this.go) {
-      if (wasGo) this.logger.info(`Job "${this.ctx.job}": throttled; handing out paused for ${pauseMs} ms.`)
-      clearTimeout(this.timer)
-      this.timer = setTimeout(() => void this.check(), pauseMs)
+      if (wasGo)
+        this.logger.info(
+          `Job "${this.ctx.job}": throttled; handing out paused for ${pauseMs} ms.`,
+        );
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.check(), pauseMs);
     } else if (!wasGo) {
-      this.resume()
+      this.resume();
     }
   }
 }

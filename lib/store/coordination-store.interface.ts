@@ -1,32 +1,32 @@
-import type { ID } from '../interfaces/range.interface'
+import type { ID } from '../interfaces/range.interface';
 
 /** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache (`KeyValueStore` keeps a job's state in it). */
 export interface KeyValueStorage {
-  get(key: string): Promise<unknown> | unknown
-  set(key: string, value: string): Promise<unknown> | unknown
+  get(key: string): Promise<unknown> | unknown;
+  set(key: string, value: string): Promise<unknown> | unknown;
 }
 
 /** A range as the store keeps it: ids, the cursor after them and the cursor before them. */
 export interface StoredRange {
-  ids: ID[]
+  ids: ID[];
   /** Cursor after this range. */
-  lastId: ID
+  lastId: ID;
   /** Cursor before this range: the handler's `lastId`. */
-  prev: ID | null
-  payload?: Record<string, unknown>
+  prev: ID | null;
+  payload?: Record<string, unknown>;
 }
 
 /** A handed-out range. Ends as completed, failed, released or expired. */
 export interface Lease {
   /** Fencing token: increases per job; a new one for every hand-out. */
-  token: number
-  runId: string
-  range: StoredRange
-  attempt: number
+  token: number;
+  runId: string;
+  range: StoredRange;
+  attempt: number;
   /** Host id of the primary that holds it. */
-  owner: string
+  owner: string;
   /** Store time (ms) after which another claim may take it over. */
-  deadline: number
+  deadline: number;
 }
 
 /** What the next `claim()` tells a host to do. */
@@ -42,7 +42,7 @@ export type Claim =
   /** Another host ended the run as failed. */
   | { type: 'failed'; error: string }
   /** The run was cancelled (from any host or the CLI). */
-  | { type: 'cancelled' }
+  | { type: 'cancelled' };
 
 export type CommitResult =
   /** One lease per range, in order. `due`: an expired lease or a due retry is waiting, so claim before loading again. */
@@ -50,55 +50,55 @@ export type CommitResult =
   /** No ranges were given (the loader returned nothing) and the cursor had not moved: loading is over for this run. */
   | { type: 'exhausted' }
   /** Another host moved the cursor since the load started: discard the load and reload. */
-  | { type: 'conflict'; cursor: ID | null }
+  | { type: 'conflict'; cursor: ID | null };
 
 export interface FailOptions {
-  error: { message: string; stack?: string }
+  error: { message: string; stack?: string };
   /** Send to the dead letters instead of retrying. */
-  dead: boolean
+  dead: boolean;
   /** Delay before the retry is due. */
-  retryInMs: number
+  retryInMs: number;
 }
 
 export interface DeadLetter {
-  runId: string
-  range: StoredRange
-  attempts: number
-  error: { message: string; stack?: string }
+  runId: string;
+  range: StoredRange;
+  attempts: number;
+  error: { message: string; stack?: string };
   /** Store time (ms). */
-  at: number
+  at: number;
 }
 
 export interface RunCounters {
-  ids: number
-  completed: number
-  retried: number
-  dead: number
-  workersStarted: number
-  workersRestarted: number
+  ids: number;
+  completed: number;
+  retried: number;
+  dead: number;
+  workersStarted: number;
+  workersRestarted: number;
 }
 
 /** What the operators asked of the active run. */
-export type RunControl = 'run' | 'pause'
+export type RunControl = 'run' | 'pause';
 
 export interface StoreRunState {
-  runId: string | null
-  state: 'idle' | 'running' | 'completed' | 'failed' | 'stopped'
+  runId: string | null;
+  state: 'idle' | 'running' | 'completed' | 'failed' | 'stopped';
   /** `pause`: no host hands anything out until `run` again. */
-  control: RunControl
-  error?: string
+  control: RunControl;
+  error?: string;
   /** What the job's `@RangeTotal` said for this run. */
-  total?: number
-  cursor: ID | null
-  exhausted: boolean
-  counters: RunCounters
-  leased: number
-  retrying: number
-  dead: number
-  startedAt: number | null
-  endedAt: number | null
+  total?: number;
+  cursor: ID | null;
+  exhausted: boolean;
+  counters: RunCounters;
+  leased: number;
+  retrying: number;
+  dead: number;
+  startedAt: number | null;
+  endedAt: number | null;
   /** Store time now, so callers can compute rates without trusting their clock. */
-  now: number
+  now: number;
 }
 
 /**
@@ -119,7 +119,12 @@ export interface CoordinationStore {
    * another declaration is refused (two apps on one store never share a
    * cursor by accident) unless `from` is given, which takes the job over.
    */
-  startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }>
+  startRun(
+    job: string,
+    runId: string,
+    from?: ID | null,
+    declaredBy?: string,
+  ): Promise<{ runId: string; joined: boolean }>;
   /**
    * `request` (optional): the owner's id for this call, unique among its
    * recent calls. A claim or commit that arrives twice with the same one (a
@@ -127,55 +132,94 @@ export interface CoordinationStore {
    * leases nothing more. Claims, commits and heartbeats also mark the owner as
    * taking part in the run until `leaseMs` from now.
    */
-  claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim>
+  claim(
+    job: string,
+    owner: string,
+    leaseMs: number,
+    request?: string,
+  ): Promise<Claim>;
   /**
    * Compares and sets the cursor from `expected` to the last range's
    * `lastId` and leases the ranges (consecutive loads, each after the one
    * before) with the next tokens, in one step; marks loading exhausted when
    * `ranges` is empty.
    */
-  commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult>
+  commit(
+    job: string,
+    owner: string,
+    expected: ID | null,
+    ranges: StoredRange[],
+    leaseMs: number,
+    request?: string,
+  ): Promise<CommitResult>;
   /** Renews the owner's leases (none: only marks it as taking part); returns the tokens that are no longer the owner's. */
-  heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]>
+  heartbeat(
+    job: string,
+    owner: string,
+    tokens: number[],
+    leaseMs: number,
+  ): Promise<number[]>;
   /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */
-  complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>
+  complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>;
   /** Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. */
-  fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'>
+  fail(
+    job: string,
+    owner: string,
+    token: number,
+    options: FailOptions,
+  ): Promise<'retry' | 'dead' | 'stale'>;
   /** Gives leases back to be handed out again with the same attempt. */
-  release(job: string, owner: string, tokens: number[]): Promise<void>
+  release(job: string, owner: string, tokens: number[]): Promise<void>;
   /**
    * The owner stopped taking part in the job's run (its leases were given
    * back first): it no longer keeps the run active for `reset` and `from`.
    * Optional: without it, a host counts as taking part until `leaseMs` after
    * its last call.
    */
-  leave?(job: string, owner: string): Promise<void>
+  leave?(job: string, owner: string): Promise<void>;
   /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
-  endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void>
+  endRun(
+    job: string,
+    runId: string,
+    state: 'completed' | 'failed',
+    error?: string,
+  ): Promise<void>;
   /**
    * Pauses, resumes or cancels the active run, for every host. Cancel ends it
    * as stopped: hosts release their leases, the cursor stays. Returns the
    * run's id, or null when no run is active.
    */
-  control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null>
+  control(
+    job: string,
+    action: 'pause' | 'resume' | 'cancel',
+  ): Promise<string | null>;
   /** Cursor back to the start and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
-  reset(job: string): Promise<void>
+  reset(job: string): Promise<void>;
   /** Records the job's total for run `runId` (for percent and ETA). */
-  setTotal(job: string, runId: string, total: number): Promise<void>
+  setTotal(job: string, runId: string, total: number): Promise<void>;
   /**
    * Takes up to `wanted` of the job's `perSecond` hand-outs for the current
    * second (store time, shared by every host). Returns how many were granted
    * and, when none, how long until the next second.
    */
-  takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }>
+  takePermits(
+    job: string,
+    wanted: number,
+    perSecond: number,
+  ): Promise<{ granted: number; waitMs: number }>;
   /** Adds to the run's worker counters. */
-  countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void>
+  countWorkers(
+    job: string,
+    runId: string,
+    started: number,
+    restarted: number,
+  ): Promise<void>;
   /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
-  retryDead(job: string): Promise<number>
-  state(job: string): Promise<StoreRunState>
-  deadLetters(job: string): Promise<DeadLetter[]>
+  retryDead(job: string): Promise<number>;
+  state(job: string): Promise<StoreRunState>;
+  deadLetters(job: string): Promise<DeadLetter[]>;
   /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
-  readonly where?: string
+  readonly where?: string;
   /** Closes what the store itself opened; the module calls it at shutdown. Optional. */
-  close?(): Promise<void>
+  close?(): Promise<void>;
 }

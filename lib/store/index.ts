@@ -1,3 +1,3 @@
-export * from './coordination-store.interface'
-export { KeyValueStore, type KeyValueStorage } from './key-value.store'
-export { MemoryStore } from './memory.store'
+export * from './coordination-store.interface';
+export { KeyValueStore, type KeyValueStorage } from './key-value.store';
+export { MemoryStore } from './memory.store';

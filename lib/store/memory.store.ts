@@ -1,48 +1,68 @@
-import type { ID } from '../interfaces/range.interface'
-import { RunRefusedError } from '../errors/run-refused.error'
-import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
+import type { ID } from '../interfaces/range.interface';
+import { RunRefusedError } from '../errors/run-refused.error';
+import {
+  JOB_DECLARED_ELSEWHERE,
+  RESET_BUSY,
+  RUN_BUSY,
+} from '../parallel-worker.messages';
 import type {
-  Claim, CommitResult, RunControl, CoordinationStore, DeadLetter, FailOptions, Lease, RunCounters, StoreRunState, StoredRange,
-} from './coordination-store.interface'
+  Claim,
+  CommitResult,
+  RunControl,
+  CoordinationStore,
+  DeadLetter,
+  FailOptions,
+  Lease,
+  RunCounters,
+  StoreRunState,
+  StoredRange,
+} from './coordination-store.interface';
 
 interface Pending {
-  range: StoredRange
-  runId: string
+  range: StoredRange;
+  runId: string;
   /** Attempt number of the next hand-out. */
-  attempt: number
-  dueAt: number
-  reason: 'retry' | 'released'
+  attempt: number;
+  dueAt: number;
+  reason: 'retry' | 'released';
 }
 
 /** Everything the store knows about one job; plain data so it can be saved as JSON. */
 export interface MemoryJobState {
-  runId: string | null
-  state: StoreRunState['state']
-  control: RunControl
-  total?: number
-  error?: string
-  cursor: ID | null
-  exhausted: boolean
-  nextToken: number
-  counters: RunCounters
+  runId: string | null;
+  state: StoreRunState['state'];
+  control: RunControl;
+  total?: number;
+  error?: string;
+  cursor: ID | null;
+  exhausted: boolean;
+  nextToken: number;
+  counters: RunCounters;
   /** By token, in the order they were leased. */
-  leases: Map<number, Lease>
-  pending: Pending[]
-  dead: DeadLetter[]
-  startedAt: number | null
-  endedAt: number | null
+  leases: Map<number, Lease>;
+  pending: Pending[];
+  dead: DeadLetter[];
+  startedAt: number | null;
+  endedAt: number | null;
   /** The loader and handler of the app whose job this is (`Class.method + Class.method`). */
-  declaredBy?: string
+  declaredBy?: string;
   /** Hosts taking part in the run: owner to the store time until which it counts as present. */
-  hosts?: Record<string, number>
+  hosts?: Record<string, number>;
 }
 
-const zeroCounters = (): RunCounters => ({ ids: 0, completed: 0, retried: 0, dead: 0, workersStarted: 0, workersRestarted: 0 })
+const zeroCounters = (): RunCounters => ({
+  ids: 0,
+  completed: 0,
+  retried: 0,
+  dead: 0,
+  workersStarted: 0,
+  workersRestarted: 0,
+});
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
-const WAIT_MS = 100
+const WAIT_MS = 100;
 /** Claims and commits answered per owner, so one sent again is answered the same (a host has far fewer in flight). */
-const REPLIES = 64
+const REPLIES = 64;
 
 /**
  * Coordination state in this process: the default, for one host. Leases,
@@ -50,298 +70,507 @@ const REPLIES = 64
  * range is handed out again, but everything is gone when the process exits.
  */
 export class MemoryStore implements CoordinationStore {
-  protected readonly jobs = new Map<string, MemoryJobState>()
+  protected readonly jobs = new Map<string, MemoryJobState>();
   /** By job, owner and request slot: the request and what it was answered. */
-  private readonly replies = new Map<string, { request: string; answer: Claim | CommitResult }>()
+  private readonly replies = new Map<
+    string,
+    { request: string; answer: Claim | CommitResult }
+  >();
 
   /**
    * Store time: the wall clock at process start plus monotonic time since,
    * so a wall-clock step (NTP, a resumed VM) does not expire every lease at once.
    */
   protected now(): number {
-    return Math.round(performance.timeOrigin + performance.now())
+    return Math.round(performance.timeOrigin + performance.now());
   }
 
   /** Called after every change to a job; stores that persist override it. */
   protected async saved(_job: string): Promise<void> {}
 
   protected job(job: string): MemoryJobState {
-    let s = this.jobs.get(job)
+    let s = this.jobs.get(job);
     if (!s) {
       s = {
-        runId: null, state: 'idle', control: 'run', cursor: null, exhausted: false, nextToken: 1, counters: zeroCounters(),
-        leases: new Map(), pending: [], dead: [], startedAt: null, endedAt: null,
-      }
-      this.jobs.set(job, s)
+        runId: null,
+        state: 'idle',
+        control: 'run',
+        cursor: null,
+        exhausted: false,
+        nextToken: 1,
+        counters: zeroCounters(),
+        leases: new Map(),
+        pending: [],
+        dead: [],
+        startedAt: null,
+        endedAt: null,
+      };
+      this.jobs.set(job, s);
     }
-    return s
+    return s;
   }
 
-  async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
-    const s = this.job(job)
-    const now = this.now()
-    if (declaredBy && s.declaredBy && s.declaredBy !== declaredBy && from === undefined) throw new RunRefusedError(job, JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy))
+  async startRun(
+    job: string,
+    runId: string,
+    from?: ID | null,
+    declaredBy?: string,
+  ): Promise<{ runId: string; joined: boolean }> {
+    const s = this.job(job);
+    const now = this.now();
+    if (
+      declaredBy &&
+      s.declaredBy &&
+      s.declaredBy !== declaredBy &&
+      from === undefined
+    )
+      throw new RunRefusedError(
+        job,
+        JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy),
+      );
     if (s.state === 'running' && s.runId) {
-      if (from === undefined) return { runId: s.runId, joined: true }
-      if (this.active(s, now)) throw new RunRefusedError(job, RUN_BUSY(s.runId))
+      if (from === undefined) return { runId: s.runId, joined: true };
+      if (this.active(s, now))
+        throw new RunRefusedError(job, RUN_BUSY(s.runId));
     }
-    if (declaredBy) s.declaredBy = declaredBy
+    if (declaredBy) s.declaredBy = declaredBy;
     if (from !== undefined) {
-      s.cursor = from
-      if (from === null) s.pending = []
+      s.cursor = from;
+      if (from === null) s.pending = [];
     }
-    this.forgetReplies(job)
-    Object.assign(s, { runId, state: 'running', control: 'run', total: undefined, error: undefined, exhausted: false, counters: zeroCounters(), startedAt: now, endedAt: null })
-    await this.saved(job)
-    return { runId, joined: false }
+    this.forgetReplies(job);
+    Object.assign(s, {
+      runId,
+      state: 'running',
+      control: 'run',
+      total: undefined,
+      error: undefined,
+      exhausted: false,
+      counters: zeroCounters(),
+      startedAt: now,
+      endedAt: null,
+    });
+    await this.saved(job);
+    return { runId, joined: false };
   }
 
-  async claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim> {
-    const s = this.job(job)
-    if (s.state === 'failed') return { type: 'failed', error: s.error ?? 'failed' }
-    if (s.state === 'stopped') return { type: 'cancelled' }
-    if (s.state !== 'running' || !s.runId) return { type: 'done' }
-    const now = this.now()
-    this.present(s, owner, now + leaseMs)
-    const again = this.replayed(job, owner, request)
-    if (again?.type === 'lease' && s.leases.get(again.lease.token)?.owner === owner) return again
-    if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS }
-    const claim = await this.claimNow(s, job, owner, leaseMs, now)
-    if (claim.type === 'lease') this.remember(job, owner, request, claim)
-    return claim
+  async claim(
+    job: string,
+    owner: string,
+    leaseMs: number,
+    request?: string,
+  ): Promise<Claim> {
+    const s = this.job(job);
+    if (s.state === 'failed')
+      return { type: 'failed', error: s.error ?? 'failed' };
+    if (s.state === 'stopped') return { type: 'cancelled' };
+    if (s.state !== 'running' || !s.runId) return { type: 'done' };
+    const now = this.now();
+    this.present(s, owner, now + leaseMs);
+    const again = this.replayed(job, owner, request);
+    if (
+      again?.type === 'lease' &&
+      s.leases.get(again.lease.token)?.owner === owner
+    )
+      return again;
+    if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
+    const claim = await this.claimNow(s, job, owner, leaseMs, now);
+    if (claim.type === 'lease') this.remember(job, owner, request, claim);
+    return claim;
   }
 
-  private async claimNow(s: MemoryJobState, job: string, owner: string, leaseMs: number, now: number): Promise<Claim> {
-    const expired = find(s.leases, l => l.deadline <= now)
+  private async claimNow(
+    s: MemoryJobState,
+    job: string,
+    owner: string,
+    leaseMs: number,
+    now: number,
+  ): Promise<Claim> {
+    const expired = find(s.leases, (l) => l.deadline <= now);
     if (expired) {
-      s.leases.delete(expired.token)
-      const lease = this.lease(s, expired.range, expired.attempt + 1, owner, leaseMs, now)
-      s.counters.retried++
-      await this.saved(job)
-      return { type: 'lease', lease, reason: 'expired' }
+      s.leases.delete(expired.token);
+      const lease = this.lease(
+        s,
+        expired.range,
+        expired.attempt + 1,
+        owner,
+        leaseMs,
+        now,
+      );
+      s.counters.retried++;
+      await this.saved(job);
+      return { type: 'lease', lease, reason: 'expired' };
     }
-    let due = -1
+    let due = -1;
     for (let i = 0; i < s.pending.length; i++) {
-      if (s.pending[i].dueAt <= now && (due < 0 || s.pending[i].dueAt < s.pending[due].dueAt)) due = i
+      if (
+        s.pending[i].dueAt <= now &&
+        (due < 0 || s.pending[i].dueAt < s.pending[due].dueAt)
+      )
+        due = i;
     }
     if (due >= 0) {
-      const [p] = s.pending.splice(due, 1)
-      const lease = this.lease(s, p.range, p.attempt, owner, leaseMs, now)
-      await this.saved(job)
-      return { type: 'lease', lease, reason: p.reason }
+      const [p] = s.pending.splice(due, 1);
+      const lease = this.lease(s, p.range, p.attempt, owner, leaseMs, now);
+      await this.saved(job);
+      return { type: 'lease', lease, reason: p.reason };
     }
-    if (!s.exhausted) return { type: 'load', cursor: s.cursor }
-    if (s.leases.size === 0 && s.pending.length === 0) return { type: 'done' }
-    let next = Infinity
-    for (const l of s.leases.values()) next = Math.min(next, l.deadline)
-    for (const p of s.pending) next = Math.min(next, p.dueAt)
-    return { type: 'wait', retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)) }
+    if (!s.exhausted) return { type: 'load', cursor: s.cursor };
+    if (s.leases.size === 0 && s.pending.length === 0) return { type: 'done' };
+    let next = Infinity;
+    for (const l of s.leases.values()) next = Math.min(next, l.deadline);
+    for (const p of s.pending) next = Math.min(next, p.dueAt);
+    return {
+      type: 'wait',
+      retryInMs: Math.max(1, Math.min(WAIT_MS, next - now)),
+    };
   }
 
-  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult> {
-    const s = this.job(job)
-    const again = this.replayed(job, owner, request)
-    if (again?.type === 'leased') return again
-    if (s.state === 'running') this.present(s, owner, this.now() + leaseMs)
-    if (s.cursor !== expected || s.state !== 'running') return { type: 'conflict', cursor: s.cursor }
+  async commit(
+    job: string,
+    owner: string,
+    expected: ID | null,
+    ranges: StoredRange[],
+    leaseMs: number,
+    request?: string,
+  ): Promise<CommitResult> {
+    const s = this.job(job);
+    const again = this.replayed(job, owner, request);
+    if (again?.type === 'leased') return again;
+    if (s.state === 'running') this.present(s, owner, this.now() + leaseMs);
+    if (s.cursor !== expected || s.state !== 'running')
+      return { type: 'conflict', cursor: s.cursor };
     if (ranges.length === 0) {
-      s.exhausted = true
-      await this.saved(job)
-      return { type: 'exhausted' }
+      s.exhausted = true;
+      await this.saved(job);
+      return { type: 'exhausted' };
     }
-    s.cursor = ranges[ranges.length - 1].lastId
-    const now = this.now()
-    const due = some(s.leases, l => l.deadline <= now) || s.pending.some(p => p.dueAt <= now)
-    const leases = ranges.map(range => this.lease(s, range, 1, owner, leaseMs, now))
-    const result: CommitResult = { type: 'leased', leases, due }
-    this.remember(job, owner, request, result)
-    await this.saved(job)
-    return result
+    s.cursor = ranges[ranges.length - 1].lastId;
+    const now = this.now();
+    const due =
+      some(s.leases, (l) => l.deadline <= now) ||
+      s.pending.some((p) => p.dueAt <= now);
+    const leases = ranges.map((range) =>
+      this.lease(s, range, 1, owner, leaseMs, now),
+    );
+    const result: CommitResult = { type: 'leased', leases, due };
+    this.remember(job, owner, request, result);
+    await this.saved(job);
+    return result;
   }
 
-  async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
-    const s = this.job(job)
-    const deadline = this.now() + leaseMs
-    if (s.state === 'running') this.present(s, owner, deadline)
-    const lost: number[] = []
+  async heartbeat(
+    job: string,
+    owner: string,
+    tokens: number[],
+    leaseMs: number,
+  ): Promise<number[]> {
+    const s = this.job(job);
+    const deadline = this.now() + leaseMs;
+    if (s.state === 'running') this.present(s, owner, deadline);
+    const lost: number[] = [];
     for (const token of tokens) {
-      const l = s.leases.get(token)
-      if (l && l.owner === owner) l.deadline = deadline
-      else lost.push(token)
+      const l = s.leases.get(token);
+      if (l && l.owner === owner) l.deadline = deadline;
+      else lost.push(token);
     }
-    await this.saved(job)
-    return lost
+    await this.saved(job);
+    return lost;
   }
 
-  async complete(job: string, owner: string, tokens: number[]): Promise<boolean[]> {
-    const s = this.job(job)
-    const counted = tokens.map(token => {
-      const l = this.take(s, owner, token)
+  async complete(
+    job: string,
+    owner: string,
+    tokens: number[],
+  ): Promise<boolean[]> {
+    const s = this.job(job);
+    const counted = tokens.map((token) => {
+      const l = this.take(s, owner, token);
       if (l && l.runId === s.runId) {
-        s.counters.ids += l.range.ids.length
-        s.counters.completed++
+        s.counters.ids += l.range.ids.length;
+        s.counters.completed++;
       }
-      return l !== undefined
-    })
-    await this.saved(job)
-    return counted
+      return l !== undefined;
+    });
+    await this.saved(job);
+    return counted;
   }
 
-  async fail(job: string, owner: string, token: number, options: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
-    const s = this.job(job)
-    const l = this.take(s, owner, token)
-    if (!l) return 'stale'
-    const now = this.now()
-    const current = l.runId === s.runId
+  async fail(
+    job: string,
+    owner: string,
+    token: number,
+    options: FailOptions,
+  ): Promise<'retry' | 'dead' | 'stale'> {
+    const s = this.job(job);
+    const l = this.take(s, owner, token);
+    if (!l) return 'stale';
+    const now = this.now();
+    const current = l.runId === s.runId;
     if (options.dead) {
-      s.dead.push({ runId: l.runId, range: l.range, attempts: l.attempt, error: options.error, at: now })
-      if (current) s.counters.dead++
+      s.dead.push({
+        runId: l.runId,
+        range: l.range,
+        attempts: l.attempt,
+        error: options.error,
+        at: now,
+      });
+      if (current) s.counters.dead++;
     } else {
-      s.pending.push({ range: l.range, runId: l.runId, attempt: l.attempt + 1, dueAt: now + options.retryInMs, reason: 'retry' })
-      if (current) s.counters.retried++
+      s.pending.push({
+        range: l.range,
+        runId: l.runId,
+        attempt: l.attempt + 1,
+        dueAt: now + options.retryInMs,
+        reason: 'retry',
+      });
+      if (current) s.counters.retried++;
     }
-    await this.saved(job)
-    return options.dead ? 'dead' : 'retry'
+    await this.saved(job);
+    return options.dead ? 'dead' : 'retry';
   }
 
   async release(job: string, owner: string, tokens: number[]): Promise<void> {
-    const s = this.job(job)
-    const now = this.now()
+    const s = this.job(job);
+    const now = this.now();
     for (const token of tokens) {
-      const l = this.take(s, owner, token)
-      if (l) s.pending.push({ range: l.range, runId: l.runId, attempt: l.attempt, dueAt: now, reason: 'released' })
+      const l = this.take(s, owner, token);
+      if (l)
+        s.pending.push({
+          range: l.range,
+          runId: l.runId,
+          attempt: l.attempt,
+          dueAt: now,
+          reason: 'released',
+        });
     }
-    await this.saved(job)
+    await this.saved(job);
   }
 
   async leave(job: string, owner: string): Promise<void> {
-    const s = this.job(job)
-    if (s.hosts) delete s.hosts[owner]
-    for (let i = 0; i < REPLIES; i++) this.replies.delete(`${job}\0${owner}\0${i}`)
-    await this.saved(job)
+    const s = this.job(job);
+    if (s.hosts) delete s.hosts[owner];
+    for (let i = 0; i < REPLIES; i++)
+      this.replies.delete(`${job}\0${owner}\0${i}`);
+    await this.saved(job);
   }
 
-  async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
-    const s = this.job(job)
-    if (s.runId !== runId || s.state !== 'running') return
-    Object.assign(s, { state, error, endedAt: this.now() })
-    await this.saved(job)
+  async endRun(
+    job: string,
+    runId: string,
+    state: 'completed' | 'failed',
+    error?: string,
+  ): Promise<void> {
+    const s = this.job(job);
+    if (s.runId !== runId || s.state !== 'running') return;
+    Object.assign(s, { state, error, endedAt: this.now() });
+    await this.saved(job);
   }
 
-  private readonly permits = new Map<string, { second: number; used: number }>()
+  private readonly permits = new Map<
+    string,
+    { second: number; used: number }
+  >();
 
-  async takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }> {
-    const now = this.now()
-    const second = Math.floor(now / 1000)
-    const p = this.permits.get(job)
-    const used = p && p.second === second ? p.used : 0
-    const granted = Math.max(0, Math.min(wanted, perSecond - used))
-    this.permits.set(job, { second, used: used + granted })
-    return { granted, waitMs: granted ? 0 : 1000 - (now % 1000) }
+  async takePermits(
+    job: string,
+    wanted: number,
+    perSecond: number,
+  ): Promise<{ granted: number; waitMs: number }> {
+    const now = this.now();
+    const second = Math.floor(now / 1000);
+    const p = this.permits.get(job);
+    const used = p && p.second === second ? p.used : 0;
+    const granted = Math.max(0, Math.min(wanted, perSecond - used));
+    this.permits.set(job, { second, used: used + granted });
+    return { granted, waitMs: granted ? 0 : 1000 - (now % 1000) };
   }
 
-  async control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null> {
-    const s = this.job(job)
-    if (s.state !== 'running') return null
-    if (action === 'cancel') Object.assign(s, { state: 'stopped', control: 'run', endedAt: this.now() })
-    else s.control = action === 'pause' ? 'pause' : 'run'
-    await this.saved(job)
-    return s.runId
+  async control(
+    job: string,
+    action: 'pause' | 'resume' | 'cancel',
+  ): Promise<string | null> {
+    const s = this.job(job);
+    if (s.state !== 'running') return null;
+    if (action === 'cancel')
+      Object.assign(s, {
+        state: 'stopped',
+        control: 'run',
+        endedAt: this.now(),
+      });
+    else s.control = action === 'pause' ? 'pause' : 'run';
+    await this.saved(job);
+    return s.runId;
   }
 
   async reset(job: string): Promise<void> {
-    const s = this.job(job)
-    const now = this.now()
-    if (s.state === 'running' && this.active(s, now)) throw new Error(RESET_BUSY(s.runId as string))
-    this.forgetReplies(job)
+    const s = this.job(job);
+    const now = this.now();
+    if (s.state === 'running' && this.active(s, now))
+      throw new Error(RESET_BUSY(s.runId as string));
+    this.forgetReplies(job);
     Object.assign(s, {
-      state: 'idle', control: 'run', cursor: null, exhausted: false, pending: [], leases: new Map(), hosts: {}, counters: zeroCounters(),
-      total: undefined, error: undefined, startedAt: null, endedAt: null,
-    })
-    await this.saved(job)
+      state: 'idle',
+      control: 'run',
+      cursor: null,
+      exhausted: false,
+      pending: [],
+      leases: new Map(),
+      hosts: {},
+      counters: zeroCounters(),
+      total: undefined,
+      error: undefined,
+      startedAt: null,
+      endedAt: null,
+    });
+    await this.saved(job);
   }
 
   async setTotal(job: string, runId: string, total: number): Promise<void> {
-    const s = this.job(job)
-    if (s.runId === runId) s.total = total
-    await this.saved(job)
+    const s = this.job(job);
+    if (s.runId === runId) s.total = total;
+    await this.saved(job);
   }
 
-  async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
-    const s = this.job(job)
-    if (s.runId !== runId) return
-    s.counters.workersStarted += started
-    s.counters.workersRestarted += restarted
-    await this.saved(job)
+  async countWorkers(
+    job: string,
+    runId: string,
+    started: number,
+    restarted: number,
+  ): Promise<void> {
+    const s = this.job(job);
+    if (s.runId !== runId) return;
+    s.counters.workersStarted += started;
+    s.counters.workersRestarted += restarted;
+    await this.saved(job);
   }
 
   async state(job: string): Promise<StoreRunState> {
-    const s = this.job(job)
+    const s = this.job(job);
     return {
-      runId: s.runId, state: s.state, control: s.control, total: s.total, error: s.error, cursor: s.cursor, exhausted: s.exhausted,
-      counters: { ...s.counters }, leased: s.leases.size, retrying: s.pending.length, dead: s.dead.length,
-      startedAt: s.startedAt, endedAt: s.endedAt, now: this.now(),
-    }
+      runId: s.runId,
+      state: s.state,
+      control: s.control,
+      total: s.total,
+      error: s.error,
+      cursor: s.cursor,
+      exhausted: s.exhausted,
+      counters: { ...s.counters },
+      leased: s.leases.size,
+      retrying: s.pending.length,
+      dead: s.dead.length,
+      startedAt: s.startedAt,
+      endedAt: s.endedAt,
+      now: this.now(),
+    };
   }
 
   async retryDead(job: string): Promise<number> {
-    const s = this.job(job)
-    const dead = s.dead.splice(0)
-    const now = this.now()
-    for (const d of dead) s.pending.push({ range: d.range, runId: d.runId, attempt: 1, dueAt: now, reason: 'retry' })
-    await this.saved(job)
-    return dead.length
+    const s = this.job(job);
+    const dead = s.dead.splice(0);
+    const now = this.now();
+    for (const d of dead)
+      s.pending.push({
+        range: d.range,
+        runId: d.runId,
+        attempt: 1,
+        dueAt: now,
+        reason: 'retry',
+      });
+    await this.saved(job);
+    return dead.length;
   }
 
   async deadLetters(job: string): Promise<DeadLetter[]> {
-    return this.job(job).dead.map(d => ({ ...d }))
+    return this.job(job).dead.map((d) => ({ ...d }));
   }
 
   /** A live lease, or a host that took part within its lease time and has not left. */
   private active(s: MemoryJobState, now: number): boolean {
-    return some(s.leases, l => l.deadline > now) || Object.values(s.hosts ?? {}).some(until => until > now)
+    return (
+      some(s.leases, (l) => l.deadline > now) ||
+      Object.values(s.hosts ?? {}).some((until) => until > now)
+    );
   }
 
   private present(s: MemoryJobState, owner: string, until: number): void {
-    s.hosts ??= {}
-    s.hosts[owner] = until
+    s.hosts ??= {};
+    s.hosts[owner] = until;
   }
 
-  private replayed<T extends Claim | CommitResult>(job: string, owner: string, request?: string): T | undefined {
-    if (request === undefined) return undefined
-    const r = this.replies.get(`${job}\0${owner}\0${slot(request)}`)
-    return r?.request === request ? (r.answer as T) : undefined
+  private replayed<T extends Claim | CommitResult>(
+    job: string,
+    owner: string,
+    request?: string,
+  ): T | undefined {
+    if (request === undefined) return undefined;
+    const r = this.replies.get(`${job}\0${owner}\0${slot(request)}`);
+    return r?.request === request ? (r.answer as T) : undefined;
   }
 
-  private remember(job: string, owner: string, request: string | undefined, answer: Claim | CommitResult): void {
-    if (request !== undefined) this.replies.set(`${job}\0${owner}\0${slot(request)}`, { request, answer })
+  private remember(
+    job: string,
+    owner: string,
+    request: string | undefined,
+    answer: Claim | CommitResult,
+  ): void {
+    if (request !== undefined)
+      this.replies.set(`${job}\0${owner}\0${slot(request)}`, {
+        request,
+        answer,
+      });
   }
 
   private forgetReplies(job: string): void {
-    for (const key of this.replies.keys()) if (key.startsWith(`${job}\0`)) this.replies.delete(key)
+    for (const key of this.replies.keys())
+      if (key.startsWith(`${job}\0`)) this.replies.delete(key);
   }
 
-  private lease(s: MemoryJobState, range: StoredRange, attempt: number, owner: string, leaseMs: number, now: number): Lease {
-    const lease: Lease = { token: s.nextToken++, runId: s.runId as string, range, attempt, owner, deadline: now + leaseMs }
-    s.leases.set(lease.token, lease)
-    return { ...lease }
+  private lease(
+    s: MemoryJobState,
+    range: StoredRange,
+    attempt: number,
+    owner: string,
+    leaseMs: number,
+    now: number,
+  ): Lease {
+    const lease: Lease = {
+      token: s.nextToken++,
+      runId: s.runId as string,
+      range,
+      attempt,
+      owner,
+      deadline: now + leaseMs,
+    };
+    s.leases.set(lease.token, lease);
+    return { ...lease };
   }
 
   /** Removes and returns the owner's lease `token`, or undefined when it is no longer theirs. */
-  private take(s: MemoryJobState, owner: string, token: number): Lease | undefined {
-    const l = s.leases.get(token)
-    if (!l || l.owner !== owner) return undefined
-    s.leases.delete(token)
-    return l
+  private take(
+    s: MemoryJobState,
+    owner: string,
+    token: number,
+  ): Lease | undefined {
+    const l = s.leases.get(token);
+    if (!l || l.owner !== owner) return undefined;
+    s.leases.delete(token);
+    return l;
   }
 }
 
 /** A request's place among the owner's last REPLIES: requests are numbered by the host. */
-const slot = (request: string): number => Number(request) % REPLIES
+const slot = (request: string): number => Number(request) % REPLIES;
 
-function find(leases: Map<number, Lease>, test: (l: Lease) => boolean): Lease | undefined {
-  for (const l of leases.values()) if (test(l)) return l
-  return undefined
+function find(
+  leases: Map<number, Lease>,
+  test: (l: Lease) => boolean,
+): Lease | undefined {
+  for (const l of leases.values()) if (test(l)) return l;
+  return undefined;
 }
 
-const some = (leases: Map<number, Lease>, test: (l: Lease) => boolean): boolean => find(leases, test) !== undefined
+const some = (
+  leases: Map<number, Lease>,
+  test: (l: Lease) => boolean,
+): boolean => find(leases, test) !== undefined;

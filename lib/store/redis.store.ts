@@ -1,74 +1,126 @@
-import { createHash } from 'node:crypto'
-import type { RedisLikeClient } from '../interfaces/parallel-worker-options.interface'
-import type { ID } from '../interfaces/range.interface'
+import { createHash } from 'node:crypto';
+import type { RedisLikeClient } from '../interfaces/parallel-worker-options.interface';
+import type { ID } from '../interfaces/range.interface';
 import type {
-  Claim, CommitResult, CoordinationStore, DeadLetter, FailOptions, Lease, StoreRunState, StoredRange,
-} from './coordination-store.interface'
-import { RunRefusedError } from '../errors/run-refused.error'
-import { JOB_DECLARED_ELSEWHERE, RESET_BUSY, RUN_BUSY } from '../parallel-worker.messages'
-import { CLAIM } from './redis/claim.lua'
-import { COMMIT } from './redis/commit.lua'
-import { CONTROL } from './redis/control.lua'
-import { COUNT_WORKERS } from './redis/count-workers.lua'
-import { END_RUN } from './redis/end-run.lua'
-import { RESET } from './redis/reset.lua'
-import { SET_TOTAL } from './redis/set-total.lua'
-import { STATE } from './redis/state.lua'
-import { TAKE_PERMITS } from './redis/take-permits.lua'
-import { JOB_KEYS, type JobKey } from './redis/keys'
-import { COMPLETE } from './redis/complete.lua'
-import { FAIL } from './redis/fail.lua'
-import { HEARTBEAT } from './redis/heartbeat.lua'
-import { LEAVE } from './redis/leave.lua'
-import { RELEASE } from './redis/release.lua'
-import { REQUEUE_DEAD } from './redis/requeue-dead.lua'
-import { START_RUN } from './redis/start-run.lua'
+  Claim,
+  CommitResult,
+  CoordinationStore,
+  DeadLetter,
+  FailOptions,
+  Lease,
+  StoreRunState,
+  StoredRange,
+} from './coordination-store.interface';
+import { RunRefusedError } from '../errors/run-refused.error';
+import {
+  JOB_DECLARED_ELSEWHERE,
+  RESET_BUSY,
+  RUN_BUSY,
+} from '../parallel-worker.messages';
+import { CLAIM } from './redis/claim.lua';
+import { COMMIT } from './redis/commit.lua';
+import { CONTROL } from './redis/control.lua';
+import { COUNT_WORKERS } from './redis/count-workers.lua';
+import { END_RUN } from './redis/end-run.lua';
+import { RESET } from './redis/reset.lua';
+import { SET_TOTAL } from './redis/set-total.lua';
+import { STATE } from './redis/state.lua';
+import { TAKE_PERMITS } from './redis/take-permits.lua';
+import { JOB_KEYS, type JobKey } from './redis/keys';
+import { COMPLETE } from './redis/complete.lua';
+import { FAIL } from './redis/fail.lua';
+import { HEARTBEAT } from './redis/heartbeat.lua';
+import { LEAVE } from './redis/leave.lua';
+import { RELEASE } from './redis/release.lua';
+import { REQUEUE_DEAD } from './redis/requeue-dead.lua';
+import { START_RUN } from './redis/start-run.lua';
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
 interface Client {
-  evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
-  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
-  lrange(key: string, start: number, stop: number): Promise<string[]>
-  hgetall(key: string): Promise<Record<string, string>>
-  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
+  evalsha(
+    sha: string,
+    numKeys: number,
+    ...args: (string | number)[]
+  ): Promise<unknown>;
+  eval(
+    script: string,
+    numKeys: number,
+    ...args: (string | number)[]
+  ): Promise<unknown>;
+  lrange(key: string, start: number, stop: number): Promise<string[]>;
+  hgetall(key: string): Promise<Record<string, string>>;
+  scan(
+    cursor: string,
+    ...args: (string | number)[]
+  ): Promise<[string, string[]]>;
   /** A Cluster's nodes (ioredis `Cluster`): SCAN sees one node only. */
-  nodes?(role: 'master'): Pick<Client, 'scan'>[]
+  nodes?(role: 'master'): Pick<Client, 'scan'>[];
 }
 
 class Script {
-  readonly sha: string
+  readonly sha: string;
 
   constructor(readonly lua: string) {
-    this.sha = createHash('sha1').update(lua).digest('hex')
+    this.sha = createHash('sha1').update(lua).digest('hex');
   }
 }
 
 const scripts = {
-  startRun: new Script(START_RUN), claim: new Script(CLAIM), commit: new Script(COMMIT), heartbeat: new Script(HEARTBEAT),
-  complete: new Script(COMPLETE), fail: new Script(FAIL), release: new Script(RELEASE), endRun: new Script(END_RUN),
-  countWorkers: new Script(COUNT_WORKERS), state: new Script(STATE), requeueDead: new Script(REQUEUE_DEAD), takePermits: new Script(TAKE_PERMITS),
-  control: new Script(CONTROL), reset: new Script(RESET), setTotal: new Script(SET_TOTAL), leave: new Script(LEAVE),
-}
+  startRun: new Script(START_RUN),
+  claim: new Script(CLAIM),
+  commit: new Script(COMMIT),
+  heartbeat: new Script(HEARTBEAT),
+  complete: new Script(COMPLETE),
+  fail: new Script(FAIL),
+  release: new Script(RELEASE),
+  endRun: new Script(END_RUN),
+  countWorkers: new Script(COUNT_WORKERS),
+  state: new Script(STATE),
+  requeueDead: new Script(REQUEUE_DEAD),
+  takePermits: new Script(TAKE_PERMITS),
+  control: new Script(CONTROL),
+  reset: new Script(RESET),
+  setTotal: new Script(SET_TOTAL),
+  leave: new Script(LEAVE),
+};
 
-type Raw = (string | number)[]
+type Raw = (string | number)[];
 
 /** An app's ioredis client as `Redis at host:port` (its options; never credentials). */
 function describeClient(client: unknown): string {
-  const c = client as { options?: { host?: string; port?: number; path?: string; sentinels?: { host: string; port: number }[]; name?: string }; startupNodes?: unknown[] }
+  const c = client as {
+    options?: {
+      host?: string;
+      port?: number;
+      path?: string;
+      sentinels?: { host: string; port: number }[];
+      name?: string;
+    };
+    startupNodes?: unknown[];
+  };
   if (Array.isArray(c.startupNodes)) {
-    const nodes = c.startupNodes.map(n => (typeof n === 'object' && n ? `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}` : String(n)))
-    return `Redis Cluster at ${nodes.join(',')}`
+    const nodes = c.startupNodes.map((n) =>
+      typeof n === 'object' && n
+        ? `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}`
+        : String(n),
+    );
+    return `Redis Cluster at ${nodes.join(',')}`;
   }
-  const o = c.options ?? {}
-  if (o.sentinels?.length) return `Redis master "${o.name}" through sentinels ${o.sentinels.map(s => `${s.host}:${s.port}`).join(',')}`
-  if (o.path) return `Redis at ${o.path}`
-  return `Redis at ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`
+  const o = c.options ?? {};
+  if (o.sentinels?.length)
+    return `Redis master "${o.name}" through sentinels ${o.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+  if (o.path) return `Redis at ${o.path}`;
+  return `Redis at ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`;
 }
 
 const parseLease = (owner: string, raw: Raw): Lease => ({
-  token: Number(raw[0]), attempt: Number(raw[1]), runId: String(raw[2]), range: JSON.parse(String(raw[3])) as StoredRange,
-  owner, deadline: Number(raw[4]),
-})
+  token: Number(raw[0]),
+  attempt: Number(raw[1]),
+  runId: String(raw[2]),
+  range: JSON.parse(String(raw[3])) as StoredRange,
+  owner,
+  deadline: Number(raw[4]),
+});
 
 /**
  * Coordination in Redis, for any number of hosts: every read-and-write is one
@@ -78,10 +130,10 @@ const parseLease = (owner: string, raw: Raw): Lease => ({
  * is never closed here.
  */
 export class RedisStore implements CoordinationStore {
-  private readonly client: Client
+  private readonly client: Client;
 
   /** Where the client points, without credentials. */
-  readonly where: string
+  readonly where: string;
 
   /**
    * `own`: the client is the module's (made from a URL or options), so
@@ -90,136 +142,269 @@ export class RedisStore implements CoordinationStore {
   constructor(
     client: RedisLikeClient,
     private readonly prefix: string,
-    private readonly own?: { where: string; close(): Promise<void>; problem(): string | undefined },
+    private readonly own?: {
+      where: string;
+      close(): Promise<void>;
+      problem(): string | undefined;
+    },
   ) {
-    this.client = client as unknown as Client
-    this.where = own?.where ?? describeClient(client)
+    this.client = client as unknown as Client;
+    this.where = own?.where ?? describeClient(client);
   }
 
   /** Why the module's own client cannot reach Redis now, if it cannot. */
   problem(): string | undefined {
-    return this.own?.problem()
+    return this.own?.problem();
   }
 
   async close(): Promise<void> {
-    await this.own?.close()
+    await this.own?.close();
   }
 
-  private readonly jobKeys = new Map<string, string[]>()
+  private readonly jobKeys = new Map<string, string[]>();
 
   /** The job's keys in JOB_KEYS order: the KEYS of every script. */
   private keys(job: string): string[] {
-    let keys = this.jobKeys.get(job)
+    let keys = this.jobKeys.get(job);
     if (!keys) {
-      const tag = `{${this.prefix}:${job}}`
-      keys = JOB_KEYS.map(k => `${tag}:${k}`)
-      this.jobKeys.set(job, keys)
+      const tag = `{${this.prefix}:${job}}`;
+      keys = JOB_KEYS.map((k) => `${tag}:${k}`);
+      this.jobKeys.set(job, keys);
     }
-    return keys
+    return keys;
   }
 
   private key(job: string, name: JobKey): string {
-    return this.keys(job)[JOB_KEYS.indexOf(name)]
+    return this.keys(job)[JOB_KEYS.indexOf(name)];
   }
 
-  private async run(script: Script, job: string, ...args: (string | number)[]): Promise<any> {
-    const keys = this.keys(job)
+  private async run(
+    script: Script,
+    job: string,
+    ...args: (string | number)[]
+  ): Promise<any> {
+    const keys = this.keys(job);
     try {
-      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args)
+      return await this.client.evalsha(
+        script.sha,
+        keys.length,
+        ...keys,
+        ...args,
+      );
     } catch (e) {
-      if (!String((e as Error).message).includes('NOSCRIPT')) throw e
-      return this.client.eval(script.lua, keys.length, ...keys, ...args)
+      if (!String((e as Error).message).includes('NOSCRIPT')) throw e;
+      return this.client.eval(script.lua, keys.length, ...keys, ...args);
     }
   }
 
-  async startRun(job: string, runId: string, from?: ID | null, declaredBy?: string): Promise<{ runId: string; joined: boolean }> {
-    const [id, value] = await this.run(scripts.startRun, job, runId, from === undefined ? '0' : '1', JSON.stringify(from ?? null), declaredBy ?? '')
-    if (id === 'declared') throw new RunRefusedError(job, JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string))
-    if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)))
-    return { runId: String(id), joined: Number(value) === 1 }
+  async startRun(
+    job: string,
+    runId: string,
+    from?: ID | null,
+    declaredBy?: string,
+  ): Promise<{ runId: string; joined: boolean }> {
+    const [id, value] = await this.run(
+      scripts.startRun,
+      job,
+      runId,
+      from === undefined ? '0' : '1',
+      JSON.stringify(from ?? null),
+      declaredBy ?? '',
+    );
+    if (id === 'declared')
+      throw new RunRefusedError(
+        job,
+        JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string),
+      );
+    if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)));
+    return { runId: String(id), joined: Number(value) === 1 };
   }
 
-  async claim(job: string, owner: string, leaseMs: number, request?: string): Promise<Claim> {
-    const r: Raw = await this.run(scripts.claim, job, owner, leaseMs, request ?? '')
+  async claim(
+    job: string,
+    owner: string,
+    leaseMs: number,
+    request?: string,
+  ): Promise<Claim> {
+    const r: Raw = await this.run(
+      scripts.claim,
+      job,
+      owner,
+      leaseMs,
+      request ?? '',
+    );
     switch (r[0]) {
-      case 'lease': return { type: 'lease', reason: r[1] as 'expired' | 'retry' | 'released', lease: parseLease(owner, r.slice(2)) }
-      case 'load': return { type: 'load', cursor: JSON.parse(String(r[1])) }
-      case 'wait': return { type: 'wait', retryInMs: Number(r[1]) }
-      case 'failed': return { type: 'failed', error: String(r[1]) }
-      case 'cancelled': return { type: 'cancelled' }
-      default: return { type: 'done' }
+      case 'lease':
+        return {
+          type: 'lease',
+          reason: r[1] as 'expired' | 'retry' | 'released',
+          lease: parseLease(owner, r.slice(2)),
+        };
+      case 'load':
+        return { type: 'load', cursor: JSON.parse(String(r[1])) };
+      case 'wait':
+        return { type: 'wait', retryInMs: Number(r[1]) };
+      case 'failed':
+        return { type: 'failed', error: String(r[1]) };
+      case 'cancelled':
+        return { type: 'cancelled' };
+      default:
+        return { type: 'done' };
     }
   }
 
-  async commit(job: string, owner: string, expected: ID | null, ranges: StoredRange[], leaseMs: number, request?: string): Promise<CommitResult> {
-    const args: (string | number)[] = [owner, JSON.stringify(expected), leaseMs, JSON.stringify(ranges.at(-1)?.lastId ?? null), request ?? '']
-    for (const range of ranges) args.push(JSON.stringify(range), range.ids.length)
-    const r: Raw = await this.run(scripts.commit, job, ...args)
-    if (r[0] === 'exhausted') return { type: 'exhausted' }
-    if (r[0] === 'conflict') return { type: 'conflict', cursor: JSON.parse(String(r[1])) }
-    const [, due, runId, deadline, ...tokens] = r
+  async commit(
+    job: string,
+    owner: string,
+    expected: ID | null,
+    ranges: StoredRange[],
+    leaseMs: number,
+    request?: string,
+  ): Promise<CommitResult> {
+    const args: (string | number)[] = [
+      owner,
+      JSON.stringify(expected),
+      leaseMs,
+      JSON.stringify(ranges.at(-1)?.lastId ?? null),
+      request ?? '',
+    ];
+    for (const range of ranges)
+      args.push(JSON.stringify(range), range.ids.length);
+    const r: Raw = await this.run(scripts.commit, job, ...args);
+    if (r[0] === 'exhausted') return { type: 'exhausted' };
+    if (r[0] === 'conflict')
+      return { type: 'conflict', cursor: JSON.parse(String(r[1])) };
+    const [, due, runId, deadline, ...tokens] = r;
     return {
       type: 'leased',
       due: Number(due) === 1,
-      leases: ranges.map((range, i) => ({ token: Number(tokens[i]), attempt: 1, runId: String(runId), range, owner, deadline: Number(deadline) })),
-    }
+      leases: ranges.map((range, i) => ({
+        token: Number(tokens[i]),
+        attempt: 1,
+        runId: String(runId),
+        range,
+        owner,
+        deadline: Number(deadline),
+      })),
+    };
   }
 
-  async heartbeat(job: string, owner: string, tokens: number[], leaseMs: number): Promise<number[]> {
-    const lost: Raw = await this.run(scripts.heartbeat, job, owner, leaseMs, ...tokens)
-    return lost.map(Number)
+  async heartbeat(
+    job: string,
+    owner: string,
+    tokens: number[],
+    leaseMs: number,
+  ): Promise<number[]> {
+    const lost: Raw = await this.run(
+      scripts.heartbeat,
+      job,
+      owner,
+      leaseMs,
+      ...tokens,
+    );
+    return lost.map(Number);
   }
 
-  async complete(job: string, owner: string, tokens: number[]): Promise<boolean[]> {
-    if (tokens.length === 0) return []
-    const counted: Raw = await this.run(scripts.complete, job, owner, ...tokens)
-    return counted.map(c => Number(c) === 1)
+  async complete(
+    job: string,
+    owner: string,
+    tokens: number[],
+  ): Promise<boolean[]> {
+    if (tokens.length === 0) return [];
+    const counted: Raw = await this.run(
+      scripts.complete,
+      job,
+      owner,
+      ...tokens,
+    );
+    return counted.map((c) => Number(c) === 1);
   }
 
-  async fail(job: string, owner: string, token: number, o: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
-    return this.run(scripts.fail, job, owner, token, o.dead ? '1' : '0', o.retryInMs, JSON.stringify(o.error))
+  async fail(
+    job: string,
+    owner: string,
+    token: number,
+    o: FailOptions,
+  ): Promise<'retry' | 'dead' | 'stale'> {
+    return this.run(
+      scripts.fail,
+      job,
+      owner,
+      token,
+      o.dead ? '1' : '0',
+      o.retryInMs,
+      JSON.stringify(o.error),
+    );
   }
 
   async release(job: string, owner: string, tokens: number[]): Promise<void> {
-    if (tokens.length) await this.run(scripts.release, job, owner, ...tokens)
+    if (tokens.length) await this.run(scripts.release, job, owner, ...tokens);
   }
 
   async leave(job: string, owner: string): Promise<void> {
-    await this.run(scripts.leave, job, owner)
+    await this.run(scripts.leave, job, owner);
   }
 
-  async endRun(job: string, runId: string, state: 'completed' | 'failed', error?: string): Promise<void> {
-    await this.run(scripts.endRun, job, runId, state, error ?? '')
+  async endRun(
+    job: string,
+    runId: string,
+    state: 'completed' | 'failed',
+    error?: string,
+  ): Promise<void> {
+    await this.run(scripts.endRun, job, runId, state, error ?? '');
   }
 
-  async takePermits(job: string, wanted: number, perSecond: number): Promise<{ granted: number; waitMs: number }> {
-    const [granted, waitMs]: Raw = await this.run(scripts.takePermits, job, wanted, perSecond)
-    return { granted: Number(granted), waitMs: Number(waitMs) }
+  async takePermits(
+    job: string,
+    wanted: number,
+    perSecond: number,
+  ): Promise<{ granted: number; waitMs: number }> {
+    const [granted, waitMs]: Raw = await this.run(
+      scripts.takePermits,
+      job,
+      wanted,
+      perSecond,
+    );
+    return { granted: Number(granted), waitMs: Number(waitMs) };
   }
 
-  async control(job: string, action: 'pause' | 'resume' | 'cancel'): Promise<string | null> {
-    const runId = await this.run(scripts.control, job, action)
-    return runId ? String(runId) : null
+  async control(
+    job: string,
+    action: 'pause' | 'resume' | 'cancel',
+  ): Promise<string | null> {
+    const runId = await this.run(scripts.control, job, action);
+    return runId ? String(runId) : null;
   }
 
   async reset(job: string): Promise<void> {
-    const [answer, runId] = await this.run(scripts.reset, job)
-    if (answer === 'busy') throw new Error(RESET_BUSY(String(runId)))
+    const [answer, runId] = await this.run(scripts.reset, job);
+    if (answer === 'busy') throw new Error(RESET_BUSY(String(runId)));
   }
 
   async setTotal(job: string, runId: string, total: number): Promise<void> {
-    await this.run(scripts.setTotal, job, runId, total)
+    await this.run(scripts.setTotal, job, runId, total);
   }
 
-  async countWorkers(job: string, runId: string, started: number, restarted: number): Promise<void> {
-    await this.run(scripts.countWorkers, job, runId, started, restarted)
+  async countWorkers(
+    job: string,
+    runId: string,
+    started: number,
+    restarted: number,
+  ): Promise<void> {
+    await this.run(scripts.countWorkers, job, runId, started, restarted);
   }
 
   async state(job: string): Promise<StoreRunState> {
-    const [flat, leased, retrying, dead, now]: [string[], number, number, number, number] = await this.run(scripts.state, job)
-    const h: Record<string, string> = {}
-    for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1]
-    const n = (k: string) => Number(h[k] ?? 0)
+    const [flat, leased, retrying, dead, now]: [
+      string[],
+      number,
+      number,
+      number,
+      number,
+    ] = await this.run(scripts.state, job);
+    const h: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+    const n = (k: string) => Number(h[k] ?? 0);
     return {
       runId: h.runId || null,
       state: (h.state as StoreRunState['state']) || 'idle',
@@ -228,53 +413,81 @@ export class RedisStore implements CoordinationStore {
       ...(h.error ? { error: h.error } : {}),
       cursor: h.cursor ? JSON.parse(h.cursor) : null,
       exhausted: h.exhausted === '1',
-      counters: { ids: n('ids'), completed: n('completed'), retried: n('retried'), dead: n('dead'), workersStarted: n('workersStarted'), workersRestarted: n('workersRestarted') },
-      leased: Number(leased), retrying: Number(retrying), dead: Number(dead),
+      counters: {
+        ids: n('ids'),
+        completed: n('completed'),
+        retried: n('retried'),
+        dead: n('dead'),
+        workersStarted: n('workersStarted'),
+        workersRestarted: n('workersRestarted'),
+      },
+      leased: Number(leased),
+      retrying: Number(retrying),
+      dead: Number(dead),
       startedAt: h.startedAt ? Number(h.startedAt) : null,
       endedAt: h.endedAt ? Number(h.endedAt) : null,
       now: Number(now),
-    }
+    };
   }
 
   async retryDead(job: string): Promise<number> {
     // Parsed here, not in Lua: cjson would round long numeric ids.
-    const entries = await this.client.lrange(this.key(job, 'dead'), 0, -1)
-    let moved = 0
+    const entries = await this.client.lrange(this.key(job, 'dead'), 0, -1);
+    let moved = 0;
     for (const entry of entries) {
-      const { range } = JSON.parse(entry) as DeadLetter
-      moved += Number(await this.run(scripts.requeueDead, job, entry, JSON.stringify(range), range.ids.length))
+      const { range } = JSON.parse(entry) as DeadLetter;
+      moved += Number(
+        await this.run(
+          scripts.requeueDead,
+          job,
+          entry,
+          JSON.stringify(range),
+          range.ids.length,
+        ),
+      );
     }
-    return moved
+    return moved;
   }
 
   /** Live leases per host (owner), for the CLI's view. */
   async leasesByOwner(job: string): Promise<Record<string, number>> {
-    const fields = await this.client.hgetall(this.key(job, 'leases'))
-    const owners: Record<string, number> = {}
+    const fields = await this.client.hgetall(this.key(job, 'leases'));
+    const owners: Record<string, number> = {};
     for (const [field, value] of Object.entries(fields)) {
-      if (!field.endsWith(':m')) continue
-      const owner = (JSON.parse(value) as { o: string }).o
-      owners[owner] = (owners[owner] ?? 0) + 1
+      if (!field.endsWith(':m')) continue;
+      const owner = (JSON.parse(value) as { o: string }).o;
+      owners[owner] = (owners[owner] ?? 0) + 1;
     }
-    return owners
+    return owners;
   }
 
   /** Jobs that have state under this prefix (the CLI lists them when asked for an unknown one); on a Cluster, from every master. */
   async jobs(): Promise<string[]> {
-    const found = new Set<string>()
-    const nodes = this.client.nodes ? this.client.nodes('master') : [this.client]
+    const found = new Set<string>();
+    const nodes = this.client.nodes
+      ? this.client.nodes('master')
+      : [this.client];
     for (const node of nodes) {
-      let cursor = '0'
+      let cursor = '0';
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `{${this.prefix}:*}:meta`, 'COUNT', 1000)
-        cursor = next
-        for (const key of keys) found.add(key.slice(this.prefix.length + 2, key.indexOf('}')))
-      } while (cursor !== '0')
+        const [next, keys] = await node.scan(
+          cursor,
+          'MATCH',
+          `{${this.prefix}:*}:meta`,
+          'COUNT',
+          1000,
+        );
+        cursor = next;
+        for (const key of keys)
+          found.add(key.slice(this.prefix.length + 2, key.indexOf('}')));
+      } while (cursor !== '0');
     }
-    return [...found].sort()
+    return [...found].sort();
   }
 
   async deadLetters(job: string): Promise<DeadLetter[]> {
-    return (await this.client.lrange(this.key(job, 'dead'), 0, -1)).map(s => JSON.parse(s) as DeadLetter)
+    return (await this.client.lrange(this.key(job, 'dead'), 0, -1)).map(
+      (s) => JSON.parse(s) as DeadLetter,
+    );
   }
 }

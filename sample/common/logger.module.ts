@@ -1,11 +1,11 @@
-import { ParallelWorker } from 'nestjs-parallel-worker'
-import { LoggerModule } from 'nestjs-pino'
-import { pino } from 'pino'
-import { prettyFactory } from 'pino-pretty'
+import { ParallelWorker } from 'nestjs-parallel-worker';
+import { LoggerModule } from 'nestjs-pino';
+import { pino } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 // The same entry script runs as the primary and as every forked worker, so
 // each line says which process wrote it.
-const role = ParallelWorker.isWorker() ? 'worker' : 'primary'
+const role = ParallelWorker.isWorker() ? 'worker' : 'primary';
 
 /**
  * nestjs-pino for both samples: every line carries `pid` and `role`.
@@ -21,9 +21,11 @@ export const SampleLoggerModule = LoggerModule.forRoot({
       // A request line per GET /status would drown the job's own lines.
       autoLogging: false,
     },
-    process.stdout.isTTY ? terminal() : pino.destination({ dest: 1, sync: true }),
+    process.stdout.isTTY
+      ? terminal()
+      : pino.destination({ dest: 1, sync: true }),
   ],
-})
+});
 
 /**
  * Pretty lines that first erase the current terminal line: the primary's
@@ -37,6 +39,8 @@ function terminal(): { write(line: string): void } {
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'hostname,role,context',
     messageFormat: '{role} {if context}[{context}] {end}{msg}',
-  })
-  return { write: (line) => void process.stdout.write(`\x1b[2K\r${pretty(line)}`) }
+  });
+  return {
+    write: (line) => void process.stdout.write(`\x1b[2K\r${pretty(line)}`),
+  };
 }

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
-import { intFromEnv } from './env'
+import type { Redis } from 'ioredis';
+import { intFromEnv } from './env';
 
 /**
  * The samples' `ParallelWorkerModule` options, from the environment:
@@ -11,5 +11,5 @@ export function parallelWorkerOptions(redis: Redis | null) {
   return {
     ...(redis && { storage: redis }),
     workers: intFromEnv('SAMPLE_WORKERS', 4),
-  }
+  };
 }

@@ -1,8 +1,8 @@
-import { Inject, Module, OnApplicationShutdown } from '@nestjs/common'
-import { Redis } from 'ioredis'
+import { Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
 
 /** Injection token of the Redis client, or `null` when `REDIS_URL` is not set. */
-export const REDIS = Symbol('REDIS')
+export const REDIS = Symbol('REDIS');
 
 /**
  * One ioredis client per process when `REDIS_URL` is set. The parallel
@@ -24,6 +24,6 @@ export class RedisModule implements OnApplicationShutdown {
   constructor(@Inject(REDIS) private readonly redis: Redis | null) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis?.quit()
+    await this.redis?.quit();
   }
 }

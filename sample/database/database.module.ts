@@ -1,8 +1,8 @@
-import { Module } from '@nestjs/common'
-import { resolve } from 'node:path'
-import { Db } from './db'
-import { PostgresDb } from './postgres.db'
-import { SqliteDb } from './sqlite.db'
+import { Module } from '@nestjs/common';
+import { resolve } from 'node:path';
+import { Db } from './db';
+import { PostgresDb } from './postgres.db';
+import { SqliteDb } from './sqlite.db';
 
 /**
  * Provides {@link Db}: PostgreSQL when `DATABASE_URL` is a postgres:// URL,
@@ -14,9 +14,9 @@ import { SqliteDb } from './sqlite.db'
     {
       provide: Db,
       useFactory: (): Db => {
-        const url = process.env.DATABASE_URL
-        if (url && /^postgres(ql)?:\/\//.test(url)) return new PostgresDb(url)
-        return new SqliteDb(resolve(process.env.SAMPLE_DB ?? 'sample.db'))
+        const url = process.env.DATABASE_URL;
+        if (url && /^postgres(ql)?:\/\//.test(url)) return new PostgresDb(url);
+        return new SqliteDb(resolve(process.env.SAMPLE_DB ?? 'sample.db'));
       },
     },
   ],

@@ -8,16 +8,16 @@
  */
 export abstract class Db {
   /** Runs a query and returns its rows. */
-  abstract query<T>(sql: string, params?: unknown[]): Promise<T[]>
+  abstract query<T>(sql: string, params?: unknown[]): Promise<T[]>;
 
   /** Runs a statement and returns how many rows it changed. */
-  abstract execute(sql: string, params?: unknown[]): Promise<number>
+  abstract execute(sql: string, params?: unknown[]): Promise<number>;
 
   /** Where the data lives, for log lines (never includes a password). */
-  abstract readonly description: string
+  abstract readonly description: string;
 }
 
 /** `?, ?, ?` for an `IN (...)` list of `count` values. */
 export function placeholders(count: number): string {
-  return Array.from({ length: count }, () => '?').join(', ')
+  return Array.from({ length: count }, () => '?').join(', ');
 }

@@ -1,2 +1,2 @@
-export * from './database.module'
-export * from './db'
+export * from './database.module';
+export * from './db';

@@ -1,3 +1,3 @@
-export * from './users-backfill'
-export * from './users-table'
-export * from './users.module'
+export * from './users-backfill';
+export * from './users-table';
+export * from './users.module';

@@ -1,8 +1,13 @@
-import { Injectable } from '@nestjs/common'
+import { Injectable } from '@nestjs/common';
 import {
-  RangeHandler, RangeLoader, RangeTotal, type ID, type LoadContext, type Range,
-} from 'nestjs-parallel-worker'
-import { Db, placeholders } from '../database'
+  RangeHandler,
+  RangeLoader,
+  RangeTotal,
+  type ID,
+  type LoadContext,
+  type Range,
+} from 'nestjs-parallel-worker';
+import { Db, placeholders } from '../database';
 
 /**
  * The job `users`: visit every row of `users` once and mark it processed.
@@ -21,15 +26,17 @@ export class UsersBackfill {
     const rows = await this.db.query<{ id: number }>(
       'SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?',
       [lastId ?? 0, ctx.limit],
-    )
-    return rows.map((row) => row.id)
+    );
+    return rows.map((row) => row.id);
   }
 
   /** How many rows a run handles: gives status() (and the CLI) percent and ETA. */
   @RangeTotal('users')
   async total(): Promise<number> {
-    const [row] = await this.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM users')
-    return Number(row.n)
+    const [row] = await this.db.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM users',
+    );
+    return Number(row.n);
   }
 
   /**
@@ -43,9 +50,9 @@ export class UsersBackfill {
       `UPDATE users SET processed = processed + 1, processed_by = ?
        WHERE id IN (${placeholders(idsRange.length)})`,
       [process.pid, ...idsRange],
-    )
+    );
     // SAMPLE_DELAY_MS slows each range down, to watch a run (or pause it) from the CLI.
-    const delay = Number(process.env.SAMPLE_DELAY_MS ?? 0)
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    const delay = Number(process.env.SAMPLE_DELAY_MS ?? 0);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }

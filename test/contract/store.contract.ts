@@ -1,352 +1,618 @@
-import type { CoordinationStore, StoredRange } from '../../lib'
+import type { CoordinationStore, StoredRange } from '../../lib';
 
-const range = (ids: number[], prev: number | null): StoredRange => ({ ids, lastId: ids[ids.length - 1], prev })
-const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+const range = (ids: number[], prev: number | null): StoredRange => ({
+  ids,
+  lastId: ids[ids.length - 1],
+  prev,
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The semantics every `CoordinationStore` must have; run against MemoryStore,
  * the seed-style key-value store and the Redis store.
  */
-export function storeContract(name: string, make: () => Promise<{ store: CoordinationStore; job: string; close?: () => Promise<void> }>): void {
+export function storeContract(
+  name: string,
+  make: () => Promise<{
+    store: CoordinationStore;
+    job: string;
+    close?: () => Promise<void>;
+  }>,
+): void {
   describe(`${name}: CoordinationStore contract`, () => {
-    let store: CoordinationStore
-    let job: string
-    let close: (() => Promise<void>) | undefined
-    const A = 'host-a'
-    const B = 'host-b'
-    const LEASE = 10_000
+    let store: CoordinationStore;
+    let job: string;
+    let close: (() => Promise<void>) | undefined;
+    const A = 'host-a';
+    const B = 'host-b';
+    const LEASE = 10_000;
 
     beforeEach(async () => {
-      ;({ store, job, close } = await make())
-    })
-    afterEach(async () => close?.())
+      ({ store, job, close } = await make());
+    });
+    afterEach(async () => close?.());
 
     const leaseFresh = async (owner: string, ids: number[]) => {
-      const claim = await store.claim(job, owner, LEASE)
-      if (claim.type !== 'load') throw new Error(`expected load, got ${claim.type}`)
-      const result = await store.commit(job, owner, claim.cursor, [range(ids, claim.cursor as number | null)], LEASE)
-      if (result.type !== 'leased') throw new Error(`expected leased, got ${result.type}`)
-      return result.leases[0]
-    }
+      const claim = await store.claim(job, owner, LEASE);
+      if (claim.type !== 'load')
+        throw new Error(`expected load, got ${claim.type}`);
+      const result = await store.commit(
+        job,
+        owner,
+        claim.cursor,
+        [range(ids, claim.cursor as number | null)],
+        LEASE,
+      );
+      if (result.type !== 'leased')
+        throw new Error(`expected leased, got ${result.type}`);
+      return result.leases[0];
+    };
 
     it('starts a run, then joins it instead of starting a second one', async () => {
-      expect(await store.startRun(job, 'run-1')).toEqual({ runId: 'run-1', joined: false })
-      expect(await store.startRun(job, 'run-2')).toEqual({ runId: 'run-1', joined: true })
-      expect((await store.state(job)).state).toBe('running')
-    })
+      expect(await store.startRun(job, 'run-1')).toEqual({
+        runId: 'run-1',
+        joined: false,
+      });
+      expect(await store.startRun(job, 'run-2')).toEqual({
+        runId: 'run-1',
+        joined: true,
+      });
+      expect((await store.state(job)).state).toBe('running');
+    });
 
     it('hands out the cursor for a load, commits with increasing tokens and moves the cursor', async () => {
-      await store.startRun(job, 'r')
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
-      const first = await leaseFresh(A, [1, 2, 3])
-      expect(first).toMatchObject({ runId: 'r', attempt: 1, owner: A, range: { ids: [1, 2, 3], lastId: 3, prev: null } })
-      const second = await leaseFresh(B, [4, 5])
-      expect(second.token).toBeGreaterThan(first.token)
-      expect(second.range.prev).toBe(3)
-      const s = await store.state(job)
-      expect(s).toMatchObject({ cursor: 5, leased: 2, retrying: 0 })
-    })
+      await store.startRun(job, 'r');
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: null,
+      });
+      const first = await leaseFresh(A, [1, 2, 3]);
+      expect(first).toMatchObject({
+        runId: 'r',
+        attempt: 1,
+        owner: A,
+        range: { ids: [1, 2, 3], lastId: 3, prev: null },
+      });
+      const second = await leaseFresh(B, [4, 5]);
+      expect(second.token).toBeGreaterThan(first.token);
+      expect(second.range.prev).toBe(3);
+      const s = await store.state(job);
+      expect(s).toMatchObject({ cursor: 5, leased: 2, retrying: 0 });
+    });
 
     it('commits, renews and completes thousands of leases in one call each', async () => {
-      await store.startRun(job, 'r')
-      const ranges = Array.from({ length: 5000 }, (_, i) => range([i * 2 + 1, i * 2 + 2], i === 0 ? null : i * 2))
-      const r = await store.commit(job, A, null, ranges, LEASE)
-      if (r.type !== 'leased') throw new Error('expected leased')
-      const tokens = r.leases.map(l => l.token)
-      expect(new Set(tokens).size).toBe(5000)
-      expect(await store.heartbeat(job, A, tokens, LEASE)).toEqual([])
-      expect(await store.heartbeat(job, B, tokens.slice(0, 3), LEASE)).toEqual(tokens.slice(0, 3))
+      await store.startRun(job, 'r');
+      const ranges = Array.from({ length: 5000 }, (_, i) =>
+        range([i * 2 + 1, i * 2 + 2], i === 0 ? null : i * 2),
+      );
+      const r = await store.commit(job, A, null, ranges, LEASE);
+      if (r.type !== 'leased') throw new Error('expected leased');
+      const tokens = r.leases.map((l) => l.token);
+      expect(new Set(tokens).size).toBe(5000);
+      expect(await store.heartbeat(job, A, tokens, LEASE)).toEqual([]);
+      expect(await store.heartbeat(job, B, tokens.slice(0, 3), LEASE)).toEqual(
+        tokens.slice(0, 3),
+      );
       // A token twice in one call counts once.
-      expect(await store.complete(job, A, [...tokens, tokens[0]])).toEqual([...tokens.map(() => true), false])
-      expect(await store.state(job)).toMatchObject({ cursor: 10_000, leased: 0, counters: { ids: 10_000, completed: 5000 } })
-    })
+      expect(await store.complete(job, A, [...tokens, tokens[0]])).toEqual([
+        ...tokens.map(() => true),
+        false,
+      ]);
+      expect(await store.state(job)).toMatchObject({
+        cursor: 10_000,
+        leased: 0,
+        counters: { ids: 10_000, completed: 5000 },
+      });
+    });
 
     it('commits consecutive ranges in one step, with increasing tokens', async () => {
-      await store.startRun(job, 'r')
-      const r = await store.commit(job, A, null, [range([1, 2], null), range([3], 2), range([5, 8], 3)], LEASE)
-      if (r.type !== 'leased') throw new Error('expected leased')
-      expect(r.leases.map(l => l.range.ids)).toEqual([[1, 2], [3], [5, 8]])
-      expect(r.leases[1].token).toBe(r.leases[0].token + 1)
-      expect(r.leases[2].token).toBe(r.leases[0].token + 2)
-      expect(r.leases.every(l => l.attempt === 1 && l.owner === A && l.runId === 'r')).toBe(true)
-      expect(await store.state(job)).toMatchObject({ cursor: 8, leased: 3 })
-      expect(await store.commit(job, B, 3, [range([5, 8], 3)], LEASE)).toEqual({ type: 'conflict', cursor: 8 })
-    })
+      await store.startRun(job, 'r');
+      const r = await store.commit(
+        job,
+        A,
+        null,
+        [range([1, 2], null), range([3], 2), range([5, 8], 3)],
+        LEASE,
+      );
+      if (r.type !== 'leased') throw new Error('expected leased');
+      expect(r.leases.map((l) => l.range.ids)).toEqual([[1, 2], [3], [5, 8]]);
+      expect(r.leases[1].token).toBe(r.leases[0].token + 1);
+      expect(r.leases[2].token).toBe(r.leases[0].token + 2);
+      expect(
+        r.leases.every(
+          (l) => l.attempt === 1 && l.owner === A && l.runId === 'r',
+        ),
+      ).toBe(true);
+      expect(await store.state(job)).toMatchObject({ cursor: 8, leased: 3 });
+      expect(await store.commit(job, B, 3, [range([5, 8], 3)], LEASE)).toEqual({
+        type: 'conflict',
+        cursor: 8,
+      });
+    });
 
     it('refuses a commit from a stale cursor (another host moved it first)', async () => {
-      await store.startRun(job, 'r')
-      const a = await store.claim(job, A, LEASE)
-      const b = await store.claim(job, B, LEASE)
-      expect(a).toEqual({ type: 'load', cursor: null })
-      expect(b).toEqual({ type: 'load', cursor: null })
-      expect((await store.commit(job, A, null, [range([1, 2], null)], LEASE)).type).toBe('leased')
-      expect(await store.commit(job, B, null, [range([1, 2], null)], LEASE)).toEqual({ type: 'conflict', cursor: 2 })
-      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 2 })
-      expect((await store.state(job)).leased).toBe(1)
-    })
+      await store.startRun(job, 'r');
+      const a = await store.claim(job, A, LEASE);
+      const b = await store.claim(job, B, LEASE);
+      expect(a).toEqual({ type: 'load', cursor: null });
+      expect(b).toEqual({ type: 'load', cursor: null });
+      expect(
+        (await store.commit(job, A, null, [range([1, 2], null)], LEASE)).type,
+      ).toBe('leased');
+      expect(
+        await store.commit(job, B, null, [range([1, 2], null)], LEASE),
+      ).toEqual({ type: 'conflict', cursor: 2 });
+      expect(await store.claim(job, B, LEASE)).toEqual({
+        type: 'load',
+        cursor: 2,
+      });
+      expect((await store.state(job)).leased).toBe(1);
+    });
 
     it('keeps ids as numbers or strings, as the loader returned them', async () => {
-      await store.startRun(job, 'r')
-      const r = await store.commit(job, A, null, [{ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } }], LEASE)
-      expect(r.type === 'leased' && r.leases[0].range).toEqual({ ids: ['9007199254740993', '9007199254740995'], lastId: '9007199254740995', prev: null, payload: { shard: 'x' } })
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: '9007199254740995' })
-    })
+      await store.startRun(job, 'r');
+      const r = await store.commit(
+        job,
+        A,
+        null,
+        [
+          {
+            ids: ['9007199254740993', '9007199254740995'],
+            lastId: '9007199254740995',
+            prev: null,
+            payload: { shard: 'x' },
+          },
+        ],
+        LEASE,
+      );
+      expect(r.type === 'leased' && r.leases[0].range).toEqual({
+        ids: ['9007199254740993', '9007199254740995'],
+        lastId: '9007199254740995',
+        prev: null,
+        payload: { shard: 'x' },
+      });
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: '9007199254740995',
+      });
+    });
 
     it('completes several ranges in one call, counting each only once', async () => {
-      await store.startRun(job, 'r')
-      const a = await leaseFresh(A, [1, 2])
-      const b = await leaseFresh(A, [3])
-      expect(await store.complete(job, A, [a.token, 999, b.token, a.token])).toEqual([true, false, true, false])
-      expect((await store.state(job)).counters).toMatchObject({ ids: 3, completed: 2 })
-    })
+      await store.startRun(job, 'r');
+      const a = await leaseFresh(A, [1, 2]);
+      const b = await leaseFresh(A, [3]);
+      expect(
+        await store.complete(job, A, [a.token, 999, b.token, a.token]),
+      ).toEqual([true, false, true, false]);
+      expect((await store.state(job)).counters).toMatchObject({
+        ids: 3,
+        completed: 2,
+      });
+    });
 
     it('says on commit whether older work is due, so the host claims before loading again', async () => {
-      await store.startRun(job, 'r')
-      const a = await leaseFresh(A, [1])
-      await store.fail(job, A, a.token, { error: { message: 'x' }, dead: false, retryInMs: 0 })
-      const r = await store.commit(job, A, 1, [range([2], 1)], LEASE)
-      expect(r).toMatchObject({ type: 'leased', due: true })
-      await store.claim(job, A, LEASE)
-      expect(await store.commit(job, A, 2, [range([3], 2)], LEASE)).toMatchObject({ type: 'leased', due: false })
-    })
+      await store.startRun(job, 'r');
+      const a = await leaseFresh(A, [1]);
+      await store.fail(job, A, a.token, {
+        error: { message: 'x' },
+        dead: false,
+        retryInMs: 0,
+      });
+      const r = await store.commit(job, A, 1, [range([2], 1)], LEASE);
+      expect(r).toMatchObject({ type: 'leased', due: true });
+      await store.claim(job, A, LEASE);
+      expect(
+        await store.commit(job, A, 2, [range([3], 2)], LEASE),
+      ).toMatchObject({ type: 'leased', due: false });
+    });
 
     it('completes by token and owner, counting ids once; a stale completion is not counted', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1, 2, 3])
-      expect(await store.complete(job, B, [lease.token])).toEqual([false])
-      expect(await store.complete(job, A, [lease.token])).toEqual([true])
-      expect(await store.complete(job, A, [lease.token])).toEqual([false])
-      expect((await store.state(job)).counters).toMatchObject({ ids: 3, completed: 1 })
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2, 3]);
+      expect(await store.complete(job, B, [lease.token])).toEqual([false]);
+      expect(await store.complete(job, A, [lease.token])).toEqual([true]);
+      expect(await store.complete(job, A, [lease.token])).toEqual([false]);
+      expect((await store.state(job)).counters).toMatchObject({
+        ids: 3,
+        completed: 1,
+      });
+    });
 
     it('re-leases an expired lease first, with attempt + 1 and a new token; the old holder loses it', async () => {
-      await store.startRun(job, 'r')
-      const claim = await store.claim(job, A, 50)
-      if (claim.type !== 'load') throw new Error('expected load')
-      const res = await store.commit(job, A, null, [range([1, 2], null)], 50)
-      if (res.type !== 'leased') throw new Error('expected leased')
-      await sleep(120)
-      const taken = await store.claim(job, B, LEASE)
-      expect(taken).toMatchObject({ type: 'lease', reason: 'expired', lease: { attempt: 2, owner: B, range: { ids: [1, 2] } } })
-      if (taken.type !== 'lease') throw new Error('expected lease')
-      expect(taken.lease.token).toBeGreaterThan(res.leases[0].token)
-      expect(await store.heartbeat(job, A, [res.leases[0].token], LEASE)).toEqual([res.leases[0].token])
-      expect(await store.complete(job, A, [res.leases[0].token])).toEqual([false])
-      expect(await store.complete(job, B, [taken.lease.token])).toEqual([true])
-      expect((await store.state(job)).counters).toMatchObject({ ids: 2, completed: 1, retried: 1 })
-    })
+      await store.startRun(job, 'r');
+      const claim = await store.claim(job, A, 50);
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.commit(job, A, null, [range([1, 2], null)], 50);
+      if (res.type !== 'leased') throw new Error('expected leased');
+      await sleep(120);
+      const taken = await store.claim(job, B, LEASE);
+      expect(taken).toMatchObject({
+        type: 'lease',
+        reason: 'expired',
+        lease: { attempt: 2, owner: B, range: { ids: [1, 2] } },
+      });
+      if (taken.type !== 'lease') throw new Error('expected lease');
+      expect(taken.lease.token).toBeGreaterThan(res.leases[0].token);
+      expect(
+        await store.heartbeat(job, A, [res.leases[0].token], LEASE),
+      ).toEqual([res.leases[0].token]);
+      expect(await store.complete(job, A, [res.leases[0].token])).toEqual([
+        false,
+      ]);
+      expect(await store.complete(job, B, [taken.lease.token])).toEqual([true]);
+      expect((await store.state(job)).counters).toMatchObject({
+        ids: 2,
+        completed: 1,
+        retried: 1,
+      });
+    });
 
     it('keeps a heartbeated lease alive past its first deadline', async () => {
-      await store.startRun(job, 'r')
-      const claim = await store.claim(job, A, 80)
-      if (claim.type !== 'load') throw new Error('expected load')
-      const res = await store.commit(job, A, null, [range([1], null)], 80)
-      if (res.type !== 'leased') throw new Error('expected leased')
+      await store.startRun(job, 'r');
+      const claim = await store.claim(job, A, 80);
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.commit(job, A, null, [range([1], null)], 80);
+      if (res.type !== 'leased') throw new Error('expected leased');
       for (let i = 0; i < 4; i++) {
-        await sleep(40)
-        expect(await store.heartbeat(job, A, [res.leases[0].token], 80)).toEqual([])
+        await sleep(40);
+        expect(
+          await store.heartbeat(job, A, [res.leases[0].token], 80),
+        ).toEqual([]);
       }
-      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'load', cursor: 1 })
-    })
+      expect(await store.claim(job, B, LEASE)).toEqual({
+        type: 'load',
+        cursor: 1,
+      });
+    });
 
     it('schedules a failed range for retry (attempt + 1, after its delay) or sends it to the dead letters', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1, 2])
-      expect(await store.fail(job, A, lease.token, { error: { message: 'boom' }, dead: false, retryInMs: 100 })).toBe('retry')
-      expect(await store.fail(job, A, lease.token, { error: { message: 'boom' }, dead: false, retryInMs: 100 })).toBe('stale')
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: 2 })
-      await sleep(130)
-      const retry = await store.claim(job, A, LEASE)
-      expect(retry).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 2, range: { ids: [1, 2] } } })
-      if (retry.type !== 'lease') throw new Error('expected lease')
-      expect(await store.fail(job, A, retry.lease.token, { error: { message: 'again', stack: 'Error: again\n  at x' }, dead: true, retryInMs: 0 })).toBe('dead')
-      const dead = await store.deadLetters(job)
-      expect(dead).toEqual([expect.objectContaining({ runId: 'r', attempts: 2, range: expect.objectContaining({ ids: [1, 2] }), error: { message: 'again', stack: 'Error: again\n  at x' } })])
-      expect((await store.state(job))).toMatchObject({ dead: 1, counters: { retried: 1, dead: 1 } })
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2]);
+      expect(
+        await store.fail(job, A, lease.token, {
+          error: { message: 'boom' },
+          dead: false,
+          retryInMs: 100,
+        }),
+      ).toBe('retry');
+      expect(
+        await store.fail(job, A, lease.token, {
+          error: { message: 'boom' },
+          dead: false,
+          retryInMs: 100,
+        }),
+      ).toBe('stale');
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: 2,
+      });
+      await sleep(130);
+      const retry = await store.claim(job, A, LEASE);
+      expect(retry).toMatchObject({
+        type: 'lease',
+        reason: 'retry',
+        lease: { attempt: 2, range: { ids: [1, 2] } },
+      });
+      if (retry.type !== 'lease') throw new Error('expected lease');
+      expect(
+        await store.fail(job, A, retry.lease.token, {
+          error: { message: 'again', stack: 'Error: again\n  at x' },
+          dead: true,
+          retryInMs: 0,
+        }),
+      ).toBe('dead');
+      const dead = await store.deadLetters(job);
+      expect(dead).toEqual([
+        expect.objectContaining({
+          runId: 'r',
+          attempts: 2,
+          range: expect.objectContaining({ ids: [1, 2] }),
+          error: { message: 'again', stack: 'Error: again\n  at x' },
+        }),
+      ]);
+      expect(await store.state(job)).toMatchObject({
+        dead: 1,
+        counters: { retried: 1, dead: 1 },
+      });
+    });
 
     it('hands dead letters out again, once, with retryDead()', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [7, 8])
-      await store.fail(job, A, lease.token, { error: { message: 'poison' }, dead: true, retryInMs: 0 })
-      expect((await store.state(job)).dead).toBe(1)
-      expect(await store.retryDead(job)).toBe(1)
-      expect(await store.retryDead(job)).toBe(0)
-      expect(await store.deadLetters(job)).toEqual([])
-      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 1, range: { ids: [7, 8] } } })
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [7, 8]);
+      await store.fail(job, A, lease.token, {
+        error: { message: 'poison' },
+        dead: true,
+        retryInMs: 0,
+      });
+      expect((await store.state(job)).dead).toBe(1);
+      expect(await store.retryDead(job)).toBe(1);
+      expect(await store.retryDead(job)).toBe(0);
+      expect(await store.deadLetters(job)).toEqual([]);
+      expect(await store.claim(job, B, LEASE)).toMatchObject({
+        type: 'lease',
+        reason: 'retry',
+        lease: { attempt: 1, range: { ids: [7, 8] } },
+      });
+    });
 
     it('shares maxRangesPerSecond permits per second between hosts', async () => {
-      await store.startRun(job, 'r')
-      const first = await store.takePermits(job, 4, 6)
-      const second = await store.takePermits(job, 4, 6)
+      await store.startRun(job, 'r');
+      const first = await store.takePermits(job, 4, 6);
+      const second = await store.takePermits(job, 4, 6);
       if (second.granted === 2) {
-        expect(first).toEqual({ granted: 4, waitMs: 0 })
-        const third = await store.takePermits(job, 4, 6)
+        expect(first).toEqual({ granted: 4, waitMs: 0 });
+        const third = await store.takePermits(job, 4, 6);
         // Either the same second is used up, or a new second began meanwhile.
-        if (third.granted === 0) expect(third.waitMs).toBeGreaterThan(0)
-        expect(third.waitMs).toBeLessThanOrEqual(1000)
+        if (third.granted === 0) expect(third.waitMs).toBeGreaterThan(0);
+        expect(third.waitMs).toBeLessThanOrEqual(1000);
       } else {
         // The second rolled over between the two calls.
-        expect(second.granted).toBe(4)
+        expect(second.granted).toBe(4);
       }
-    })
+    });
 
     it('pauses (claims wait), resumes, and cancels a run for every host', async () => {
-      await store.startRun(job, 'r')
-      expect(await store.control(job, 'pause')).toBe('r')
-      expect((await store.state(job)).control).toBe('pause')
-      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'wait' })
-      await store.control(job, 'resume')
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
-      const lease = await leaseFresh(A, [1])
-      expect(await store.control(job, 'cancel')).toBe('r')
-      expect((await store.state(job)).state).toBe('stopped')
-      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'cancelled' })
-      expect(await store.control(job, 'pause')).toBeNull()
-      await store.release(job, A, [lease.token])
-      expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })
-      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'released', lease: { range: { ids: [1] } } })
-    })
+      await store.startRun(job, 'r');
+      expect(await store.control(job, 'pause')).toBe('r');
+      expect((await store.state(job)).control).toBe('pause');
+      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'wait' });
+      await store.control(job, 'resume');
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: null,
+      });
+      const lease = await leaseFresh(A, [1]);
+      expect(await store.control(job, 'cancel')).toBe('r');
+      expect((await store.state(job)).state).toBe('stopped');
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'cancelled' });
+      expect(await store.control(job, 'pause')).toBeNull();
+      await store.release(job, A, [lease.token]);
+      expect(await store.startRun(job, 'r2')).toEqual({
+        runId: 'r2',
+        joined: false,
+      });
+      expect(await store.claim(job, B, LEASE)).toMatchObject({
+        type: 'lease',
+        reason: 'released',
+        lease: { range: { ids: [1] } },
+      });
+    });
 
     it('resets the cursor, refused while a live lease exists', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1, 2])
-      await expect(store.reset(job)).rejects.toThrow(/^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); cancel it or wait for it before resetting the job$/)
-      await store.complete(job, A, [lease.token])
-      await store.leave?.(job, A)
-      await store.reset(job)
-      expect(await store.state(job)).toMatchObject({ cursor: null, leased: 0, retrying: 0 })
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2]);
+      await expect(store.reset(job)).rejects.toThrow(
+        /^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); cancel it or wait for it before resetting the job$/,
+      );
+      await store.complete(job, A, [lease.token]);
+      await store.leave?.(job, A);
+      await store.reset(job);
+      expect(await store.state(job)).toMatchObject({
+        cursor: null,
+        leased: 0,
+        retrying: 0,
+      });
+    });
 
     it('counts a run waiting out a retry backoff as active: reset and from are refused until its hosts left or went quiet', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1, 2])
-      expect(await store.fail(job, A, lease.token, { error: { message: 'x' }, dead: false, retryInMs: 60_000 })).toBe('retry')
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2]);
+      expect(
+        await store.fail(job, A, lease.token, {
+          error: { message: 'x' },
+          dead: false,
+          retryInMs: 60_000,
+        }),
+      ).toBe('retry');
       // No live lease now; host A waits for the retry (its claims say wait) and beats.
-      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'load' })
-      expect(await store.heartbeat(job, A, [], LEASE)).toEqual([])
-      await expect(store.reset(job)).rejects.toThrow(/^run r is active/)
-      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active/)
-      await store.leave!(job, A)
-      await store.reset(job)
-      expect(await store.state(job)).toMatchObject({ state: 'idle', cursor: null, retrying: 0, counters: { ids: 0, completed: 0, retried: 0 }, startedAt: null })
+      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'load' });
+      expect(await store.heartbeat(job, A, [], LEASE)).toEqual([]);
+      await expect(store.reset(job)).rejects.toThrow(/^run r is active/);
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(
+        /^run r is active/,
+      );
+      await store.leave!(job, A);
+      await store.reset(job);
+      expect(await store.state(job)).toMatchObject({
+        state: 'idle',
+        cursor: null,
+        retrying: 0,
+        counters: { ids: 0, completed: 0, retried: 0 },
+        startedAt: null,
+      });
       // A host that went quiet (no leave: it crashed) stops counting once its lease time passed.
-      await store.startRun(job, 'r3')
-      expect(await store.claim(job, B, 50)).toMatchObject({ type: 'load' })
-      await expect(store.reset(job)).rejects.toThrow(/^run r3 is active/)
-      await sleep(80)
-      await store.reset(job)
-    })
+      await store.startRun(job, 'r3');
+      expect(await store.claim(job, B, 50)).toMatchObject({ type: 'load' });
+      await expect(store.reset(job)).rejects.toThrow(/^run r3 is active/);
+      await sleep(80);
+      await store.reset(job);
+    });
 
     it('answers a claim or a commit that arrives twice (a client resending it) the same, leasing nothing more', async () => {
-      await store.startRun(job, 'r')
-      expect(await store.claim(job, A, LEASE, '7')).toEqual({ type: 'load', cursor: null })
-      const first = await store.commit(job, A, null, [range([1, 2], null), range([3], 2)], LEASE, '8')
-      const again = await store.commit(job, A, null, [range([1, 2], null), range([3], 2)], LEASE, '8')
-      expect(first.type).toBe('leased')
-      expect(again).toEqual(first)
-      expect((await store.state(job)).leased).toBe(2)
+      await store.startRun(job, 'r');
+      expect(await store.claim(job, A, LEASE, '7')).toEqual({
+        type: 'load',
+        cursor: null,
+      });
+      const first = await store.commit(
+        job,
+        A,
+        null,
+        [range([1, 2], null), range([3], 2)],
+        LEASE,
+        '8',
+      );
+      const again = await store.commit(
+        job,
+        A,
+        null,
+        [range([1, 2], null), range([3], 2)],
+        LEASE,
+        '8',
+      );
+      expect(first.type).toBe('leased');
+      expect(again).toEqual(first);
+      expect((await store.state(job)).leased).toBe(2);
       // Another request with the same content is a new commit: refused, the cursor moved.
-      expect(await store.commit(job, A, null, [range([1, 2], null)], LEASE, '9')).toEqual({ type: 'conflict', cursor: 3 })
-      const leases = (first as { leases: { token: number }[] }).leases
-      expect(await store.fail(job, A, leases[0].token, { error: { message: 'x' }, dead: false, retryInMs: 0 })).toBe('retry')
-      const claim = await store.claim(job, A, LEASE, '10')
-      expect(claim).toMatchObject({ type: 'lease', reason: 'retry', lease: { attempt: 2, owner: A, range: { ids: [1, 2] } } })
-      expect(await store.claim(job, A, LEASE, '10')).toEqual(claim)
-      expect((await store.state(job)).leased).toBe(2)
+      expect(
+        await store.commit(job, A, null, [range([1, 2], null)], LEASE, '9'),
+      ).toEqual({ type: 'conflict', cursor: 3 });
+      const leases = (first as { leases: { token: number }[] }).leases;
+      expect(
+        await store.fail(job, A, leases[0].token, {
+          error: { message: 'x' },
+          dead: false,
+          retryInMs: 0,
+        }),
+      ).toBe('retry');
+      const claim = await store.claim(job, A, LEASE, '10');
+      expect(claim).toMatchObject({
+        type: 'lease',
+        reason: 'retry',
+        lease: { attempt: 2, owner: A, range: { ids: [1, 2] } },
+      });
+      expect(await store.claim(job, A, LEASE, '10')).toEqual(claim);
+      expect((await store.state(job)).leased).toBe(2);
       // Once the lease is not the owner's any more, the same request claims afresh.
-      await store.release(job, A, [(claim as { lease: { token: number } }).lease.token])
-      expect(await store.claim(job, A, LEASE, '10')).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 2 } })
+      await store.release(job, A, [
+        (claim as { lease: { token: number } }).lease.token,
+      ]);
+      expect(await store.claim(job, A, LEASE, '10')).toMatchObject({
+        type: 'lease',
+        reason: 'released',
+        lease: { attempt: 2 },
+      });
       // Requests are per owner: B's request 8 is not A's.
-      expect(await store.commit(job, B, 3, [range([4], 3)], LEASE, '8')).toMatchObject({ type: 'leased', leases: [{ range: { ids: [4] } }] })
-    })
+      expect(
+        await store.commit(job, B, 3, [range([4], 3)], LEASE, '8'),
+      ).toMatchObject({ type: 'leased', leases: [{ range: { ids: [4] } }] });
+    });
 
     it('keeps the total of the current run', async () => {
-      await store.startRun(job, 'r')
-      await store.setTotal(job, 'r', 1234)
-      await store.setTotal(job, 'other', 5)
-      expect((await store.state(job)).total).toBe(1234)
-      await store.endRun(job, 'r', 'completed')
-      await store.startRun(job, 'r2')
-      expect((await store.state(job)).total).toBeUndefined()
-    })
+      await store.startRun(job, 'r');
+      await store.setTotal(job, 'r', 1234);
+      await store.setTotal(job, 'other', 5);
+      expect((await store.state(job)).total).toBe(1234);
+      await store.endRun(job, 'r', 'completed');
+      await store.startRun(job, 'r2');
+      expect((await store.state(job)).total).toBeUndefined();
+    });
 
     it('releases leases to be handed out again at the same attempt', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1, 2])
-      await store.release(job, A, [lease.token])
-      expect(await store.complete(job, A, [lease.token])).toEqual([false])
-      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'lease', reason: 'released', lease: { attempt: 1, owner: B, range: { ids: [1, 2] } } })
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2]);
+      await store.release(job, A, [lease.token]);
+      expect(await store.complete(job, A, [lease.token])).toEqual([false]);
+      expect(await store.claim(job, B, LEASE)).toMatchObject({
+        type: 'lease',
+        reason: 'released',
+        lease: { attempt: 1, owner: B, range: { ids: [1, 2] } },
+      });
+    });
 
     it('ends the run only when the loader is exhausted and nothing is leased or waiting', async () => {
-      await store.startRun(job, 'r')
-      const lease = await leaseFresh(A, [1])
-      expect(await store.commit(job, A, 1, [], LEASE)).toEqual({ type: 'exhausted' })
-      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'wait' })
-      await store.complete(job, A, [lease.token])
-      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'done' })
-      await store.endRun(job, 'r', 'completed')
-      expect((await store.state(job)).state).toBe('completed')
-    })
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1]);
+      expect(await store.commit(job, A, 1, [], LEASE)).toEqual({
+        type: 'exhausted',
+      });
+      expect(await store.claim(job, B, LEASE)).toMatchObject({ type: 'wait' });
+      await store.complete(job, A, [lease.token]);
+      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'done' });
+      await store.endRun(job, 'r', 'completed');
+      expect((await store.state(job)).state).toBe('completed');
+    });
 
     it('keeps the cursor for the next run, and starts over with from: null', async () => {
-      await store.startRun(job, 'r1')
-      const lease = await leaseFresh(A, [1, 2])
-      await store.complete(job, A, [lease.token])
-      await store.commit(job, A, 2, [], LEASE)
-      await store.endRun(job, 'r1', 'completed')
-      expect(await store.startRun(job, 'r2')).toEqual({ runId: 'r2', joined: false })
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: 2 })
-      expect((await store.state(job)).counters.ids).toBe(0)
-      await store.endRun(job, 'r2', 'completed')
-      await store.startRun(job, 'r3', null)
-      expect(await store.claim(job, A, LEASE)).toEqual({ type: 'load', cursor: null })
-    })
+      await store.startRun(job, 'r1');
+      const lease = await leaseFresh(A, [1, 2]);
+      await store.complete(job, A, [lease.token]);
+      await store.commit(job, A, 2, [], LEASE);
+      await store.endRun(job, 'r1', 'completed');
+      expect(await store.startRun(job, 'r2')).toEqual({
+        runId: 'r2',
+        joined: false,
+      });
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: 2,
+      });
+      expect((await store.state(job)).counters.ids).toBe(0);
+      await store.endRun(job, 'r2', 'completed');
+      await store.startRun(job, 'r3', null);
+      expect(await store.claim(job, A, LEASE)).toEqual({
+        type: 'load',
+        cursor: null,
+      });
+    });
 
     it('refuses to move the cursor while a live lease of the active run exists', async () => {
-      await store.startRun(job, 'r')
-      await leaseFresh(A, [1])
+      await store.startRun(job, 'r');
+      await leaseFresh(A, [1]);
       // A plain Error with the store's words, not a raw script error.
-      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(/^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); wait for it or stop it before moving the cursor$/)
-    })
+      await expect(store.startRun(job, 'r2', null)).rejects.toThrow(
+        /^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); wait for it or stop it before moving the cursor$/,
+      );
+    });
 
     it('never lets another app (another loader and handler) continue or join a job, unless it takes it over with from', async () => {
-      const appA = 'UsersBackfill.next + UsersBackfill.handle'
-      const appB = 'Reindex.next + Reindex.handle'
-      await store.startRun(job, 'r1', undefined, appA)
-      await leaseFresh(A, [1, 2])
-      const refused = new RegExp(`^Job "${job}" in this store belongs to another app, which declares it as UsersBackfill.next \\+ UsersBackfill.handle; this app declares it as Reindex.next \\+ Reindex.handle\\. Two apps sharing one Redis need different storageKey values`)
+      const appA = 'UsersBackfill.next + UsersBackfill.handle';
+      const appB = 'Reindex.next + Reindex.handle';
+      await store.startRun(job, 'r1', undefined, appA);
+      await leaseFresh(A, [1, 2]);
+      const refused = new RegExp(
+        `^Job "${job}" in this store belongs to another app, which declares it as UsersBackfill.next \\+ UsersBackfill.handle; this app declares it as Reindex.next \\+ Reindex.handle\\. Two apps sharing one Redis need different storageKey values`,
+      );
       // Joining the active run, or starting the next one from A's cursor: both refused, naming both declarations.
-      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(refused)
-      await store.endRun(job, 'r1', 'completed')
-      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(refused)
-      expect((await store.state(job)).runId).toBe('r1')
+      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(
+        refused,
+      );
+      await store.endRun(job, 'r1', 'completed');
+      await expect(store.startRun(job, 'r2', undefined, appB)).rejects.toThrow(
+        refused,
+      );
+      expect((await store.state(job)).runId).toBe('r1');
       // The same app joins and continues with no configuration; a store user that names no declaration is not checked.
-      expect(await store.startRun(job, 'r3', undefined, appA)).toEqual({ runId: 'r3', joined: false })
-      await store.endRun(job, 'r3', 'completed')
-      expect(await store.startRun(job, 'r4')).toEqual({ runId: 'r4', joined: false })
-      await store.endRun(job, 'r4', 'completed')
+      expect(await store.startRun(job, 'r3', undefined, appA)).toEqual({
+        runId: 'r3',
+        joined: false,
+      });
+      await store.endRun(job, 'r3', 'completed');
+      expect(await store.startRun(job, 'r4')).toEqual({
+        runId: 'r4',
+        joined: false,
+      });
+      await store.endRun(job, 'r4', 'completed');
       // `from` takes the job over (a renamed class), and from then on it is B's.
-      expect(await store.startRun(job, 'r5', null, appB)).toEqual({ runId: 'r5', joined: false })
-      await store.endRun(job, 'r5', 'completed')
-      await expect(store.startRun(job, 'r6', undefined, appA)).rejects.toThrow(/belongs to another app, which declares it as Reindex.next/)
-    })
+      expect(await store.startRun(job, 'r5', null, appB)).toEqual({
+        runId: 'r5',
+        joined: false,
+      });
+      await store.endRun(job, 'r5', 'completed');
+      await expect(store.startRun(job, 'r6', undefined, appA)).rejects.toThrow(
+        /belongs to another app, which declares it as Reindex.next/,
+      );
+    });
 
     it('tells other hosts when the run failed', async () => {
-      await store.startRun(job, 'r')
-      await store.endRun(job, 'r', 'failed', 'bad loader output')
-      expect(await store.claim(job, B, LEASE)).toEqual({ type: 'failed', error: 'bad loader output' })
-    })
+      await store.startRun(job, 'r');
+      await store.endRun(job, 'r', 'failed', 'bad loader output');
+      expect(await store.claim(job, B, LEASE)).toEqual({
+        type: 'failed',
+        error: 'bad loader output',
+      });
+    });
 
     it('hands ranges left over by a failed run to the next run', async () => {
-      await store.startRun(job, 'r1')
-      const lease = await leaseFresh(A, [1, 2])
-      await store.release(job, A, [lease.token])
-      await store.endRun(job, 'r1', 'failed', 'x')
-      await store.startRun(job, 'r2')
-      expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'lease', lease: { runId: 'r2', range: { ids: [1, 2] } } })
-    })
-  })
+      await store.startRun(job, 'r1');
+      const lease = await leaseFresh(A, [1, 2]);
+      await store.release(job, A, [lease.token]);
+      await store.endRun(job, 'r1', 'failed', 'x');
+      await store.startRun(job, 'r2');
+      expect(await store.claim(job, A, LEASE)).toMatchObject({
+        type: 'lease',
+        lease: { runId: 'r2', range: { ids: [1, 2] } },
+      });
+    });
+  });
 }

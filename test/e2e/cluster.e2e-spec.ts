@@ -1,7 +1,7 @@
-import { createSqliteItems, sqliteCounts } from '../support/sqlite'
-import { runFixture, startFixture } from '../support/fixture'
+import { createSqliteItems, sqliteCounts } from '../support/sqlite';
+import { runFixture, startFixture } from '../support/fixture';
 
-const ROWS = 20_000
+const ROWS = 20_000;
 
 /** Real cluster processes of the compiled fixture app against a real SQLite file. */
 describe('cluster workers on SQLite (e2e)', () => {
@@ -10,151 +10,312 @@ describe('cluster workers on SQLite (e2e)', () => {
     ['4 workers', 4],
     ['inline (workers: 0)', 0],
   ])('handles every row exactly once with %s', async (_name, workers) => {
-    const db = createSqliteItems(ROWS)
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: workers, FIXTURE_RANGE_SIZE: 250 })
+    const db = createSqliteItems(ROWS);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: workers,
+      FIXTURE_RANGE_SIZE: 250,
+    });
 
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(0);
     expect(result.summary).toMatchObject({
-      job: 'items', status: 'completed', ids: ROWS,
+      job: 'items',
+      status: 'completed',
+      ids: ROWS,
       ranges: { completed: ROWS / 250, retried: 0, dead: 0 },
       workers: { started: workers, restarted: 0 },
       host: { ids: ROWS, ranges: ROWS / 250 },
-    })
-    expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
-  })
+    });
+    expect(sqliteCounts(db)).toEqual({
+      total: ROWS,
+      once: ROWS,
+      missed: [],
+      duplicated: [],
+    });
+  });
 
   it('drains workers that are still starting when a run has nothing to do', async () => {
-    const db = createSqliteItems(0)
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2 })
+    const db = createSqliteItems(0);
+    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2 });
 
-    expect(result.code).toBe(0)
-    expect(result.summary).toMatchObject({ status: 'completed', ids: 0, workers: { started: 2, restarted: 0 } })
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: 0,
+      workers: { started: 2, restarted: 0 },
+    });
     // Each worker got its drain once it was listening, and closed its app: none had to be killed.
-    expect(result.output.match(/EVENT WorkerExited \{"pid":\d+,"code":0,"signal":null\}/g)).toHaveLength(2)
-    expect(result.output).not.toContain('killing it')
-  })
+    expect(
+      result.output.match(
+        /EVENT WorkerExited \{"pid":\d+,"code":0,"signal":null\}/g,
+      ),
+    ).toHaveLength(2);
+    expect(result.output).not.toContain('killing it');
+  });
 
   it('hands the range of a SIGKILLed worker out again: no row lost, only that range twice', async () => {
-    const db = createSqliteItems(ROWS)
-    const run = startFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_SLOW_IDS: 8001, FIXTURE_HANDLER_MS: 2 })
-    const [, pid, first, last] = await run.waitFor(/SLOW_RANGE pid=(\d+) first=(\d+) last=(\d+)/)
-    process.kill(Number(pid), 'SIGKILL')
-    const result = await run.exited
+    const db = createSqliteItems(ROWS);
+    const run = startFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_SLOW_IDS: 8001,
+      FIXTURE_HANDLER_MS: 2,
+    });
+    const [, pid, first, last] = await run.waitFor(
+      /SLOW_RANGE pid=(\d+) first=(\d+) last=(\d+)/,
+    );
+    process.kill(Number(pid), 'SIGKILL');
+    const result = await run.exited;
 
-    expect(result.code).toBe(0)
-    expect(result.output).toContain(`(pid ${pid}) exited with signal SIGKILL during range of 100 ids ${first}..${last}`)
-    expect(result.output).toMatch(new RegExp(`EVENT WorkerExited \\{"pid":${pid},"code":null,"signal":"SIGKILL"\\}`))
-    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS, ranges: { retried: 1, dead: 0 }, workers: { started: 2, restarted: 1 } })
-    const counts = sqliteCounts(db)
-    expect(counts.missed).toEqual([])
+    expect(result.code).toBe(0);
+    expect(result.output).toContain(
+      `(pid ${pid}) exited with signal SIGKILL during range of 100 ids ${first}..${last}`,
+    );
+    expect(result.output).toMatch(
+      new RegExp(
+        `EVENT WorkerExited \\{"pid":${pid},"code":null,"signal":"SIGKILL"\\}`,
+      ),
+    );
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: ROWS,
+      ranges: { retried: 1, dead: 0 },
+      workers: { started: 2, restarted: 1 },
+    });
+    const counts = sqliteCounts(db);
+    expect(counts.missed).toEqual([]);
     // The killed worker had written its range before it died: that range, and only it, ran twice.
-    expect(counts.duplicated).toEqual(Array.from({ length: 100 }, (_, i) => Number(first) + i))
-    console.log(`SIGKILL: ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated (the killed range ${first}..${last}), ${(result.summary!.durationMs / 1000).toFixed(1)} s`)
-  })
+    expect(counts.duplicated).toEqual(
+      Array.from({ length: 100 }, (_, i) => Number(first) + i),
+    );
+    console.log(
+      `SIGKILL: ${ROWS} rows, 0 lost, ${counts.duplicated.length} duplicated (the killed range ${first}..${last}), ${(result.summary!.durationMs / 1000).toFixed(1)} s`,
+    );
+  });
 
   it('re-leases none of its own ranges after its event loop stalls longer than leaseMs', async () => {
-    const db = createSqliteItems(ROWS)
+    const db = createSqliteItems(ROWS);
     // The loader blocks the primary for 2 s, twice leaseMs, while both workers hold ranges.
     const result = await runFixture({
-      FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_HANDLER_MS: 5, FIXTURE_LEASE_MS: 1000,
-      FIXTURE_STALL_AT: 20, FIXTURE_STALL_MS: 2000,
-    })
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_HANDLER_MS: 5,
+      FIXTURE_LEASE_MS: 1000,
+      FIXTURE_STALL_AT: 20,
+      FIXTURE_STALL_MS: 2000,
+    });
 
-    expect(result.code).toBe(0)
-    expect(result.output).toMatch(/STALL pid=\d+ ms=2000/)
-    expect(result.output).not.toContain('re-leased after its lease expired')
-    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS, ranges: { retried: 0, dead: 0 } })
-    expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
-    console.log(`primary stalled 2.0 s (leaseMs 1000): ${ROWS} rows, 0 lost, 0 duplicated, 0 retried, ${(result.summary!.durationMs / 1000).toFixed(1)} s`)
-  })
+    expect(result.code).toBe(0);
+    expect(result.output).toMatch(/STALL pid=\d+ ms=2000/);
+    expect(result.output).not.toContain('re-leased after its lease expired');
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: ROWS,
+      ranges: { retried: 0, dead: 0 },
+    });
+    expect(sqliteCounts(db)).toEqual({
+      total: ROWS,
+      once: ROWS,
+      missed: [],
+      duplicated: [],
+    });
+    console.log(
+      `primary stalled 2.0 s (leaseMs 1000): ${ROWS} rows, 0 lost, 0 duplicated, 0 retried, ${(result.summary!.durationMs / 1000).toFixed(1)} s`,
+    );
+  });
 
   it('ends the run as failed with the reason when the restart cap is reached', async () => {
-    const db = createSqliteItems(ROWS)
-    const run = startFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 1, FIXTURE_RANGE_SIZE: 100, FIXTURE_SLOW_IDS: 501, FIXTURE_MAX_RESTARTS: 0 })
-    const [, pid] = await run.waitFor(/SLOW_RANGE pid=(\d+)/)
-    process.kill(Number(pid), 'SIGKILL')
-    const result = await run.exited
+    const db = createSqliteItems(ROWS);
+    const run = startFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 1,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_SLOW_IDS: 501,
+      FIXTURE_MAX_RESTARTS: 0,
+    });
+    const [, pid] = await run.waitFor(/SLOW_RANGE pid=(\d+)/);
+    process.kill(Number(pid), 'SIGKILL');
+    const result = await run.exited;
 
-    expect(result.code).toBe(1)
-    expect(result.failed?.summary).toMatchObject({ status: 'failed', workers: { started: 1, restarted: 0 } })
-    expect(result.failed?.message).toMatch(/Job "items" failed .*exited with signal SIGKILL and the restart cap maxAllowedWorkerRestartsCount = 0 is reached/)
-    expect(sqliteCounts(db).missed.length).toBeGreaterThan(0)
-  })
+    expect(result.code).toBe(1);
+    expect(result.failed?.summary).toMatchObject({
+      status: 'failed',
+      workers: { started: 1, restarted: 0 },
+    });
+    expect(result.failed?.message).toMatch(
+      /Job "items" failed .*exited with signal SIGKILL and the restart cap maxAllowedWorkerRestartsCount = 0 is reached/,
+    );
+    expect(sqliteCounts(db).missed.length).toBeGreaterThan(0);
+  });
 
   it('fails a range that runs past rangeTimeoutMs, kills its unresponsive worker and hands the range out again', async () => {
-    const db = createSqliteItems(ROWS)
+    const db = createSqliteItems(ROWS);
     const result = await runFixture({
-      FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_BUSY_IDS: 5050, FIXTURE_BUSY_MS: 30_000, FIXTURE_RANGE_TIMEOUT_MS: 1000, FIXTURE_HANDLER_MS: 40,
-    })
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_BUSY_IDS: 5050,
+      FIXTURE_BUSY_MS: 30_000,
+      FIXTURE_RANGE_TIMEOUT_MS: 1000,
+      FIXTURE_HANDLER_MS: 40,
+    });
 
-    expect(result.code).toBe(0)
-    expect(result.output).toMatch(/range of 100 ids 5001\.\.5100 \(token \d+, attempt 1\) failed and will be retried in \d+ ms: the handler ran past rangeTimeoutMs \(1000 ms\)/)
-    expect(result.output).toMatch(/worker w-[0-9a-f]+ \(pid \d+\) is unresponsive \d+ ms into range of 100 ids 5001\.\.5100/)
-    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS, ranges: { retried: 1, dead: 0 }, workers: { restarted: 1 } })
-    expect(sqliteCounts(db)).toEqual({ total: ROWS, once: ROWS, missed: [], duplicated: [] })
-  })
+    expect(result.code).toBe(0);
+    expect(result.output).toMatch(
+      /range of 100 ids 5001\.\.5100 \(token \d+, attempt 1\) failed and will be retried in \d+ ms: the handler ran past rangeTimeoutMs \(1000 ms\)/,
+    );
+    expect(result.output).toMatch(
+      /worker w-[0-9a-f]+ \(pid \d+\) is unresponsive \d+ ms into range of 100 ids 5001\.\.5100/,
+    );
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: ROWS,
+      ranges: { retried: 1, dead: 0 },
+      workers: { restarted: 1 },
+    });
+    expect(sqliteCounts(db)).toEqual({
+      total: ROWS,
+      once: ROWS,
+      missed: [],
+      duplicated: [],
+    });
+  });
 
   it('retries a throwing handler and dead-letters a range that always throws, and the run goes on', async () => {
-    const db = createSqliteItems(ROWS)
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_FAIL_ONCE: 250, FIXTURE_FAIL_ALWAYS: 12_345 })
+    const db = createSqliteItems(ROWS);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_FAIL_ONCE: 250,
+      FIXTURE_FAIL_ALWAYS: 12_345,
+    });
 
-    expect(result.code).toBe(0)
-    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS - 100, ranges: { completed: 199, retried: 3, dead: 1 } })
-    expect(result.output).toContain('EVENT RangeFailed {"first":201,"attempt":1,"outcome":"retry","error":"transient failure at 201"}')
-    expect(result.output).toContain('EVENT RangeFailed {"first":12301,"attempt":3,"outcome":"dead","error":"poison range at 12301"}')
-    expect(result.output).toMatch(/range of 100 ids 12301\.\.12400 \(token \d+, attempt 3\) failed and sent to the dead letters after 3 attempts: poison range at 12301/)
-    const counts = sqliteCounts(db)
-    expect(counts.duplicated).toEqual([])
-    expect(counts.missed).toEqual(Array.from({ length: 100 }, (_, i) => 12_301 + i))
-  })
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: ROWS - 100,
+      ranges: { completed: 199, retried: 3, dead: 1 },
+    });
+    expect(result.output).toContain(
+      'EVENT RangeFailed {"first":201,"attempt":1,"outcome":"retry","error":"transient failure at 201"}',
+    );
+    expect(result.output).toContain(
+      'EVENT RangeFailed {"first":12301,"attempt":3,"outcome":"dead","error":"poison range at 12301"}',
+    );
+    expect(result.output).toMatch(
+      /range of 100 ids 12301\.\.12400 \(token \d+, attempt 3\) failed and sent to the dead letters after 3 attempts: poison range at 12301/,
+    );
+    const counts = sqliteCounts(db);
+    expect(counts.duplicated).toEqual([]);
+    expect(counts.missed).toEqual(
+      Array.from({ length: 100 }, (_, i) => 12_301 + i),
+    );
+  });
 
   it('dead-letters a range that kills its worker every time, and only it: ranges the worker had not started go out again untouched', async () => {
-    const db = createSqliteItems(ROWS)
+    const db = createSqliteItems(ROWS);
     // Quick handlers at concurrency 1: each worker holds a backlog of ranges it has not started when it dies.
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_CRASH_IDS: 12_345 })
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_CRASH_IDS: 12_345,
+    });
 
-    expect(result.code).toBe(0)
-    expect(result.summary).toMatchObject({ status: 'completed', ids: ROWS - 100, ranges: { completed: 199, retried: 2, dead: 1 } })
-    expect(result.output).toMatch(/range of 100 ids 12301\.\.12400 \(token \d+, attempt 3\) failed and sent to the dead letters after 3 attempts: worker w-[0-9a-f]+ \(pid \d+\) exited with signal SIGKILL/)
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({
+      status: 'completed',
+      ids: ROWS - 100,
+      ranges: { completed: 199, retried: 2, dead: 1 },
+    });
+    expect(result.output).toMatch(
+      /range of 100 ids 12301\.\.12400 \(token \d+, attempt 3\) failed and sent to the dead letters after 3 attempts: worker w-[0-9a-f]+ \(pid \d+\) exited with signal SIGKILL/,
+    );
     // The three failures are the poison range's; every other range the dead workers held counted no attempt.
-    expect(result.output.match(/range of \d+ ids \d+\.\.\d+ \(token \d+, attempt \d+\) failed/g)).toEqual([1, 2, 3].map(attempt => expect.stringMatching(new RegExp(`ids 12301\\.\\.12400 \\(token \\d+, attempt ${attempt}\\)`))))
-    const counts = sqliteCounts(db)
-    expect(counts.missed).toEqual(Array.from({ length: 100 }, (_, i) => 12_301 + i))
-    expect(counts.duplicated).toEqual([])
-  })
+    expect(
+      result.output.match(
+        /range of \d+ ids \d+\.\.\d+ \(token \d+, attempt \d+\) failed/g,
+      ),
+    ).toEqual(
+      [1, 2, 3].map((attempt) =>
+        expect.stringMatching(
+          new RegExp(
+            `ids 12301\\.\\.12400 \\(token \\d+, attempt ${attempt}\\)`,
+          ),
+        ),
+      ),
+    );
+    const counts = sqliteCounts(db);
+    expect(counts.missed).toEqual(
+      Array.from({ length: 100 }, (_, i) => 12_301 + i),
+    );
+    expect(counts.duplicated).toEqual([]);
+  });
 
   it.each([
-    ['unsorted', /the range loader returned ids that are not sorted ascending: 201 at index 1 comes after 202/],
+    [
+      'unsorted',
+      /the range loader returned ids that are not sorted ascending: 201 at index 1 comes after 202/,
+    ],
     ['duplicate', /the range loader returned the id 201 twice \(index 1\)/],
-    ['before-cursor', /the range loader returned 199, which is not after the cursor 200/],
-    ['not-array', /the range loader returned 'oops', which is neither an array of ids nor a range object/],
-  ])('fails the run on %s loader output, naming the job and the value, and hands out nothing from that call', async (bad, message) => {
-    const db = createSqliteItems(ROWS)
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_BAD: bad, FIXTURE_BAD_AT: 3 })
+    [
+      'before-cursor',
+      /the range loader returned 199, which is not after the cursor 200/,
+    ],
+    [
+      'not-array',
+      /the range loader returned 'oops', which is neither an array of ids nor a range object/,
+    ],
+  ])(
+    'fails the run on %s loader output, naming the job and the value, and hands out nothing from that call',
+    async (bad, message) => {
+      const db = createSqliteItems(ROWS);
+      const result = await runFixture({
+        FIXTURE_DB: db,
+        FIXTURE_WORKERS: 2,
+        FIXTURE_RANGE_SIZE: 100,
+        FIXTURE_BAD: bad,
+        FIXTURE_BAD_AT: 3,
+      });
 
-    expect(result.code).toBe(1)
-    expect(result.failed?.summary.status).toBe('failed')
-    expect(result.failed?.message).toMatch(/^Job "items" failed \(run [0-9a-f-]+\): Job "items": /)
-    expect(result.failed?.message).toMatch(message)
-    const counts = sqliteCounts(db)
-    // Only ranges 1..200 were loaded before the bad call; nothing from it or after it was handed out.
-    expect(counts.missed.filter(id => id > 200)).toEqual(Array.from({ length: ROWS - 200 }, (_, i) => 201 + i))
-    expect(counts.duplicated).toEqual([])
-  })
+      expect(result.code).toBe(1);
+      expect(result.failed?.summary.status).toBe('failed');
+      expect(result.failed?.message).toMatch(
+        /^Job "items" failed \(run [0-9a-f-]+\): Job "items": /,
+      );
+      expect(result.failed?.message).toMatch(message);
+      const counts = sqliteCounts(db);
+      // Only ranges 1..200 were loaded before the bad call; nothing from it or after it was handed out.
+      expect(counts.missed.filter((id) => id > 200)).toEqual(
+        Array.from({ length: ROWS - 200 }, (_, i) => 201 + i),
+      );
+      expect(counts.duplicated).toEqual([]);
+    },
+  );
 
   it('fires @Cron jobs in the primary only, never in a worker', async () => {
-    const db = createSqliteItems(2000)
+    const db = createSqliteItems(2000);
     const result = await runFixture({
-      FIXTURE_DB: db, FIXTURE_WORKERS: 2, FIXTURE_RANGE_SIZE: 100, FIXTURE_HANDLER_MS: 250, FIXTURE_CRON: 1, FIXTURE_CRON_WAIT_MS: 1500,
-    })
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_HANDLER_MS: 250,
+      FIXTURE_CRON: 1,
+      FIXTURE_CRON_WAIT_MS: 1500,
+    });
 
-    expect(result.code).toBe(0)
-    expect(result.summary?.ids).toBe(2000)
+    expect(result.code).toBe(0);
+    expect(result.summary?.ids).toBe(2000);
     // The workers lived for about 2.5 s each: long enough for a per-second cron to fire had it been mounted.
-    expect(result.output).toMatch(/CRON_TICK pid=\d+ worker=false/)
-    expect(result.output).not.toMatch(/CRON_TICK pid=\d+ worker=true/)
-    const pids = new Set([...result.output.matchAll(/CRON_TICK pid=(\d+)/g)].map(m => m[1]))
-    expect(pids.size).toBe(1)
-    expect(result.summary?.durationMs).toBeGreaterThan(2000)
-  })
-})
+    expect(result.output).toMatch(/CRON_TICK pid=\d+ worker=false/);
+    expect(result.output).not.toMatch(/CRON_TICK pid=\d+ worker=true/);
+    const pids = new Set(
+      [...result.output.matchAll(/CRON_TICK pid=(\d+)/g)].map((m) => m[1]),
+    );
+    expect(pids.size).toBe(1);
+    expect(result.summary?.durationMs).toBeGreaterThan(2000);
+  });
+});

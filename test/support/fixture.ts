@@ -1,79 +1,115 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import type { RunSummary } from '../../lib'
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunSummary } from '../../lib';
 
-export const FIXTURE_MAIN = join(__dirname, '../../dist-test/test/fixture/main.js')
+export const FIXTURE_MAIN = join(
+  __dirname,
+  '../../dist-test/test/fixture/main.js',
+);
 
 export interface FixtureRun {
-  child: ChildProcess
+  child: ChildProcess;
   /** Everything printed so far (stdout and stderr). */
-  output(): string
+  output(): string;
   /** When each chunk of output arrived (ms since the epoch), to time recoveries. */
-  chunks: { at: number; text: string }[]
+  chunks: { at: number; text: string }[];
   /** Resolves when `pattern` appears in the output. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
-  exited: Promise<FixtureResult>
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<FixtureResult>;
 }
 
 export interface FixtureResult {
-  code: number | null
-  signal: string | null
-  output: string
-  summary?: RunSummary
-  failed?: { message: string; summary: RunSummary }
+  code: number | null;
+  signal: string | null;
+  output: string;
+  summary?: RunSummary;
+  failed?: { message: string; summary: RunSummary };
   /** run() refused (RunRefusedError) or the store unreachable (StoreUnavailableError). */
-  refused?: { message: string; job: string }
-  unavailable?: { message: string; job: string }
+  refused?: { message: string; job: string };
+  unavailable?: { message: string; job: string };
 }
 
 /** Starts the compiled fixture app (`npm run build:fixture`) as a real primary that forks real workers. */
-export function startFixture(env: Record<string, string | number | undefined>): FixtureRun {
-  if (!existsSync(FIXTURE_MAIN)) throw new Error(`${FIXTURE_MAIN} is missing: run npm run build:fixture first (npm test does).`)
-  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]))
-  const child = spawn(process.execPath, [FIXTURE_MAIN], { env: { ...process.env, ...clean }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  const chunks: { at: number; text: string }[] = []
-  const waiters = new Set<() => void>()
+export function startFixture(
+  env: Record<string, string | number | undefined>,
+): FixtureRun {
+  if (!existsSync(FIXTURE_MAIN))
+    throw new Error(
+      `${FIXTURE_MAIN} is missing: run npm run build:fixture first (npm test does).`,
+    );
+  const clean = Object.fromEntries(
+    Object.entries(env)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, String(v)]),
+  );
+  const child = spawn(process.execPath, [FIXTURE_MAIN], {
+    env: { ...process.env, ...clean },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const chunks: { at: number; text: string }[] = [];
+  const waiters = new Set<() => void>();
   const onData = (d: Buffer) => {
-    out += d.toString()
-    chunks.push({ at: Date.now(), text: d.toString() })
-    for (const w of waiters) w()
-  }
-  child.stdout.on('data', onData)
-  child.stderr.on('data', onData)
-  const exited = new Promise<FixtureResult>(resolve => child.on('close', (code, signal) => {
-    const line = (tag: string) => out.split('\n').find(l => l.startsWith(`${tag} `))?.slice(tag.length + 1)
-    const summary = line('SUMMARY')
-    const [failed, refused, unavailable] = ['FAILED', 'REFUSED', 'UNAVAILABLE'].map(line)
-    resolve({
-      code, signal, output: out, summary: summary && JSON.parse(summary), failed: failed && JSON.parse(failed),
-      refused: refused && JSON.parse(refused), unavailable: unavailable && JSON.parse(unavailable),
-    })
-  }))
+    out += d.toString();
+    chunks.push({ at: Date.now(), text: d.toString() });
+    for (const w of waiters) w();
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise<FixtureResult>((resolve) =>
+    child.on('close', (code, signal) => {
+      const line = (tag: string) =>
+        out
+          .split('\n')
+          .find((l) => l.startsWith(`${tag} `))
+          ?.slice(tag.length + 1);
+      const summary = line('SUMMARY');
+      const [failed, refused, unavailable] = [
+        'FAILED',
+        'REFUSED',
+        'UNAVAILABLE',
+      ].map(line);
+      resolve({
+        code,
+        signal,
+        output: out,
+        summary: summary && JSON.parse(summary),
+        failed: failed && JSON.parse(failed),
+        refused: refused && JSON.parse(refused),
+        unavailable: unavailable && JSON.parse(unavailable),
+      });
+    }),
+  );
   return {
     child,
     chunks,
     output: () => out,
     exited,
-    waitFor: (pattern, timeoutMs = 30_000) => new Promise((resolve, reject) => {
-      const check = () => {
-        const match = out.match(pattern)
-        if (match) {
-          waiters.delete(check)
-          clearTimeout(timer)
-          resolve(match)
-        }
-      }
-      const timer = setTimeout(() => {
-        waiters.delete(check)
-        reject(new Error(`timed out waiting for ${pattern}; output so far:\n${out.slice(-3000)}`))
-      }, timeoutMs)
-      waiters.add(check)
-      check()
-    }),
-  }
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = out.match(pattern);
+          if (match) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `timed out waiting for ${pattern}; output so far:\n${out.slice(-3000)}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
+  };
 }
 
 /** Runs the fixture to its end. */
-export const runFixture = (env: Record<string, string | number | undefined>) => startFixture(env).exited
+export const runFixture = (env: Record<string, string | number | undefined>) =>
+  startFixture(env).exited;

@@ -1,43 +1,78 @@
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { redisCli, until } from './redis-cli'
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { redisCli, until } from './redis-cli';
 
 /**
  * A Redis Cluster of the test's own: three masters on their own ports
  * (`redis-server --cluster-enabled yes`, joined by `redis-cli --cluster create`).
  */
 export class OwnRedisCluster {
-  readonly dir = mkdtempSync(join(tmpdir(), 'pw-cluster-'))
-  readonly ports: number[]
+  readonly dir = mkdtempSync(join(tmpdir(), 'pw-cluster-'));
+  readonly ports: number[];
 
   constructor() {
-    const base = 20_000 + Math.floor(Math.random() * 20_000)
-    this.ports = [base, base + 1, base + 2]
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    this.ports = [base, base + 1, base + 2];
   }
 
   /** `host:port` of every master, as ioredis' `new Cluster(nodes)` takes them. */
   get nodes(): string {
-    return this.ports.map(p => `127.0.0.1:${p}`).join(',')
+    return this.ports.map((p) => `127.0.0.1:${p}`).join(',');
   }
 
   async start(): Promise<void> {
     for (const port of this.ports) {
       execFileSync('redis-server', [
-        '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'yes', '--save', '', '--appendonly', 'no',
-        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--logfile', join(this.dir, `redis-${port}.log`),
-      ])
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--daemonize',
+        'yes',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--logfile',
+        join(this.dir, `redis-${port}.log`),
+      ]);
     }
-    await this.ready(() => this.ports.every(port => redisCli(port, 'ping') === 'PONG'))
-    execFileSync('redis-cli', ['--cluster', 'create', ...this.ports.map(p => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
-    await this.ready(() => this.ports.every(port => redisCli(port, 'cluster', 'info').includes('cluster_state:ok')))
+    await this.ready(() =>
+      this.ports.every((port) => redisCli(port, 'ping') === 'PONG'),
+    );
+    execFileSync(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...this.ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { stdio: 'ignore' },
+    );
+    await this.ready(() =>
+      this.ports.every((port) =>
+        redisCli(port, 'cluster', 'info').includes('cluster_state:ok'),
+      ),
+    );
   }
 
   stop(): void {
     for (const port of this.ports) {
       try {
-        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], { stdio: 'ignore' })
+        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], {
+          stdio: 'ignore',
+        });
       } catch {
         // Already gone.
       }
@@ -46,10 +81,13 @@ export class OwnRedisCluster {
 
   /** How many keys each master holds: a job's keys share one hash tag, so one master holds them all. */
   keysPerNode(): number[] {
-    return this.ports.map(port => Number(redisCli(port, 'dbsize')))
+    return this.ports.map((port) => Number(redisCli(port, 'dbsize')));
   }
 
   private ready(test: () => boolean): Promise<void> {
-    return until(test, `the Redis Cluster on ports ${this.ports.join(', ')} did not come up`)
+    return until(
+      test,
+      `the Redis Cluster on ports ${this.ports.join(', ')} did not come up`,
+    );
   }
 }

@@ -1,46 +1,83 @@
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { redisCli, until } from './redis-cli'
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { redisCli, until } from './redis-cli';
 
 /**
  * Redis behind Sentinel, of the test's own: a master, a replica of it, and a
  * sentinel (`redis-server --sentinel`) that monitors them as `name`.
  */
 export class OwnRedisSentinel {
-  readonly dir = mkdtempSync(join(tmpdir(), 'pw-sentinel-'))
-  readonly name = 'pw-master'
-  readonly master: number
-  readonly replica: number
-  readonly sentinel: number
+  readonly dir = mkdtempSync(join(tmpdir(), 'pw-sentinel-'));
+  readonly name = 'pw-master';
+  readonly master: number;
+  readonly replica: number;
+  readonly sentinel: number;
 
   constructor() {
-    const base = 20_000 + Math.floor(Math.random() * 20_000)
-    ;[this.master, this.replica, this.sentinel] = [base, base + 1, base + 2]
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    [this.master, this.replica, this.sentinel] = [base, base + 1, base + 2];
   }
 
   async start(): Promise<void> {
-    const server = (port: number, ...extra: string[]) => execFileSync('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'yes', '--save', '', '--appendonly', 'no',
-      '--logfile', join(this.dir, `redis-${port}.log`), '--dbfilename', `dump-${port}.rdb`, ...extra,
-    ])
-    server(this.master)
-    server(this.replica, '--replicaof', '127.0.0.1', String(this.master))
-    const conf = join(this.dir, 'sentinel.conf')
-    writeFileSync(conf, [
-      `port ${this.sentinel}`, 'bind 127.0.0.1', 'daemonize yes', `logfile ${join(this.dir, 'sentinel.log')}`, `dir ${this.dir}`,
-      `sentinel monitor ${this.name} 127.0.0.1 ${this.master} 1`, `sentinel down-after-milliseconds ${this.name} 5000`,
-    ].join('\n'))
-    execFileSync('redis-server', [conf, '--sentinel'])
-    await this.ready(() => redisCli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).includes(String(this.master)))
-    await this.ready(() => redisCli(this.replica, 'info', 'replication').includes('master_link_status:up'))
+    const server = (port: number, ...extra: string[]) =>
+      execFileSync('redis-server', [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--daemonize',
+        'yes',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--logfile',
+        join(this.dir, `redis-${port}.log`),
+        '--dbfilename',
+        `dump-${port}.rdb`,
+        ...extra,
+      ]);
+    server(this.master);
+    server(this.replica, '--replicaof', '127.0.0.1', String(this.master));
+    const conf = join(this.dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${this.sentinel}`,
+        'bind 127.0.0.1',
+        'daemonize yes',
+        `logfile ${join(this.dir, 'sentinel.log')}`,
+        `dir ${this.dir}`,
+        `sentinel monitor ${this.name} 127.0.0.1 ${this.master} 1`,
+        `sentinel down-after-milliseconds ${this.name} 5000`,
+      ].join('\n'),
+    );
+    execFileSync('redis-server', [conf, '--sentinel']);
+    await this.ready(() =>
+      redisCli(
+        this.sentinel,
+        'sentinel',
+        'get-master-addr-by-name',
+        this.name,
+      ).includes(String(this.master)),
+    );
+    await this.ready(() =>
+      redisCli(this.replica, 'info', 'replication').includes(
+        'master_link_status:up',
+      ),
+    );
   }
 
   stop(): void {
     for (const port of [this.sentinel, this.replica, this.master]) {
       try {
-        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], { stdio: 'ignore' })
+        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], {
+          stdio: 'ignore',
+        });
       } catch {
         // Already gone.
       }
@@ -49,20 +86,33 @@ export class OwnRedisSentinel {
 
   /** The port of the master the sentinel names now. */
   masterPort(): number {
-    return Number(redisCli(this.sentinel, 'sentinel', 'get-master-addr-by-name', this.name).split('\n')[1])
+    return Number(
+      redisCli(
+        this.sentinel,
+        'sentinel',
+        'get-master-addr-by-name',
+        this.name,
+      ).split('\n')[1],
+    );
   }
 
   /** A failover now: the sentinel promotes the replica and makes the old master its replica. */
   failover(): void {
-    redisCli(this.sentinel, 'sentinel', 'failover', this.name)
+    redisCli(this.sentinel, 'sentinel', 'failover', this.name);
   }
 
   /** Keys on the master and on the replica. */
   keys(): [number, number] {
-    return [Number(redisCli(this.master, 'dbsize')), Number(redisCli(this.replica, 'dbsize'))]
+    return [
+      Number(redisCli(this.master, 'dbsize')),
+      Number(redisCli(this.replica, 'dbsize')),
+    ];
   }
 
   private ready(test: () => boolean): Promise<void> {
-    return until(test, `Redis with Sentinel on ports ${this.master}, ${this.replica}, ${this.sentinel} did not come up`)
+    return until(
+      test,
+      `Redis with Sentinel on ports ${this.master}, ${this.replica}, ${this.sentinel} did not come up`,
+    );
   }
 }

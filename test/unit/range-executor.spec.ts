@@ -1,52 +1,82 @@
-import type { JobDefinition } from '../../lib/job.registry'
-import { RangeExecutor } from '../../lib/cluster/range-executor'
-import type { Range, RangeContext } from '../../lib'
+import type { JobDefinition } from '../../lib/job.registry';
+import { RangeExecutor } from '../../lib/cluster/range-executor';
+import type { Range, RangeContext } from '../../lib';
 
-const job = (handler: (range: Range, ctx: RangeContext) => unknown): JobDefinition => ({
+const job = (
+  handler: (range: Range, ctx: RangeContext) => unknown,
+): JobDefinition => ({
   name: 'items',
   loader: { name: 'Items.next', call: () => [] },
   handler: { name: 'Items.handle', call: handler },
-})
+});
 
-const wire = (token: number) => ({ token, attempt: 2, ids: [1, 2], prev: 0 })
+const wire = (token: number) => ({ token, attempt: 2, ids: [1, 2], prev: 0 });
 
 describe('RangeExecutor', () => {
   it('gives the handler its range and a full context', async () => {
-    const seen: { range?: Range; ctx?: RangeContext } = {}
-    const executor = new RangeExecutor(job((range, ctx) => Object.assign(seen, { range, ctx: { ...ctx } })), 'run-1', 'w-1')
-    const result = await executor.execute({ ...wire(7), payload: { tenant: 'a' } })
+    const seen: { range?: Range; ctx?: RangeContext } = {};
+    const executor = new RangeExecutor(
+      job((range, ctx) => Object.assign(seen, { range, ctx: { ...ctx } })),
+      'run-1',
+      'w-1',
+    );
+    const result = await executor.execute({
+      ...wire(7),
+      payload: { tenant: 'a' },
+    });
 
-    expect(result).toMatchObject({ token: 7, ok: true })
-    expect(seen.range).toEqual({ tenant: 'a', idsRange: [1, 2], lastId: 0 })
+    expect(result).toMatchObject({ token: 7, ok: true });
+    expect(seen.range).toEqual({ tenant: 'a', idsRange: [1, 2], lastId: 0 });
     // Spreading the context keeps the signal (it is made when first read).
-    expect(seen.ctx).toMatchObject({ job: 'items', runId: 'run-1', attempt: 2, token: 7, workerId: 'w-1' })
-    expect(seen.ctx?.signal).toBeInstanceOf(AbortSignal)
-    expect(seen.ctx?.signal.aborted).toBe(false)
-  })
+    expect(seen.ctx).toMatchObject({
+      job: 'items',
+      runId: 'run-1',
+      attempt: 2,
+      token: 7,
+      workerId: 'w-1',
+    });
+    expect(seen.ctx?.signal).toBeInstanceOf(AbortSignal);
+    expect(seen.ctx?.signal.aborted).toBe(false);
+  });
 
   it('aborts the signal of a running range, whether the handler read it before or after the abort', async () => {
-    let release!: () => void
-    const gate = new Promise<void>(r => (release = r))
-    const early: AbortSignal[] = []
-    const late: AbortSignal[] = []
-    const executor = new RangeExecutor(job(async (_range, ctx) => {
-      if (ctx.token === 1) early.push(ctx.signal)
-      await gate
-      if (ctx.token === 2) late.push(ctx.signal)
-      if (ctx.signal.aborted) throw ctx.signal.reason
-    }), 'run-1', 'w-1')
-    const results = Promise.all([executor.execute(wire(1)), executor.execute(wire(2))])
-    await new Promise(r => setImmediate(r))
-    executor.abort([1, 2], 'lease lost')
-    expect(early[0].aborted).toBe(true)
-    release()
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const early: AbortSignal[] = [];
+    const late: AbortSignal[] = [];
+    const executor = new RangeExecutor(
+      job(async (_range, ctx) => {
+        if (ctx.token === 1) early.push(ctx.signal);
+        await gate;
+        if (ctx.token === 2) late.push(ctx.signal);
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+      }),
+      'run-1',
+      'w-1',
+    );
+    const results = Promise.all([
+      executor.execute(wire(1)),
+      executor.execute(wire(2)),
+    ]);
+    await new Promise((r) => setImmediate(r));
+    executor.abort([1, 2], 'lease lost');
+    expect(early[0].aborted).toBe(true);
+    release();
 
     expect(await results).toEqual([
-      { token: 1, ok: false, error: expect.objectContaining({ message: 'lease lost' }) },
-      { token: 2, ok: false, error: expect.objectContaining({ message: 'lease lost' }) },
-    ])
-    expect(late[0].aborted).toBe(true)
-    expect((late[0].reason as Error).message).toBe('lease lost')
-    expect(executor.active).toBe(0)
-  })
-})
+      {
+        token: 1,
+        ok: false,
+        error: expect.objectContaining({ message: 'lease lost' }),
+      },
+      {
+        token: 2,
+        ok: false,
+        error: expect.objectContaining({ message: 'lease lost' }),
+      },
+    ]);
+    expect(late[0].aborted).toBe(true);
+    expect((late[0].reason as Error).message).toBe('lease lost');
+    expect(executor.active).toBe(0);
+  });
+});

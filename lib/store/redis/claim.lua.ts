@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * claim: what a host does next for the job.
@@ -50,4 +50,4 @@ local next_due = redis.call('ZRANGE', PENDING, 0, 0, 'WITHSCORES')[2]
 if not next_lease and not next_due then return { 'done' } end
 local next = math.min(tonumber(next_lease or next_due), tonumber(next_due or next_lease))
 return { 'wait', math.max(1, math.min(100, next - now)) }
-`
+`;

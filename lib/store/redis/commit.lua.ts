@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * commit: compare-and-set of the cursor and the leases of the loaded ranges,
@@ -47,4 +47,4 @@ chunked(fields, function(...) redis.call('HSET', LEASES, ...) end)
 chunked(scores, function(...) redis.call('ZADD', DEADLINES, ...) end)
 remember(ARGV[1], ARGV[5], tok(first), n, due, deadline)
 return out
-`
+`;

@@ -1,6 +1,6 @@
-import { JOB_KEYS } from './keys'
-import { PRESENCE } from './presence.lua'
-import { REPLIES } from './replies.lua'
+import { JOB_KEYS } from './keys';
+import { PRESENCE } from './presence.lua';
+import { REPLIES } from './replies.lua';
 
 /**
  * Lua shared by every script. KEYS are the job's keys, in the order of
@@ -15,7 +15,7 @@ import { REPLIES } from './replies.lua'
  * id loses digits in cjson.
  */
 export const COMMON: string = `
-local ${JOB_KEYS.map(k => k.toUpperCase()).join(', ')} = ${JOB_KEYS.map((_, i) => `KEYS[${i + 1}]`).join(', ')}
+local ${JOB_KEYS.map((k) => k.toUpperCase()).join(', ')} = ${JOB_KEYS.map((_, i) => `KEYS[${i + 1}]`).join(', ')}
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -86,4 +86,4 @@ local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
 end
-${PRESENCE}${REPLIES}`
+${PRESENCE}${REPLIES}`;

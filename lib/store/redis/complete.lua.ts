@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * complete: counts the owner's ranges as done, in one step.
@@ -29,4 +29,4 @@ if done > 0 then
   redis.call('HINCRBY', META, 'completed', done)
 end
 return counted
-`
+`;

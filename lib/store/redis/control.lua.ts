@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * control: pauses, resumes or cancels the active run, for every host.
@@ -14,4 +14,4 @@ else
   redis.call('HSET', META, 'control', ARGV[1] == 'pause' and 'pause' or 'run')
 end
 return run_id()
-`
+`;

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * countWorkers: adds to the run's worker counters.
@@ -11,4 +11,4 @@ if run_id() ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', META, 'workersStarted', tonumber(ARGV[2]))
 redis.call('HINCRBY', META, 'workersRestarted', tonumber(ARGV[3]))
 return 1
-`
+`;

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * endRun: ends the active run `runId` as completed or failed; no-op when it already ended.
@@ -10,4 +10,4 @@ export const END_RUN: string = `${COMMON}
 if run_id() ~= ARGV[1] or redis.call('HGET', META, 'state') ~= 'running' then return 0 end
 redis.call('HSET', META, 'state', ARGV[2], 'error', ARGV[3], 'endedAt', now_ms())
 return 1
-`
+`;

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * fail: schedules a retry of the owner's range (attempt + 1) or sends it to the dead letters.
@@ -19,4 +19,4 @@ end
 add_pending(ARGV[2], range, m.n, m.a + 1, 'retry', m.r, now + tonumber(ARGV[4]))
 if current then redis.call('HINCRBY', META, 'retried', 1) end
 return 'retry'
-`
+`;

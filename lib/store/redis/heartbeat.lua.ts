@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * heartbeat: renews the owner's leases and marks it as taking part in the active run.
@@ -20,4 +20,4 @@ for _, token in ipairs(tokens) do
 end
 chunked(renewed, function(...) redis.call('ZADD', DEADLINES, 'XX', ...) end)
 return lost
-`
+`;

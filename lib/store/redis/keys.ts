@@ -1,4 +1,13 @@
 /** A job's Redis keys, in the order the scripts get them as KEYS (each is `{<prefix>:<job>}:<name>`). */
-export const JOB_KEYS = ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead', 'hosts', 'replies'] as const
+export const JOB_KEYS = [
+  'meta',
+  'leases',
+  'deadlines',
+  'pending',
+  'pdata',
+  'dead',
+  'hosts',
+  'replies',
+] as const;
 
-export type JobKey = (typeof JOB_KEYS)[number]
+export type JobKey = (typeof JOB_KEYS)[number];

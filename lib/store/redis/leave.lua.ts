@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * leave: the owner stopped taking part in the run (its leases were given back first).
@@ -12,4 +12,4 @@ local fields = {}
 for i = 0, 63 do fields[#fields + 1] = ARGV[1] .. ':' .. i end
 redis.call('HDEL', REPLIES, unpack(fields))
 return 1
-`
+`;

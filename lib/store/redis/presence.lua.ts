@@ -14,4 +14,4 @@ local function active(now)
   return #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
     or #redis.call('ZRANGEBYSCORE', HOSTS, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
 end
-`
+`;

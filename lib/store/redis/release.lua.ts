@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * release: gives the owner's leases back, due now, at the same attempt.
@@ -13,4 +13,4 @@ for i = 2, #ARGV do
   if m then add_pending(ARGV[i], range, m.n, m.a, 'released', m.r, now) end
 end
 return 1
-`
+`;

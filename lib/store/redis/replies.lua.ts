@@ -22,4 +22,4 @@ end
 local function remember(owner, request, ...)
   if request and request ~= '' then redis.call('HSET', REPLIES, reply_field(owner, request), table.concat({ request, ... }, '|')) end
 end
-`
+`;

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * requeueDead: hands one dead letter out again (attempt 1), once even if called twice.
@@ -10,4 +10,4 @@ export const REQUEUE_DEAD: string = `${COMMON}
 if redis.call('LREM', DEAD, 1, ARGV[1]) == 0 then return 0 end
 add_pending('d' .. redis.call('HINCRBY', META, 'requeued', 1), ARGV[2], tonumber(ARGV[3]), 1, 'retry', run_id(), now_ms())
 return 1
-`
+`;

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * reset: cursor back to the start, nothing leased or pending, the job idle (its last run's counters gone).
@@ -14,4 +14,4 @@ redis.call('HSET', META, 'state', 'idle', 'control', 'run', 'cursor', 'null', 'e
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
 redis.call('DEL', LEASES, DEADLINES, PENDING, PDATA, HOSTS, REPLIES)
 return { 'ok' }
-`
+`;

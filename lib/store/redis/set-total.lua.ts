@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * setTotal: records the job's total for run `runId`.
@@ -9,4 +9,4 @@ import { COMMON } from './common.lua'
 export const SET_TOTAL: string = `${COMMON}
 if run_id() == ARGV[1] then redis.call('HSET', META, 'total', ARGV[2]) end
 return 1
-`
+`;

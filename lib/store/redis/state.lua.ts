@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * state: what the job's run looks like.
@@ -8,4 +8,4 @@ import { COMMON } from './common.lua'
  */
 export const STATE: string = `${COMMON}
 return { redis.call('HGETALL', META), redis.call('ZCARD', DEADLINES), redis.call('ZCARD', PENDING), redis.call('LLEN', DEAD), now_ms() }
-`
+`;

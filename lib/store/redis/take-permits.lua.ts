@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua'
+import { COMMON } from './common.lua';
 
 /**
  * takePermits: hand-outs of the current second (store time), shared by every host.
@@ -14,4 +14,4 @@ if tonumber(redis.call('HGET', META, 'permitSecond') or '-1') == second then use
 local granted = math.max(0, math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used))
 redis.call('HSET', META, 'permitSecond', second, 'permitUsed', used + granted)
 return { granted, granted > 0 and 0 or (1000 - now % 1000) }
-`
+`;

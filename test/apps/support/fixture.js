@@ -8,81 +8,107 @@
 //   node fixture.js redis-clean <redis url> <job>   deletes the job's keys ({<storageKey>:<job>}…) in that Redis db
 //
 // DATABASE_URL is the PostgreSQL to use.
-'use strict'
-const { createRequire } = require('node:module')
-const { join } = require('node:path')
+'use strict';
+const { createRequire } = require('node:module');
+const { join } = require('node:path');
 
-const appRequire = createRequire(join(process.cwd(), 'package.json'))
-const [command, ...args] = process.argv.slice(2)
+const appRequire = createRequire(join(process.cwd(), 'package.json'));
+const [command, ...args] = process.argv.slice(2);
 
 function ident(name) {
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain SQL identifier: ${name}`)
-  return name
+  if (!/^[a-z_][a-z0-9_]*$/.test(name))
+    throw new Error(`not a plain SQL identifier: ${name}`);
+  return name;
 }
 
 async function withPg(fn) {
-  const { Client } = appRequire('pg')
-  const client = new Client({ connectionString: process.env.DATABASE_URL })
-  await client.connect()
+  const { Client } = appRequire('pg');
+  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
   try {
-    return await fn(client)
+    return await fn(client);
   } finally {
-    await client.end()
+    await client.end();
   }
 }
 
 const commands = {
   async seed(schema, rows) {
-    const s = ident(schema)
-    await withPg(async c => {
-      await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`)
-      await c.query(`CREATE SCHEMA ${s}`)
-      await c.query(`CREATE TABLE ${s}.users (id int PRIMARY KEY, updated int NOT NULL DEFAULT 0)`)
-      await c.query(`INSERT INTO ${s}.users (id) SELECT generate_series(1, $1::int)`, [Number(rows)])
-    })
+    const s = ident(schema);
+    await withPg(async (c) => {
+      await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      await c.query(`CREATE SCHEMA ${s}`);
+      await c.query(
+        `CREATE TABLE ${s}.users (id int PRIMARY KEY, updated int NOT NULL DEFAULT 0)`,
+      );
+      await c.query(
+        `INSERT INTO ${s}.users (id) SELECT generate_series(1, $1::int)`,
+        [Number(rows)],
+      );
+    });
   },
   async verify(schema, rows) {
-    const s = ident(schema)
-    const n = Number(rows)
-    const r = await withPg(async c => (await c.query(
-      `SELECT COUNT(*)::int AS total,
+    const s = ident(schema);
+    const n = Number(rows);
+    const r = await withPg(
+      async (c) =>
+        (
+          await c.query(
+            `SELECT COUNT(*)::int AS total,
               COUNT(*) FILTER (WHERE updated = 1)::int AS once,
               COUNT(*) FILTER (WHERE updated = 0)::int AS missed,
               COUNT(*) FILTER (WHERE updated > 1)::int AS twice,
               MIN(id) FILTER (WHERE updated <> 1) AS first_bad
-         FROM ${s}.users`)).rows[0])
-    console.log(`rows=${r.total} once=${r.once} missed=${r.missed} more_than_once=${r.twice}${r.first_bad == null ? '' : ` first_bad_id=${r.first_bad}`}`)
-    if (r.total !== n || r.once !== n) process.exitCode = 1
+         FROM ${s}.users`,
+          )
+        ).rows[0],
+    );
+    console.log(
+      `rows=${r.total} once=${r.once} missed=${r.missed} more_than_once=${r.twice}${r.first_bad == null ? '' : ` first_bad_id=${r.first_bad}`}`,
+    );
+    if (r.total !== n || r.once !== n) process.exitCode = 1;
   },
   async drop(schema) {
-    await withPg(c => c.query(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`))
+    await withPg((c) =>
+      c.query(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`),
+    );
   },
   async 'redis-clean'(url, job) {
-    const mod = appRequire('ioredis')
-    const Redis = mod.default ?? mod.Redis ?? mod
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-    await redis.connect()
+    const mod = appRequire('ioredis');
+    const Redis = mod.default ?? mod.Redis ?? mod;
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+    });
+    await redis.connect();
     try {
-      let cursor = '0'
-      let deleted = 0
+      let cursor = '0';
+      let deleted = 0;
       do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `{*:${job}}*`, 'COUNT', 1000)
-        cursor = next
-        if (keys.length) deleted += await redis.del(...keys)
-      } while (cursor !== '0')
-      if (deleted) console.log(`redis-clean: deleted ${deleted} keys of job ${job}`)
+        const [next, keys] = await redis.scan(
+          cursor,
+          'MATCH',
+          `{*:${job}}*`,
+          'COUNT',
+          1000,
+        );
+        cursor = next;
+        if (keys.length) deleted += await redis.del(...keys);
+      } while (cursor !== '0');
+      if (deleted)
+        console.log(`redis-clean: deleted ${deleted} keys of job ${job}`);
     } finally {
-      redis.disconnect()
+      redis.disconnect();
     }
   },
-}
+};
 
-const fn = commands[command]
+const fn = commands[command];
 if (!fn) {
-  console.error(`usage: node fixture.js seed|verify|drop|redis-clean …`)
-  process.exit(2)
+  console.error(`usage: node fixture.js seed|verify|drop|redis-clean …`);
+  process.exit(2);
 }
-fn(...args).catch(err => {
-  console.error(`fixture.js ${command}: ${err && err.stack ? err.stack : err}`)
-  process.exit(1)
-})
+fn(...args).catch((err) => {
+  console.error(`fixture.js ${command}: ${err && err.stack ? err.stack : err}`);
+  process.exit(1);
+});
