@@ -52,6 +52,8 @@ export interface FeedHost {
   running(): boolean;
   /** New leases are ready to send. */
   leased(): void;
+  /** There is work: the first ranges were loaded or claimed (workers are started only then, so an empty run forks none). */
+  needWorkers(): void;
   /** The store's cursor is before one this host committed in this run: its state went back. */
   wentBack(cursor: ID | null, committed: ID): void;
   /** The store says the run is over (`done`), cancelled, or failed; or loading failed. */
@@ -195,6 +197,7 @@ export class RangeFeed {
         // Nothing loaded is committed once the run began to end.
         if (!loaded || !this.host.running()) return settleAll();
         // An empty commit after the ranges marks loading exhausted at the cursor they reach.
+        if (loaded.ranges.length) this.host.needWorkers();
         const batches = loaded.ranges.length ? [loaded.ranges] : [];
         if (loaded.exhausted) batches.push([]);
         for (const ranges of batches) {
@@ -278,6 +281,7 @@ export class RangeFeed {
     const loaded = await this.loadBatch(from, MAX_BATCH);
     if (!loaded) return false;
     this.preloaded.push({ ...loaded, from });
+    if (loaded.ranges.length) this.host.needWorkers();
     this.preloadedIds += countIds(loaded.ranges);
     this.preloadedRanges += loaded.ranges.length;
     return true;
@@ -345,6 +349,7 @@ export class RangeFeed {
             `Job "${job.name}": ${describeLease(claim.lease)} was re-leased after its lease expired.`,
           );
         this.dispatcher.ready.push(claim.lease);
+        this.host.needWorkers();
         this.host.leased();
         return true;
       case 'load':

@@ -114,6 +114,7 @@ export class RunEngine implements PoolListener {
       handingOut: () => this.handingOut(),
       running: () => this.live,
       leased: () => this.dispatch(),
+      needWorkers: () => this.startWorkers(),
       end: (status, error, cause, everywhere) =>
         void this.end(status, error, cause, everywhere),
       exhausted: () => void this.finishIfDone(),
@@ -144,11 +145,19 @@ export class RunEngine implements PoolListener {
       );
   }
 
+  /** Starts the run; the pool's workers start with the first ranges, so a run with nothing to do forks none. */
   start(pool: WorkerPool): void {
     this.pool = pool;
-    pool.start();
     this.feed.fill();
   }
+
+  private startWorkers(): void {
+    if (this.poolStarted || !this.live) return;
+    this.poolStarted = true;
+    this.pool.start();
+  }
+
+  private poolStarted = false;
 
   get stopping(): boolean {
     return this.mode === 'stopping';

@@ -1,5 +1,7 @@
 import { createSqliteItems, sqliteCounts } from '../support/sqlite';
+import { randomBytes } from 'node:crypto';
 import { runFixture, startFixture } from '../support/fixture';
+import { REDIS_URL } from '../support/redis-server';
 
 const ROWS = 20_000;
 
@@ -34,23 +36,52 @@ describe('cluster workers on SQLite (e2e)', () => {
     });
   });
 
-  it('drains workers that are still starting when a run has nothing to do', async () => {
-    const db = createSqliteItems(0);
-    const result = await runFixture({ FIXTURE_DB: db, FIXTURE_WORKERS: 2 });
-
-    expect(result.code).toBe(0);
-    expect(result.summary).toMatchObject({
+  it('forks no worker when a run has nothing to do: an empty table, or a table already done', async () => {
+    const empty = await runFixture({
+      FIXTURE_DB: createSqliteItems(0),
+      FIXTURE_WORKERS: 2,
+    });
+    expect(empty.code).toBe(0);
+    expect(empty.summary).toMatchObject({
       status: 'completed',
       ids: 0,
-      workers: { started: 2, restarted: 0 },
+      workers: { started: 0, restarted: 0 },
     });
-    // Each worker got its drain once it was listening, and closed its app: none had to be killed.
-    expect(
-      result.output.match(
-        /EVENT WorkerExited \{"pid":\d+,"code":0,"signal":null\}/g,
-      ),
-    ).toHaveLength(2);
-    expect(result.output).not.toContain('killing it');
+    expect(empty.output).not.toContain('EVENT WorkerExited');
+
+    // A cron tick after the job caught up: the cursor (in Redis) is at the end, the next run loads nothing new.
+    const db = createSqliteItems(1000);
+    const env = {
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 250,
+      REDIS_URL,
+      FIXTURE_PREFIX: `pw-idle-${randomBytes(4).toString('hex')}`,
+    };
+    const first = await runFixture(env);
+    expect(first.summary).toMatchObject({
+      status: 'completed',
+      ids: 1000,
+      workers: { started: 2 },
+    });
+    const started = Date.now();
+    const idle = await runFixture(env);
+    expect(idle.code).toBe(0);
+    expect(idle.summary).toMatchObject({
+      status: 'completed',
+      ids: 0,
+      workers: { started: 0 },
+    });
+    expect(idle.output).not.toContain('EVENT WorkerExited');
+    expect(sqliteCounts(db)).toMatchObject({
+      total: 1000,
+      once: 1000,
+      missed: [],
+      duplicated: [],
+    });
+    console.log(
+      `run with nothing new: 0 workers forked, the process done in ${Date.now() - started} ms (app start included)`,
+    );
   });
 
   it('hands the range of a SIGKILLed worker out again: no row lost, only that range twice', async () => {
