@@ -232,6 +232,19 @@ async function main(): Promise<void> {
         r.seconds,
       );
     }
+    // The machine's own ceiling: the same hashing in plain processes, no coordination.
+    for (const processes of [1, 2]) {
+      const r = await node('peers/plain-hash.js', [String(processes)], {
+        BENCH_ROWS: cpuRounds,
+        BENCH_CPU_ROUNDS: 2000,
+      });
+      record(
+        'CPU-bound handler',
+        `plain processes, ${processes}`,
+        's',
+        r.seconds,
+      );
+    }
     for (const ids of SMOKE ? [2000, 20_000] : [200_000, 2_000_000]) {
       const r = await ours('memory', 'memory', {
         BENCH_ROWS: ids,
@@ -324,6 +337,14 @@ function report(rows: Row[]): void {
       m('CPU', 'this library, 1 worker') / m('CPU', 'this library, 2 workers'),
       '>= 1.85x',
       (x) => x >= 1.85,
+    ],
+    [
+      "CPU-bound, 2 vs 1: share of plain processes' speed-up",
+      m('CPU', 'this library, 1 worker') /
+        m('CPU', 'this library, 2 workers') /
+        (m('CPU', 'plain processes, 1') / m('CPU', 'plain processes, 2')),
+      '>= 0.90',
+      (x) => x >= 0.9,
     ],
     [
       'primary RSS, 10x more ids (growth)',

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Pool } from 'pg';
+import { burn } from '../burn';
 import {
   type ID,
   type LoadContext,
@@ -12,13 +12,6 @@ import {
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const ROWS = Number(env('BENCH_ROWS', '200000'));
 const TABLE = env('BENCH_TABLE', 'bench_items');
-
-/** SHA-256 over a buffer, `rounds` times: a stand-in for CPU-bound work per id. */
-export function burn(rounds: number): string {
-  let h = Buffer.from('x');
-  for (let i = 0; i < rounds; i++) h = createHash('sha256').update(h).digest();
-  return h.toString('hex');
-}
 
 /** The benchmark's workloads, written the way a user writes a job. */
 @Injectable()
