@@ -46,12 +46,13 @@ class RedisModule implements OnApplicationShutdown {
 })
 class BenchModule {}
 
-/** One run of one workload; prints `RESULT <json>` with the summary and the primary's peak RSS. */
+/** One run of one workload; prints `RESULT <json>` with the summary, the primary's peak RSS and the CPU seconds the primary used during the run. */
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(BenchModule, {
     logger: ['error', 'warn'],
   });
   let peak = process.memoryUsage().rss;
+  const cpuBefore = process.cpuUsage();
   const sampler = setInterval(
     () => (peak = Math.max(peak, process.memoryUsage().rss)),
     50,
@@ -60,9 +61,10 @@ async function main(): Promise<void> {
     .get(ParallelWorker)
     .run(process.env.BENCH_JOB ?? 'memory', { from: null });
   clearInterval(sampler);
+  const cpu = process.cpuUsage(cpuBefore);
   if (!ParallelWorker.isWorker())
     process.stdout.write(
-      `RESULT ${JSON.stringify({ ...summary, rss: peak })}\n`,
+      `RESULT ${JSON.stringify({ ...summary, rss: peak, primaryCpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
     );
   await app.close();
 }
