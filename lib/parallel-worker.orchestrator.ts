@@ -236,6 +236,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
           timeoutMs,
         )),
     );
+    // Rejections of `hang` while no race awaits it (between attempts) are seen by the next race, never unhandled.
+    hang.catch(() => undefined);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -261,7 +263,10 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
             );
           }
           await new Promise((r) =>
-            setTimeout(r, Math.min(1000, 50 * 2 ** attempt)),
+            setTimeout(
+              r,
+              Math.min(1000, 50 * 2 ** attempt, deadline - performance.now()),
+            ),
           );
         }
       }
