@@ -21,6 +21,13 @@ export interface InFlight {
 
 /** A worker's backlog holds about this much work (by the handlers' recent time per range), so it never waits a round trip for its next range. */
 const BACKLOG_MS = 10;
+/**
+ * Handlers up to this slow still get one range of backlog: otherwise each
+ * range waits a round trip to the primary, which on busy cores (CPU-bound
+ * workers on every core) is several ms. Slower handlers get none, so the
+ * last ranges of a run never wait behind a long one while a worker idles.
+ */
+const ONE_AHEAD_MS = 1000;
 /** And at most this many ranges, or ids (by the ids per range actually handed out). */
 const MAX_BACKLOG = 64;
 const MAX_BACKLOG_IDS = 10_000;
@@ -223,13 +230,17 @@ export class Dispatcher {
 
   /**
    * How many ranges a worker may hold: `concurrency` running plus a backlog
-   * of about BACKLOG_MS of work (none until handlers were timed, none for
-   * handlers slower than that, none inline).
+   * of about BACKLOG_MS of work, at least one range for handlers up to
+   * ONE_AHEAD_MS (none until handlers were timed, none for slower ones, none
+   * inline).
    */
   private depth(slot: WorkerSlot): number {
     if (!slot.backlog || this.msPerRange === undefined) return slot.capacity;
-    const byTime = Math.floor(
-      (slot.capacity * BACKLOG_MS) / Math.max(this.msPerRange, 0.001),
+    const byTime = Math.max(
+      this.msPerRange <= ONE_AHEAD_MS ? 1 : 0,
+      Math.floor(
+        (slot.capacity * BACKLOG_MS) / Math.max(this.msPerRange, 0.001),
+      ),
     );
     const byIds = Math.floor(
       MAX_BACKLOG_IDS / Math.max(1, this.idsPerRange ?? 1),
