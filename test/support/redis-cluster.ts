@@ -1,3 +1,4 @@
+import { testPorts } from './ports';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ export class OwnRedisCluster {
   readonly ports: number[];
 
   constructor() {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const base = testPorts(3);
     this.ports = [base, base + 1, base + 2];
   }
 

@@ -1,3 +1,4 @@
+import { testPorts } from './ports';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ export class OwnRedisSentinel {
   readonly sentinel: number;
 
   constructor() {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const base = testPorts(3);
     [this.master, this.replica, this.sentinel] = [base, base + 1, base + 2];
   }
 

@@ -1,3 +1,4 @@
+import { testPorts } from './ports';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ export const REDIS_URL =
  */
 export class OwnRedis {
   readonly dir = mkdtempSync(join(tmpdir(), 'pw-redis-'));
-  readonly port = 20_000 + Math.floor(Math.random() * 20_000);
+  readonly port = testPorts(1);
   readonly url = `redis://127.0.0.1:${this.port}`;
 
   async start(): Promise<void> {
