@@ -237,7 +237,6 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     const again = this.replayed(job, owner, request);
     if (again?.type === 'leased') return again;
-    if (s.state === 'running') this.present(s, owner, this.now() + leaseMs);
     if (s.cursor !== expected || s.state !== 'running')
       return { type: 'conflict', cursor: s.cursor };
     if (ranges.length === 0) {

@@ -20,7 +20,7 @@ export function describeRedis(
   storage: string | RedisConnectionOptions,
 ): string {
   if (typeof storage === 'string') return `Redis at ${redactUrl(storage)}`;
-  if (storage.sentinels)
+  if (storage.sentinels?.length)
     return `Redis master "${storage.name}" through sentinels ${storage.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
   if (storage.path) return `Redis at ${storage.path}`;
   return `Redis at ${storage.host ?? '127.0.0.1'}:${storage.port ?? 6379}`;

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { RedisLikeClient } from '../interfaces/parallel-worker-options.interface';
+import type {
+  RedisConnectionOptions,
+  RedisLikeClient,
+} from '../interfaces/parallel-worker-options.interface';
+import { describeRedis } from './owned-redis';
 import type { ID } from '../interfaces/range.interface';
 import type {
   Claim,
@@ -89,13 +93,7 @@ type Raw = (string | number)[];
 /** An app's ioredis client as `Redis at host:port` (its options; never credentials). */
 function describeClient(client: unknown): string {
   const c = client as {
-    options?: {
-      host?: string;
-      port?: number;
-      path?: string;
-      sentinels?: { host: string; port: number }[];
-      name?: string;
-    };
+    options?: RedisConnectionOptions;
     startupNodes?: unknown[];
   };
   if (Array.isArray(c.startupNodes)) {
@@ -106,11 +104,7 @@ function describeClient(client: unknown): string {
     );
     return `Redis Cluster at ${nodes.join(',')}`;
   }
-  const o = c.options ?? {};
-  if (o.sentinels?.length)
-    return `Redis master "${o.name}" through sentinels ${o.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
-  if (o.path) return `Redis at ${o.path}`;
-  return `Redis at ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`;
+  return describeRedis(c.options ?? {});
 }
 
 const parseLease = (owner: string, raw: Raw): Lease => ({
