@@ -87,6 +87,14 @@ export const RESET_BUSY = (runId: string) =>
 const FIX_ORDER =
   "Set idOrder in ParallelWorkerModule.forRoot() to the key's order: 'numeric' (numbers, integer strings), 'text' (strings by code unit), 'binary' (strings by code point) or a comparator.";
 
+/** `reset()` while this host runs the job. */
+export const RESET_HERE = (job: string) =>
+  `Job "${job}" is running on this host; cancel() it or wait for it before reset().`;
+
+/** `pause()`, `resume()` or `cancel()` with no run to act on. */
+export const NO_ACTIVE_RUN = (job: string, action: string) =>
+  `Job "${job}" has no active run to ${action}.`;
+
 /** An id the job's idOrder cannot order. */
 export const ID_REFUSED = (
   job: string,

@@ -9,6 +9,7 @@ import {
 import { DiscoveryService } from '@nestjs/core';
 import cluster from 'node:cluster';
 import { WorkerRole } from './cluster/worker-role';
+import { RunRefusedError } from './errors/run-refused.error';
 import { UnknownJobError } from './errors/unknown-job.error';
 import { type JobDefinition, JobRegistry } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
@@ -165,9 +166,7 @@ export class ParallelWorker
   async reset(job?: string): Promise<void> {
     const name = this.job(job).name;
     if (this.orchestrator.isRunning(name))
-      throw new Error(
-        `Job "${name}" is running on this host; cancel() it or wait for it before reset().`,
-      );
+      throw new RunRefusedError(name, m.RESET_HERE(name));
     await this.store.reset(name);
     this.logger.info(
       `Job "${name}": reset; the next run starts from the first row.`,
@@ -180,8 +179,7 @@ export class ParallelWorker
   ): Promise<void> {
     const name = this.job(job).name;
     const runId = await this.store.control(name, action);
-    if (!runId)
-      throw new Error(`Job "${name}" has no active run to ${action}.`);
+    if (!runId) throw new RunRefusedError(name, m.NO_ACTIVE_RUN(name, action));
     this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`);
     // This host obeys at once; the others within a second.
     await this.orchestrator.engine(name)?.followControl();

@@ -1,8 +1,11 @@
 /**
- * `run()` rejects with it when the run may not start or be joined, whatever
- * the store: `from` while the run is active, the job declared by another app
- * in the same store, a run already going on this host when `from` is given,
- * or a stop already signalled in this process. Nothing was started or changed.
+ * An operation the job's run does not allow now, whatever the store; nothing
+ * was started or changed. `run()` rejects with it when the run may not start
+ * or be joined: `from` while the run is active, the job declared by another
+ * app in the same store, a run already going on this host when `from` is
+ * given, or a stop already signalled in this process. `reset()` rejects with
+ * it while the run is active, `pause()`/`resume()`/`cancel()` when there is no
+ * active run.
  */
 export class RunRefusedError extends Error {
   override readonly name = 'RunRefusedError';

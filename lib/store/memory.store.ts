@@ -406,7 +406,7 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     const now = this.now();
     if (s.state === 'running' && this.active(s, now))
-      throw new Error(RESET_BUSY(s.runId as string));
+      throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
     this.forgetReplies(job);
     Object.assign(s, {
       state: 'idle',

@@ -372,7 +372,8 @@ export class RedisStore implements CoordinationStore {
 
   async reset(job: string): Promise<void> {
     const [answer, runId] = await this.run(scripts.reset, job);
-    if (answer === 'busy') throw new Error(RESET_BUSY(String(runId)));
+    if (answer === 'busy')
+      throw new RunRefusedError(job, RESET_BUSY(String(runId)));
   }
 
   async setTotal(job: string, runId: string, total: number): Promise<void> {

@@ -1,4 +1,5 @@
 import type { CoordinationStore, StoredRange } from '../../lib';
+import { RunRefusedError } from '../../lib';
 
 const range = (ids: number[], prev: number | null): StoredRange => ({
   ids,
@@ -384,6 +385,8 @@ export function storeContract(
       await expect(store.reset(job)).rejects.toThrow(
         /^run r is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); cancel it or wait for it before resetting the job$/,
       );
+      await expect(store.reset(job)).rejects.toBeInstanceOf(RunRefusedError);
+      await expect(store.reset(job)).rejects.toMatchObject({ job });
       await store.complete(job, A, [lease.token]);
       await store.leave?.(job, A);
       await store.reset(job);

@@ -17,6 +17,7 @@ import {
   RangeTotal,
   RunCompletedEvent,
   RunFailedError,
+  RunRefusedError,
   UnknownJobError,
   InvalidRangeError,
 } from '../../lib';
@@ -496,6 +497,7 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     await expect(pw.pause('numbers')).rejects.toThrow(
       'Job "numbers" has no active run to pause.',
     );
+    await expect(pw.resume('numbers')).rejects.toBeInstanceOf(RunRefusedError);
     Numbers.delayMs = 0;
     await pw.run('numbers');
     expect([...Numbers.handled].sort((x, y) => Number(x) - Number(y))).toEqual(
@@ -512,6 +514,17 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     await pw.reset('numbers');
     expect((await pw.status('numbers')).cursor).toBeNull();
     expect((await pw.run('numbers')).ids).toBe(95);
+    // Refused, typed, while this host runs it: nothing is moved.
+    Numbers.delayMs = 10;
+    const running = pw.run('numbers', { from: null });
+    await new Promise((r) => setTimeout(r, 30));
+    const refused = pw.reset('numbers');
+    await expect(refused).rejects.toBeInstanceOf(RunRefusedError);
+    await expect(refused).rejects.toThrow(
+      'Job "numbers" is running on this host; cancel() it or wait for it before reset().',
+    );
+    Numbers.delayMs = 0;
+    expect(await running).toMatchObject({ status: 'completed', ids: 95 });
     await a.close();
   });
 
