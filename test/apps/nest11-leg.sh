@@ -15,8 +15,7 @@ set -euo pipefail
 # Nest 11 majors of the @nestjs/* devDependencies (peers checked with
 # `npm view <pkg>@<ver> peerDependencies`): event-emitter 3.x, schedule 6.x and
 # terminus 11.x accept @nestjs/common/core ^10 || ^11; the library's peer ranges
-# allow them (^3 || ^12, ^6 || ^12, ^11 || ^12). @nestjs/cli stays (a build tool, not
-# used by the steps below).
+# allow them (^3 || ^12, ^6 || ^12, ^11 || ^12).
 nest11=(
   @nestjs/common@11 @nestjs/core@11 @nestjs/platform-express@11 @nestjs/testing@11
   @nestjs/event-emitter@3 @nestjs/schedule@6 @nestjs/terminus@11
