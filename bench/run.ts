@@ -19,6 +19,9 @@ const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TABLE = SMOKE ? 'bench_items_smoke' : 'bench_items';
+/** The big UPDATE's table: 10x the rows. */
+const BIG_TABLE = `${TABLE}_10x`;
+const BIG_ROWS = ROWS * 10;
 const dist = join(__dirname);
 const FROM_MEMORY = SMOKE ? ROWS : 1_000_000;
 /** How workload names write a count of ids or rows (smaller in the smoke run). */
@@ -29,6 +32,12 @@ interface Result {
   seconds: number;
   ranges: number;
   rss?: number;
+  /** What the process printed on stdout (workers included). */
+  output?: string;
+  /** This library: the measured run's id, workers it forked, primary RSS it added. */
+  runId?: string;
+  forked?: number;
+  rssAdded?: number;
 }
 
 function node(script: string, args: string[], env: Env): Promise<Result> {
@@ -55,7 +64,7 @@ function node(script: string, args: string[], env: Env): Promise<Result> {
             `${script} ${args.join(' ')} exited ${code}:\n${out.slice(-2000)}`,
           ),
         );
-      resolve(JSON.parse(line.slice(7)));
+      resolve({ ...JSON.parse(line.slice(7)), output: out });
     });
   });
 }
@@ -76,14 +85,33 @@ async function ours(
     ...env,
   })) as unknown as {
     durationMs: number;
+    runId: string;
     ranges: { completed: number };
+    workers: { started: number };
     rss: number;
+    rssAdded: number;
+    output: string;
   };
   return {
     seconds: r.durationMs / 1000,
     ranges: r.ranges.completed,
     rss: r.rss,
+    output: r.output,
+    runId: r.runId,
+    forked: r.workers.started,
+    rssAdded: r.rssAdded,
   };
+}
+
+/** ms from a run's run() call to its first handler call in any process (BENCH_MODE's RUN_AT and FIRST_CALL lines). */
+function firstCallMs(output: string, runId: string): number {
+  const at = (tag: string) =>
+    Math.min(
+      ...[...output.matchAll(new RegExp(`^${tag} ${runId} (\\S+)$`, 'gm'))].map(
+        (m) => Number(m[1]),
+      ),
+    );
+  return at('FIRST_CALL') - at('RUN_AT');
 }
 
 const bullmq = (workload: string, env: Env) =>
@@ -97,22 +125,22 @@ const plain = (workload: string, env: Env) =>
 const median = (xs: number[]) =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function ensureTable(): Promise<void> {
+async function ensureTable(table = TABLE, rows = ROWS): Promise<void> {
   const c = new Client({ connectionString: DATABASE_URL });
   await c.connect();
   await c.query(
-    `CREATE TABLE IF NOT EXISTS ${TABLE} (id bigserial PRIMARY KEY, payload text NOT NULL, processed int NOT NULL DEFAULT 0)`,
+    `CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload text NOT NULL, processed int NOT NULL DEFAULT 0)`,
   );
   const n = Number(
-    (await c.query(`SELECT COUNT(*) AS n FROM ${TABLE}`)).rows[0].n,
+    (await c.query(`SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n,
   );
-  if (n !== ROWS) {
-    await c.query(`TRUNCATE ${TABLE} RESTART IDENTITY`);
+  if (n !== rows) {
+    await c.query(`TRUNCATE ${table} RESTART IDENTITY`);
     await c.query(
-      `INSERT INTO ${TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, $1) g`,
-      [ROWS],
+      `INSERT INTO ${table} (payload) SELECT md5(g::text) FROM generate_series(1, $1) g`,
+      [rows],
     );
-    await c.query(`VACUUM ANALYZE ${TABLE}`);
+    await c.query(`VACUUM ANALYZE ${table}`);
   }
   await c.end();
 }
@@ -120,12 +148,13 @@ async function ensureTable(): Promise<void> {
 interface Row {
   workload: string;
   contender: string;
-  metric: 'ranges/s' | 's' | 'MB';
+  metric: 'ranges/s' | 's' | 'ms' | 'MB';
   values: number[];
 }
 
 async function main(): Promise<void> {
   await ensureTable();
+  await ensureTable(BIG_TABLE, BIG_ROWS);
   const rows: Row[] = [];
   const record = (
     workload: string,
@@ -218,6 +247,76 @@ async function main(): Promise<void> {
         r.seconds,
       );
     }
+    {
+      // The same UPDATE as a second run in the same process: the first run's workers serve it.
+      const r = await ours('update', 'memory', {
+        BENCH_WORKERS: 2,
+        BENCH_MODE: 'warm',
+      });
+      record(
+        `UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`,
+        'this library, defaults, second run (warm workers)',
+        's',
+        r.seconds,
+      );
+      const cold = r.output?.match(/^RUN_AT (\S+) /m)?.[1] ?? '';
+      record(
+        'run() to the first handler call',
+        'this library, first run (forks 2 workers)',
+        'ms',
+        firstCallMs(r.output ?? '', cold),
+      );
+      record(
+        'run() to the first handler call',
+        'this library, second run in the same process (warm workers)',
+        'ms',
+        firstCallMs(r.output ?? '', r.runId ?? ''),
+      );
+    }
+    for (const [name, run] of [
+      [
+        'this library, defaults (cold)',
+        () =>
+          ours('update', 'memory', {
+            BENCH_WORKERS: 2,
+            BENCH_TABLE: BIG_TABLE,
+          }),
+      ],
+      [
+        'one set-based UPDATE',
+        () => plain('set-update', { BENCH_TABLE: BIG_TABLE }),
+      ],
+    ] as const) {
+      const r = await run();
+      record(
+        `UPDATE … WHERE id = ANY($1), ${n(BIG_ROWS)} rows`,
+        name,
+        's',
+        r.seconds,
+      );
+    }
+    {
+      // A cron tick after the job caught up: the second run() has nothing new to do.
+      const r = await ours('memory', 'memory', {
+        BENCH_ROWS: SMOKE ? 2000 : 20_000,
+        BENCH_WORKERS: 2,
+        BENCH_MODE: 'tick',
+      });
+      if (r.forked !== 0)
+        throw new Error(`an empty run forked ${r.forked} workers`);
+      record(
+        'empty run (no new rows, a cron tick)',
+        'this library, run() to resolve',
+        'ms',
+        r.seconds * 1000,
+      );
+      record(
+        'empty run (no new rows, a cron tick)',
+        'this library, primary RSS added',
+        'MB',
+        (r.rssAdded ?? 0) / 1024 / 1024,
+      );
+    }
     for (const workers of [1, 2]) {
       const r = await ours('cpu', 'memory', {
         BENCH_WORKERS: workers,
@@ -281,6 +380,8 @@ function report(rows: Row[]): void {
   ];
   const C16 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`;
   const C1 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default`;
+  const UPD = `UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`;
+  const UPD_BIG = `UPDATE … WHERE id = ANY($1), ${n(BIG_ROWS)} rows`;
   const targets: [string, number, string, (x: number) => boolean][] = [
     [
       'memory store vs BullMQ, ids from memory, concurrency 16',
@@ -331,6 +432,30 @@ function report(rows: Row[]): void {
       m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'),
       '<= 1.3x',
       (x) => x <= 1.3,
+    ],
+    [
+      'UPDATE, second run (warm workers) vs one set-based UPDATE (time)',
+      m(UPD, 'this library, defaults, second run') / m(UPD, 'one set-based'),
+      '<= 1.2x',
+      (x) => x <= 1.2,
+    ],
+    [
+      `UPDATE ${n(BIG_ROWS)} rows, defaults (cold) vs one set-based UPDATE (time)`,
+      m(UPD_BIG, 'this library, defaults') / m(UPD_BIG, 'one set-based'),
+      '<= 1.2x',
+      (x) => x <= 1.2,
+    ],
+    [
+      'empty run (a cron tick with nothing new): run() to resolve, ms',
+      m('empty run', 'this library, run() to resolve'),
+      '<= 50',
+      (x) => x <= 50,
+    ],
+    [
+      'second run in the same process: run() to first handler call, ms',
+      m('run() to the first handler call', 'this library, second run'),
+      '<= 20',
+      (x) => x <= 20,
     ],
     [
       'CPU-bound, 2 workers vs 1 (speed-up)',

@@ -5,9 +5,7 @@ export const RANGE_LOADER_METADATA = 'parallel-worker:range-loader';
 export const RANGE_HANDLER_METADATA = 'parallel-worker:range-handler';
 export const RANGE_TOTAL_METADATA = 'parallel-worker:range-total';
 
-/** Environment a forked worker is started with; read by `ParallelWorker.isWorker()` and the worker runner. */
-export const ENV_JOB = 'PARALLEL_WORKER_JOB';
-export const ENV_RUN_ID = 'PARALLEL_WORKER_RUN_ID';
+/** Environment a forked worker is started with; read by `ParallelWorker.isWorker()` and the worker role. */
 export const ENV_WORKER_ID = 'PARALLEL_WORKER_ID';
 export const ENV_CONCURRENCY = 'PARALLEL_WORKER_CONCURRENCY';
 

@@ -174,6 +174,7 @@ export function resolveOptions(
     shutdownTimeoutMs: int(options, 'shutdownTimeoutMs', 10_000, 0),
     rangeTimeoutMs: int(options, 'rangeTimeoutMs', 300_000, 0),
     loaderTimeoutMs: int(options, 'loaderTimeoutMs', 60_000, 0),
+    workerIdleMs: int(options, 'workerIdleMs', 120_000, 0),
     workerExec: options.workerExec,
     idOrder,
   };

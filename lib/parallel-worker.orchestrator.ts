@@ -12,6 +12,7 @@ import { StoreUnavailableError } from './errors/store-unavailable.error';
 import { hostname } from 'node:os';
 import { ClusterPool } from './cluster/cluster-pool';
 import { InlinePool } from './cluster/inline-pool';
+import { WorkerFleet } from './cluster/worker-fleet';
 import { RunFailedError } from './errors/run-failed.error';
 import type { JobDefinition } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
@@ -74,6 +75,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   private stopSignal?: NodeJS.Signals;
   private reraise?: NodeJS.Timeout;
   private closing = false;
+  /** This host's worker processes, kept between runs for workerIdleMs. */
+  private readonly fleet: WorkerFleet;
 
   constructor(
     @Inject(RESOLVED_OPTIONS)
@@ -83,6 +86,12 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   ) {
     this.lock = new AsyncLock(options.lockOptions);
     this.logger = new ModuleLogger(LOG_CONTEXT, options.logging);
+    this.fleet = new WorkerFleet(options, this.logger);
+  }
+
+  /** Ends the warm workers (and those of runs still ending, once released); resolves when all exited. */
+  dismissWorkers(): Promise<void> {
+    return this.fleet.close();
   }
 
   onApplicationBootstrap(): void {
@@ -203,7 +212,14 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
             runId,
             engine,
           )
-        : new ClusterPool(def.name, runId, this.options, engine, logger),
+        : new ClusterPool(
+            def.name,
+            runId,
+            this.options,
+            engine,
+            logger,
+            this.fleet,
+          ),
     );
     if (entry.stopRequested) void engine.stop();
     const summary = await engine.finished;
@@ -324,6 +340,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   closingApp(): void {
     this.closing = true;
     clearTimeout(this.reraise);
+    void this.fleet.close();
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
@@ -332,7 +349,9 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       this.logger.warn(
         `${signal}: stopping gracefully (a second ${signal} exits at once).`,
       );
-      void this.stop().then(() => this.afterStop(signal));
+      void this.stop()
+        .then(() => this.fleet.close())
+        .then(() => this.afterStop(signal));
       return;
     }
     this.logger.warn(`${signal} again: exiting now.`);

@@ -15,7 +15,7 @@ import { type JobDefinition, JobRegistry } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
 import type { ID } from './interfaces/range.interface';
 import type { JobStatus, RunSummary } from './interfaces/run-summary.interface';
-import { ENV_JOB, LOG_CONTEXT } from './parallel-worker.constants';
+import { ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants';
 import { ParallelWorkerExplorer } from './parallel-worker.explorer';
 import { ModuleLogger } from './parallel-worker.logger';
 import * as m from './parallel-worker.messages';
@@ -35,8 +35,9 @@ export interface RunOptions {
 }
 
 /**
- * Runs jobs: in the primary `run()` forks the workers and hands out ranges;
- * in a worker `run()` serves ranges until the primary drains it.
+ * Runs jobs: in the primary `run()` takes warm workers or forks them and
+ * hands out ranges; in a worker `run()` serves ranges of any job until the
+ * primary dismisses it.
  */
 @Injectable()
 export class ParallelWorker
@@ -70,7 +71,7 @@ export class ParallelWorker
 
   /** True in a worker process forked by this module; main.ts uses it to pick its role. */
   static isWorker(): boolean {
-    return cluster.isWorker && typeof process.env[ENV_JOB] === 'string';
+    return cluster.isWorker && typeof process.env[ENV_WORKER_ID] === 'string';
   }
 
   onModuleInit(): void {
@@ -80,7 +81,8 @@ export class ParallelWorker
   /**
    * Primary: runs `job` to the end over all workers (and all hosts sharing the
    * store) and resolves with the summary; rejects with `RunFailedError` when
-   * the run fails. Worker: serves the job it was forked for until drained.
+   * the run fails. Worker: serves every run the primary gives it, of any job,
+   * until the primary dismisses it (idle past workerIdleMs, app.close(), a stop).
    */
   async run(job?: string, options: RunOptions = {}): Promise<RunSummary> {
     if (ParallelWorker.isWorker())
@@ -214,7 +216,11 @@ export class ParallelWorker
   async beforeApplicationShutdown(): Promise<void> {
     if (this.worker.serving)
       await this.worker.idle(this.options.shutdownTimeoutMs);
-    else await this.orchestrator.stop();
+    else {
+      await this.orchestrator.stop();
+      // Warm workers end with the app: a run-once main.ts exits as soon as it closed.
+      await this.orchestrator.dismissWorkers();
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -5,11 +5,23 @@ import {
   type ID,
   type LoadContext,
   type Range,
+  type RangeContext,
   RangeHandler,
   RangeLoader,
 } from '../../lib';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
+
+/** Runs whose first handler call this process printed (BENCH_MODE). */
+const called = new Set<string>();
+/** Prints `FIRST_CALL <runId> <ms>` at the first handler call of each run in this process. */
+const firstCall = (runId: string) => {
+  if (!process.env.BENCH_MODE || called.has(runId)) return;
+  called.add(runId);
+  process.stdout.write(
+    `FIRST_CALL ${runId} ${performance.timeOrigin + performance.now()}\n`,
+  );
+};
 const ROWS = Number(env('BENCH_ROWS', '200000'));
 const TABLE = env('BENCH_TABLE', 'bench_items');
 
@@ -36,7 +48,9 @@ export class BenchJobs implements OnModuleDestroy {
   }
 
   @RangeHandler('memory')
-  noop(): void {}
+  noop(_range: Range, ctx: RangeContext): void {
+    firstCall(ctx.runId);
+  }
 
   /** Keyset pagination on PostgreSQL, no-op handler. */
   @RangeLoader('keyset')
@@ -54,7 +68,8 @@ export class BenchJobs implements OnModuleDestroy {
   }
 
   @RangeHandler('update')
-  async update({ idsRange }: Range): Promise<void> {
+  async update({ idsRange }: Range, ctx: RangeContext): Promise<void> {
+    firstCall(ctx.runId);
     await this.pool!.query(
       `UPDATE ${TABLE} SET processed = processed + 1 WHERE id = ANY($1::bigint[])`,
       [idsRange],

@@ -2,7 +2,11 @@ import 'reflect-metadata';
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import Redis from 'ioredis';
-import { ParallelWorker, ParallelWorkerModule } from '../../lib';
+import {
+  ParallelWorker,
+  ParallelWorkerModule,
+  type RunSummary,
+} from '../../lib';
 import { BenchJobs } from './bench.jobs';
 
 const num = (name: string) =>
@@ -46,25 +50,47 @@ class RedisModule implements OnApplicationShutdown {
 })
 class BenchModule {}
 
-/** One run of one workload; prints `RESULT <json>` with the summary, the primary's peak RSS and the CPU seconds the primary used during the run. */
+/** Epoch time in ms with sub-ms precision, comparable across processes. */
+const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * One run of one workload; prints `RESULT <json>` with the summary, the
+ * primary's peak RSS and the CPU seconds the primary used during the run.
+ * BENCH_MODE=warm: a first run, then the measured second run (from the first
+ * row again) in the same process; BENCH_MODE=tick: a first run, then the
+ * measured second run with nothing new (a cron tick after the job caught up).
+ * Both print `RUN_AT <runId> <ms>` when each run() is called (handlers print
+ * `FIRST_CALL`, see bench.jobs.ts).
+ */
 async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(BenchModule, {
     logger: ['error', 'warn'],
   });
+  const mode = process.env.BENCH_MODE;
+  const job = process.env.BENCH_JOB ?? 'memory';
+  const primary = !ParallelWorker.isWorker();
+  let cold: RunSummary | undefined;
+  if (mode && primary) {
+    const at = now();
+    cold = await app.get(ParallelWorker).run(job, { from: null });
+    process.stdout.write(`RUN_AT ${cold.runId} ${at}\n`);
+  }
+  const rssBefore = process.memoryUsage().rss;
   let peak = process.memoryUsage().rss;
   const cpuBefore = process.cpuUsage();
   const sampler = setInterval(
     () => (peak = Math.max(peak, process.memoryUsage().rss)),
     50,
   );
+  const at = now();
   const summary = await app
     .get(ParallelWorker)
-    .run(process.env.BENCH_JOB ?? 'memory', { from: null });
+    .run(job, mode === 'tick' ? {} : { from: null });
   clearInterval(sampler);
   const cpu = process.cpuUsage(cpuBefore);
-  if (!ParallelWorker.isWorker())
+  if (primary)
     process.stdout.write(
-      `RESULT ${JSON.stringify({ ...summary, rss: peak, primaryCpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
+      `RUN_AT ${summary.runId} ${at}\nRESULT ${JSON.stringify({ ...summary, rss: peak, rssAdded: process.memoryUsage().rss - rssBefore, cold, primaryCpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
     );
   await app.close();
 }

@@ -20,16 +20,25 @@ export type WireResult =
   | { token: number; ok: true; ms: number }
   | { token: number; ok: false; error: WireError; notStarted?: true };
 
-/** Primary to worker. */
+/**
+ * Primary to worker. A worker serves one run at a time: `assign` gives it to
+ * a run (the ranges and aborts that follow are that run's), `release` ends
+ * that (it answers what it holds, then says `idle` again), and `drain`
+ * dismisses it (it answers what it holds, then its `run()` resolves).
+ */
 export type PrimaryMessage =
+  | { tag: typeof TAG; type: 'assign'; job: string; runId: string }
   | { tag: typeof TAG; type: 'ranges'; ranges: WireRange[] }
   | { tag: typeof TAG; type: 'abort'; tokens: number[]; reason: string }
+  | { tag: typeof TAG; type: 'release' }
   | { tag: typeof TAG; type: 'drain' };
 
-/** Worker to primary. */
+/** Worker to primary: `idle` once its `run()` was called, and again after each release. */
 export type WorkerMessage =
-  | { tag: typeof TAG; type: 'ready'; workerId: string; job: string }
+  | { tag: typeof TAG; type: 'idle'; workerId: string }
   | { tag: typeof TAG; type: 'results'; results: WireResult[] };
+
+export type RunMessage = Extract<PrimaryMessage, { type: 'ranges' | 'abort' }>;
 
 type Body<M> = M extends unknown ? Omit<M, 'tag'> : never;
 
@@ -84,6 +93,11 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | undefined {
         typeof v.reason === 'string'
         ? (v as PrimaryMessage)
         : undefined;
+    case 'assign':
+      return typeof v.job === 'string' && typeof v.runId === 'string'
+        ? (v as PrimaryMessage)
+        : undefined;
+    case 'release':
     case 'drain':
       return v as PrimaryMessage;
     default:
@@ -96,10 +110,8 @@ export function parseWorkerMessage(m: unknown): WorkerMessage | undefined {
   if (!isOurs(m)) return undefined;
   const v = m as Record<string, any>;
   switch (v.type) {
-    case 'ready':
-      return typeof v.workerId === 'string' && typeof v.job === 'string'
-        ? (v as WorkerMessage)
-        : undefined;
+    case 'idle':
+      return typeof v.workerId === 'string' ? (v as WorkerMessage) : undefined;
     case 'results':
       return Array.isArray(v.results) && v.results.every(isResult)
         ? (v as WorkerMessage)

@@ -1,26 +1,23 @@
 import type { JobDefinition } from '../job.registry';
-import type { ModuleLogger } from '../parallel-worker.logger';
 import {
   message,
-  isOurs,
-  parsePrimaryMessage,
+  type RunMessage,
   type WireRange,
   type WireResult,
   type WorkerMessage,
 } from './ipc.messages';
 import { RangeExecutor } from './range-executor';
 
-/** What `run()` resolves with in a worker: this worker's share. */
+/** This worker's share of one run. */
 export interface WorkerShare {
   ids: number;
   ranges: number;
-  drained: boolean;
 }
 
 /**
- * The worker side of a run: asks the primary for ranges, handles them with the
+ * The worker side of one run: handles the ranges the primary sends with the
  * job's handler, `concurrency` at a time, and answers with batched results
- * until told to drain.
+ * until the primary releases the worker from the run.
  *
  * The primary may send more ranges than `concurrency` (a short backlog, so a
  * worker with quick handlers never waits a round trip for its next range).
@@ -35,37 +32,20 @@ export class WorkerRunner {
   private running = 0;
   private queue: WireResult[] = [];
   private flushing = false;
-  private draining = false;
+  private releasing = false;
   private ids = 0;
   private ranges = 0;
   private finish!: (share: WorkerShare) => void;
-  readonly done: Promise<WorkerShare>;
+  private readonly done: Promise<WorkerShare>;
 
   constructor(
-    private readonly job: JobDefinition,
+    job: JobDefinition,
     runId: string,
-    readonly workerId: string,
+    workerId: string,
     private readonly concurrency: number,
-    private readonly logger: ModuleLogger,
   ) {
     this.executor = new RangeExecutor(job, runId, workerId);
     this.done = new Promise((resolve) => (this.finish = resolve));
-  }
-
-  serve(): Promise<WorkerShare> {
-    process.on('message', this.onMessage);
-    process.on('disconnect', this.onDisconnect);
-    // Ctrl-C reaches the whole process group: the primary decides how this worker stops.
-    process.on('SIGINT', this.onSignal);
-    process.on('SIGTERM', this.onSignal);
-    this.send(
-      message<WorkerMessage>({
-        type: 'ready',
-        workerId: this.workerId,
-        job: this.job.name,
-      }),
-    );
-    return this.done;
   }
 
   /** Waits for the ranges in hand (for an app closing by itself, e.g. with shutdown hooks). */
@@ -82,47 +62,44 @@ export class WorkerRunner {
     }
   }
 
-  private readonly onMessage = (m: unknown): void => {
-    if (!isOurs(m)) return;
-    const msg = parsePrimaryMessage(m);
-    if (!msg)
-      return this.logger.warn(
-        `Worker ${this.workerId} ignored a malformed message from the primary: ${JSON.stringify(m).slice(0, 200)}`,
-      );
+  /** A message of the run from the primary: ranges to handle, or ranges to abort. */
+  handle(msg: RunMessage): void {
     if (msg.type === 'ranges') {
       this.backlog.push(...msg.ranges);
       this.pump();
-    } else if (msg.type === 'abort') {
-      this.executor.abort(msg.tokens, msg.reason);
-      // An aborted range still waiting never starts: it is answered as failed with the reason.
-      const aborted = new Set(msg.tokens);
-      for (let i = this.backlog.length - 1; i >= 0; i--) {
-        if (!aborted.has(this.backlog[i].token)) continue;
-        const [range] = this.backlog.splice(i, 1);
-        this.queue.push({
-          token: range.token,
-          ok: false,
-          error: { message: msg.reason },
-          notStarted: true,
-        });
-      }
-      if (this.queue.length) this.flush();
-    } else {
-      this.draining = true;
-      this.maybeFinish();
+      return;
     }
-  };
+    this.executor.abort(msg.tokens, msg.reason);
+    // An aborted range still waiting never starts: it is answered as failed with the reason.
+    const aborted = new Set(msg.tokens);
+    for (let i = this.backlog.length - 1; i >= 0; i--) {
+      if (!aborted.has(this.backlog[i].token)) continue;
+      const [range] = this.backlog.splice(i, 1);
+      this.queue.push({
+        token: range.token,
+        ok: false,
+        error: { message: msg.reason },
+        notStarted: true,
+      });
+    }
+    if (this.queue.length) this.flush();
+  }
 
-  private readonly onDisconnect = (): void => {
+  /** The primary is done with this worker for the run: resolves once everything it holds is answered. */
+  release(): Promise<WorkerShare> {
+    this.releasing = true;
+    this.maybeFinish();
+    return this.done;
+  }
+
+  /** The primary is gone: handlers are aborted, nothing more is sent. */
+  abandon(): WorkerShare {
     this.executor.abortAll('the primary is gone');
-    this.logger.warn(
-      `Worker ${this.workerId}: the primary disconnected; stopping.`,
-    );
-    this.draining = true;
+    this.releasing = true;
     this.queue = [];
     this.backlog.length = 0;
-    this.end(false);
-  };
+    return { ids: this.ids, ranges: this.ranges };
+  }
 
   /** Starts ranges from the backlog while fewer than `concurrency` run. */
   private pump(): void {
@@ -139,12 +116,6 @@ export class WorkerRunner {
       });
     }
   }
-
-  private readonly onSignal = (signal: string): void => {
-    this.logger.debug(
-      `Worker ${this.workerId} got ${signal}; the primary stops it.`,
-    );
-  };
 
   /**
    * Batches results that finish in the same turn of the event loop into one
@@ -173,21 +144,13 @@ export class WorkerRunner {
 
   private maybeFinish(): void {
     if (
-      this.draining &&
+      this.releasing &&
       this.running === 0 &&
       this.backlog.length === 0 &&
       this.queue.length === 0 &&
       !this.flushing
     )
-      this.end(true);
-  }
-
-  private end(drained: boolean): void {
-    process.off('message', this.onMessage);
-    process.off('disconnect', this.onDisconnect);
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
-    this.finish({ ids: this.ids, ranges: this.ranges, drained });
+      this.finish({ ids: this.ids, ranges: this.ranges });
   }
 
   /** `written`: once the message is written to the channel (not when the primary is gone: this worker is ending). */

@@ -120,6 +120,13 @@ export interface ParallelWorkerOptions {
   throttle?: ThrottleFn;
   /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
   maxRangesPerSecond?: number;
+  /**
+   * How long workers stay up after a run, idle, to serve the next run of any
+   * job of the app without starting again; `app.close()` and a stop signal
+   * end them at once, and an idle worker never keeps the process alive.
+   * `0`: each run forks its workers and ends them. Default `120000`.
+   */
+  workerIdleMs?: number;
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
   workerExec?: string;
   /** The order of the ids the loader returns. Default `'numeric'`. */

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { createSqliteItems, sqliteCounts } from '../support/sqlite';
 import { randomBytes } from 'node:crypto';
 import { runFixture, startFixture } from '../support/fixture';
@@ -82,6 +83,124 @@ describe('cluster workers on SQLite (e2e)', () => {
     console.log(
       `run with nothing new: 0 workers forked, the process done in ${Date.now() - started} ms (app start included)`,
     );
+  });
+
+  /** How many rows were handled how many times, e.g. { 2: 5000 }. */
+  const timesHandled = (file: string): Record<number, number> => {
+    const db = new Database(file, { readonly: true });
+    try {
+      const rows = db
+        .prepare(
+          'SELECT processed, COUNT(*) AS n FROM items GROUP BY processed',
+        )
+        .all() as { processed: number; n: number }[];
+      return Object.fromEntries(rows.map((r) => [r.processed, r.n]));
+    } finally {
+      db.close();
+    }
+  };
+  /** The pids that handled ranges, per run id (the fixture's HANDLED lines). */
+  const handlers = (output: string): Map<string, Set<number>> => {
+    const byRun = new Map<string, Set<number>>();
+    for (const [, pid, run] of output.matchAll(
+      /HANDLED pid=(\d+) run=(\S+)/g,
+    )) {
+      if (!byRun.has(run)) byRun.set(run, new Set());
+      byRun.get(run)?.add(Number(pid));
+    }
+    return byRun;
+  };
+  /** The pids of the worker processes that booted (the fixture's WORKER_UP lines). */
+  const workersUp = (output: string): number[] =>
+    [...output.matchAll(/WORKER_UP pid=(\d+)/g)].map((m) => Number(m[1]));
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('serves a second run in the same process with the same warm workers: none forked, every row once per run, and the process exits', async () => {
+    const db = createSqliteItems(5000);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 250,
+      FIXTURE_RUNS: 2,
+      FIXTURE_TRACE_PIDS: 1,
+    });
+    expect(result.code).toBe(0);
+    const [first, second] = result.summaries;
+    expect(first).toMatchObject({
+      status: 'completed',
+      ids: 5000,
+      workers: { started: 2, restarted: 0 },
+    });
+    expect(second).toMatchObject({
+      status: 'completed',
+      ids: 5000,
+      workers: { started: 0, restarted: 0 },
+    });
+    // Two worker processes ever started in this process, and they handled both runs.
+    const up = workersUp(result.output);
+    expect(up).toHaveLength(2);
+    const pids = handlers(result.output);
+    for (const run of [first.runId, second.runId]) {
+      expect(pids.get(run)?.size).toBeGreaterThan(0);
+      for (const pid of pids.get(run) ?? []) expect(up).toContain(pid);
+    }
+    expect(timesHandled(db)).toEqual({ 2: 5000 });
+    expect(result.output).not.toContain('EVENT WorkerExited');
+    // app.close() dismissed them: none is left behind.
+    for (const pid of up) expect(alive(pid)).toBe(false);
+  });
+
+  it('forks new workers for every run with workerIdleMs: 0', async () => {
+    const db = createSqliteItems(2000);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 250,
+      FIXTURE_RUNS: 2,
+      FIXTURE_TRACE_PIDS: 1,
+      FIXTURE_WORKER_IDLE_MS: 0,
+    });
+    expect(result.code).toBe(0);
+    const [first, second] = result.summaries;
+    expect(first).toMatchObject({ ids: 2000, workers: { started: 2 } });
+    expect(second).toMatchObject({ ids: 2000, workers: { started: 2 } });
+    const pids = handlers(result.output);
+    for (const pid of pids.get(second.runId) ?? [])
+      expect(pids.get(first.runId)).not.toContain(pid);
+    expect(timesHandled(db)).toEqual({ 2: 2000 });
+  });
+
+  it('ends a run-once main.ts that never calls app.close(): idle workers keep nothing alive, and follow the primary out', async () => {
+    const db = createSqliteItems(2000);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 250,
+      FIXTURE_TRACE_PIDS: 1,
+      FIXTURE_NO_CLOSE: 1,
+      FIXTURE_WORKER_IDLE_MS: 600_000,
+    });
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({ status: 'completed', ids: 2000 });
+    const workers = workersUp(result.output);
+    expect(workers).toHaveLength(2);
+    // They see the primary's channel close and end their apps.
+    const deadline = Date.now() + 10_000;
+    while (workers.some(alive) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(workers.filter(alive)).toEqual([]);
+    expect(sqliteCounts(db)).toMatchObject({
+      once: 2000,
+      missed: [],
+      duplicated: [],
+    });
   });
 
   it('hands the range of a SIGKILLed worker out again: no row lost, only that range twice', async () => {

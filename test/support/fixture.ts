@@ -24,6 +24,8 @@ export interface FixtureResult {
   signal: string | null;
   output: string;
   summary?: RunSummary;
+  /** Every SUMMARY line, for an app that runs more than once. */
+  summaries: RunSummary[];
   failed?: { message: string; summary: RunSummary };
   /** run() refused (RunRefusedError) or the store unreachable (StoreUnavailableError). */
   refused?: { message: string; job: string };
@@ -75,6 +77,10 @@ export function startFixture(
         signal,
         output: out,
         summary: summary && JSON.parse(summary),
+        summaries: out
+          .split('\n')
+          .filter((l) => l.startsWith('SUMMARY '))
+          .map((l) => JSON.parse(l.slice('SUMMARY '.length)) as RunSummary),
         failed: failed && JSON.parse(failed),
         refused: refused && JSON.parse(refused),
         unavailable: unavailable && JSON.parse(unavailable),

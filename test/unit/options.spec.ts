@@ -17,6 +17,7 @@ describe('options', () => {
       leaseMs: 10_000,
       maxAttempts: 3,
       shutdownTimeoutMs: 10_000,
+      workerIdleMs: 120_000,
     });
     expect(resolveOptions({ workers: 3 }).maxAllowedWorkerRestartsCount).toBe(
       15,
@@ -62,6 +63,10 @@ describe('options', () => {
     [
       { storageKey: 'a {b}' },
       'option "storageKey" must be a non-empty string without spaces or braces',
+    ],
+    [
+      { workerIdleMs: -1 },
+      'option "workerIdleMs" must be a whole number >= 0, got -1',
     ],
     [
       { restartWorkerOnExit: 'yes' },
