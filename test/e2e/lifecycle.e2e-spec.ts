@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { startFixture } from '../support/fixture';
 import {
+  addPgItems,
   countProcessed as processed,
   createPgItems,
   DATABASE_URL,
@@ -147,6 +148,54 @@ describe('app lifecycle (e2e)', () => {
     console.log(
       `cron app, SIGINT at ${ROWS - counts.missed.length} of ${ROWS} rows: stopped and exited ${((Date.now() - signalledAt) / 1000).toFixed(1)} s later`,
     );
+  });
+
+  it('a cron app keeps its workers between ticks: a tick with new rows is served by the warm workers, and SIGTERM ends them all', async () => {
+    const t = await table();
+    const host = startFixture({
+      DATABASE_URL,
+      FIXTURE_TABLE: t,
+      REDIS_URL,
+      FIXTURE_PREFIX: `pw-warm-${randomBytes(4).toString('hex')}`,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 500,
+      FIXTURE_CRON: 1,
+      FIXTURE_CRON_RUNS: 1,
+      FIXTURE_TRACE_PIDS: 1,
+    });
+    await host.waitFor(new RegExp(`SUMMARY .*"ids":${ROWS},`));
+    await addPgItems(t, 1000);
+    const [line] = await host.waitFor(/SUMMARY .*"ids":1000,.*/);
+    expect(JSON.parse(line.slice('SUMMARY '.length))).toMatchObject({
+      status: 'completed',
+      workers: { started: 0, restarted: 0 },
+    });
+    const workers = [...host.output().matchAll(/WORKER_UP pid=(\d+)/g)].map(
+      (m) => Number(m[1]),
+    );
+    expect(workers).toHaveLength(2);
+    host.child.kill('SIGTERM');
+    const result = await within(
+      host.exited,
+      30_000,
+      () => `the app did not exit:\n${host.output().slice(-2000)}`,
+    );
+    expect(result.signal).toBe('SIGTERM');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitUntil(async () => !workers.some(alive), 10_000);
+    expect(await pgCounts(t)).toMatchObject({
+      total: ROWS + 1000,
+      once: ROWS + 1000,
+      missed: [],
+      duplicated: [],
+    });
   });
 
   it('run(job, { from: null }) on a second host while the run is active: a RunRefusedError, as on one host', async () => {

@@ -31,6 +31,15 @@ export function createPgItems(rows: number): Promise<string> {
   });
 }
 
+/** New rows at the end of a table made by createPgItems (as an app's users keep signing up). */
+export const addPgItems = (table: string, rows: number): Promise<void> =>
+  withClient(async (c) => {
+    await c.query(
+      `INSERT INTO ${table} (payload) SELECT 'row ' || g FROM generate_series(1, $1) g`,
+      [rows],
+    );
+  });
+
 export function pgCounts(table: string): Promise<RowCounts> {
   return withClient(async (c) => {
     const byTimes = (
