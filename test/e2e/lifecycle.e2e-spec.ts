@@ -189,7 +189,7 @@ describe('app lifecycle (e2e)', () => {
         return false;
       }
     };
-    await waitUntil(async () => !workers.some(alive), 10_000);
+    await waitUntil(() => Promise.resolve(!workers.some(alive)), 10_000);
     expect(await pgCounts(t)).toMatchObject({
       total: ROWS + 1000,
       once: ROWS + 1000,
