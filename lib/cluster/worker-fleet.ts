@@ -178,7 +178,9 @@ export class WorkerFleet {
 
   /** Waits for the next run, for `workerIdleMs`. */
   private park(worker: FleetWorker): void {
-    if (!this.keeps()) return this.dismiss(worker);
+    // Runs of two jobs at once fork a set each; one set (what a run takes) waits for the next.
+    if (!this.keeps() || this.idle.size >= this.options.workers)
+      return this.dismiss(worker);
     this.idle.add(worker);
     worker.keepAlive(false);
     worker.idleTimer = setTimeout(() => {
