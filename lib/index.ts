@@ -10,6 +10,7 @@ export type {
 export type {
   JobState,
   JobStatus,
+  PartitionStatus,
   RunStatus,
   RunSummary,
 } from './interfaces/run-summary.interface';

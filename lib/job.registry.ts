@@ -18,6 +18,9 @@ export interface JobDefinition {
   loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown>;
   handler: JobMethod<(range: Range, ctx: RangeContext) => unknown>;
   total?: JobMethod<(ctx: { job: string; runId: string }) => unknown>;
+  partitions?: JobMethod<(ctx: { job: string; runId: string }) => unknown> & {
+    count?: number;
+  };
 }
 
 /** The jobs the explorer found, by name. Internal. */

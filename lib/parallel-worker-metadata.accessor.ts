@@ -3,8 +3,10 @@ import { Reflector } from '@nestjs/core';
 import {
   RANGE_HANDLER_METADATA,
   RANGE_LOADER_METADATA,
+  RANGE_PARTITIONS_METADATA,
   RANGE_TOTAL_METADATA,
 } from './parallel-worker.constants';
+import type { RangePartitionsOptions } from './decorators/range-partitions.decorator';
 
 /** Typed reads of the decorators' metadata. */
 @Injectable()
@@ -20,6 +22,12 @@ export class ParallelWorkerMetadataAccessor {
 
   getTotalJob(target: Function): string | undefined {
     return this.reflector.get<string | undefined>(RANGE_TOTAL_METADATA, target);
+  }
+
+  getPartitions(
+    target: Function,
+  ): { job: string; options: RangePartitionsOptions } | undefined {
+    return this.reflector.get(RANGE_PARTITIONS_METADATA, target);
   }
 
   getHandlerJob(target: Function): string | undefined {

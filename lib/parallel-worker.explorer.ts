@@ -15,6 +15,7 @@ type Found = {
   loaders: JobMethod<any>[];
   handlers: JobMethod<any>[];
   totals: JobMethod<any>[];
+  partitions: (JobMethod<any> & { count?: number })[];
 };
 
 /** Finds `@RangeLoader` / `@RangeHandler` methods on providers and pairs them per job. */
@@ -59,25 +60,41 @@ export class ParallelWorkerExplorer implements OnModuleInit {
       const loaderJob = this.accessor.getLoaderJob(target);
       const handlerJob = this.accessor.getHandlerJob(target);
       const totalJob = this.accessor.getTotalJob(target);
+      const partitions = this.accessor.getPartitions(target);
+      const partitionsJob = partitions?.job;
       if (
         loaderJob === undefined &&
         handlerJob === undefined &&
-        totalJob === undefined
+        totalJob === undefined &&
+        partitionsJob === undefined
       )
         continue;
       const name = `${instance.constructor.name}.${method}`;
-      const job = (loaderJob ?? handlerJob ?? totalJob) as string;
+      const job = (loaderJob ??
+        handlerJob ??
+        totalJob ??
+        partitionsJob) as string;
       if (!wrapper.isDependencyTreeStatic()) {
         throw new ParallelWorkerConfigError(
           `${name} (job "${job}") is on a request-scoped or transient provider. Range loaders and handlers must live on a singleton provider: remove the scope from ${instance.constructor.name} or move the method.`,
         );
       }
       if (
-        [loaderJob, handlerJob, totalJob].filter((j) => j !== undefined)
-          .length > 1
+        [loaderJob, handlerJob, totalJob, partitionsJob].filter(
+          (j) => j !== undefined,
+        ).length > 1
       ) {
         throw new ParallelWorkerConfigError(
-          `${name} has more than one of @RangeLoader, @RangeHandler and @RangeTotal. Give each its own method.`,
+          `${name} has more than one of @RangeLoader, @RangeHandler, @RangeTotal and @RangePartitions. Give each its own method.`,
+        );
+      }
+      const count = partitions?.options?.count;
+      if (
+        count !== undefined &&
+        (!Number.isInteger(count) || count < 1 || count > 10_000)
+      ) {
+        throw new ParallelWorkerConfigError(
+          `${name}: @RangePartitions('${job}', { count }) must be a whole number from 1 to 10000, got ${JSON.stringify(count)}.`,
         );
       }
       if (typeof job !== 'string' || !JOB_NAME.test(job)) {
@@ -85,21 +102,29 @@ export class ParallelWorkerExplorer implements OnModuleInit {
           `${name}: job name ${JSON.stringify(job)} is not valid. Use letters, digits, '_', '-', '.' or ':'.`,
         );
       }
-      const entry = found.get(job) ?? { loaders: [], handlers: [], totals: [] };
+      const entry = found.get(job) ?? {
+        loaders: [],
+        handlers: [],
+        totals: [],
+        partitions: [],
+      };
       found.set(job, entry);
       const call = (...args: unknown[]) => instance[method](...args);
-      (loaderJob !== undefined
-        ? entry.loaders
-        : handlerJob !== undefined
-          ? entry.handlers
-          : entry.totals
-      ).push({ name, call });
+      if (partitionsJob !== undefined)
+        entry.partitions.push({ name, call, count });
+      else
+        (loaderJob !== undefined
+          ? entry.loaders
+          : handlerJob !== undefined
+            ? entry.handlers
+            : entry.totals
+        ).push({ name, call });
     }
   }
 
   private pair(
     job: string,
-    { loaders, handlers, totals }: Found,
+    { loaders, handlers, totals, partitions }: Found,
   ): JobDefinition {
     const names = (list: JobMethod<any>[]) =>
       list.map((m) => m.name).join(' and ');
@@ -113,7 +138,7 @@ export class ParallelWorkerExplorer implements OnModuleInit {
       );
     if (loaders.length === 0 && handlers.length === 0)
       throw new ParallelWorkerConfigError(
-        `Job "${job}" has a @RangeTotal (${names(totals)}) but no range loader or handler. Add them, or fix the job name.`,
+        `Job "${job}" has a ${totals.length ? `@RangeTotal (${names(totals)})` : `@RangePartitions (${names(partitions)})`} but no range loader or handler. Add them, or fix the job name.`,
       );
     if (loaders.length === 0)
       throw new ParallelWorkerConfigError(
@@ -127,11 +152,16 @@ export class ParallelWorkerExplorer implements OnModuleInit {
       throw new ParallelWorkerConfigError(
         `Job "${job}" has two @RangeTotal methods: ${names(totals)}. Keep one.`,
       );
+    if (partitions.length > 1)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}" has two @RangePartitions methods: ${names(partitions)}. Keep one.`,
+      );
     return {
       name: job,
       loader: loaders[0],
       handler: handlers[0],
       ...(totals.length ? { total: totals[0] } : {}),
+      ...(partitions.length ? { partitions: partitions[0] } : {}),
     };
   }
 }

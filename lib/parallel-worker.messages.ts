@@ -36,6 +36,18 @@ export const DUPLICATE_IDS = (job: string, id: unknown, index: number) =>
 export const NOT_AFTER_CURSOR = (job: string, id: unknown, cursor: unknown) =>
   `Job "${job}": the range loader returned ${show(id)}, which is not after the cursor ${show(cursor)}; those rows were handed out already. ${FIX_LOADER}`;
 
+/** A loader returned an id past the end of the partition it loads. */
+export const OUTSIDE_PARTITION = (
+  job: string,
+  id: unknown,
+  p: { index: number; count: number; after: unknown; upTo: unknown },
+) =>
+  `Job "${job}": the range loader returned ${show(id)} while loading partition ${p.index + 1} of ${p.count}, (${show(p.after)}, ${show(p.upTo)}]; it is past the partition's end, so another partition hands it out. Return only ids up to ctx.partition.upTo (e.g. WHERE id > $lastId AND id <= $upTo).`;
+
+/** What a @RangePartitions method returned cannot be used. */
+export const BAD_PARTITIONS = (job: string, method: string, why: string) =>
+  `Job "${job}": ${method} (@RangePartitions) ${why}. Return [{ after, upTo }, …] in id order, each after below its upTo, only the first after and the last upTo null; or { min, max } with @RangePartitions('${job}', { count }).`;
+
 export const LAST_ID_BEFORE_IDS = (job: string, lastId: unknown, id: unknown) =>
   `Job "${job}": the range object's lastId ${show(lastId)} is before its id ${show(id)}; lastId must be the largest id of the range.`;
 

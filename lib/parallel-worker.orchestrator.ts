@@ -26,8 +26,13 @@ import {
   RESOLVED_OPTIONS,
 } from './parallel-worker.providers';
 import type { EventSink } from './run/run-deps';
+import { idOrder } from './run/id-order';
+import { planPartitions } from './run/partition-plan';
 import { RunEngine } from './run/run-engine';
-import type { CoordinationStore } from './store/coordination-store.interface';
+import type {
+  CoordinationStore,
+  PartitionBounds,
+} from './store/coordination-store.interface';
 
 /** A run of a job on this host, from `run()` until it resolves. */
 interface ActiveRun {
@@ -175,13 +180,16 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     entry: ActiveRun,
   ): Promise<RunSummary> {
     const startedAt = performance.now();
+    const candidate = randomUUID();
+    const partitions = await this.partitionsToStore(def, candidate, from);
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
     const { runId, joined } = await this.firstCall(def.name, () =>
       this.store.startRun(
         def.name,
-        randomUUID(),
+        candidate,
         from,
         `${def.loader.name} + ${def.handler.name}`,
+        partitions,
       ),
     );
     const logger = this.logger;
@@ -289,6 +297,30 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The partitions a run that starts now would store: asked of the job's
+   * `@RangePartitions` method only when the store holds none for the job (or
+   * `from` replaces them) and no run is active to join; clipped to start
+   * after the job's cursor (or `from`).
+   */
+  private async partitionsToStore(
+    def: JobDefinition,
+    runId: string,
+    from: ID | null | undefined,
+  ): Promise<PartitionBounds[] | undefined> {
+    if (!def.partitions) return undefined;
+    const s = await this.firstCall(def.name, () => this.store.state(def.name));
+    const active = s.state === 'running' && s.runId !== null;
+    if (from === undefined && (active || s.partitions?.length))
+      return undefined;
+    return planPartitions(
+      def,
+      runId,
+      idOrder(this.options.idOrder),
+      from === undefined ? s.cursor : from,
+    );
   }
 
   /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */

@@ -121,6 +121,16 @@ export class ParallelWorker
       state,
       runId: s.runId,
       cursor: s.cursor,
+      ...(s.partitions && {
+        partitions: s.partitions.map((p, index) => ({
+          index,
+          after: p.after,
+          upTo: p.upTo,
+          cursor: p.cursor,
+          ids: p.ids,
+          exhausted: p.exhausted,
+        })),
+      }),
       ids: { done: ids },
       ranges: {
         done: s.counters.completed,

@@ -42,8 +42,9 @@ export function renderStatus(
     lines.push(`${num(ids)} ids done | ${num(rate)} ids/s`);
   }
   lines.push(
-    `ranges: ${num(s.counters.completed)} done, ${s.leased} leased, ${s.retrying} retrying, ${s.dead} dead | cursor ${JSON.stringify(s.cursor)}`,
+    `ranges: ${num(s.counters.completed)} done, ${s.leased} leased, ${s.retrying} retrying, ${s.dead} dead${s.partitions ? '' : ` | cursor ${JSON.stringify(s.cursor)}`}`,
   );
+  if (s.partitions) lines.push(...partitionLines(s));
   const hosts = Object.entries(owners);
   lines.push(
     hosts.length
@@ -56,6 +57,22 @@ export function renderStatus(
     );
   return lines.join('\n');
 }
+
+/** One line per partition: bounds, cursor, ids handed out this run, and who loads it (or that it is done). */
+function partitionLines(s: StoreRunState): string[] {
+  const parts = s.partitions ?? [];
+  return [
+    `partitions: ${parts.length} (${parts.filter((p) => p.exhausted).length} loaded to the end)`,
+    ...parts.map(
+      (p, i) =>
+        `  ${String(i + 1).padStart(String(parts.length).length)}. (${JSON.stringify(p.after)}, ${JSON.stringify(p.upTo)}] cursor ${JSON.stringify(p.cursor)}, ${num(p.ids)} ids handed out${p.exhausted ? ', done' : p.loader && p.loader.until > s.now ? `, loading on ${hostLabel(p.loader.owner)}` : ''}`,
+    ),
+  ];
+}
+
+/** `hostname:pid` of a host id (`hostname:pid:random`). */
+const hostLabel = (owner: string): string =>
+  owner.split(':').slice(0, 2).join(':');
 
 /** The same for scripts: every figure, hosts by their full id. */
 export function statusJson(
@@ -71,6 +88,17 @@ export function statusJson(
     state,
     runId: s.runId,
     cursor: s.cursor,
+    ...(s.partitions && {
+      partitions: s.partitions.map((p, index) => ({
+        index,
+        after: p.after,
+        upTo: p.upTo,
+        cursor: p.cursor,
+        ids: p.ids,
+        exhausted: p.exhausted,
+        loader: p.loader?.owner ?? null,
+      })),
+    }),
     error: s.error ?? null,
     ids: { done: s.counters.ids, total: s.total ?? null },
     ranges: {

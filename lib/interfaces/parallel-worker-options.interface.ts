@@ -121,6 +121,11 @@ export interface ParallelWorkerOptions {
   /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
   maxRangesPerSecond?: number;
   /**
+   * Loader calls at once on this host for a job with partitions
+   * (`@RangePartitions`), each in its own partition. Default `8`.
+   */
+  loaderConcurrency?: number;
+  /**
    * How long workers stay up after a run, idle, to serve the next run of any
    * job of the app without starting again; `app.close()` and a stop signal
    * end them at once, and an idle worker never keeps the process alive.

@@ -36,6 +36,16 @@ export interface LoadContext {
   runId: string;
   /** Range size the module suggests; a loader may ignore it. */
   limit: number;
+  /**
+   * The partition this call loads, when the job has a `@RangePartitions`
+   * method: return only ids in `(after, upTo]` (`upTo: null`: no upper bound).
+   */
+  partition?: {
+    index: number;
+    count: number;
+    after: ID | null;
+    upTo: ID | null;
+  };
 }
 
 /** Second argument of a `@RangeHandler`. */

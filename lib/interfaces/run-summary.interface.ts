@@ -29,12 +29,25 @@ export type JobState =
   | 'failed';
 
 /** What `ParallelWorker.status()` returns. */
+export interface PartitionStatus {
+  index: number;
+  after: import('./range.interface').ID | null;
+  upTo: import('./range.interface').ID | null;
+  cursor: import('./range.interface').ID | null;
+  /** Ids handed out from it in this run. */
+  ids: number;
+  /** Its loader returned nothing more in this run. */
+  exhausted: boolean;
+}
+
 export interface JobStatus {
   job: string;
   state: JobState;
   runId: string | null;
-  /** Last id handed out (the resume point). */
+  /** Last id handed out (the resume point); for a job with partitions, each has its own in `partitions`. */
   cursor: import('./range.interface').ID | null;
+  /** A job with partitions: each one's bounds `(after, upTo]`, cursor, ids handed out in this run, and whether its loader is done. */
+  partitions?: PartitionStatus[];
   ids: { done: number };
   ranges: { done: number; leased: number; retrying: number; dead: number };
   /** Ids per second over the last minute. */

@@ -7,7 +7,8 @@ import type { ID } from '../interfaces/range.interface';
 import type { ModuleLogger } from '../parallel-worker.logger';
 import type { StoredRange } from '../store/coordination-store.interface';
 import { backoff } from './backoff';
-import type { IdOrder } from './id-order';
+import { OUTSIDE_PARTITION } from '../parallel-worker.messages';
+import { idOrder, type IdOrder } from './id-order';
 import { toStoredRange } from './range-validator';
 
 /** The run cannot go on: bad loader output, or a loader that keeps failing. */
@@ -29,6 +30,16 @@ export interface LoaderCall {
   limit: () => number;
   /** The order the loader's ids must come in (the `idOrder` option). */
   order?: IdOrder;
+  /** The partition loaded (its ids must not go past `upTo`); none for a job without partitions. */
+  partition?: LoadPartition;
+}
+
+/** A partition as the loader sees it (`ctx.partition`). */
+export interface LoadPartition {
+  index: number;
+  count: number;
+  after: ID | null;
+  upTo: ID | null;
 }
 
 /** Consecutive ranges loaded after one cursor. */
@@ -55,7 +66,8 @@ export async function loadRanges(
   max: number,
   more: () => boolean,
 ): Promise<Loaded | undefined> {
-  const { job, runId, options, lock, logger } = c;
+  const { job, runId, options, lock, logger, partition } = c;
+  const order = c.order ?? idOrder('numeric');
   for (let attempt = 1; ; attempt++) {
     const loaded: Loaded = { ranges: [], cursor: from, exhausted: false };
     const timeout = new CallTimeout(
@@ -64,8 +76,9 @@ export async function loadRanges(
     );
     try {
       // The timeout lives inside the lock, so a hung loader does not hold the lock forever.
+      // One loader call at a time per partition (per job without partitions), on this host.
       await lock.acquire(
-        job.name,
+        partition ? `${job.name}#${partition.index}` : job.name,
         async () => {
           while (loaded.ranges.length < max) {
             const cursor = loaded.cursor;
@@ -74,10 +87,26 @@ export async function loadRanges(
                 job: job.name,
                 runId,
                 limit: c.limit(),
+                ...(partition && { partition: { ...partition } }),
               }),
             );
-            const range = toStoredRange(job.name, cursor, value, c.order);
+            const range = toStoredRange(job.name, cursor, value, order);
             if (range === null) return void (loaded.exhausted = true);
+            if (
+              partition &&
+              partition.upTo !== null &&
+              order.compare(range.lastId, partition.upTo) > 0
+            ) {
+              const past =
+                range.ids.find(
+                  (id) => order.compare(id, partition.upTo as ID) > 0,
+                ) ?? range.lastId;
+              throw new InvalidRangeError(
+                job.name,
+                value,
+                OUTSIDE_PARTITION(job.name, past, partition),
+              );
+            }
             loaded.ranges.push(range);
             loaded.cursor = range.lastId;
             if (!more()) return;

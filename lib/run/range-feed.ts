@@ -1,40 +1,11 @@
-import type { ID } from '../interfaces/range.interface';
-import type { RunStatus } from '../interfaces/run-summary.interface';
-import type {
-  CommitResult,
-  StoredRange,
-} from '../store/coordination-store.interface';
 import { retrying } from './backoff';
 import type { Dispatcher } from './dispatcher';
-import { type IdOrder, idOrder } from './id-order';
-import { describeLease } from './lease-format';
+import { FeedLane, type FeedHost, type LaneShared } from './feed-lane';
 import type { LeaseKeeper } from './lease-keeper';
-import {
-  type Loaded,
-  loadRanges,
-  type LoaderCall,
-  RunFailure,
-} from './loader-call';
+import type { LoadPartition } from './loader-call';
 import type { RunDeps } from './run-deps';
 
-/** Commits in flight at once while loading ahead (each one round trip to Redis). */
-const MAX_PIPELINE = 16;
-/** Consecutive loads committed together, while loading them takes no longer than BATCH_MS. */
-const MAX_BATCH = 64;
-const BATCH_MS = 8;
-
-/**
- * Until a worker is ready (forking and bootstrapping the app takes a few
- * hundred ms) a host goes on calling the loader, up to about this many ids,
- * without committing: the workers then start on loads already made, and no
- * lease is taken that another host could have used.
- */
-const PRELOAD_IDS = 50_000;
-/** And at most this many ranges (a loader may return ranges without ids). */
-const PRELOAD_RANGES = 5_000;
-
-const countIds = (ranges: StoredRange[]): number =>
-  ranges.reduce((n, r) => n + r.ids.length, 0);
+export type { FeedHost } from './feed-lane';
 
 /**
  * This process's claims and commits, numbered once for all runs: a call the
@@ -44,57 +15,16 @@ const countIds = (ranges: StoredRange[]): number =>
 let requests = 0;
 const nextRequest = (): string => String(++requests);
 
-/** What the feed needs from the run. */
-export interface FeedHost {
-  /** True while the run hands out ranges (running, not paused, not throttled). */
-  handingOut(): boolean;
-  /** True until the run begins to end: no claim or commit is sent after that. */
-  running(): boolean;
-  /** New leases are ready to send. */
-  leased(): void;
-  /** There is work: the first ranges were loaded or claimed (workers are started only then, so an empty run forks none). */
-  needWorkers(): void;
-  /** The store's cursor is before one this host committed in this run: its state went back. */
-  wentBack(cursor: ID | null, committed: ID): void;
-  /** The store says the run is over (`done`), cancelled, or failed; or loading failed. */
-  end(
-    status: RunStatus,
-    error?: string,
-    cause?: unknown,
-    everywhere?: boolean,
-  ): void;
-  /** The store says nothing is left to claim or load: the run ends once nothing is in flight here. */
-  exhausted(): void;
-  /** The store holds another run than this one (or none): its state was lost. */
-  lost(found: string | null): void;
-  /** The limit suggested to the loader now. */
-  limit(): number;
-}
-
 /**
- * The range feed: keeps `prefetch` ranges ready beyond what the workers can
- * take. Claims only when it does not know the cursor or the store says older
- * work is due; otherwise loads from the last committed cursor, commits quick
- * consecutive loads together and pipelines up to MAX_PIPELINE commits. Each
- * commit is a compare-and-set on its own, so one refused because another host
- * moved the cursor hands out nothing; the feed then claims to learn the cursor
- * again. Every claim and commit goes through the lease keeper, which holds
- * its leases from the moment the store grants them.
+ * The range feed of one run on this host: one lane (a claim, load and commit
+ * loop) for a job without partitions; for a job with partitions, up to
+ * `loaderConcurrency` lanes, each loading its own partition, so the loader
+ * runs that many calls at once.
  */
 export class RangeFeed {
-  private looping = false;
-  private again = false;
-  private timer?: NodeJS.Timeout;
-  /** The cursor to load after, while this host knows it; undefined: claim first. */
-  private cursor?: { value: ID | null };
-  /** Loads made while no worker is ready, not committed (no lease): consecutive, the first from its `from`. */
-  private preloaded: (Loaded & { from: ID | null })[] = [];
-  private preloadedIds = 0;
-  private preloadedRanges = 0;
-  private readonly loaderCall: LoaderCall;
-  private readonly order: IdOrder;
-  /** The furthest cursor a commit of this host moved the store to, in this run. */
-  private committed?: { value: ID };
+  private readonly lanes: FeedLane[] = [];
+  private readonly shared: LaneShared;
+  private bounds?: Promise<LoadPartition[]>;
 
   constructor(
     private readonly d: RunDeps,
@@ -102,288 +32,82 @@ export class RangeFeed {
     private readonly dispatcher: Dispatcher,
     private readonly host: FeedHost,
   ) {
-    this.order = idOrder(d.options.idOrder);
-    this.loaderCall = {
-      ...d,
-      running: () => host.running(),
-      limit: () => host.limit(),
-      order: this.order,
+    this.shared = {
+      committing: 0,
+      loading: (except) =>
+        this.lanes
+          .filter((l) => l !== except && l.partition !== undefined)
+          .map((l) => (l.partition as LoadPartition).index),
+      partition: (index) => this.partition(index),
+      partitioned: () => this.widen(),
+      mayPreload: () => this.lanes.length === 1,
+      retire: (lane) => {
+        if (this.lanes[0] === lane) return false;
+        const i = this.lanes.indexOf(lane);
+        if (i > 0) this.lanes.splice(i, 1);
+        return true;
+      },
     };
+    this.lanes.push(this.lane());
   }
 
-  /** Looks for work now (or after `delayMs`); a call while the loop runs makes it go round once more. */
+  /** Looks for work now (or after `delayMs`) in every lane. */
   fill(delayMs = 0): void {
-    if (!this.host.running()) return;
-    if (delayMs > 0) {
-      if (!this.timer)
-        this.timer = setTimeout(
-          () => ((this.timer = undefined), this.fill()),
-          delayMs,
-        );
-      return;
-    }
-    if (this.looping) return void (this.again = true);
-    this.looping = true;
-    this.again = false;
-    void this.loop().finally(() => {
-      this.looping = false;
-      if (this.again) this.fill();
-    });
+    for (const lane of this.lanes) lane.fill(delayMs);
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    for (const lane of this.lanes) lane.stop();
   }
 
-  private async loop(): Promise<void> {
-    const { options, logger, job, store, hostId } = this.d;
-    const commits: { result: Promise<CommitResult>; ranges: number }[] = [];
-    let committing = 0;
-    const settleOne = async () => {
-      const { result, ranges } = commits.shift() as (typeof commits)[number];
-      committing -= ranges;
-      const r = await result;
-      if (r.type === 'leased') {
-        const last = r.leases[r.leases.length - 1]?.range.lastId;
-        if (
-          last !== undefined &&
-          (!this.committed ||
-            this.order.compare(last, this.committed.value) > 0)
-        )
-          this.committed = { value: last };
-        // Leases the keeper gave up meanwhile (or that the run's end gives back) are not sent.
-        if (!this.host.running()) return;
-        this.dispatcher.ready.push(
-          ...r.leases.filter((l) => this.keeper.holds(l.token)),
-        );
-        if (r.due) this.cursor = undefined;
-        this.host.leased();
-      } else if (r.type === 'conflict') {
-        if (this.behind(r.cursor)) return;
-        logger.debug(
-          `Job "${job.name}": another host moved the cursor to ${r.cursor}; reloading from there.`,
-        );
-        this.cursor = undefined;
-      }
-    };
-    const room = () =>
-      this.dispatcher.freeCapacity() +
-      options.prefetch -
-      this.dispatcher.ready.length -
-      committing;
-    const settleAll = async () => {
-      while (commits.length) await settleOne();
-    };
-    try {
-      while (this.host.handingOut()) {
-        if (room() <= 0) {
-          if (!this.canPreload()) break;
-          await settleAll();
-          // Settling may have shown another host moved the cursor (or older work is due): claim first then.
-          if (!this.canPreload()) continue;
-          if (!(await this.preload())) return;
-          continue;
-        }
-        if (this.cursor === undefined) {
-          await settleAll();
-          if (!(await this.claim())) return settleAll();
-          continue;
-        }
-        const from = this.cursor.value;
-        const max = await this.permits(room());
-        if (max === 0) return settleAll();
-        const loaded =
-          this.takePreloaded(from, max) ?? (await this.loadBatch(from, max));
-        // Nothing loaded is committed once the run began to end.
-        if (!loaded || !this.host.running()) return settleAll();
-        // An empty commit after the ranges marks loading exhausted at the cursor they reach.
-        if (loaded.ranges.length) this.host.needWorkers();
-        const batches = loaded.ranges.length ? [loaded.ranges] : [];
-        if (loaded.exhausted) batches.push([]);
-        for (const ranges of batches) {
-          const expected = ranges.length ? from : loaded.cursor;
-          const request = nextRequest();
-          const result = this.keeper.acquire(
-            () =>
-              retrying(
-                () =>
-                  store.commit(
-                    job.name,
-                    hostId,
-                    expected,
-                    ranges,
-                    options.leaseMs,
-                    request,
-                  ),
-                logger,
-                `commit for job "${job.name}"`,
-              ),
-            (r) => (r.type === 'leased' ? r.leases : []),
-          );
-          // Awaited in order by settleOne; this only keeps a failure from surfacing twice.
-          result.catch(() => undefined);
-          commits.push({ result, ranges: ranges.length });
-          committing += ranges.length;
-        }
-        this.cursor = loaded.exhausted ? undefined : { value: loaded.cursor };
-        if (commits.length >= MAX_PIPELINE) await settleOne();
-      }
-      await settleAll();
-      // Settling may have made room (a refused commit frees its ranges' place): go round again.
-      if (room() > 0 && this.host.handingOut()) this.again = true;
-    } catch (e) {
-      // Bad loader output fails the run everywhere; a store that stays unreachable fails only this host.
-      // Leases of commits still in flight are the keeper's: the run's end gives them back.
-      this.host.end(
-        'failed',
-        (e as Error).message,
-        e instanceof RunFailure ? e.cause : e,
-        e instanceof RunFailure,
-      );
-    }
-  }
-
-  /**
-   * True (and the run fails) when the store's cursor is before one this
-   * host's commits moved it to: within one run the cursor only moves on, so
-   * the store went back (a failover to a replica that lagged, a restore).
-   */
-  private behind(cursor: ID | null): boolean {
-    const committed = this.committed;
-    if (
-      !committed ||
-      (cursor !== null && this.order.compare(cursor, committed.value) >= 0)
-    )
-      return false;
-    this.host.wentBack(cursor, committed.value);
-    return true;
-  }
-
-  /** While no worker is ready, the loader may run ahead (not under `maxRangesPerSecond`, which paces the loader). */
-  private canPreload(): boolean {
-    const last = this.preloaded[this.preloaded.length - 1];
-    return (
-      !this.dispatcher.anyReady() &&
-      this.cursor !== undefined &&
-      !last?.exhausted &&
-      this.d.options.maxRangesPerSecond <= 0 &&
-      this.preloadedIds < PRELOAD_IDS &&
-      this.preloadedRanges < PRELOAD_RANGES
+  private lane(): FeedLane {
+    return new FeedLane(
+      this.d,
+      this.keeper,
+      this.dispatcher,
+      this.host,
+      this.shared,
+      nextRequest,
     );
   }
 
-  /** One more batch of loads after the last one, kept uncommitted; false when the run ended meanwhile. */
-  private async preload(): Promise<boolean> {
-    const last = this.preloaded[this.preloaded.length - 1];
-    const from = last
-      ? last.cursor
-      : (this.cursor as { value: ID | null }).value;
-    const loaded = await this.loadBatch(from, MAX_BATCH);
-    if (!loaded) return false;
-    this.preloaded.push({ ...loaded, from });
-    if (loaded.ranges.length) this.host.needWorkers();
-    this.preloadedIds += countIds(loaded.ranges);
-    this.preloadedRanges += loaded.ranges.length;
-    return true;
+  /** The job has partitions: as many lanes as loaderConcurrency allows, and no more than it has partitions. */
+  private widen(): void {
+    void this.partitions().then((all) => {
+      const want = Math.min(this.d.options.loaderConcurrency, all.length);
+      while (this.lanes.length < want) {
+        const lane = this.lane();
+        this.lanes.push(lane);
+        lane.fill();
+      }
+    });
   }
 
-  /** Up to `max` preloaded ranges when they start at `from` (the cursor); otherwise they are stale and dropped. */
-  private takePreloaded(from: ID | null, max: number): Loaded | undefined {
-    const head = this.preloaded[0];
-    if (!head) return undefined;
-    if (JSON.stringify(head.from) !== JSON.stringify(from)) {
-      this.preloaded = [];
-      this.preloadedIds = this.preloadedRanges = 0;
-      return undefined;
-    }
-    const ranges =
-      head.ranges.length <= max ? head.ranges : head.ranges.splice(0, max);
-    this.preloadedIds -= countIds(ranges);
-    this.preloadedRanges -= ranges.length;
-    if (ranges === head.ranges) {
-      this.preloaded.shift();
-      return head;
-    }
-    head.from = ranges[ranges.length - 1].lastId;
-    return { ranges, cursor: head.from, exhausted: false };
+  private async partition(index: number): Promise<LoadPartition> {
+    const all = await this.partitions();
+    const p = all[index];
+    if (p) return p;
+    // The partitions are fixed for the run: one the store names but does not hold means its state changed under the run.
+    throw new Error(
+      `the store named partition ${index + 1} of job "${this.d.job.name}" to load, but run ${this.d.runId} has ${all.length} partitions`,
+    );
   }
 
-  /** How many ranges `maxRangesPerSecond` lets this host load now (0: the loop waits for the next second). */
-  private async permits(wanted: number): Promise<number> {
-    const { job, store, options, logger } = this.d;
-    if (options.maxRangesPerSecond <= 0) return wanted;
-    const ask = Math.min(wanted, MAX_BATCH);
-    const { granted, waitMs } = await retrying(
-      () => store.takePermits(job.name, ask, options.maxRangesPerSecond),
+  /** The run's partitions, read once from the store. */
+  private partitions(): Promise<LoadPartition[]> {
+    const { store, job, logger } = this.d;
+    this.bounds ??= retrying(
+      () => store.state(job.name),
       logger,
-      `permits for job "${job.name}"`,
+      `state for job "${job.name}"`,
+    ).then((s) =>
+      (s.partitions ?? []).map((p, index, all) => ({
+        index,
+        count: all.length,
+        after: p.after,
+        upTo: p.upTo,
+      })),
     );
-    if (granted === 0) this.fill(waitMs);
-    return granted;
-  }
-
-  /** One claim; false when the loop should stop (the run ended, or nothing to do for now). */
-  private async claim(): Promise<boolean> {
-    const { job, store, options, hostId, logger } = this.d;
-    // A host whose loop stalled renews first: its own live leases are never claimed back.
-    await this.keeper.renewIfStale();
-    if (!this.host.running()) return false;
-    const request = nextRequest();
-    const claim = await this.keeper.acquire(
-      () =>
-        retrying(
-          () => store.claim(job.name, hostId, options.leaseMs, request),
-          logger,
-          `claim for job "${job.name}"`,
-        ),
-      (c) => (c.type === 'lease' ? [c.lease] : []),
-    );
-    if (!this.host.running()) return false;
-    switch (claim.type) {
-      case 'lease':
-        // A lease of another run: the store lost this one (and another host started a new one). The end gives it back.
-        if (claim.lease.runId !== this.d.runId)
-          return (this.host.lost(claim.lease.runId), false);
-        if (claim.reason === 'expired')
-          logger.warn(
-            `Job "${job.name}": ${describeLease(claim.lease)} was re-leased after its lease expired.`,
-          );
-        this.dispatcher.ready.push(claim.lease);
-        this.host.needWorkers();
-        this.host.leased();
-        return true;
-      case 'load':
-        if (this.behind(claim.cursor)) return false;
-        this.cursor = { value: claim.cursor };
-        return true;
-      case 'wait':
-        this.fill(claim.retryInMs);
-        return false;
-      case 'done':
-        this.host.exhausted();
-        return false;
-      case 'cancelled':
-        logger.warn(`Job "${job.name}": the run was cancelled; stopping.`);
-        this.host.end('stopped');
-        return false;
-      default:
-        this.host.end('failed', claim.error);
-        return false;
-    }
-  }
-
-  /**
-   * Loads up to `max` consecutive ranges after `from` while loading stays
-   * quick (a slow loader commits range by range, so workers never wait on a
-   * batch). Undefined when the run ended meanwhile.
-   */
-  private loadBatch(from: ID | null, max: number): Promise<Loaded | undefined> {
-    const started = performance.now();
-    return loadRanges(
-      this.loaderCall,
-      from,
-      Math.min(max, MAX_BATCH),
-      () => performance.now() - started <= BATCH_MS && this.host.running(),
-    );
+    return this.bounds;
   }
 }

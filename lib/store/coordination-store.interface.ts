@@ -16,6 +16,26 @@ export interface StoredRange {
   payload?: Record<string, unknown>;
 }
 
+/**
+ * A partition of a job's ids: those in `(after, upTo]`. `after: null` starts
+ * at the first id, `upTo: null` runs to the last.
+ */
+export interface PartitionBounds {
+  after: ID | null;
+  upTo: ID | null;
+}
+
+/** A partition as the store keeps it with the job: bounds, its own cursor, and this run's progress in it. */
+export interface StoredPartition extends PartitionBounds {
+  cursor: ID | null;
+  /** The loader returned nothing after `cursor` in this run. */
+  exhausted: boolean;
+  /** Ids handed out from it in this run. */
+  ids: number;
+  /** The host loading it, until this store time (claims, commits and heartbeats renew it); others take another partition meanwhile. */
+  loader?: { owner: string; until: number };
+}
+
 /** A handed-out range. Ends as completed, failed, released or expired. */
 export interface Lease {
   /** Fencing token: increases per job; a new one for every hand-out. */
@@ -33,8 +53,8 @@ export interface Lease {
 export type Claim =
   /** A range to hand out again (expired lease, due retry or released range). */
   | { type: 'lease'; lease: Lease; reason: 'expired' | 'retry' | 'released' }
-  /** Nothing to re-hand: call the loader after `cursor`, then `commit()`. */
-  | { type: 'load'; cursor: ID | null }
+  /** Nothing to re-hand: call the loader after `cursor` (of `partition`, when the job has partitions), then `commit()`. */
+  | { type: 'load'; cursor: ID | null; partition?: number }
   /** Nothing now; other leases or retries are pending. Ask again later. */
   | { type: 'wait'; retryInMs: number }
   /** The run is over: loader exhausted, nothing leased, nothing to retry. */
@@ -91,6 +111,8 @@ export interface StoreRunState {
   total?: number;
   cursor: ID | null;
   exhausted: boolean;
+  /** The job's partitions, each with its cursor; absent when it has none (then `cursor` is its cursor). */
+  partitions?: StoredPartition[];
   counters: RunCounters;
   leased: number;
   retrying: number;
@@ -118,12 +140,17 @@ export interface CoordinationStore {
    * `declaredBy` names the app's loader and handler: a job the store keeps for
    * another declaration is refused (two apps on one store never share a
    * cursor by accident) unless `from` is given, which takes the job over.
+   * `partitions`: the job's partitions, each starting at its `after`; kept
+   * with the job (and its cursors) from run to run. A new run stores them
+   * when the job has none stored, or with `from` (which replaces the stored
+   * ones, none when not given); a run joined ignores them.
    */
   startRun(
     job: string,
     runId: string,
     from?: ID | null,
     declaredBy?: string,
+    partitions?: PartitionBounds[],
   ): Promise<{ runId: string; joined: boolean }>;
   /**
    * `request` (optional): the owner's id for this call, unique among its
@@ -131,18 +158,24 @@ export interface CoordinationStore {
    * client resending after a reconnect) answers the same the second time and
    * leases nothing more. Claims, commits and heartbeats also mark the owner as
    * taking part in the run until `leaseMs` from now.
+   * With partitions, a `load` names the partition to load: not exhausted, not
+   * in `loading` (those the owner loads already), not being loaded by another
+   * host; the one with the fewest ids handed out this run. It is the owner's to
+   * load until `leaseMs` after its last claim, commit or heartbeat.
    */
   claim(
     job: string,
     owner: string,
     leaseMs: number,
     request?: string,
+    loading?: number[],
   ): Promise<Claim>;
   /**
    * Compares and sets the cursor from `expected` to the last range's
    * `lastId` and leases the ranges (consecutive loads, each after the one
    * before) with the next tokens, in one step; marks loading exhausted when
-   * `ranges` is empty.
+   * `ranges` is empty. With partitions, all of that is `partition`'s cursor
+   * (the run's loading is exhausted once every partition is).
    */
   commit(
     job: string,
@@ -151,6 +184,7 @@ export interface CoordinationStore {
     ranges: StoredRange[],
     leaseMs: number,
     request?: string,
+    partition?: number,
   ): Promise<CommitResult>;
   /** Renews the owner's leases (none: only marks it as taking part); returns the tokens that are no longer the owner's. */
   heartbeat(
@@ -193,7 +227,7 @@ export interface CoordinationStore {
     job: string,
     action: 'pause' | 'resume' | 'cancel',
   ): Promise<string | null>;
-  /** Cursor back to the start and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
+  /** Cursor back to the start (partitions forgotten) and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
   reset(job: string): Promise<void>;
   /** Records the job's total for run `runId` (for percent and ETA). */
   setTotal(job: string, runId: string, total: number): Promise<void>;

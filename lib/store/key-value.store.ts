@@ -28,9 +28,10 @@ export class KeyValueStore extends MemoryStore {
     runId: string,
     from?: Parameters<MemoryStore['startRun']>[2],
     declaredBy?: string,
+    partitions?: Parameters<MemoryStore['startRun']>[4],
   ) {
     await this.load(job);
-    return super.startRun(job, runId, from, declaredBy);
+    return super.startRun(job, runId, from, declaredBy, partitions);
   }
 
   override async state(job: string) {

@@ -13,10 +13,19 @@ import type {
   DeadLetter,
   FailOptions,
   Lease,
+  PartitionBounds,
   RunCounters,
   StoreRunState,
+  StoredPartition,
   StoredRange,
 } from './coordination-store.interface';
+import {
+  dropLoader,
+  freshPartitions,
+  pickPartition,
+  renewLoader,
+  restartPartitions,
+} from './partitions';
 
 interface Pending {
   range: StoredRange;
@@ -36,6 +45,8 @@ export interface MemoryJobState {
   error?: string;
   cursor: ID | null;
   exhausted: boolean;
+  /** The job's partitions, each with its own cursor (then `cursor` and `exhausted` are unused). */
+  partitions?: StoredPartition[];
   nextToken: number;
   counters: RunCounters;
   /** By token, in the order they were leased. */
@@ -115,6 +126,7 @@ export class MemoryStore implements CoordinationStore {
     runId: string,
     from?: ID | null,
     declaredBy?: string,
+    partitions?: PartitionBounds[],
   ): Promise<{ runId: string; joined: boolean }> {
     const s = this.job(job);
     const now = this.now();
@@ -137,7 +149,11 @@ export class MemoryStore implements CoordinationStore {
     if (from !== undefined) {
       s.cursor = from;
       if (from === null) s.pending = [];
-    }
+      s.partitions = partitions?.length
+        ? freshPartitions(partitions)
+        : undefined;
+    } else if (s.partitions) restartPartitions(s.partitions);
+    else if (partitions?.length) s.partitions = freshPartitions(partitions);
     this.forgetReplies(job);
     Object.assign(s, {
       runId,
@@ -159,6 +175,7 @@ export class MemoryStore implements CoordinationStore {
     owner: string,
     leaseMs: number,
     request?: string,
+    loading?: number[],
   ): Promise<Claim> {
     const s = this.job(job);
     if (s.state === 'failed')
@@ -174,7 +191,7 @@ export class MemoryStore implements CoordinationStore {
     )
       return again;
     if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
-    const claim = await this.claimNow(s, job, owner, leaseMs, now);
+    const claim = await this.claimNow(s, job, owner, leaseMs, now, loading);
     if (claim.type === 'lease') this.remember(job, owner, request, claim);
     return claim;
   }
@@ -185,6 +202,7 @@ export class MemoryStore implements CoordinationStore {
     owner: string,
     leaseMs: number,
     now: number,
+    loading?: number[],
   ): Promise<Claim> {
     const expired = find(s.leases, (l) => l.deadline <= now);
     if (expired) {
@@ -215,7 +233,16 @@ export class MemoryStore implements CoordinationStore {
       await this.saved(job);
       return { type: 'lease', lease, reason: p.reason };
     }
-    if (!s.exhausted) return { type: 'load', cursor: s.cursor };
+    if (s.partitions) {
+      const pick = pickPartition(s.partitions, owner, now, loading);
+      if (typeof pick === 'number') {
+        const p = s.partitions[pick];
+        p.loader = { owner, until: now + leaseMs };
+        await this.saved(job);
+        return { type: 'load', cursor: p.cursor, partition: pick };
+      }
+      if (pick === 'wait') return { type: 'wait', retryInMs: WAIT_MS };
+    } else if (!s.exhausted) return { type: 'load', cursor: s.cursor };
     if (s.leases.size === 0 && s.pending.length === 0) return { type: 'done' };
     let next = Infinity;
     for (const l of s.leases.values()) next = Math.min(next, l.deadline);
@@ -233,19 +260,28 @@ export class MemoryStore implements CoordinationStore {
     ranges: StoredRange[],
     leaseMs: number,
     request?: string,
+    partition?: number,
   ): Promise<CommitResult> {
     const s = this.job(job);
     const again = this.replayed(job, owner, request);
     if (again?.type === 'leased') return again;
-    if (s.cursor !== expected || s.state !== 'running')
-      return { type: 'conflict', cursor: s.cursor };
+    // The cursor it moves: the job's, or its partition's.
+    const at = this.cursorOf(s, job, partition);
+    if (at.cursor !== expected || s.state !== 'running')
+      return { type: 'conflict', cursor: at.cursor };
+    const now = this.now();
     if (ranges.length === 0) {
-      s.exhausted = true;
+      at.exhausted = true;
+      if (partition !== undefined) delete (at as StoredPartition).loader;
       await this.saved(job);
       return { type: 'exhausted' };
     }
-    s.cursor = ranges[ranges.length - 1].lastId;
-    const now = this.now();
+    at.cursor = ranges[ranges.length - 1].lastId;
+    if (partition !== undefined) {
+      const p = at as StoredPartition;
+      p.ids += ranges.reduce((n, r) => n + r.ids.length, 0);
+      p.loader = { owner, until: now + leaseMs };
+    }
     const due =
       some(s.leases, (l) => l.deadline <= now) ||
       s.pending.some((p) => p.dueAt <= now);
@@ -267,6 +303,7 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     const deadline = this.now() + leaseMs;
     if (s.state === 'running') this.present(s, owner, deadline);
+    renewLoader(s.partitions, owner, deadline);
     const lost: number[] = [];
     for (const token of tokens) {
       const l = s.leases.get(token);
@@ -349,6 +386,7 @@ export class MemoryStore implements CoordinationStore {
   async leave(job: string, owner: string): Promise<void> {
     const s = this.job(job);
     if (s.hosts) delete s.hosts[owner];
+    dropLoader(s.partitions, owner);
     for (let i = 0; i < REPLIES; i++)
       this.replies.delete(`${job}\0${owner}\0${i}`);
     await this.saved(job);
@@ -413,6 +451,7 @@ export class MemoryStore implements CoordinationStore {
       control: 'run',
       cursor: null,
       exhausted: false,
+      partitions: undefined,
       pending: [],
       leases: new Map(),
       hosts: {},
@@ -453,7 +492,15 @@ export class MemoryStore implements CoordinationStore {
       total: s.total,
       error: s.error,
       cursor: s.cursor,
-      exhausted: s.exhausted,
+      exhausted: s.partitions
+        ? s.partitions.every((p) => p.exhausted)
+        : s.exhausted,
+      ...(s.partitions && {
+        partitions: s.partitions.map((p) => ({
+          ...p,
+          ...(p.loader && { loader: { ...p.loader } }),
+        })),
+      }),
       counters: { ...s.counters },
       leased: s.leases.size,
       retrying: s.pending.length,
@@ -482,6 +529,21 @@ export class MemoryStore implements CoordinationStore {
 
   async deadLetters(job: string): Promise<DeadLetter[]> {
     return this.job(job).dead.map((d) => ({ ...d }));
+  }
+
+  /** Where a commit moves the cursor: the job's own, or the partition's (which must match how the job is split). */
+  private cursorOf(
+    s: MemoryJobState,
+    job: string,
+    partition: number | undefined,
+  ): { cursor: ID | null; exhausted: boolean } | StoredPartition {
+    if (partition === undefined && !s.partitions) return s;
+    const p = partition === undefined ? undefined : s.partitions?.[partition];
+    if (!p)
+      throw new Error(
+        `Job "${job}": a commit for partition ${partition} of a job with ${s.partitions?.length ?? 'no'} partitions; hosts of different versions of the app may be sharing the store.`,
+      );
+    return p;
   }
 
   /** A live lease, or a host that took part within its lease time and has not left. */

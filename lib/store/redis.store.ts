@@ -12,7 +12,9 @@ import type {
   DeadLetter,
   FailOptions,
   Lease,
+  PartitionBounds,
   StoreRunState,
+  StoredPartition,
   StoredRange,
 } from './coordination-store.interface';
 import { RunRefusedError } from '../errors/run-refused.error';
@@ -116,6 +118,26 @@ const parseLease = (owner: string, raw: Raw): Lease => ({
   deadline: Number(raw[4]),
 });
 
+/** The partitions hash (`n`, then `<i>:<field>`; see partitions.lua) as the store's partitions; undefined when the job has none. */
+function parsePartitions(flat: string[]): StoredPartition[] | undefined {
+  const h: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+  if (!h.n) return undefined;
+  return Array.from({ length: Number(h.n) }, (_, i): StoredPartition => {
+    const f = (name: string) => h[`${i}:${name}`];
+    return {
+      after: JSON.parse(f('after')),
+      upTo: JSON.parse(f('upTo')),
+      cursor: JSON.parse(f('cursor')),
+      exhausted: f('exhausted') === '1',
+      ids: Number(f('ids') ?? 0),
+      ...(f('owner') !== undefined && {
+        loader: { owner: f('owner'), until: Number(f('until')) },
+      }),
+    };
+  });
+}
+
 /**
  * Coordination in Redis, for any number of hosts: every read-and-write is one
  * Lua script on keys sharing the hash tag `{<storageKey>:<job>}`, with time
@@ -196,6 +218,7 @@ export class RedisStore implements CoordinationStore {
     runId: string,
     from?: ID | null,
     declaredBy?: string,
+    partitions?: PartitionBounds[],
   ): Promise<{ runId: string; joined: boolean }> {
     const [id, value] = await this.run(
       scripts.startRun,
@@ -204,6 +227,11 @@ export class RedisStore implements CoordinationStore {
       from === undefined ? '0' : '1',
       JSON.stringify(from ?? null),
       declaredBy ?? '',
+      // Encoded as the cursor is: a partition's cursor starts as its `after`, compared as sent.
+      ...(partitions ?? []).flatMap((p) => [
+        JSON.stringify(p.after ?? null),
+        JSON.stringify(p.upTo ?? null),
+      ]),
     );
     if (id === 'declared')
       throw new RunRefusedError(
@@ -219,6 +247,7 @@ export class RedisStore implements CoordinationStore {
     owner: string,
     leaseMs: number,
     request?: string,
+    loading?: number[],
   ): Promise<Claim> {
     const r: Raw = await this.run(
       scripts.claim,
@@ -226,6 +255,7 @@ export class RedisStore implements CoordinationStore {
       owner,
       leaseMs,
       request ?? '',
+      ...(loading ?? []),
     );
     switch (r[0]) {
       case 'lease':
@@ -235,7 +265,11 @@ export class RedisStore implements CoordinationStore {
           lease: parseLease(owner, r.slice(2)),
         };
       case 'load':
-        return { type: 'load', cursor: JSON.parse(String(r[1])) };
+        return {
+          type: 'load',
+          cursor: JSON.parse(String(r[1])),
+          ...(r.length > 2 && { partition: Number(r[2]) }),
+        };
       case 'wait':
         return { type: 'wait', retryInMs: Number(r[1]) };
       case 'failed':
@@ -254,6 +288,7 @@ export class RedisStore implements CoordinationStore {
     ranges: StoredRange[],
     leaseMs: number,
     request?: string,
+    partition?: number,
   ): Promise<CommitResult> {
     const args: (string | number)[] = [
       owner,
@@ -261,10 +296,15 @@ export class RedisStore implements CoordinationStore {
       leaseMs,
       JSON.stringify(ranges.at(-1)?.lastId ?? null),
       request ?? '',
+      partition ?? '',
     ];
     for (const range of ranges)
       args.push(JSON.stringify(range), range.ids.length);
     const r: Raw = await this.run(scripts.commit, job, ...args);
+    if (r[0] === 'partitions')
+      throw new Error(
+        `Job "${job}": a commit for partition ${partition} of a job with ${r[1] === '' ? 'no' : Number(r[1])} partitions; hosts of different versions of the app may be sharing the store.`,
+      );
     if (r[0] === 'exhausted') return { type: 'exhausted' };
     if (r[0] === 'conflict')
       return { type: 'conflict', cursor: JSON.parse(String(r[1])) };
@@ -390,16 +430,18 @@ export class RedisStore implements CoordinationStore {
   }
 
   async state(job: string): Promise<StoreRunState> {
-    const [flat, leased, retrying, dead, now]: [
+    const [flat, leased, retrying, dead, now, flatParts]: [
       string[],
       number,
       number,
       number,
       number,
+      string[],
     ] = await this.run(scripts.state, job);
     const h: Record<string, string> = {};
     for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
     const n = (k: string) => Number(h[k] ?? 0);
+    const partitions = parsePartitions(flatParts);
     return {
       runId: h.runId || null,
       state: (h.state as StoreRunState['state']) || 'idle',
@@ -407,7 +449,11 @@ export class RedisStore implements CoordinationStore {
       ...(h.total ? { total: Number(h.total) } : {}),
       ...(h.error ? { error: h.error } : {}),
       cursor: h.cursor ? JSON.parse(h.cursor) : null,
-      exhausted: h.exhausted === '1',
+      // With partitions, loading is exhausted once every partition is.
+      exhausted: partitions
+        ? partitions.every((p) => p.exhausted)
+        : h.exhausted === '1',
+      ...(partitions && { partitions }),
       counters: {
         ids: n('ids'),
         completed: n('completed'),

@@ -617,5 +617,208 @@ export function storeContract(
         lease: { runId: 'r2', range: { ids: [1, 2] } },
       });
     });
+
+    describe('partitions', () => {
+      const BOUNDS = [
+        { after: null, upTo: 100 },
+        { after: 100, upTo: 200 },
+        { after: 200, upTo: null },
+      ];
+      const load = async (owner: string, loading?: number[]) => {
+        const claim = await store.claim(job, owner, LEASE, undefined, loading);
+        if (claim.type !== 'load' || claim.partition === undefined)
+          throw new Error(
+            `expected a partition to load, got ${JSON.stringify(claim)}`,
+          );
+        return claim as { cursor: number | null; partition: number };
+      };
+
+      it('stores the partitions with the run, each with its own cursor, and gives each host a different one', async () => {
+        await store.startRun(job, 'r', undefined, undefined, BOUNDS);
+        const a = await load(A);
+        const b = await load(B);
+        expect(a.partition).not.toBe(b.partition);
+        expect(a.cursor).toBe(BOUNDS[a.partition].after);
+        // A host loading two partitions at once names the one it loads.
+        const a2 = await load(A, [a.partition]);
+        expect([a.partition, b.partition]).not.toContain(a2.partition);
+        // Every partition is being loaded: a third host waits.
+        expect(await store.claim(job, 'host-c', LEASE)).toMatchObject({
+          type: 'wait',
+        });
+        const s = await store.state(job);
+        expect(s.partitions).toHaveLength(3);
+        expect(s.partitions?.map((p) => p.cursor)).toEqual([null, 100, 200]);
+        expect(s.partitions?.[a.partition].loader?.owner).toBe(A);
+      });
+
+      it('commits per partition: compare-and-set on that partition cursor only, and counts its ids', async () => {
+        await store.startRun(job, 'r', undefined, undefined, BOUNDS);
+        await load(A);
+        await load(B);
+        // Partition 1 starts after 100: a commit expecting its cursor leases.
+        const r = await store.commit(
+          job,
+          A,
+          100,
+          [range([101, 102], 100)],
+          LEASE,
+          undefined,
+          1,
+        );
+        expect(r).toMatchObject({
+          type: 'leased',
+          leases: [{ range: { ids: [101, 102] } }],
+        });
+        // A stale commit on partition 1 conflicts with that partition's cursor.
+        expect(
+          await store.commit(
+            job,
+            B,
+            100,
+            [range([101], 100)],
+            LEASE,
+            undefined,
+            1,
+          ),
+        ).toEqual({ type: 'conflict', cursor: 102 });
+        // Partition 0's cursor did not move.
+        expect(
+          await store.commit(
+            job,
+            B,
+            null,
+            [range([1], null)],
+            LEASE,
+            undefined,
+            0,
+          ),
+        ).toMatchObject({ type: 'leased' });
+        const s = await store.state(job);
+        expect(s.partitions?.map((p) => [p.cursor, p.ids])).toEqual([
+          [1, 1],
+          [102, 2],
+          [200, 0],
+        ]);
+      });
+
+      it('ends loading once every partition is exhausted, and the run once nothing is leased', async () => {
+        await store.startRun(job, 'r', undefined, undefined, BOUNDS);
+        const leases: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const c = await load(A, []);
+          const ids = [Number(c.cursor ?? 0) + 1];
+          const r = await store.commit(
+            job,
+            A,
+            c.cursor,
+            [range(ids, c.cursor)],
+            LEASE,
+            undefined,
+            c.partition,
+          );
+          if (r.type === 'leased') leases.push(...r.leases.map((l) => l.token));
+          expect(
+            await store.commit(
+              job,
+              A,
+              ids[0],
+              [],
+              LEASE,
+              undefined,
+              c.partition,
+            ),
+          ).toEqual({ type: 'exhausted' });
+        }
+        expect((await store.state(job)).exhausted).toBe(true);
+        expect(await store.claim(job, A, LEASE)).toMatchObject({
+          type: 'wait',
+        });
+        await store.complete(job, A, leases);
+        expect(await store.claim(job, A, LEASE)).toEqual({ type: 'done' });
+      });
+
+      it('frees a partition whose host went quiet (its lease time passed) or left', async () => {
+        await store.startRun(
+          job,
+          'r',
+          undefined,
+          undefined,
+          BOUNDS.slice(0, 1),
+        );
+        expect(await store.claim(job, A, 50, undefined, [])).toMatchObject({
+          partition: 0,
+        });
+        expect(await store.claim(job, B, LEASE)).toMatchObject({
+          type: 'wait',
+        });
+        await sleep(80);
+        expect(await store.claim(job, B, LEASE)).toMatchObject({
+          type: 'load',
+          partition: 0,
+        });
+        await store.leave?.(job, B);
+        expect(await store.claim(job, A, LEASE)).toMatchObject({
+          type: 'load',
+          partition: 0,
+        });
+        // A heartbeat keeps it the owner's.
+        await sleep(20);
+        await store.heartbeat(job, A, [], LEASE);
+        expect(await store.claim(job, B, LEASE)).toMatchObject({
+          type: 'wait',
+        });
+      });
+
+      it('keeps the partitions and their cursors for the next run, replaces them with from, forgets them on reset', async () => {
+        await store.startRun(job, 'r1', undefined, undefined, BOUNDS);
+        const c = await load(A);
+        const r = await store.commit(
+          job,
+          A,
+          c.cursor,
+          [range([Number(c.cursor ?? 0) + 5], c.cursor)],
+          LEASE,
+          undefined,
+          c.partition,
+        );
+        if (r.type === 'leased')
+          await store.complete(
+            job,
+            A,
+            r.leases.map((l) => l.token),
+          );
+        await store.endRun(job, 'r1', 'completed');
+        await store.leave?.(job, A);
+        // The next run keeps them, whatever it passes; exhausted flags and counts start over.
+        await store.startRun(job, 'r2', undefined, undefined, [
+          { after: null, upTo: null },
+        ]);
+        let s = await store.state(job);
+        expect(s.partitions).toHaveLength(3);
+        expect(s.partitions?.[c.partition]).toMatchObject({
+          cursor: Number(c.cursor ?? 0) + 5,
+          exhausted: false,
+          ids: 0,
+        });
+        await store.endRun(job, 'r2', 'completed');
+        // from replaces them (none given: none kept).
+        await store.startRun(job, 'r3', 150, undefined, [
+          { after: 150, upTo: null },
+        ]);
+        s = await store.state(job);
+        expect(s.partitions).toEqual([
+          { after: 150, upTo: null, cursor: 150, exhausted: false, ids: 0 },
+        ]);
+        await store.endRun(job, 'r3', 'completed');
+        await store.reset(job);
+        expect((await store.state(job)).partitions).toBeUndefined();
+        await store.startRun(job, 'r4');
+        expect(await store.claim(job, A, LEASE)).toEqual({
+          type: 'load',
+          cursor: null,
+        });
+      });
+    });
   });
 }

@@ -14,6 +14,7 @@ import {
   type RangeContext,
   RangeHandler,
   RangeLoader,
+  RangePartitions,
   RangeTotal,
   RunCompletedEvent,
   RunFailedError,
@@ -824,5 +825,167 @@ describe('logging in a worker', () => {
       delete process.env[ENV_WORKER_ID];
       warn.mockRestore();
     }
+  });
+});
+
+describe('partitions (in process, workers: 0)', () => {
+  /** 1..rows split in partitions; the loader keeps to ctx.partition unless `overreach` says which partition does not. */
+  @Injectable()
+  class Split {
+    static rows = 1000;
+    static bounds: unknown = [
+      { after: null, upTo: 250 },
+      { after: 250, upTo: 500 },
+      { after: 500, upTo: null },
+    ];
+    static count?: number;
+    static overreach?: number;
+    static calls: string[] = [];
+    static handled: ID[] = [];
+    static concurrent = 0;
+    static maxConcurrent = 0;
+
+    @RangePartitions('split')
+    partitions({ runId }: { job: string; runId: string }): unknown {
+      Split.calls.push(runId);
+      return Split.bounds;
+    }
+
+    @RangeLoader('split')
+    async next(lastId: ID | null, ctx: LoadContext): Promise<number[]> {
+      const p = ctx.partition!;
+      Split.concurrent++;
+      Split.maxConcurrent = Math.max(Split.maxConcurrent, Split.concurrent);
+      await new Promise((r) => setTimeout(r, 2));
+      Split.concurrent--;
+      const from = Number(lastId ?? 0) + 1;
+      const end =
+        p.index === Split.overreach
+          ? Split.rows
+          : Math.min(Split.rows, p.upTo === null ? Infinity : Number(p.upTo));
+      return Array.from(
+        { length: Math.max(0, Math.min(ctx.limit, end - from + 1)) },
+        (_, i) => from + i,
+      );
+    }
+
+    @RangeHandler('split')
+    handle({ idsRange }: Range): void {
+      Split.handled.push(...idsRange);
+    }
+  }
+  const sorted = () => [...Split.handled].sort((x, y) => Number(x) - Number(y));
+  const all = (n: number, from = 1) =>
+    Array.from({ length: n - from + 1 }, (_, i) => from + i);
+
+  beforeEach(() => {
+    Split.rows = 1000;
+    Split.bounds = [
+      { after: null, upTo: 250 },
+      { after: 250, upTo: 500 },
+      { after: 500, upTo: null },
+    ];
+    Split.overreach = undefined;
+    Split.calls = [];
+    Split.handled = [];
+    Split.maxConcurrent = 0;
+  });
+
+  it('loads every partition (several at once), hands out every id once, and keeps each partition cursor for the next run', async () => {
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Split]);
+    const pw = a.get(ParallelWorker);
+    expect(await pw.run('split')).toMatchObject({
+      status: 'completed',
+      ids: 1000,
+    });
+    expect(sorted()).toEqual(all(1000));
+    expect(Split.maxConcurrent).toBeGreaterThan(1);
+    const s = await pw.status('split');
+    expect(s.partitions?.map((p) => p.cursor)).toEqual([250, 500, 1000]);
+    // New rows: the next run keeps the stored partitions (the method is not asked again) and handles only those.
+    Split.rows = 1100;
+    Split.handled = [];
+    expect(await pw.run('split')).toMatchObject({
+      status: 'completed',
+      ids: 100,
+    });
+    expect(sorted()).toEqual(all(1100, 1001));
+    expect(Split.calls).toHaveLength(1);
+    // from: null asks the method again and starts every partition over.
+    Split.handled = [];
+    expect(await pw.run('split', { from: null })).toMatchObject({ ids: 1100 });
+    expect(Split.calls).toHaveLength(2);
+    await a.close();
+  });
+
+  it('splits integer ids from { min, max } into count partitions', async () => {
+    @Injectable()
+    class Counted extends Split {
+      @RangePartitions('split', { count: 4 })
+      override partitions(): unknown {
+        return { min: 1, max: 1000 };
+      }
+    }
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Counted]);
+    const pw = a.get(ParallelWorker);
+    expect(await pw.run('split')).toMatchObject({ ids: 1000 });
+    expect(sorted()).toEqual(all(1000));
+    expect(
+      (await pw.status('split')).partitions?.map((p) => [p.after, p.upTo]),
+    ).toEqual([
+      [null, 250],
+      [250, 500],
+      [500, 750],
+      [750, null],
+    ]);
+    await a.close();
+  });
+
+  it('fails the run when the loader returns an id past its partition, naming the partition and the id, and hands none of that call out', async () => {
+    Split.bounds = [
+      { after: null, upTo: 5 },
+      { after: 5, upTo: null },
+    ];
+    Split.overreach = 0;
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Split]);
+    const run = a.get(ParallelWorker).run('split');
+    await expect(run).rejects.toThrow(RunFailedError);
+    await expect(run).rejects.toThrow(
+      'Job "split": the range loader returned 6 while loading partition 1 of 2, (null, 5]; it is past the partition\'s end, so another partition hands it out.',
+    );
+    // Its first call returned 1..10: not even 1..5 were handed out.
+    expect(Split.handled.filter((id) => Number(id) <= 5)).toEqual([]);
+    await a.close();
+  });
+
+  it.each([
+    [[], 'returned [], not a non-empty array of { after, upTo }'],
+    [
+      [
+        { after: null, upTo: 300 },
+        { after: 200, upTo: null },
+      ],
+      'returned partitions that overlap: index 1 starts after 200, before the end 300 of index 0',
+    ],
+    [[{ after: 5, upTo: 5 }], 'returned after 5 not below upTo 5 at index 0'],
+    [
+      [
+        { after: null, upTo: null },
+        { after: null, upTo: null },
+      ],
+      'returned upTo null at index 0; only the last partition runs to the last id',
+    ],
+  ])('refuses partitions %j before anything starts', async (bounds, why) => {
+    Split.bounds = bounds;
+    const a = await app([ParallelWorkerModule.forRoot(inline)], [Split]);
+    const pw = a.get(ParallelWorker);
+    const run = pw.run('split');
+    await expect(run).rejects.toThrow(InvalidRangeError);
+    await expect(run).rejects.toThrow(
+      `Job "split": Split.partitions (@RangePartitions) ${why}`,
+    );
+    expect(Split.handled).toEqual([]);
+    expect((await pw.status('split')).state).toBe('idle');
+    await a.close();
   });
 });

@@ -3,14 +3,18 @@ import { COMMON } from './common.lua';
 /**
  * claim: what a host does next for the job.
  * - KEYS: the job's keys (JOB_KEYS).
- * - ARGV: [1] owner, [2] leaseMs, [3] request ('' for none: see `replayed` in common).
+ * - ARGV: [1] owner, [2] leaseMs, [3] request ('' for none: see `replayed` in common),
+ *   then the partitions the owner loads already (indexes).
  * - Reply: { 'lease', reason, token, attempt, runId, range, deadline } for an
  *   expired lease first (attempt + 1, reason 'expired'), else a due retry or
- *   released range; { 'load', cursor } to load after the cursor; { 'wait', ms }
- *   while paused, or while others hold leases or retries are not due;
+ *   released range; { 'load', cursor } to load after the cursor, or
+ *   { 'load', cursor, partition } (the partition's cursor) when the job has
+ *   partitions; { 'wait', ms } while paused, while every partition left is
+ *   being loaded, or while others hold leases or retries are not due;
  *   { 'done' } when nothing is left or no run is active; { 'failed', error };
  *   { 'cancelled' }.
- * Marks the owner as taking part until leaseMs from now.
+ * Marks the owner as taking part until leaseMs from now; a partition handed
+ * out to load is the owner's until then too.
  */
 export const CLAIM: string = `${COMMON}
 local state = redis.call('HGET', META, 'state')
@@ -44,7 +48,31 @@ if due then
   remember(owner, request, tok(lease[1]), m.why)
   return { 'lease', m.why, unpack(lease) }
 end
-if redis.call('HGET', META, 'exhausted') ~= '1' then return { 'load', redis.call('HGET', META, 'cursor') or 'null' } end
+local parts = parts_n()
+if parts then
+  -- The partition to load: not exhausted, not one the owner loads already, not one another host loads (until its
+  -- time passes); the fewest ids handed out this run, so the hosts spread over them; the lowest index on ties.
+  local h, mine = {}, {}
+  local flat = redis.call('HGETALL', PARTS)
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  for i = 4, #ARGV do mine[ARGV[i]] = true end
+  local pick, left = nil, false
+  for i = 0, parts - 1 do
+    if h[i .. ':exhausted'] ~= '1' then
+      left = true
+      local by = h[i .. ':owner']
+      if not mine[tostring(i)] and (not by or by == owner or tonumber(h[i .. ':until']) <= now)
+        and (not pick or tonumber(h[i .. ':ids']) < tonumber(h[pick .. ':ids'])) then pick = i end
+    end
+  end
+  if pick then
+    redis.call('HSET', PARTS, pick .. ':owner', owner, pick .. ':until', tok(now + lease_ms))
+    return { 'load', h[pick .. ':cursor'], pick }
+  end
+  if left then return { 'wait', 100 } end
+elseif redis.call('HGET', META, 'exhausted') ~= '1' then
+  return { 'load', redis.call('HGET', META, 'cursor') or 'null' }
+end
 local next_lease = redis.call('ZRANGE', DEADLINES, 0, 0, 'WITHSCORES')[2]
 local next_due = redis.call('ZRANGE', PENDING, 0, 0, 'WITHSCORES')[2]
 if not next_lease and not next_due then return { 'done' } end

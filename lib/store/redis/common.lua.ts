@@ -1,4 +1,5 @@
 import { JOB_KEYS } from './keys';
+import { PARTITIONS } from './partitions.lua';
 import { PRESENCE } from './presence.lua';
 import { REPLIES } from './replies.lua';
 
@@ -9,8 +10,10 @@ import { REPLIES } from './replies.lua';
  * (<token>:m meta, <token>:r range), DEADLINES zset (token by deadline),
  * PENDING zset (id by due time), PDATA hash (<id>:m, <id>:r), DEAD list,
  * HOSTS zset (owner by the time until which it takes part), REPLIES hash
- * (<owner>:<slot>: a claim's or commit's request and what it leased).
- * Hosts taking part and remembered answers have their own include files.
+ * (<owner>:<slot>: a claim's or commit's request and what it leased), PARTS
+ * hash (the job's partitions, each with its cursor and loader).
+ * Hosts taking part, remembered answers and partitions have their own include
+ * files.
  * Ranges and cursors stay opaque JSON strings: Lua never decodes them, so no
  * id loses digits in cjson.
  */
@@ -86,4 +89,4 @@ local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
 end
-${PRESENCE}${REPLIES}`;
+${PRESENCE}${REPLIES}${PARTITIONS}`;

@@ -8,6 +8,7 @@ export const JOB_KEYS = [
   'dead',
   'hosts',
   'replies',
+  'parts',
 ] as const;
 
 export type JobKey = (typeof JOB_KEYS)[number];

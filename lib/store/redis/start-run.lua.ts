@@ -3,10 +3,14 @@ import { COMMON } from './common.lua';
 /**
  * startRun: starts a run of the job, or joins the active one.
  * - KEYS: the job's keys (JOB_KEYS).
- * - ARGV: [1] runId, [2] hasFrom ('1'/'0'), [3] from (JSON), [4] declaredBy ('' for none).
+ * - ARGV: [1] runId, [2] hasFrom ('1'/'0'), [3] from (JSON), [4] declaredBy ('' for none),
+ *   then per partition its after and its upTo (JSON; none when the job has no partitions).
  * - Reply: { runId, joined (1/0) }; { 'busy', runId } when `from` is given
  *   while the run is active; { 'declared', declaredBy } when the job is
  *   another app's and `from` is not given.
+ * A new run stores the given partitions when the job has none stored, or with
+ * `from` (which replaces the stored ones, none when none are given); else the
+ * stored ones are kept, their cursors too, and go over again (new rows only).
  */
 export const START_RUN: string = `${COMMON}
 local now = now_ms()
@@ -17,9 +21,33 @@ if redis.call('HGET', META, 'state') == 'running' then
   if active(now) then return { 'busy', run_id() } end
 end
 if ARGV[4] ~= '' then redis.call('HSET', META, 'declaredBy', ARGV[4]) end
+-- The given partitions, each cursor at its start: the bounds stay the JSON the host sent, so a cursor compares as sent.
+local function fresh_parts()
+  local count = (#ARGV - 4) / 2
+  if count == 0 then return end
+  local fields = { 'n', count }
+  for k = 0, count - 1 do
+    local after, up_to = ARGV[5 + 2 * k], ARGV[6 + 2 * k]
+    for _, v in ipairs({ k .. ':after', after, k .. ':upTo', up_to, k .. ':cursor', after, k .. ':exhausted', '0', k .. ':ids', 0 }) do
+      fields[#fields + 1] = v
+    end
+  end
+  chunked(fields, function(...) redis.call('HSET', PARTS, ...) end)
+end
+local parts = parts_n()
 if ARGV[2] == '1' then
   redis.call('HSET', META, 'cursor', ARGV[3])
   if ARGV[3] == 'null' then redis.call('DEL', PENDING, PDATA) end
+  redis.call('DEL', PARTS)
+  fresh_parts()
+elseif parts then
+  -- Kept from the last run: every partition is loaded again from its cursor, by no one yet.
+  for i = 0, parts - 1 do
+    redis.call('HSET', PARTS, i .. ':exhausted', '0', i .. ':ids', 0)
+    redis.call('HDEL', PARTS, i .. ':owner', i .. ':until')
+  end
+else
+  fresh_parts()
 end
 redis.call('DEL', REPLIES)
 redis.call('HDEL', META, 'total')
