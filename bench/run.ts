@@ -22,6 +22,11 @@ const TABLE = SMOKE ? 'bench_items_smoke' : 'bench_items';
 /** The big UPDATE's table: 10x the rows. */
 const BIG_TABLE = `${TABLE}_10x`;
 const BIG_ROWS = ROWS * 10;
+/** Tables for the 5 ms loader: small enough that one partition finishes in seconds. */
+const SLOW_TABLE = `${TABLE}_slow`;
+const SLOW_ROWS = SMOKE ? 400 : 10_000;
+const HOSTS_TABLE = `${TABLE}_hosts`;
+const HOSTS_ROWS = SMOKE ? 800 : 40_000;
 const dist = join(__dirname);
 const FROM_MEMORY = SMOKE ? ROWS : 1_000_000;
 /** How workload names write a count of ids or rows (smaller in the smoke run). */
@@ -34,10 +39,11 @@ interface Result {
   rss?: number;
   /** What the process printed on stdout (workers included). */
   output?: string;
-  /** This library: the measured run's id, workers it forked, primary RSS it added. */
+  /** This library: the measured run's id, workers it forked, primary RSS it added, loader calls that returned ids. */
   runId?: string;
   forked?: number;
   rssAdded?: number;
+  loads?: number;
 }
 
 function node(script: string, args: string[], env: Env): Promise<Result> {
@@ -90,6 +96,7 @@ async function ours(
     workers: { started: number };
     rss: number;
     rssAdded: number;
+    loads: number;
     output: string;
   };
   return {
@@ -100,6 +107,7 @@ async function ours(
     runId: r.runId,
     forked: r.workers.started,
     rssAdded: r.rssAdded,
+    loads: r.loads,
   };
 }
 
@@ -112,6 +120,30 @@ function firstCallMs(output: string, runId: string): number {
       ),
     );
   return at('FIRST_CALL') - at('RUN_AT');
+}
+
+/** `hosts` primaries started together on one Redis (one prefix), each joining the run: the slowest one's time, and every host's loader calls. */
+async function hosts(
+  count: number,
+  job: string,
+  env: Env,
+): Promise<Result & { loads: number }> {
+  const prefix = `bench-${randomBytes(4).toString('hex')}`;
+  const all = await Promise.all(
+    Array.from({ length: count }, () =>
+      ours(job, 'memory', {
+        ...env,
+        REDIS_URL,
+        BENCH_PREFIX: prefix,
+        BENCH_JOIN: 1,
+      }),
+    ),
+  );
+  return {
+    seconds: Math.max(...all.map((r) => r.seconds)),
+    ranges: all[0].ranges,
+    loads: all.reduce((n, r) => n + (r.loads ?? 0), 0),
+  };
 }
 
 const bullmq = (workload: string, env: Env) =>
@@ -148,13 +180,15 @@ async function ensureTable(table = TABLE, rows = ROWS): Promise<void> {
 interface Row {
   workload: string;
   contender: string;
-  metric: 'ranges/s' | 's' | 'ms' | 'MB';
+  metric: 'ranges/s' | 's' | 'ms' | 'MB' | '%';
   values: number[];
 }
 
 async function main(): Promise<void> {
   await ensureTable();
   await ensureTable(BIG_TABLE, BIG_ROWS);
+  await ensureTable(SLOW_TABLE, SLOW_ROWS);
+  await ensureTable(HOSTS_TABLE, HOSTS_ROWS);
   const rows: Row[] = [];
   const record = (
     workload: string,
@@ -223,6 +257,78 @@ async function main(): Promise<void> {
       record(
         `no-op, 10 ids a range, keyset loader on PostgreSQL, ${n(ROWS)} rows`,
         name,
+        'ranges/s',
+        r.ranges / r.seconds,
+      );
+    }
+    {
+      // Partitions: the loader with 5 ms per call (pg_sleep), second run in the same process (no worker start-up).
+      const slow = {
+        ...coord,
+        BENCH_TABLE: SLOW_TABLE,
+        BENCH_LOADER_SLEEP_MS: 5,
+        BENCH_MODE: 'warm',
+      };
+      const W = `no-op, 10 ids a range, keyset loader with 5 ms per call, ${n(SLOW_ROWS)} rows, second run`;
+      for (const [name, job, env] of [
+        ['this library, 1 partition', 'keyset-slow', slow],
+        [
+          'this library, 8 partitions',
+          'keyset-parts',
+          { ...slow, BENCH_PARTITIONS: 8 },
+        ],
+      ] as const) {
+        const r = await ours(job, 'memory', env);
+        record(W, name, 'ranges/s', r.ranges / r.seconds);
+      }
+      // Hosts on one Redis, 8 partitions, and the loads each setup throws away after losing the cursor race.
+      const H = `no-op, 10 ids a range, keyset loader with 5 ms per call, ${n(HOSTS_ROWS)} rows, Redis store`;
+      // 4 loader calls at once per host, so a second host adds loader capacity (8 partitions take 8 at once).
+      const onHosts = {
+        ...coord,
+        BENCH_TABLE: HOSTS_TABLE,
+        BENCH_LOADER_SLEEP_MS: 5,
+        BENCH_LOADER_CONCURRENCY: 4,
+      };
+      for (const [name, count, job, env] of [
+        [
+          'this library, 8 partitions, 1 host',
+          1,
+          'keyset-parts',
+          { ...onHosts, BENCH_PARTITIONS: 8 },
+        ],
+        [
+          'this library, 8 partitions, 2 hosts',
+          2,
+          'keyset-parts',
+          { ...onHosts, BENCH_PARTITIONS: 8 },
+        ],
+        [
+          'this library, 8 partitions, 3 hosts',
+          3,
+          'keyset-parts',
+          { ...onHosts, BENCH_PARTITIONS: 8 },
+        ],
+        ['this library, 1 partition, 3 hosts', 3, 'keyset-slow', onHosts],
+      ] as const) {
+        const r = await hosts(count, job, env);
+        record(H, name, 'ranges/s', r.ranges / r.seconds);
+        if (count === 3)
+          record(
+            'loads thrown away after losing the cursor race, 3 hosts on one Redis',
+            name.replace(', 3 hosts', ''),
+            '%',
+            r.loads ? ((r.loads - r.ranges) / r.loads) * 100 : 0,
+          );
+      }
+      // No added delay: 4 partitions against the plain single-process keyset loop (measured above).
+      const r = await ours('keyset-parts', 'memory', {
+        ...coord,
+        BENCH_PARTITIONS: 4,
+      });
+      record(
+        `no-op, 10 ids a range, keyset loader on PostgreSQL, ${n(ROWS)} rows`,
+        'this library, memory store, 4 partitions',
         'ranges/s',
         r.ranges / r.seconds,
       );
@@ -386,6 +492,7 @@ function report(rows: Row[]): void {
   const C16 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16`;
   const C1 = `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, default`;
   const UPD = `UPDATE … WHERE id = ANY($1), ${n(ROWS)} rows`;
+  const HOSTS = `no-op, 10 ids a range, keyset loader with 5 ms per call, ${n(HOSTS_ROWS)} rows, Redis store`;
   const UPD_BIG = `UPDATE … WHERE id = ANY($1), ${n(BIG_ROWS)} rows`;
   const targets: [string, number, string, (x: number) => boolean][] = [
     [
@@ -444,6 +551,43 @@ function report(rows: Row[]): void {
       m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'),
       '<= 1.3x',
       (x) => x <= 1.3,
+    ],
+    [
+      'keyset loader with 5 ms per call: 8 partitions vs 1 (second run)',
+      m(
+        'no-op, 10 ids a range, keyset loader with 5 ms per call, ' +
+          n(SLOW_ROWS),
+        'this library, 8 partitions',
+      ) /
+        m(
+          'no-op, 10 ids a range, keyset loader with 5 ms per call, ' +
+            n(SLOW_ROWS),
+          'this library, 1 partition',
+        ),
+      '>= 6x',
+      (x) => x >= 6,
+    ],
+    [
+      'keyset loader with 5 ms per call, 8 partitions on Redis: 2 hosts vs 1',
+      m(HOSTS, 'this library, 8 partitions, 2 hosts') /
+        m(HOSTS, 'this library, 8 partitions, 1 host'),
+      '>= 1.7x',
+      (x) => x >= 1.7,
+    ],
+    [
+      'keyset loader, no delay: 4 partitions vs plain loop',
+      m(
+        'no-op, 10 ids a range, keyset',
+        'this library, memory store, 4 partitions',
+      ) / m('no-op, 10 ids a range, keyset', 'plain'),
+      '>= 1.3x',
+      (x) => x >= 1.3,
+    ],
+    [
+      'loads thrown away, 3 hosts, 8 partitions (%)',
+      m('loads thrown away', 'this library, 8 partitions'),
+      '<= 1',
+      (x) => x <= 1,
     ],
     [
       'UPDATE, second run (warm workers) vs one set-based UPDATE (time)',

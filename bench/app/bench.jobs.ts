@@ -8,6 +8,7 @@ import {
   type RangeContext,
   RangeHandler,
   RangeLoader,
+  RangePartitions,
 } from '../../lib';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
@@ -24,6 +25,8 @@ const firstCall = (runId: string) => {
 };
 const ROWS = Number(env('BENCH_ROWS', '200000'));
 const TABLE = env('BENCH_TABLE', 'bench_items');
+const SLEEP_MS = Number(env('BENCH_LOADER_SLEEP_MS', '0'));
+const PARTITIONS = Number(env('BENCH_PARTITIONS', '1'));
 
 /** The benchmark's workloads, written the way a user writes a job. */
 @Injectable()
@@ -61,6 +64,34 @@ export class BenchJobs implements OnModuleDestroy {
   @RangeHandler('keyset')
   noop2(): void {}
 
+  /** Keyset pages whose query also sleeps BENCH_LOADER_SLEEP_MS (a busy database's round trip); no-op handler. */
+  @RangeLoader('keyset-slow')
+  keysetSlow(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
+    return this.ids(lastId, ctx.limit, null, SLEEP_MS);
+  }
+
+  @RangeHandler('keyset-slow')
+  noop3(): void {}
+
+  /** The same in BENCH_PARTITIONS partitions. */
+  @RangePartitions('keyset-parts', { count: PARTITIONS })
+  bounds(): Promise<{ min: number | null; max: number | null }> {
+    return this.pool!.query(
+      `SELECT min(id) AS min, max(id) AS max FROM ${TABLE}`,
+    ).then(({ rows: [r] }) => ({
+      min: r.min === null ? null : Number(r.min),
+      max: r.max === null ? null : Number(r.max),
+    }));
+  }
+
+  @RangeLoader('keyset-parts')
+  keysetParts(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
+    return this.ids(lastId, ctx.limit, ctx.partition?.upTo ?? null, SLEEP_MS);
+  }
+
+  @RangeHandler('keyset-parts')
+  noop4(): void {}
+
   /** Keyset loader and a set-based UPDATE per range. */
   @RangeLoader('update')
   updateIds(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
@@ -88,11 +119,24 @@ export class BenchJobs implements OnModuleDestroy {
       burn(Number(env('BENCH_CPU_ROUNDS', '200')));
   }
 
-  private async ids(lastId: ID | null, limit: number): Promise<ID[]> {
+  /** Loader calls that returned ids (a load thrown away after losing the cursor race is called again). */
+  loads = 0;
+
+  private async ids(
+    lastId: ID | null,
+    limit: number,
+    upTo: ID | null = null,
+    sleepMs = 0,
+  ): Promise<ID[]> {
     const { rows } = await this.pool!.query(
-      `SELECT id FROM ${TABLE} WHERE id > $1 ORDER BY id LIMIT $2`,
-      [lastId ?? 0, limit],
+      sleepMs > 0
+        ? `SELECT id FROM ${TABLE}, pg_sleep($4::float / 1000) WHERE id > $1 AND ($3::bigint IS NULL OR id <= $3) ORDER BY id LIMIT $2`
+        : `SELECT id FROM ${TABLE} WHERE id > $1 AND ($3::bigint IS NULL OR id <= $3) ORDER BY id LIMIT $2`,
+      sleepMs > 0
+        ? [lastId ?? 0, limit, upTo, sleepMs]
+        : [lastId ?? 0, limit, upTo],
     );
+    if (rows.length) this.loads++;
     return rows.map((r) => r.id as string);
   }
 

@@ -42,6 +42,7 @@ class RedisModule implements OnApplicationShutdown {
         targetRangeMs: num('BENCH_TARGET_MS'),
         concurrency: num('BENCH_CONCURRENCY'),
         prefetch: num('BENCH_PREFETCH'),
+        loaderConcurrency: num('BENCH_LOADER_CONCURRENCY'),
         logging: { level: 'warn' },
       }),
     }),
@@ -85,12 +86,12 @@ async function main(): Promise<void> {
   const at = now();
   const summary = await app
     .get(ParallelWorker)
-    .run(job, mode === 'tick' ? {} : { from: null });
+    .run(job, mode === 'tick' || process.env.BENCH_JOIN ? {} : { from: null });
   clearInterval(sampler);
   const cpu = process.cpuUsage(cpuBefore);
   if (primary)
     process.stdout.write(
-      `RUN_AT ${summary.runId} ${at}\nRESULT ${JSON.stringify({ ...summary, rss: peak, rssAdded: process.memoryUsage().rss - rssBefore, cold, primaryCpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
+      `RUN_AT ${summary.runId} ${at}\nRESULT ${JSON.stringify({ ...summary, rss: peak, rssAdded: process.memoryUsage().rss - rssBefore, cold, loads: app.get(BenchJobs).loads, primaryCpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
     );
   await app.close();
 }

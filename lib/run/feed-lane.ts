@@ -78,6 +78,8 @@ export interface LaneShared {
   mayPreload(): boolean;
   /** This lane has nothing to load: true when it stops (another lane of the host goes on asking). */
   retire(lane: FeedLane): boolean;
+  /** Runs the lanes' claims one after another. */
+  oneClaimAtATime<T>(claim: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -345,18 +347,31 @@ export class FeedLane {
     // A host whose loop stalled renews first: its own live leases are never claimed back.
     await this.keeper.renewIfStale();
     if (!this.host.running()) return false;
-    const request = this.nextRequest();
-    const loading = this.shared.loading(this);
-    const claim = await this.keeper.acquire(
-      () =>
-        retrying(
-          () =>
-            store.claim(job.name, hostId, options.leaseMs, request, loading),
-          logger,
-          `claim for job "${job.name}"`,
-        ),
-      (c) => (c.type === 'lease' ? [c.lease] : []),
-    );
+    // One claim at a time per host: the store tells hosts apart, not lanes, so a lane names the partitions the
+    // others load, and takes its own before the next lane asks.
+    const claim = await this.shared.oneClaimAtATime(async () => {
+      const request = this.nextRequest();
+      const loading = this.shared.loading(this);
+      const c = await this.keeper.acquire(
+        () =>
+          retrying(
+            () =>
+              store.claim(job.name, hostId, options.leaseMs, request, loading),
+            logger,
+            `claim for job "${job.name}"`,
+          ),
+        (c) => (c.type === 'lease' ? [c.lease] : []),
+      );
+      if (c.type === 'load' && c.partition !== this.partition?.index) {
+        // Another partition: its cursor is its own (the check for a store that went back starts over).
+        this.committed = undefined;
+        this.partition =
+          c.partition === undefined
+            ? undefined
+            : await this.shared.partition(c.partition);
+      }
+      return c;
+    });
     if (!this.host.running()) return false;
     switch (claim.type) {
       case 'lease':
@@ -372,15 +387,7 @@ export class FeedLane {
         this.host.leased();
         return true;
       case 'load':
-        if (claim.partition !== this.partition?.index) {
-          // Another partition: its cursor is its own (the check for a store that went back starts over).
-          this.committed = undefined;
-          this.partition =
-            claim.partition === undefined
-              ? undefined
-              : await this.shared.partition(claim.partition);
-          if (this.partition) this.shared.partitioned();
-        }
+        if (this.partition) this.shared.partitioned();
         if (this.behind(claim.cursor)) return false;
         this.cursor = { value: claim.cursor };
         return true;

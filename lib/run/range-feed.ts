@@ -25,6 +25,7 @@ export class RangeFeed {
   private readonly lanes: FeedLane[] = [];
   private readonly shared: LaneShared;
   private bounds?: Promise<LoadPartition[]>;
+  private claiming: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly d: RunDeps,
@@ -41,6 +42,11 @@ export class RangeFeed {
       partition: (index) => this.partition(index),
       partitioned: () => this.widen(),
       mayPreload: () => this.lanes.length === 1,
+      oneClaimAtATime: <T>(claim: () => Promise<T>): Promise<T> => {
+        const next = this.claiming.then(claim);
+        this.claiming = next.catch(() => undefined);
+        return next;
+      },
       retire: (lane) => {
         if (this.lanes[0] === lane) return false;
         const i = this.lanes.indexOf(lane);

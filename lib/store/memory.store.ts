@@ -234,7 +234,13 @@ export class MemoryStore implements CoordinationStore {
       return { type: 'lease', lease, reason: p.reason };
     }
     if (s.partitions) {
-      const pick = pickPartition(s.partitions, owner, now, loading);
+      const pick = pickPartition(
+        s.partitions,
+        owner,
+        now,
+        loading,
+        this.hostsPresent(s, now),
+      );
       if (typeof pick === 'number') {
         const p = s.partitions[pick];
         p.loader = { owner, until: now + leaseMs };
@@ -267,9 +273,16 @@ export class MemoryStore implements CoordinationStore {
     if (again?.type === 'leased') return again;
     // The cursor it moves: the job's, or its partition's.
     const at = this.cursorOf(s, job, partition);
-    if (at.cursor !== expected || s.state !== 'running')
-      return { type: 'conflict', cursor: at.cursor };
     const now = this.now();
+    // Another host loads the partition now (it took it over): this load is thrown away, as when the cursor moved.
+    const by =
+      partition === undefined ? undefined : (at as StoredPartition).loader;
+    if (
+      at.cursor !== expected ||
+      s.state !== 'running' ||
+      (by && by.owner !== owner && by.until > now)
+    )
+      return { type: 'conflict', cursor: at.cursor };
     if (ranges.length === 0) {
       at.exhausted = true;
       if (partition !== undefined) delete (at as StoredPartition).loader;
@@ -552,6 +565,10 @@ export class MemoryStore implements CoordinationStore {
       some(s.leases, (l) => l.deadline > now) ||
       Object.values(s.hosts ?? {}).some((until) => until > now)
     );
+  }
+
+  private hostsPresent(s: MemoryJobState, now: number): number {
+    return Object.values(s.hosts ?? {}).filter((until) => until > now).length;
   }
 
   private present(s: MemoryJobState, owner: string, until: number): void {

@@ -642,24 +642,31 @@ export function storeContract(
         // A host loading two partitions at once names the one it loads.
         const a2 = await load(A, [a.partition]);
         expect([a.partition, b.partition]).not.toContain(a2.partition);
-        // Every partition is being loaded: a third host waits.
-        expect(await store.claim(job, 'host-c', LEASE)).toMatchObject({
-          type: 'wait',
-        });
-        const s = await store.state(job);
+        let s = await store.state(job);
         expect(s.partitions).toHaveLength(3);
         expect(s.partitions?.map((p) => p.cursor)).toEqual([null, 100, 200]);
         expect(s.partitions?.[a.partition].loader?.owner).toBe(A);
+        // Every partition is being loaded: a third host takes one over from A, which holds more than its share.
+        const c = await load('host-c');
+        expect([a.partition, a2.partition]).toContain(c.partition);
+        s = await store.state(job);
+        expect(s.partitions?.map((p) => p.loader?.owner).sort()).toEqual(
+          [A, B, 'host-c'].sort(),
+        );
+        // A fourth finds nothing it may take: every host holds its share.
+        expect(await store.claim(job, 'host-d', LEASE)).toMatchObject({
+          type: 'wait',
+        });
       });
 
       it('commits per partition: compare-and-set on that partition cursor only, and counts its ids', async () => {
         await store.startRun(job, 'r', undefined, undefined, BOUNDS);
-        await load(A);
-        await load(B);
+        expect((await load(A)).partition).toBe(0);
+        expect((await load(B)).partition).toBe(1);
         // Partition 1 starts after 100: a commit expecting its cursor leases.
         const r = await store.commit(
           job,
-          A,
+          B,
           100,
           [range([101, 102], 100)],
           LEASE,
@@ -686,7 +693,7 @@ export function storeContract(
         expect(
           await store.commit(
             job,
-            B,
+            A,
             null,
             [range([1], null)],
             LEASE,
@@ -736,6 +743,66 @@ export function storeContract(
         });
         await store.complete(job, A, leases);
         expect(await store.claim(job, A, LEASE)).toEqual({ type: 'done' });
+      });
+
+      it('spreads partitions over hosts: one with less than its share takes one over from a host with more, whose next commit there is refused', async () => {
+        await store.startRun(
+          job,
+          'r',
+          undefined,
+          undefined,
+          BOUNDS.slice(0, 2),
+        );
+        // Alone, host A takes both.
+        const a0 = await load(A, []);
+        const a1 = await load(A, [a0.partition]);
+        expect([a0.partition, a1.partition].sort()).toEqual([0, 1]);
+        // B joins with none: it takes one of A's two over.
+        const b = await load(B);
+        expect([a0.partition, a1.partition]).toContain(b.partition);
+        const lost = b.partition === a0.partition ? a0 : a1;
+        const kept = b.partition === a0.partition ? a1 : a0;
+        // A's next commit there is refused (its load is thrown away); B's goes through.
+        expect(
+          await store.commit(
+            job,
+            A,
+            lost.cursor,
+            [range([Number(lost.cursor ?? 0) + 1], lost.cursor)],
+            LEASE,
+            undefined,
+            lost.partition,
+          ),
+        ).toEqual({ type: 'conflict', cursor: lost.cursor });
+        expect(
+          await store.commit(
+            job,
+            B,
+            b.cursor,
+            [range([Number(b.cursor ?? 0) + 1], b.cursor)],
+            LEASE,
+            undefined,
+            b.partition,
+          ),
+        ).toMatchObject({ type: 'leased' });
+        // A holds its share (one of two): it takes no other, and B takes nothing more from it.
+        expect(
+          await store.claim(job, A, LEASE, undefined, [kept.partition]),
+        ).toMatchObject({ type: 'wait' });
+        expect(
+          await store.claim(job, B, LEASE, undefined, [b.partition]),
+        ).toMatchObject({ type: 'wait' });
+        expect(
+          await store.commit(
+            job,
+            A,
+            kept.cursor,
+            [range([Number(kept.cursor ?? 0) + 1], kept.cursor)],
+            LEASE,
+            undefined,
+            kept.partition,
+          ),
+        ).toMatchObject({ type: 'leased' });
       });
 
       it('frees a partition whose host went quiet (its lease time passed) or left', async () => {

@@ -10,7 +10,7 @@ import { COMMON } from './common.lua';
  *   released range; { 'load', cursor } to load after the cursor, or
  *   { 'load', cursor, partition } (the partition's cursor) when the job has
  *   partitions; { 'wait', ms } while paused, while every partition left is
- *   being loaded, or while others hold leases or retries are not due;
+ *   being loaded or the owner holds its share of them, or while others hold leases or retries are not due;
  *   { 'done' } when nothing is left or no run is active; { 'failed', error };
  *   { 'cancelled' }.
  * Marks the owner as taking part until leaseMs from now; a partition handed
@@ -56,12 +56,39 @@ if parts then
   local flat = redis.call('HGETALL', PARTS)
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   for i = 4, #ARGV do mine[ARGV[i]] = true end
+  -- A host takes a partition it does not hold yet only while it holds fewer than its share (those left, over the
+  -- hosts taking part), so a host that joins later gets some.
+  local left_n, held = 0, 0
+  for i = 0, parts - 1 do
+    if h[i .. ':exhausted'] ~= '1' then
+      left_n = left_n + 1
+      if h[i .. ':owner'] == owner and tonumber(h[i .. ':until'] or 0) > now then held = held + 1 end
+    end
+  end
+  local hosts = redis.call('ZCOUNT', HOSTS, '(' .. now, '+inf')
+  local room = held < math.ceil(left_n / math.max(1, hosts))
   local pick, left = nil, false
   for i = 0, parts - 1 do
     if h[i .. ':exhausted'] ~= '1' then
       left = true
       local by = h[i .. ':owner']
-      if not mine[tostring(i)] and (not by or by == owner or tonumber(h[i .. ':until']) <= now)
+      local free = not by or tonumber(h[i .. ':until'] or 0) <= now
+      if not mine[tostring(i)] and (by == owner or (free and room))
+        and (not pick or tonumber(h[i .. ':ids']) < tonumber(h[pick .. ':ids'])) then pick = i end
+    end
+  end
+  if not pick and room then
+    -- Nothing free, and this host has less than its share: take one over from a host that has more (its next
+    -- commit there is refused), so a host that joined later gets its share at once.
+    local count = {}
+    for i = 0, parts - 1 do
+      local by = h[i .. ':owner']
+      if h[i .. ':exhausted'] ~= '1' and by and tonumber(h[i .. ':until'] or 0) > now then count[by] = (count[by] or 0) + 1 end
+    end
+    local share = math.ceil(left_n / math.max(1, hosts))
+    for i = 0, parts - 1 do
+      local by = h[i .. ':owner']
+      if h[i .. ':exhausted'] ~= '1' and not mine[tostring(i)] and by and by ~= owner and (count[by] or 0) > share
         and (not pick or tonumber(h[i .. ':ids']) < tonumber(h[pick .. ':ids'])) then pick = i end
     end
   end

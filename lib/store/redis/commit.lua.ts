@@ -4,7 +4,8 @@ import { COMMON } from './common.lua';
  * commit: compare-and-set of the cursor and the leases of the loaded ranges,
  * with the next fencing tokens, in one step; no ranges: loading is exhausted.
  * With partitions, all of that is the partition's cursor, and the partition
- * stays the owner's to load until leaseMs from now.
+ * stays the owner's to load until leaseMs from now; a commit to a partition
+ * another host loads now (it took it over) is a conflict.
  * - KEYS: the job's keys (JOB_KEYS).
  * - ARGV: [1] owner, [2] expected cursor (JSON), [3] leaseMs, [4] new cursor
  *   (JSON), [5] request ('' for none), [6] partition ('' for none), then per
@@ -35,7 +36,14 @@ elseif parts then
   return { 'partitions', parts }
 end
 local cursor
-if part then cursor = redis.call('HGET', PARTS, part .. ':cursor') else cursor = redis.call('HGET', META, 'cursor') or 'null' end
+if part then
+  cursor = redis.call('HGET', PARTS, part .. ':cursor')
+  -- Another host loads it now (it took it over): this load is thrown away, as when the cursor moved.
+  local by, till = unpack(redis.call('HMGET', PARTS, part .. ':owner', part .. ':until'))
+  if by and by ~= ARGV[1] and tonumber(till or 0) > now_ms() then return { 'conflict', cursor } end
+else
+  cursor = redis.call('HGET', META, 'cursor') or 'null'
+end
 if redis.call('HGET', META, 'state') ~= 'running' or cursor ~= ARGV[2] then return { 'conflict', cursor } end
 if #ARGV == 6 then
   if part then
