@@ -102,6 +102,22 @@ export class ParallelWorkerMetrics implements OnModuleInit {
       'Ids per second over the last minute, all hosts',
       (s) => s.rate,
     );
+    gauge(
+      'parallel_worker_partitions_left',
+      'Partitions whose loader has not reached their end in this run (jobs with @RangePartitions)',
+      (s) => s.partitions?.filter((p) => !p.exhausted).length,
+    );
+    new Gauge({
+      name: 'parallel_worker_partition_ids',
+      help: 'Ids handed out from each partition in this run, all hosts (jobs with @RangePartitions; partition 1 is the first)',
+      labelNames: ['job', 'partition'],
+      registers,
+      async collect() {
+        for (const job of jobs())
+          for (const p of (await worker.status(job)).partitions ?? [])
+            this.set({ job, partition: String(p.index + 1) }, p.ids);
+      },
+    });
   }
 
   onModuleInit(): void {

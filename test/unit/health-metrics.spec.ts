@@ -12,6 +12,7 @@ import {
   type Range,
   RangeHandler,
   RangeLoader,
+  RangePartitions,
 } from 'nestjs-parallel-worker';
 import { ParallelWorkerMetricsModule } from 'nestjs-parallel-worker/metrics';
 import { ParallelWorkerHealthIndicator } from 'nestjs-parallel-worker/terminus';
@@ -172,6 +173,60 @@ describe('prom-client metrics', () => {
       /parallel_worker_rate_ids_per_second\{job="letters"\} \d+/,
     );
     Letters.poison = false;
+    await m.close();
+  });
+});
+
+@Injectable()
+class SplitLetters {
+  @RangePartitions('split')
+  partitions() {
+    return [
+      { after: null, upTo: 20 },
+      { after: 20, upTo: null },
+    ];
+  }
+
+  @RangeLoader('split')
+  next(lastId: ID | null, ctx: LoadContext): number[] {
+    const from = Number(lastId ?? 0) + 1;
+    const end = Math.min(50, Number(ctx.partition?.upTo ?? 50));
+    return Array.from(
+      { length: Math.max(0, Math.min(ctx.limit, end - from + 1)) },
+      (_, i) => from + i,
+    );
+  }
+
+  @RangeHandler('split')
+  handle(): void {}
+}
+
+describe('metrics of a job with partitions', () => {
+  it('reports ids handed out per partition and the partitions left', async () => {
+    Letters.hang = false;
+    Letters.poison = false;
+    const registry = new Registry();
+    @Module({ imports: [ParallelWorkerMetricsModule.register({ registry })] })
+    class Metrics {}
+    const m = await Test.createTestingModule({
+      imports: [
+        ParallelWorkerModule.forRoot({ ...inline, isGlobal: true }),
+        Metrics,
+      ],
+      providers: [SplitLetters],
+    }).compile();
+    await m.init();
+    expect(await m.get(ParallelWorker).run('split')).toMatchObject({
+      ids: 50,
+    });
+    const text = await registry.metrics();
+    expect(text).toContain(
+      'parallel_worker_partition_ids{job="split",partition="1"} 20',
+    );
+    expect(text).toContain(
+      'parallel_worker_partition_ids{job="split",partition="2"} 30',
+    );
+    expect(text).toContain('parallel_worker_partitions_left{job="split"} 0');
     await m.close();
   });
 });
