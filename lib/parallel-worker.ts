@@ -122,14 +122,18 @@ export class ParallelWorker
       runId: s.runId,
       cursor: s.cursor,
       ...(s.partitions && {
-        partitions: s.partitions.map((p, index) => ({
-          index,
-          after: p.after,
-          upTo: p.upTo,
-          cursor: p.cursor,
-          ids: p.ids,
-          exhausted: p.exhausted,
-        })),
+        partitions: s.partitions.map((p, index) => {
+          const percent = p.exhausted ? 100 : keyPercent(p);
+          return {
+            index,
+            after: p.after,
+            upTo: p.upTo,
+            cursor: p.cursor,
+            ids: p.ids,
+            exhausted: p.exhausted,
+            ...(percent !== undefined && { percent }),
+          };
+        }),
       }),
       ids: { done: ids },
       ranges: {
@@ -255,4 +259,19 @@ export class ParallelWorker
     if (!def) throw new UnknownJobError(job, m.UNKNOWN_JOB(job, names));
     return def;
   }
+}
+
+/** How far a partition's cursor is through its bounds, for integer ids with both bounds set. */
+function keyPercent(p: {
+  after: ID | null;
+  upTo: ID | null;
+  cursor: ID | null;
+}): number | undefined {
+  const n = (v: ID | null) =>
+    v !== null && /^-?\d+$/.test(String(v)) ? Number(v) : NaN;
+  const [after, upTo, cursor] = [n(p.after), n(p.upTo), n(p.cursor)];
+  if (!Number.isFinite(after) || !Number.isFinite(upTo) || upTo <= after)
+    return undefined;
+  const at = Number.isFinite(cursor) ? cursor : after;
+  return Math.max(0, Math.min(100, ((at - after) / (upTo - after)) * 100));
 }

@@ -38,6 +38,12 @@ export interface PartitionStatus {
   ids: number;
   /** Its loader returned nothing more in this run. */
   exhausted: boolean;
+  /**
+   * How far its cursor is through its bounds, 0 to 100, for integer ids with
+   * both bounds set (100 once exhausted); the key space, not the rows, so
+   * gaps in the ids make it jump.
+   */
+  percent?: number;
 }
 
 export interface JobStatus {

@@ -902,6 +902,7 @@ describe('partitions (in process, workers: 0)', () => {
     expect(Split.maxConcurrent).toBeGreaterThan(1);
     const s = await pw.status('split');
     expect(s.partitions?.map((p) => p.cursor)).toEqual([250, 500, 1000]);
+    expect(s.partitions?.map((p) => p.percent)).toEqual([100, 100, 100]);
     // New rows: the next run keeps the stored partitions (the method is not asked again) and handles only those.
     Split.rows = 1100;
     Split.handled = [];
@@ -915,6 +916,31 @@ describe('partitions (in process, workers: 0)', () => {
     Split.handled = [];
     expect(await pw.run('split', { from: null })).toMatchObject({ ids: 1100 });
     expect(Split.calls).toHaveLength(2);
+    await a.close();
+  });
+
+  it('gives each partition with integer bounds a percent of its key space while the run goes on', async () => {
+    Split.bounds = [
+      { after: 0, upTo: 500 },
+      { after: 500, upTo: 1000 },
+    ];
+    const a = await app(
+      [ParallelWorkerModule.forRoot({ ...inline, loaderConcurrency: 1 })],
+      [Split],
+    );
+    const pw = a.get(ParallelWorker);
+    const run = pw.run('split');
+    // One partition at a time (loaderConcurrency 1): the first is part-way when the second has not begun.
+    let seen: (number | undefined)[] = [];
+    while (!(seen[0] !== undefined && seen[0] > 0 && seen[0] < 100)) {
+      await new Promise((r) => setTimeout(r, 1));
+      seen = (await pw.status('split')).partitions?.map((p) => p.percent) ?? [];
+    }
+    expect(seen[1]).toBe(0);
+    await run;
+    expect(
+      (await pw.status('split')).partitions?.map((p) => p.percent),
+    ).toEqual([100, 100]);
     await a.close();
   });
 
