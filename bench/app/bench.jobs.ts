@@ -31,8 +31,9 @@ const PARTITIONS = Number(env('BENCH_PARTITIONS', '1'));
 /** The benchmark's workloads, written the way a user writes a job. */
 @Injectable()
 export class BenchJobs implements OnModuleDestroy {
+  // Enough connections for loaderConcurrency (8) loader calls at once, plus the handlers'.
   private readonly pool = process.env.DATABASE_URL
-    ? new Pool({ connectionString: process.env.DATABASE_URL, max: 4 })
+    ? new Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
     : undefined;
 
   /** Ids from memory: measures coordination only. */
