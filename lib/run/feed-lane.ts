@@ -83,9 +83,9 @@ export interface LaneShared {
 }
 
 /**
- * One lane of the range feed: keeps `prefetch` ranges ready beyond what the
- * workers can take (with the other lanes). Claims only when it does not know the cursor or the store says older
- * work is due; otherwise loads from the last committed cursor, commits quick
+ * One lane of the range feed: with the other lanes, keeps `prefetch` ranges
+ * ready beyond what the workers can take. Claims only when it does not know
+ * the cursor or the store says older work is due; otherwise loads from the last committed cursor, commits quick
  * consecutive loads together and pipelines up to MAX_PIPELINE commits. Each
  * commit is a compare-and-set on its own, so one refused because another host
  * moved the cursor hands out nothing; the feed then claims to learn the cursor

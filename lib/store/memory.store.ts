@@ -272,11 +272,11 @@ export class MemoryStore implements CoordinationStore {
     const again = this.replayed(job, owner, request);
     if (again?.type === 'leased') return again;
     // The cursor it moves: the job's, or its partition's.
-    const at = this.cursorOf(s, job, partition);
+    const part = this.partitionOf(s, job, partition);
+    const at = part ?? s;
     const now = this.now();
     // Another host loads the partition now (it took it over): this load is thrown away, as when the cursor moved.
-    const by =
-      partition === undefined ? undefined : (at as StoredPartition).loader;
+    const by = part?.loader;
     if (
       at.cursor !== expected ||
       s.state !== 'running' ||
@@ -285,15 +285,14 @@ export class MemoryStore implements CoordinationStore {
       return { type: 'conflict', cursor: at.cursor };
     if (ranges.length === 0) {
       at.exhausted = true;
-      if (partition !== undefined) delete (at as StoredPartition).loader;
+      if (part) delete part.loader;
       await this.saved(job);
       return { type: 'exhausted' };
     }
     at.cursor = ranges[ranges.length - 1].lastId;
-    if (partition !== undefined) {
-      const p = at as StoredPartition;
-      p.ids += ranges.reduce((n, r) => n + r.ids.length, 0);
-      p.loader = { owner, until: now + leaseMs };
+    if (part) {
+      part.ids += ranges.reduce((n, r) => n + r.ids.length, 0);
+      part.loader = { owner, until: now + leaseMs };
     }
     const due =
       some(s.leases, (l) => l.deadline <= now) ||
@@ -544,13 +543,13 @@ export class MemoryStore implements CoordinationStore {
     return this.job(job).dead.map((d) => ({ ...d }));
   }
 
-  /** Where a commit moves the cursor: the job's own, or the partition's (which must match how the job is split). */
-  private cursorOf(
+  /** The partition a commit names (none: the job's own cursor); it must match how the job is split. */
+  private partitionOf(
     s: MemoryJobState,
     job: string,
     partition: number | undefined,
-  ): { cursor: ID | null; exhausted: boolean } | StoredPartition {
-    if (partition === undefined && !s.partitions) return s;
+  ): StoredPartition | undefined {
+    if (partition === undefined && !s.partitions) return undefined;
     const p = partition === undefined ? undefined : s.partitions?.[partition];
     if (!p)
       throw new Error(

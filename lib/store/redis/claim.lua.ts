@@ -66,7 +66,8 @@ if parts then
     end
   end
   local hosts = redis.call('ZCOUNT', HOSTS, '(' .. now, '+inf')
-  local room = held < math.ceil(left_n / math.max(1, hosts))
+  local share = math.ceil(left_n / math.max(1, hosts))
+  local room = held < share
   local pick, left = nil, false
   for i = 0, parts - 1 do
     if h[i .. ':exhausted'] ~= '1' then
@@ -85,7 +86,6 @@ if parts then
       local by = h[i .. ':owner']
       if h[i .. ':exhausted'] ~= '1' and by and tonumber(h[i .. ':until'] or 0) > now then count[by] = (count[by] or 0) + 1 end
     end
-    local share = math.ceil(left_n / math.max(1, hosts))
     for i = 0, parts - 1 do
       local by = h[i .. ':owner']
       if h[i .. ':exhausted'] ~= '1' and not mine[tostring(i)] and by and by ~= owner and (count[by] or 0) > share
