@@ -1,4 +1,5 @@
 import type { ID } from '../interfaces/range.interface';
+import type { RunSummary } from '../interfaces/run-summary.interface';
 
 /** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache (`KeyValueStore` keeps a job's state in it). */
 export interface KeyValueStorage {
@@ -74,6 +75,12 @@ export type CommitResult =
 
 export interface FailOptions {
   error: { message: string; stack?: string };
+  /**
+   * Only these ids of the range failed (a `RangeItemsFailedError`): the
+   * others count as done, and the retry or dead letter holds these only.
+   * Omitted: the whole range failed.
+   */
+  ids?: ID[];
   /** Send to the dead letters instead of retrying. */
   dead: boolean;
   /** Delay before the retry is due. */
@@ -98,6 +105,39 @@ export interface RunCounters {
   workersRestarted: number;
 }
 
+/** Who started a run and with what; stored with it, so every host that joins sees the same. */
+export interface RunStart {
+  /** The run's params as JSON text (the module writes object keys sorted, so equal params are equal text). */
+  params?: string;
+  /** What `run(job, { startedBy })` said. */
+  startedBy?: string;
+  /** The id of the host that started it. */
+  host?: string;
+}
+
+/** How a run ended, as its history record says: `cancelled` is a stop asked of every host (cancel()). */
+export type RunRecordStatus = 'completed' | 'stopped' | 'cancelled' | 'failed';
+
+/** One ended run of a job, as `history()` lists it. Times are store time (ms since the epoch). */
+export interface RunRecord {
+  runId: string;
+  job: string;
+  /** What `run(job, { params })` was given; `null` for none. */
+  params: Record<string, unknown> | null;
+  status: RunRecordStatus;
+  /** What `run(job, { startedBy })` said; `null` for nothing. */
+  startedBy: string | null;
+  /** The id of the host that started the run. */
+  host: string | null;
+  startedAt: number | null;
+  endedAt: number;
+  /** The summary of the host that wrote the record (counters are the whole run's, `host` that host's share). */
+  summary: RunSummary;
+  error?: string;
+  /** Dead letters the job holds after the run. */
+  deadLetters: number;
+}
+
 /** What the operators asked of the active run. */
 export type RunControl = 'run' | 'pause';
 
@@ -109,6 +149,12 @@ export interface StoreRunState {
   error?: string;
   /** What the job's `@RangeTotal` said for this run. */
   total?: number;
+  /** The run's params as JSON text, when it has any. */
+  params?: string;
+  /** What `run(job, { startedBy })` said for this run. */
+  startedBy?: string;
+  /** The host that started this run. */
+  startedOn?: string;
   cursor: ID | null;
   exhausted: boolean;
   /** The job's partitions, each with its cursor; absent when it has none (then `cursor` is its cursor). */
@@ -144,6 +190,9 @@ export interface CoordinationStore {
    * with the job (and its cursors) from run to run. A new run stores them
    * when the job has none stored, or with `from` (which replaces the stored
    * ones, none when not given); a run joined ignores them.
+   * `start`: params, startedBy and host, stored with a new run; a run joined
+   * answers with its own `params` (absent when it has none), so the caller
+   * can refuse to join with different ones.
    */
   startRun(
     job: string,
@@ -151,7 +200,8 @@ export interface CoordinationStore {
     from?: ID | null,
     declaredBy?: string,
     partitions?: PartitionBounds[],
-  ): Promise<{ runId: string; joined: boolean }>;
+    start?: RunStart,
+  ): Promise<{ runId: string; joined: boolean; params?: string }>;
   /**
    * `request` (optional): the owner's id for this call, unique among its
    * recent calls. A claim or commit that arrives twice with the same one (a
@@ -251,7 +301,21 @@ export interface CoordinationStore {
   /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
   retryDead(job: string): Promise<number>;
   state(job: string): Promise<StoreRunState>;
-  deadLetters(job: string): Promise<DeadLetter[]>;
+  /** The job's dead letters, oldest first; `page` picks `limit` of them from `offset`. */
+  deadLetters(
+    job: string,
+    page?: { offset: number; limit: number },
+  ): Promise<DeadLetter[]>;
+  /**
+   * Keeps `record` of an ended run, newest first, and the newest `keep`
+   * records of the job. A record of the same run replaces the one kept
+   * (moving it first), except that `stopped` never replaces another status
+   * (a host that stopped while others ended the run). Kept across `reset`.
+   * Optional: a store without it keeps no history.
+   */
+  recordRun?(job: string, record: RunRecord, keep: number): Promise<void>;
+  /** The newest `limit` records of the job's ended runs, newest first. */
+  history?(job: string, limit: number): Promise<RunRecord[]>;
   /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
   readonly where?: string;
   /** Closes what the store itself opened; the module calls it at shutdown. Optional. */

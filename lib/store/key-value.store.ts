@@ -29,9 +29,10 @@ export class KeyValueStore extends MemoryStore {
     from?: Parameters<MemoryStore['startRun']>[2],
     declaredBy?: string,
     partitions?: Parameters<MemoryStore['startRun']>[4],
+    start?: Parameters<MemoryStore['startRun']>[5],
   ) {
     await this.load(job);
-    return super.startRun(job, runId, from, declaredBy, partitions);
+    return super.startRun(job, runId, from, declaredBy, partitions, start);
   }
 
   override async state(job: string) {
@@ -44,9 +45,26 @@ export class KeyValueStore extends MemoryStore {
     return super.retryDead(job);
   }
 
-  override async deadLetters(job: string) {
+  override async deadLetters(
+    job: string,
+    page?: Parameters<MemoryStore['deadLetters']>[1],
+  ) {
     await this.load(job);
-    return super.deadLetters(job);
+    return super.deadLetters(job, page);
+  }
+
+  override async recordRun(
+    job: string,
+    record: Parameters<MemoryStore['recordRun']>[1],
+    keep: number,
+  ) {
+    await this.load(job);
+    return super.recordRun(job, record, keep);
+  }
+
+  override async history(job: string, limit: number) {
+    await this.load(job);
+    return super.history(job, limit);
   }
 
   protected override async saved(job: string): Promise<void> {

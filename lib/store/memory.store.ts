@@ -15,6 +15,8 @@ import type {
   Lease,
   PartitionBounds,
   RunCounters,
+  RunRecord,
+  RunStart,
   StoreRunState,
   StoredPartition,
   StoredRange,
@@ -59,6 +61,10 @@ export interface MemoryJobState {
   declaredBy?: string;
   /** Hosts taking part in the run: owner to the store time until which it counts as present. */
   hosts?: Record<string, number>;
+  /** The active (or last) run's params (JSON text), startedBy and host. */
+  start?: RunStart;
+  /** Ended runs, newest first. */
+  history?: RunRecord[];
 }
 
 const zeroCounters = (): RunCounters => ({
@@ -127,7 +133,8 @@ export class MemoryStore implements CoordinationStore {
     from?: ID | null,
     declaredBy?: string,
     partitions?: PartitionBounds[],
-  ): Promise<{ runId: string; joined: boolean }> {
+    start?: RunStart,
+  ): Promise<{ runId: string; joined: boolean; params?: string }> {
     const s = this.job(job);
     const now = this.now();
     if (
@@ -141,7 +148,12 @@ export class MemoryStore implements CoordinationStore {
         JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy),
       );
     if (s.state === 'running' && s.runId) {
-      if (from === undefined) return { runId: s.runId, joined: true };
+      if (from === undefined)
+        return {
+          runId: s.runId,
+          joined: true,
+          ...(s.start?.params !== undefined && { params: s.start.params }),
+        };
       if (this.active(s, now))
         throw new RunRefusedError(job, RUN_BUSY(s.runId));
     }
@@ -165,6 +177,7 @@ export class MemoryStore implements CoordinationStore {
       counters: zeroCounters(),
       startedAt: now,
       endedAt: null,
+      start: { ...start },
     });
     await this.saved(job);
     return { runId, joined: false };
@@ -355,10 +368,14 @@ export class MemoryStore implements CoordinationStore {
     if (!l) return 'stale';
     const now = this.now();
     const current = l.runId === s.runId;
+    // Part of the range failed: the rest is done, and only the failed ids go on.
+    const range = options.ids ? { ...l.range, ids: options.ids } : l.range;
+    if (current && options.ids)
+      s.counters.ids += l.range.ids.length - options.ids.length;
     if (options.dead) {
       s.dead.push({
         runId: l.runId,
-        range: l.range,
+        range,
         attempts: l.attempt,
         error: options.error,
         at: now,
@@ -366,7 +383,7 @@ export class MemoryStore implements CoordinationStore {
       if (current) s.counters.dead++;
     } else {
       s.pending.push({
-        range: l.range,
+        range,
         runId: l.runId,
         attempt: l.attempt + 1,
         dueAt: now + options.retryInMs,
@@ -503,6 +520,11 @@ export class MemoryStore implements CoordinationStore {
       control: s.control,
       total: s.total,
       error: s.error,
+      ...(s.start?.params !== undefined && { params: s.start.params }),
+      ...(s.start?.startedBy !== undefined && {
+        startedBy: s.start.startedBy,
+      }),
+      ...(s.start?.host !== undefined && { startedOn: s.start.host }),
       cursor: s.cursor,
       exhausted: s.partitions
         ? s.partitions.every((p) => p.exhausted)
@@ -539,8 +561,32 @@ export class MemoryStore implements CoordinationStore {
     return dead.length;
   }
 
-  async deadLetters(job: string): Promise<DeadLetter[]> {
-    return this.job(job).dead.map((d) => ({ ...d }));
+  async deadLetters(
+    job: string,
+    page?: { offset: number; limit: number },
+  ): Promise<DeadLetter[]> {
+    const dead = this.job(job).dead;
+    const some = page
+      ? dead.slice(page.offset, page.offset + page.limit)
+      : dead;
+    return some.map((d) => ({ ...d }));
+  }
+
+  async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
+    const s = this.job(job);
+    const history = s.history ?? [];
+    const kept = history.find((r) => r.runId === record.runId);
+    if (kept && record.status === 'stopped' && kept.status !== 'stopped')
+      return;
+    s.history = [
+      structuredClone(record),
+      ...history.filter((r) => r !== kept),
+    ].slice(0, keep);
+    await this.saved(job);
+  }
+
+  async history(job: string, limit: number): Promise<RunRecord[]> {
+    return structuredClone((this.job(job).history ?? []).slice(0, limit));
   }
 
   /** The partition a commit names (none: the job's own cursor); it must match how the job is split. */

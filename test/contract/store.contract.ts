@@ -317,6 +317,167 @@ export function storeContract(
       });
     });
 
+    it('keeps params, startedBy and host with the run; a joining host gets its params back', async () => {
+      const params = '{"big":12345678901234567890,"since":"2026-01-01"}';
+      expect(
+        await store.startRun(job, 'p1', undefined, undefined, undefined, {
+          params,
+          startedBy: 'ops@example.com',
+          host: 'host-a',
+        }),
+      ).toEqual({ runId: 'p1', joined: false });
+      expect(
+        await store.startRun(job, 'p2', undefined, undefined, undefined, {
+          params: '{"other":1}',
+          host: 'host-b',
+        }),
+      ).toEqual({ runId: 'p1', joined: true, params });
+      expect(await store.state(job)).toMatchObject({
+        runId: 'p1',
+        params,
+        startedBy: 'ops@example.com',
+        startedOn: 'host-a',
+      });
+      await store.endRun(job, 'p1', 'completed');
+      // A run without params has none (not the last run's).
+      await store.startRun(job, 'p3', undefined, undefined, undefined, {
+        host: 'host-b',
+      });
+      const s = await store.state(job);
+      expect(s.params).toBeUndefined();
+      expect(s.startedBy).toBeUndefined();
+      expect(s.startedOn).toBe('host-b');
+      expect(await store.startRun(job, 'p4')).toEqual({
+        runId: 'p3',
+        joined: true,
+      });
+    });
+
+    it('retries only the ids that failed of a range; the others count as done', async () => {
+      await store.startRun(job, 'r');
+      const lease = await leaseFresh(A, [1, 2, 3, 4, 5]);
+      expect(
+        await store.fail(job, A, lease.token, {
+          error: { message: 'two rows failed' },
+          ids: [2, 4],
+          dead: false,
+          retryInMs: 0,
+        }),
+      ).toBe('retry');
+      expect(await store.state(job)).toMatchObject({
+        counters: { ids: 3, completed: 0, retried: 1 },
+        retrying: 1,
+      });
+      const retry = await store.claim(job, A, LEASE);
+      expect(retry).toMatchObject({
+        type: 'lease',
+        reason: 'retry',
+        lease: { attempt: 2, range: { ids: [2, 4], prev: null, lastId: 5 } },
+      });
+      if (retry.type !== 'lease') throw new Error('expected lease');
+      expect(
+        await store.fail(job, A, retry.lease.token, {
+          error: { message: 'still failing' },
+          ids: [4],
+          dead: true,
+          retryInMs: 0,
+        }),
+      ).toBe('dead');
+      expect(await store.state(job)).toMatchObject({
+        counters: { ids: 4, completed: 0, retried: 1, dead: 1 },
+        dead: 1,
+      });
+      expect(await store.deadLetters(job)).toEqual([
+        expect.objectContaining({
+          attempts: 2,
+          range: expect.objectContaining({ ids: [4] }),
+          error: { message: 'still failing' },
+        }),
+      ]);
+    });
+
+    it('lists dead letters a page at a time, oldest first', async () => {
+      await store.startRun(job, 'r');
+      for (let i = 1; i <= 5; i++) {
+        const lease = await leaseFresh(A, [i]);
+        await store.fail(job, A, lease.token, {
+          error: { message: `e${i}` },
+          dead: true,
+          retryInMs: 0,
+        });
+      }
+      const page = await store.deadLetters(job, { offset: 1, limit: 2 });
+      expect(page.map((d) => d.range.ids)).toEqual([[2], [3]]);
+      expect(
+        (await store.deadLetters(job, { offset: 4, limit: 10 })).map(
+          (d) => d.error.message,
+        ),
+      ).toEqual(['e5']);
+      expect(await store.deadLetters(job, { offset: 5, limit: 10 })).toEqual(
+        [],
+      );
+      expect(await store.deadLetters(job)).toHaveLength(5);
+    });
+
+    it('keeps the newest records of ended runs; a record of the same run replaces it, but stopped never replaces an end', async () => {
+      const { recordRun, history } = store;
+      if (!recordRun || !history)
+        throw new Error(`${name} keeps no history: recordRun/history missing`);
+      const record = (
+        runId: string,
+        status: 'completed' | 'stopped' | 'cancelled' | 'failed',
+        extra: Partial<Parameters<typeof recordRun>[1]> = {},
+      ): Parameters<typeof recordRun>[1] => ({
+        runId,
+        job,
+        params: { n: 12345678901234, tag: runId },
+        status,
+        startedBy: 'cron',
+        host: A,
+        startedAt: 1000,
+        endedAt: 2000,
+        summary: {
+          job,
+          runId,
+          status: status === 'cancelled' ? 'stopped' : status,
+          ids: 10,
+          ranges: { completed: 1, retried: 0, dead: 0 },
+          workers: { started: 2, restarted: 0 },
+          durationMs: 1000,
+          host: { ids: 10, ranges: 1 },
+        },
+        deadLetters: 0,
+        ...extra,
+      });
+      const add = (r: Parameters<typeof recordRun>[1], keep = 3) =>
+        recordRun.call(store, job, r, keep);
+      const list = async (limit = 10) =>
+        (await history.call(store, job, limit)).map(
+          (r) => `${r.runId}:${r.status}`,
+        );
+      expect(await list()).toEqual([]);
+      await add(record('a', 'completed'));
+      await add(record('b', 'failed', { error: 'boom' }));
+      await add(record('c', 'stopped'));
+      expect(await list()).toEqual(['c:stopped', 'b:failed', 'a:completed']);
+      // c resumed and completed by another host: its record is replaced and comes first.
+      await add(record('c', 'completed', { host: B }));
+      // A host that stopped while c ended elsewhere does not turn it back into stopped.
+      await add(record('c', 'stopped'));
+      await add(record('b', 'stopped'));
+      expect(await list()).toEqual(['c:completed', 'b:failed', 'a:completed']);
+      await add(record('d', 'cancelled'));
+      expect(await list()).toEqual(['d:cancelled', 'c:completed', 'b:failed']);
+      expect(await list(2)).toEqual(['d:cancelled', 'c:completed']);
+      const [d, c, b] = await history.call(store, job, 10);
+      expect(d).toEqual(record('d', 'cancelled'));
+      expect(c.host).toBe(B);
+      expect(b.error).toBe('boom');
+      // Kept across reset.
+      await store.reset(job);
+      expect(await list()).toHaveLength(3);
+    });
+
     it('hands dead letters out again, once, with retryDead()', async () => {
       await store.startRun(job, 'r');
       const lease = await leaseFresh(A, [7, 8]);
