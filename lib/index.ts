@@ -22,6 +22,7 @@ export type {
   RedisLikeClient,
 } from './interfaces/parallel-worker-options.interface';
 export { ParallelWorker, type RunOptions } from './parallel-worker';
+export type { ParamsValidator } from './run/run-params';
 export type {
   ThrottleContext,
   ThrottleFn,

@@ -5,6 +5,7 @@ import type {
   Range,
   RangeContext,
 } from './interfaces/range.interface';
+import type { ParamsValidator } from './run/run-params';
 
 /** A decorated method: where it lives, for error messages, and how to call it. */
 export interface JobMethod<F> {
@@ -15,9 +16,18 @@ export interface JobMethod<F> {
 
 export interface JobDefinition {
   name: string;
-  loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown>;
+  loader: JobMethod<(cursor: ID | null, ctx: LoadContext) => unknown> & {
+    /** `@RangeLoader(job, { params })`: checks run() params. */
+    params?: ParamsValidator;
+  };
   handler: JobMethod<(range: Range, ctx: RangeContext) => unknown>;
-  total?: JobMethod<(ctx: { job: string; runId: string }) => unknown>;
+  total?: JobMethod<
+    (ctx: {
+      job: string;
+      runId: string;
+      params?: Record<string, unknown>;
+    }) => unknown
+  >;
   partitions?: JobMethod<(ctx: { job: string; runId: string }) => unknown> & {
     count?: number;
   };

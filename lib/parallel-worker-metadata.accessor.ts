@@ -3,9 +3,11 @@ import { Reflector } from '@nestjs/core';
 import {
   RANGE_HANDLER_METADATA,
   RANGE_LOADER_METADATA,
+  RANGE_LOADER_OPTIONS_METADATA,
   RANGE_PARTITIONS_METADATA,
   RANGE_TOTAL_METADATA,
 } from './parallel-worker.constants';
+import type { RangeLoaderOptions } from './decorators/range-loader.decorator';
 import type { RangePartitionsOptions } from './decorators/range-partitions.decorator';
 
 /** Typed reads of the decorators' metadata. */
@@ -18,6 +20,10 @@ export class ParallelWorkerMetadataAccessor {
       RANGE_LOADER_METADATA,
       target,
     );
+  }
+
+  getLoaderOptions(target: Function): RangeLoaderOptions | undefined {
+    return this.reflector.get(RANGE_LOADER_OPTIONS_METADATA, target);
   }
 
   getTotalJob(target: Function): string | undefined {

@@ -2,6 +2,8 @@
 export const DEFAULT_JOB = 'default';
 
 export const RANGE_LOADER_METADATA = 'parallel-worker:range-loader';
+export const RANGE_LOADER_OPTIONS_METADATA =
+  'parallel-worker:range-loader-options';
 export const RANGE_HANDLER_METADATA = 'parallel-worker:range-handler';
 export const RANGE_TOTAL_METADATA = 'parallel-worker:range-total';
 export const RANGE_PARTITIONS_METADATA = 'parallel-worker:range-partitions';

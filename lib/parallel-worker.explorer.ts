@@ -8,11 +8,13 @@ import {
   JobRegistry,
 } from './job.registry';
 import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor';
+import { show } from './parallel-worker.messages';
+import { isClass, type ParamsValidator } from './run/run-params';
 
 const JOB_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 type Found = {
-  loaders: JobMethod<any>[];
+  loaders: (JobMethod<any> & { params?: ParamsValidator })[];
   handlers: JobMethod<any>[];
   totals: JobMethod<any>[];
   partitions: (JobMethod<any> & { count?: number })[];
@@ -110,15 +112,24 @@ export class ParallelWorkerExplorer implements OnModuleInit {
       };
       found.set(job, entry);
       const call = (...args: unknown[]) => instance[method](...args);
+      const params = this.accessor.getLoaderOptions(target)?.params;
+      if (params !== undefined && typeof params !== 'function')
+        throw new ParallelWorkerConfigError(
+          `${name}: @RangeLoader('${job}', { params }) must be a class (checked with class-validator) or a function, got ${show(params)}.`,
+        );
+      if (params && isClass(params) && !canLoad('class-validator'))
+        throw new ParallelWorkerConfigError(
+          `${name}: @RangeLoader('${job}', { params: ${params.name} }) needs class-validator to check ${params.name}: npm install class-validator class-transformer, or give a function instead.`,
+        );
       if (partitionsJob !== undefined)
         entry.partitions.push({ name, call, count });
+      else if (loaderJob !== undefined)
+        entry.loaders.push({ name, call, ...(params && { params }) });
       else
-        (loaderJob !== undefined
-          ? entry.loaders
-          : handlerJob !== undefined
-            ? entry.handlers
-            : entry.totals
-        ).push({ name, call });
+        (handlerJob !== undefined ? entry.handlers : entry.totals).push({
+          name,
+          call,
+        });
     }
   }
 
@@ -163,5 +174,15 @@ export class ParallelWorkerExplorer implements OnModuleInit {
       ...(totals.length ? { total: totals[0] } : {}),
       ...(partitions.length ? { partitions: partitions[0] } : {}),
     };
+  }
+}
+
+/** True when the app can load `name` (an optional peer). */
+function canLoad(name: string): boolean {
+  try {
+    require.resolve(name);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -167,3 +167,12 @@ export const STORE_UNAVAILABLE = (
 ) =>
   `Job "${job}" did not start: the coordination store (${where}) did not answer within ${timeoutMs} ms (storeConnectTimeoutMs): ${cause}. ` +
   `Check that it runs and that this host can reach it; nothing was started or changed.`;
+
+/** run() would join a run (`where`) whose params differ from its own. */
+export const PARAMS_DIFFER = (
+  job: string,
+  where: string,
+  mine: string | undefined,
+  theirs: string | undefined,
+): string =>
+  `Job "${job}" was not started: ${where === 'this host' ? 'its run on this host' : where} is active with ${theirs === undefined ? 'no params' : `params ${theirs}`}, and this run() has ${mine === undefined ? 'none' : `params ${mine}`}. A run keeps one set of params on every host: call run('${job}') with the same params to join it, or wait for it to end (or cancel it) and start another.`;

@@ -175,6 +175,7 @@ export function resolveOptions(
     rangeTimeoutMs: int(options, 'rangeTimeoutMs', 300_000, 0),
     loaderTimeoutMs: int(options, 'loaderTimeoutMs', 60_000, 0),
     workerIdleMs: int(options, 'workerIdleMs', 120_000, 0),
+    historyLimit: int(options, 'historyLimit', 100, 0),
     loaderConcurrency: int(options, 'loaderConcurrency', 8, 1),
     workerExec: options.workerExec,
     idOrder,

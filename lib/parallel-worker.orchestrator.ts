@@ -20,7 +20,16 @@ import type { ID } from './interfaces/range.interface';
 import type { RunSummary } from './interfaces/run-summary.interface';
 import { LOG_CONTEXT } from './parallel-worker.constants';
 import { ModuleLogger } from './parallel-worker.logger';
-import { show, STORE_UNAVAILABLE } from './parallel-worker.messages';
+import {
+  PARAMS_DIFFER,
+  show,
+  STORE_UNAVAILABLE,
+} from './parallel-worker.messages';
+import type { AssignedRun } from './cluster/ipc.messages';
+import { InvalidParamsError } from './errors/invalid-params.error';
+import type { RunOptions } from './parallel-worker';
+import { checkParams, frozen, paramsText } from './run/run-params';
+import { RunSpan } from './run/tracing';
 import {
   PARALLEL_WORKER_STORE,
   RESOLVED_OPTIONS,
@@ -37,6 +46,8 @@ import type {
 /** A run of a job on this host, from `run()` until it resolves. */
 interface ActiveRun {
   engine?: RunEngine;
+  /** Its params as stored (JSON text). */
+  params?: string;
   promise: Promise<RunSummary>;
   /** stop() came before the engine existed (the run was still starting). */
   stopRequested?: boolean;
@@ -130,10 +141,16 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   }
 
   /** Runs `def` (or joins its run on this host) and resolves with the summary. */
-  async run(
-    def: JobDefinition,
-    from: ID | null | undefined,
-  ): Promise<RunSummary> {
+  async run(def: JobDefinition, options: RunOptions): Promise<RunSummary> {
+    const { from, startedBy } = options;
+    const params = paramsText(def.name, options.params);
+    if (startedBy !== undefined && typeof startedBy !== 'string')
+      throw new InvalidParamsError(
+        def.name,
+        options.params,
+        ['startedBy must be a string'],
+        `Job "${def.name}" was not started: startedBy must be a string (who or what started the run), got ${show(startedBy)}.`,
+      );
     if (this.stopSignal) {
       throw new RunRefusedError(
         def.name,
@@ -147,10 +164,15 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
           def.name,
           `Job "${def.name}" is running on this host already; wait for it or stop() it before run('${def.name}', { from }).`,
         );
+      if (active.params !== params)
+        throw new RunRefusedError(
+          def.name,
+          PARAMS_DIFFER(def.name, 'this host', params, active.params),
+        );
       return active.promise;
     }
-    const entry = {} as ActiveRun;
-    entry.promise = this.orchestrate(def, from, entry);
+    const entry = { params } as ActiveRun;
+    entry.promise = this.orchestrate(def, options, entry);
     this.runs.set(def.name, entry);
     this.watchSignals();
     try {
@@ -176,25 +198,41 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
 
   private async orchestrate(
     def: JobDefinition,
-    from: ID | null | undefined,
+    { from, startedBy, params: given }: RunOptions,
     entry: ActiveRun,
   ): Promise<RunSummary> {
     const startedAt = performance.now();
+    await checkParams(def, given);
     const candidate = randomUUID();
     const partitions = await this.partitionsToStore(def, candidate, from);
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
-    const { runId, joined } = await this.firstCall(def.name, () =>
+    const started = await this.firstCall(def.name, () =>
       this.store.startRun(
         def.name,
         candidate,
         from,
         `${def.loader.name} + ${def.handler.name}`,
         partitions,
+        {
+          ...(entry.params !== undefined && { params: entry.params }),
+          ...(startedBy !== undefined && { startedBy }),
+          host: this.hostId,
+        },
       ),
     );
+    const { runId, joined } = started;
+    // Every host and worker of a run sees the same params: one that would join with others is refused.
+    if (joined && started.params !== entry.params)
+      throw new RunRefusedError(
+        def.name,
+        PARAMS_DIFFER(def.name, `run ${runId}`, entry.params, started.params),
+      );
+    const params =
+      entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));
     const logger = this.logger;
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
-    if (!joined && def.total) void this.recordTotal(def, runId);
+    if (!joined && def.total) void this.recordTotal(def, runId, params);
+    const span = RunSpan.start(def.name, runId, joined);
     const inline = this.options.workers === 0;
     logger.info(
       `Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`,
@@ -209,28 +247,35 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       events: this.events,
       lock: this.lock,
       startedAt,
+      ...(params && { params }),
+      start: { startedBy, host: this.hostId },
+      ...(span && { trace: span.parent }),
     });
     entry.engine = engine;
-    engine.start(
-      inline
-        ? new InlinePool(
-            `inline-${process.pid}`,
-            this.options.concurrency,
-            def,
-            runId,
-            engine,
-          )
-        : new ClusterPool(
-            def.name,
-            runId,
-            this.options,
-            engine,
-            logger,
-            this.fleet,
-          ),
-    );
+    const run: AssignedRun = {
+      job: def.name,
+      runId,
+      ...(params && { params }),
+      ...(span && { trace: span.parent }),
+    };
+    const start = () =>
+      engine.start(
+        inline
+          ? new InlinePool(
+              `inline-${process.pid}`,
+              this.options.concurrency,
+              def,
+              run,
+              engine,
+            )
+          : new ClusterPool(run, this.options, engine, logger, this.fleet),
+      );
+    // The loader's own spans (its queries) nest under the run span.
+    if (span) span.with(start);
+    else start();
     if (entry.stopRequested) void engine.stop();
     const summary = await engine.finished;
+    span?.end(summary);
     const line = `Job "${def.name}" ${summary.status}: ${summary.ids} ids in ${summary.ranges.completed} ranges (${summary.ranges.retried} retried, ${summary.ranges.dead} dead) in ${(summary.durationMs / 1000).toFixed(1)} s.`;
     if (summary.status === 'failed')
       throw new RunFailedError(
@@ -324,9 +369,17 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   }
 
   /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
-  private async recordTotal(def: JobDefinition, runId: string): Promise<void> {
+  private async recordTotal(
+    def: JobDefinition,
+    runId: string,
+    params: Record<string, unknown> | undefined,
+  ): Promise<void> {
     try {
-      const value = await def.total?.call({ job: def.name, runId });
+      const value = await def.total?.call({
+        job: def.name,
+        runId,
+        ...(params && { params }),
+      });
       if (value === undefined || value === null) return;
       const total = Number(value);
       if (!Number.isFinite(total) || total < 0)

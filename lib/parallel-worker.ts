@@ -26,12 +26,25 @@ import {
 } from './parallel-worker.providers';
 import { RateSampler } from './run/rate-sampler';
 import { silenceSchedulerInWorker } from './run/scheduler-guard';
-import type { CoordinationStore } from './store/coordination-store.interface';
+import type {
+  CoordinationStore,
+  DeadLetter,
+  RunRecord,
+} from './store/coordination-store.interface';
 
 /** Options of `ParallelWorker.run()`. */
 export interface RunOptions {
   /** Move the cursor before the run: `null` starts over from the first row. Omit to continue from the stored cursor. */
   from?: ID | null;
+  /**
+   * The run's arguments (a plain object of JSON values), stored with the run:
+   * the loader, the handler and `@RangeTotal` get them as `ctx.params` on
+   * every host and worker. A host whose run() would join the run with other
+   * params is refused (`RunRefusedError`).
+   */
+  params?: Record<string, unknown>;
+  /** Who or what started the run (a user, `'cron'`), kept in its history record. */
+  startedBy?: string;
 }
 
 /**
@@ -87,7 +100,7 @@ export class ParallelWorker
   async run(job?: string, options: RunOptions = {}): Promise<RunSummary> {
     if (ParallelWorker.isWorker())
       return this.worker.serve(job, (name) => this.job(name));
-    return this.orchestrator.run(this.job(job), options.from);
+    return this.orchestrator.run(this.job(job), options);
   }
 
   /** The names of the jobs this app declares. */
@@ -221,6 +234,49 @@ export class ParallelWorker
       );
     this.orchestrator.engine(name)?.wake();
     return moved;
+  }
+
+  /**
+   * The job's ended runs (all hosts), newest first: run id, params, status
+   * (`completed`, `stopped`, `cancelled`, `failed`), who started it, times,
+   * the summary, the error and the dead letters left. Up to `limit` (default
+   * and at most the `historyLimit` option).
+   */
+  async history(
+    job?: string,
+    options: { limit?: number } = {},
+  ): Promise<RunRecord[]> {
+    const name = this.job(job).name;
+    const limit = options.limit ?? this.options.historyLimit;
+    if (!Number.isInteger(limit) || limit < 0)
+      throw new RangeError(
+        `history('${name}', { limit }): limit must be a whole number ≥ 0, got ${m.show(limit)}.`,
+      );
+    return this.store.history ? this.store.history(name, limit) : [];
+  }
+
+  /**
+   * The job's dead letters (all hosts, all runs until `retryDead()`), oldest
+   * first: the range's ids, the run, the attempts and the last error. `offset`
+   * and `limit` pick a page (`status().ranges.dead` counts them all).
+   */
+  async deadLetters(
+    job?: string,
+    page: { offset?: number; limit?: number } = {},
+  ): Promise<DeadLetter[]> {
+    const name = this.job(job).name;
+    const { offset = 0, limit } = page;
+    for (const [key, value] of Object.entries({ offset, limit }))
+      if (value !== undefined && (!Number.isInteger(value) || value < 0))
+        throw new RangeError(
+          `deadLetters('${name}', { ${key} }): ${key} must be a whole number ≥ 0, got ${m.show(value)}.`,
+        );
+    if (offset === 0 && limit === undefined)
+      return this.store.deadLetters(name);
+    return this.store.deadLetters(name, {
+      offset,
+      limit: limit ?? Number.MAX_SAFE_INTEGER,
+    });
   }
 
   onModuleDestroy(): void {

@@ -1,6 +1,6 @@
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
 import type { ModuleLogger } from '../parallel-worker.logger';
-import type { WireResult } from './ipc.messages';
+import type { AssignedRun, WireResult } from './ipc.messages';
 import type { FleetOwner, FleetWorker, WorkerFleet } from './worker-fleet';
 import type {
   PoolListener,
@@ -24,13 +24,28 @@ export class ClusterPool implements WorkerPool, FleetOwner {
   private drained?: () => void;
 
   constructor(
-    readonly job: string,
-    readonly runId: string,
+    private readonly run: AssignedRun,
     private readonly options: ResolvedParallelWorkerOptions,
     private readonly listener: PoolListener,
     private readonly logger: ModuleLogger,
     private readonly fleet: WorkerFleet,
   ) {}
+
+  get job(): string {
+    return this.run.job;
+  }
+
+  get runId(): string {
+    return this.run.runId;
+  }
+
+  get params(): AssignedRun['params'] {
+    return this.run.params;
+  }
+
+  get trace(): AssignedRun['trace'] {
+    return this.run.trace;
+  }
 
   start(): void {
     for (let i = 0; i < this.options.workers; i++) this.add(false);

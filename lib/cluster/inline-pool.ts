@@ -1,5 +1,5 @@
 import type { JobDefinition } from '../job.registry';
-import type { WireRange } from './ipc.messages';
+import type { AssignedRun, WireRange } from './ipc.messages';
 import { RangeExecutor } from './range-executor';
 import type {
   PoolListener,
@@ -21,10 +21,10 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     readonly id: string,
     readonly capacity: number,
     job: JobDefinition,
-    runId: string,
+    run: AssignedRun,
     private readonly listener: PoolListener,
   ) {
-    this.executor = new RangeExecutor(job, runId, id);
+    this.executor = new RangeExecutor(job, run, id);
   }
 
   start(): void {

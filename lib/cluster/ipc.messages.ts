@@ -1,4 +1,5 @@
 import type { ID } from '../interfaces/range.interface';
+import type { TraceParent } from '../run/tracing';
 
 /** Tag on every message of ours, so an app's own IPC messages pass by untouched. */
 const TAG = 'parallel-worker';
@@ -15,10 +16,30 @@ export interface WireRange {
 
 export type WireError = { message: string; stack?: string };
 
-/** `ms`: how long the handler ran; `notStarted`: aborted while it waited in the worker's backlog. */
+/**
+ * `ms`: how long the handler ran; `notStarted`: aborted while it waited in
+ * the worker's backlog; `failedIds`: the handler threw RangeItemsFailedError
+ * naming these ids (the rest of the range is done).
+ */
 export type WireResult =
   | { token: number; ok: true; ms: number }
-  | { token: number; ok: false; error: WireError; notStarted?: true };
+  | {
+      token: number;
+      ok: false;
+      error: WireError;
+      notStarted?: true;
+      failedIds?: ID[];
+    };
+
+/** What a worker is told about the run it is assigned to. */
+export interface AssignedRun {
+  job: string;
+  runId: string;
+  /** The run's params (`ctx.params`). */
+  params?: Record<string, unknown>;
+  /** The run span, parent of the range spans (OpenTelemetry). */
+  trace?: TraceParent;
+}
 
 /**
  * Primary to worker. A worker serves one run at a time: `assign` gives it to
@@ -27,7 +48,7 @@ export type WireResult =
  * dismisses it (it answers what it holds, then its `run()` resolves).
  */
 export type PrimaryMessage =
-  | { tag: typeof TAG; type: 'assign'; job: string; runId: string }
+  | ({ tag: typeof TAG; type: 'assign' } & AssignedRun)
   | { tag: typeof TAG; type: 'ranges'; ranges: WireRange[] }
   | { tag: typeof TAG; type: 'abort'; tokens: number[]; reason: string }
   | { tag: typeof TAG; type: 'release' }
@@ -72,7 +93,15 @@ const isResult = (v: unknown): v is WireResult =>
   ((v.ok === true && typeof v.ms === 'number') ||
     (v.ok === false &&
       isError(v.error) &&
-      (v.notStarted === undefined || v.notStarted === true)));
+      (v.notStarted === undefined || v.notStarted === true) &&
+      (v.failedIds === undefined ||
+        (Array.isArray(v.failedIds) && v.failedIds.every(isId)))));
+
+const isTrace = (v: unknown): boolean =>
+  isObject(v) &&
+  typeof v.traceId === 'string' &&
+  typeof v.spanId === 'string' &&
+  typeof v.traceFlags === 'number';
 
 /** True when `m` is ours at all (a malformed one of ours is still ours: it is reported, not ignored). */
 export const isOurs = (m: unknown): m is { tag: string; type?: unknown } =>
@@ -94,7 +123,10 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | undefined {
         ? (v as PrimaryMessage)
         : undefined;
     case 'assign':
-      return typeof v.job === 'string' && typeof v.runId === 'string'
+      return typeof v.job === 'string' &&
+        typeof v.runId === 'string' &&
+        (v.params === undefined || isObject(v.params)) &&
+        (v.trace === undefined || isTrace(v.trace))
         ? (v as PrimaryMessage)
         : undefined;
     case 'release':

@@ -1,12 +1,26 @@
 import { Logger } from '@nestjs/common';
 import type { JobDefinition } from '../job.registry';
-import type { Range, RangeContext } from '../interfaces/range.interface';
-import type { WireError, WireRange, WireResult } from './ipc.messages';
+import type { ID, Range, RangeContext } from '../interfaces/range.interface';
+import { inRangeSpan } from '../run/tracing';
+import type {
+  AssignedRun,
+  WireError,
+  WireRange,
+  WireResult,
+} from './ipc.messages';
 
 export const toWireError = (e: unknown): WireError =>
   e instanceof Error
     ? { message: e.message || e.name, stack: e.stack }
     : { message: String(e) };
+
+/** A RangeItemsFailedError, also from another copy of this package: the ids it names, as they travel. */
+function failedIds(e: unknown): ID[] | undefined {
+  const ids = (e as { name?: unknown; ids?: unknown })?.ids;
+  if ((e as Error)?.name !== 'RangeItemsFailedError' || !Array.isArray(ids))
+    return undefined;
+  return ids.map((id) => (typeof id === 'bigint' ? id.toString() : id));
+}
 
 /**
  * A range's abort state. The AbortController is made only when the handler
@@ -40,11 +54,14 @@ export class RangeExecutor {
   private readonly running = new Map<number, Abortable>();
   private readonly logger: Logger;
 
+  private readonly runId: string;
+
   constructor(
     private readonly job: JobDefinition,
-    private readonly runId: string,
+    private readonly run: AssignedRun,
     private readonly workerId: string,
   ) {
+    this.runId = run.runId;
     this.logger = new Logger(`ParallelWorker:${job.name}`);
   }
 
@@ -53,7 +70,16 @@ export class RangeExecutor {
     return this.running.size;
   }
 
-  async execute(wire: WireRange): Promise<WireResult> {
+  execute(wire: WireRange): Promise<WireResult> {
+    return inRangeSpan(
+      this.run.trace,
+      { job: this.job.name, runId: this.runId, workerId: this.workerId },
+      wire,
+      () => this.call(wire),
+    );
+  }
+
+  private async call(wire: WireRange): Promise<WireResult> {
     const abortable = new Abortable();
     this.running.set(wire.token, abortable);
     const range: Range = {
@@ -68,6 +94,7 @@ export class RangeExecutor {
       token: wire.token,
       workerId: this.workerId,
       logger: this.logger,
+      ...(this.run.params && { params: this.run.params }),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,
@@ -78,7 +105,13 @@ export class RangeExecutor {
       await this.job.handler.call(range, ctx as RangeContext);
       return { token: wire.token, ok: true, ms: performance.now() - started };
     } catch (e) {
-      return { token: wire.token, ok: false, error: toWireError(e) };
+      const ids = failedIds(e);
+      if (!ids) return { token: wire.token, ok: false, error: toWireError(e) };
+      // The dead letter tells what failed (the cause's stack when it has one).
+      const cause = (e as Error).cause;
+      const error = toWireError(e);
+      if (cause instanceof Error) error.stack = cause.stack;
+      return { token: wire.token, ok: false, error, failedIds: ids };
     } finally {
       this.running.delete(wire.token);
     }

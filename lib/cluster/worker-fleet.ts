@@ -4,6 +4,7 @@ import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worke
 import { ENV_CONCURRENCY, ENV_WORKER_ID } from '../parallel-worker.constants';
 import type { ModuleLogger } from '../parallel-worker.logger';
 import {
+  type AssignedRun,
   isOurs,
   message,
   parseWorkerMessage,
@@ -22,6 +23,8 @@ const EXIT_DRAIN_MS = 1000;
 export interface FleetOwner {
   readonly job: string;
   readonly runId: string;
+  readonly params?: AssignedRun['params'];
+  readonly trace?: AssignedRun['trace'];
   /** The worker is up and assigned to this run. */
   assigned(worker: FleetWorker): void;
   results(worker: FleetWorker, results: WireResult[]): void;
@@ -170,6 +173,8 @@ export class WorkerFleet {
         type: 'assign',
         job: owner.job,
         runId: owner.runId,
+        ...(owner.params && { params: owner.params }),
+        ...(owner.trace && { trace: owner.trace }),
       }),
     );
     worker.ready = true;

@@ -4,6 +4,7 @@ import type { JobDefinition } from '../job.registry';
 import { ENV_CONCURRENCY, ENV_WORKER_ID } from '../parallel-worker.constants';
 import type { ModuleLogger } from '../parallel-worker.logger';
 import {
+  type AssignedRun,
   isOurs,
   message,
   parsePrimaryMessage,
@@ -87,7 +88,7 @@ export class WorkerRole {
   private obey(msg: PrimaryMessage): void {
     switch (msg.type) {
       case 'assign':
-        return this.assign(msg.job, msg.runId);
+        return this.assign(msg);
       case 'ranges':
       case 'abort':
         if (this.runner) return this.runner.handle(msg);
@@ -106,7 +107,8 @@ export class WorkerRole {
     }
   }
 
-  private assign(job: string, runId: string): void {
+  private assign(run: AssignedRun): void {
+    const { job, runId } = run;
     if (this.runner)
       this.logger.warn(
         `Worker ${this.workerId} was assigned run ${runId} of job "${job}" while serving run ${this.last.runId}; the new run replaces it.`,
@@ -123,7 +125,7 @@ export class WorkerRole {
       this.end('failed', e);
       return;
     }
-    this.runner = new WorkerRunner(def, runId, this.workerId, concurrency);
+    this.runner = new WorkerRunner(def, run, this.workerId, concurrency);
   }
 
   /** Answers what the current run's runner holds; `idle` or the exit follows. */

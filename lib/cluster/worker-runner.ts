@@ -1,5 +1,6 @@
 import type { JobDefinition } from '../job.registry';
 import {
+  type AssignedRun,
   message,
   type RunMessage,
   type WireRange,
@@ -40,11 +41,11 @@ export class WorkerRunner {
 
   constructor(
     job: JobDefinition,
-    runId: string,
+    run: AssignedRun,
     workerId: string,
     private readonly concurrency: number,
   ) {
-    this.executor = new RangeExecutor(job, runId, workerId);
+    this.executor = new RangeExecutor(job, run, workerId);
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 

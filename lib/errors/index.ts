@@ -4,3 +4,5 @@ export * from './run-failed.error';
 export * from './unknown-job.error';
 export * from './run-refused.error';
 export * from './store-unavailable.error';
+export * from './invalid-params.error';
+export * from './range-items-failed.error';

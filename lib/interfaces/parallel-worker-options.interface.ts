@@ -132,6 +132,11 @@ export interface ParallelWorkerOptions {
    * `0`: each run forks its workers and ends them. Default `120000`.
    */
   workerIdleMs?: number;
+  /**
+   * How many ended runs `history()` keeps per job (in the store, so every
+   * host sees them). `0` keeps none. Default `100`.
+   */
+  historyLimit?: number;
   /** Script a worker runs (like `cluster.setupPrimary({ exec })`). Default: the primary's own entry script. */
   workerExec?: string;
   /** The order of the ids the loader returns. Default `'numeric'`. */

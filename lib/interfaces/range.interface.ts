@@ -36,6 +36,8 @@ export interface LoadContext {
   runId: string;
   /** Range size the module suggests; a loader may ignore it. */
   limit: number;
+  /** What `run(job, { params })` was given (the same on every host and worker of the run). */
+  params?: Record<string, unknown>;
   /**
    * The partition this call loads, when the job has a `@RangePartitions`
    * method: return only ids in `(after, upTo]` (`upTo: null`: no upper bound).
@@ -61,4 +63,6 @@ export interface RangeContext {
   /** Aborts when the lease is lost or the run is stopped. */
   signal: AbortSignal;
   logger: Logger;
+  /** What `run(job, { params })` was given (the same on every host and worker of the run). */
+  params?: Record<string, unknown>;
 }

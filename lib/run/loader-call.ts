@@ -32,6 +32,8 @@ export interface LoaderCall {
   order?: IdOrder;
   /** The partition loaded (its ids must not go past `upTo`); none for a job without partitions. */
   partition?: LoadPartition;
+  /** The run's params (`ctx.params`). */
+  params?: Record<string, unknown>;
 }
 
 /** A partition as the loader sees it (`ctx.partition`). */
@@ -66,7 +68,7 @@ export async function loadRanges(
   max: number,
   more: () => boolean,
 ): Promise<Loaded | undefined> {
-  const { job, runId, options, lock, logger, partition } = c;
+  const { job, runId, options, lock, logger, partition, params } = c;
   const order = c.order ?? idOrder('numeric');
   for (let attempt = 1; ; attempt++) {
     const loaded: Loaded = { ranges: [], cursor: from, exhausted: false };
@@ -87,6 +89,7 @@ export async function loadRanges(
                 job: job.name,
                 runId,
                 limit: c.limit(),
+                ...(params && { params }),
                 ...(partition && { partition: { ...partition } }),
               }),
             );

@@ -9,7 +9,13 @@ import {
   RangeCompletedEvent,
   RangeFailedEvent,
 } from '../parallel-worker.events';
-import type { Lease } from '../store/coordination-store.interface';
+import type {
+  Lease,
+  RunRecord,
+  StoreRunState,
+} from '../store/coordination-store.interface';
+import type { ID } from '../interfaces/range.interface';
+import { show } from '../parallel-worker.messages';
 import { backoff, retrying } from './backoff';
 import { describeLease, rangeInfo } from './lease-format';
 import type { RunDeps } from './run-deps';
@@ -88,21 +94,36 @@ export class RangeRecorder {
     );
   }
 
-  /** `delayMs` overrides the backoff (0: a crashed worker's range goes out again at once). */
+  /**
+   * `delayMs` overrides the backoff (0: a crashed worker's range goes out
+   * again at once). `failedIds`: the handler threw RangeItemsFailedError
+   * naming these: the rest of the range is done, only these go on.
+   */
   async failed(
     lease: Lease,
     error: WireError,
     delayMs?: number,
+    failedIds?: ID[],
   ): Promise<void> {
     const { job, runId, store, hostId, options, logger, events } = this.d;
+    const part = failedIds && this.part(lease, failedIds);
+    if (typeof part === 'string') error = { message: part, stack: error.stack };
+    const ids = Array.isArray(part) ? part : undefined;
     const dead = lease.attempt >= options.maxAttempts;
     const retryInMs = delayMs ?? backoff(lease.attempt, options);
     const outcome = await retrying(
       () =>
-        store.fail(job.name, hostId, lease.token, { error, dead, retryInMs }),
+        store.fail(job.name, hostId, lease.token, {
+          error,
+          dead,
+          retryInMs,
+          ...(ids && { ids }),
+        }),
       logger,
       `fail for job "${job.name}"`,
     );
+    if (ids && outcome !== 'stale')
+      this.ids += lease.range.ids.length - ids.length;
     const what =
       outcome === 'dead'
         ? `sent to the dead letters after ${lease.attempt} attempts`
@@ -110,13 +131,34 @@ export class RangeRecorder {
           ? `will be retried in ${retryInMs} ms`
           : 'its lease was already lost';
     logger.warn(
-      `Job "${job.name}": ${describeLease(lease)} failed and ${what}: ${error.message}`,
+      `Job "${job.name}": ${describeLease(lease)} failed${ids ? ` for ${ids.length} of its ${lease.range.ids.length} ids (the rest are done)` : ''} and ${what}: ${error.message}`,
     );
     events.emit(
       ParallelWorkerEvent.RangeFailed,
       new RangeFailedEvent(job.name, runId, rangeInfo(lease), error, outcome),
     );
   }
+
+  /**
+   * The range's own ids that a RangeItemsFailedError named, in range order;
+   * undefined when it named them all (the whole range failed); a message when
+   * it named none or ids the range does not have (then the whole range fails).
+   */
+  private part(lease: Lease, named: ID[]): ID[] | string | undefined {
+    const wanted = new Set(named.map(String));
+    const ids = lease.range.ids.filter((id) => wanted.has(String(id)));
+    const have = new Set(lease.range.ids.map(String));
+    const strangers = [...wanted].filter((id) => !have.has(id));
+    const where = `${this.d.job.handler.name} threw RangeItemsFailedError`;
+    if (strangers.length)
+      return `${where} naming ${strangers.length} ids that are not in its range (${show(strangers.slice(0, 5))}${strangers.length > 5 ? ', …' : ''}): name only ids of ctx's range; the whole range is retried`;
+    if (ids.length === 0)
+      return `${where} naming no ids: throw it only when some failed; the whole range is retried`;
+    return ids.length === lease.range.ids.length ? undefined : ids;
+  }
+
+  /** The store's state of this run, as `summary()` last read it. */
+  private last?: StoreRunState;
 
   /** The run's summary: the store's counters for the whole run (all hosts), this host's share. */
   async summary(
@@ -127,7 +169,8 @@ export class RangeRecorder {
   ): Promise<RunSummary> {
     const { job, runId, store } = this.d;
     const s = await store.state(job.name).catch(() => undefined);
-    const c = s && s.runId === runId ? s.counters : undefined;
+    this.last = s && s.runId === runId ? s : undefined;
+    const c = this.last?.counters;
     return {
       job: job.name,
       runId,
@@ -146,5 +189,39 @@ export class RangeRecorder {
       ...(error !== undefined ? { error } : {}),
       host: { ids: this.ids, ranges: this.ranges },
     };
+  }
+
+  /**
+   * Leaves the run's record in the job's history (before run() resolves): a
+   * stop the store saw as the run's end (cancel) is `cancelled`. One try: a
+   * store that is gone costs the record, not the run's end.
+   */
+  async keep(summary: RunSummary): Promise<void> {
+    const { job, runId, store, options, logger } = this.d;
+    if (!store.recordRun || options.historyLimit === 0) return;
+    const s = this.last;
+    const record: RunRecord = {
+      runId,
+      job: job.name,
+      params: this.d.params ?? null,
+      status:
+        summary.status === 'stopped' && s?.state === 'stopped'
+          ? 'cancelled'
+          : summary.status,
+      startedBy: s ? (s.startedBy ?? null) : (this.d.start?.startedBy ?? null),
+      host: s?.startedOn ?? null,
+      startedAt: s?.startedAt ?? null,
+      endedAt: s?.endedAt ?? s?.now ?? Date.now(),
+      summary,
+      ...(summary.error !== undefined && { error: summary.error }),
+      deadLetters: s?.dead ?? summary.ranges.dead,
+    };
+    await store
+      .recordRun(job.name, record, options.historyLimit)
+      .catch((e) =>
+        logger.warn(
+          `Job "${job.name}": run ${runId} left no history record: ${(e as Error).message}`,
+        ),
+      );
   }
 }

@@ -207,7 +207,12 @@ export class RunEngine implements PoolListener {
         else
           this.writer.record(
             [token],
-            this.recorder.failed(f.lease, result.error),
+            this.recorder.failed(
+              f.lease,
+              result.error,
+              undefined,
+              result.failedIds,
+            ),
           );
         continue;
       }
@@ -517,6 +522,7 @@ export class RunEngine implements PoolListener {
       this.pool,
       Math.round(this.clock.now() - this.d.startedAt),
     );
+    await this.recorder.keep(summary);
     this.setMode('ended');
     if (status === 'stopped')
       this.d.events.emit(

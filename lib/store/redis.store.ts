@@ -13,6 +13,8 @@ import type {
   FailOptions,
   Lease,
   PartitionBounds,
+  RunRecord,
+  RunStart,
   StoreRunState,
   StoredPartition,
   StoredRange,
@@ -38,6 +40,7 @@ import { FAIL } from './redis/fail.lua';
 import { HEARTBEAT } from './redis/heartbeat.lua';
 import { LEAVE } from './redis/leave.lua';
 import { RELEASE } from './redis/release.lua';
+import { RECORD_RUN } from './redis/record-run.lua';
 import { REQUEUE_DEAD } from './redis/requeue-dead.lua';
 import { START_RUN } from './redis/start-run.lua';
 
@@ -54,6 +57,9 @@ interface Client {
     ...args: (string | number)[]
   ): Promise<unknown>;
   lrange(key: string, start: number, stop: number): Promise<string[]>;
+  zrevrange(key: string, start: number, stop: number): Promise<string[]>;
+  hget(key: string, field: string): Promise<string | null>;
+  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
   hgetall(key: string): Promise<Record<string, string>>;
   scan(
     cursor: string,
@@ -88,6 +94,7 @@ const scripts = {
   reset: new Script(RESET),
   setTotal: new Script(SET_TOTAL),
   leave: new Script(LEAVE),
+  recordRun: new Script(RECORD_RUN),
 };
 
 type Raw = (string | number)[];
@@ -219,14 +226,23 @@ export class RedisStore implements CoordinationStore {
     from?: ID | null,
     declaredBy?: string,
     partitions?: PartitionBounds[],
-  ): Promise<{ runId: string; joined: boolean }> {
-    const [id, value] = await this.run(
+    start?: RunStart,
+  ): Promise<{ runId: string; joined: boolean; params?: string }> {
+    // The start fields given, as name and value pairs for the meta hash.
+    const fields = Object.entries({
+      params: start?.params,
+      startedBy: start?.startedBy,
+      startedOn: start?.host,
+    }).filter(([, v]) => v !== undefined) as [string, string][];
+    const [id, value, params] = await this.run(
       scripts.startRun,
       job,
       runId,
       from === undefined ? '0' : '1',
       JSON.stringify(from ?? null),
       declaredBy ?? '',
+      fields.length,
+      ...fields.flat(),
       // Encoded as the cursor is: a partition's cursor starts as its `after`, compared as sent.
       ...(partitions ?? []).flatMap((p) => [
         JSON.stringify(p.after ?? null),
@@ -239,7 +255,11 @@ export class RedisStore implements CoordinationStore {
         JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string),
       );
     if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)));
-    return { runId: String(id), joined: Number(value) === 1 };
+    return {
+      runId: String(id),
+      joined: Number(value) === 1,
+      ...(params != null && { params: String(params) }),
+    };
   }
 
   async claim(
@@ -360,6 +380,16 @@ export class RedisStore implements CoordinationStore {
     token: number,
     o: FailOptions,
   ): Promise<'retry' | 'dead' | 'stale'> {
+    // Part of the range failed: the range of those ids is built here (cjson would round long numeric ids); the token fences it.
+    let part = '';
+    if (o.ids) {
+      const leased = await this.client.hget(
+        this.key(job, 'leases'),
+        `${token}:r`,
+      );
+      if (leased === null) return 'stale';
+      part = JSON.stringify({ ...JSON.parse(leased), ids: o.ids });
+    }
     return this.run(
       scripts.fail,
       job,
@@ -368,6 +398,8 @@ export class RedisStore implements CoordinationStore {
       o.dead ? '1' : '0',
       o.retryInMs,
       JSON.stringify(o.error),
+      part,
+      o.ids?.length ?? 0,
     );
   }
 
@@ -448,6 +480,9 @@ export class RedisStore implements CoordinationStore {
       control: h.control === 'pause' ? 'pause' : 'run',
       ...(h.total ? { total: Number(h.total) } : {}),
       ...(h.error ? { error: h.error } : {}),
+      ...(h.params !== undefined && { params: h.params }),
+      ...(h.startedBy !== undefined && { startedBy: h.startedBy }),
+      ...(h.startedOn !== undefined && { startedOn: h.startedOn }),
       cursor: h.cursor ? JSON.parse(h.cursor) : null,
       // With partitions, loading is exhausted once every partition is.
       exhausted: partitions
@@ -526,9 +561,45 @@ export class RedisStore implements CoordinationStore {
     return [...found].sort();
   }
 
-  async deadLetters(job: string): Promise<DeadLetter[]> {
-    return (await this.client.lrange(this.key(job, 'dead'), 0, -1)).map(
+  async deadLetters(
+    job: string,
+    page?: { offset: number; limit: number },
+  ): Promise<DeadLetter[]> {
+    if (page && page.limit <= 0) return [];
+    const [start, stop] = page
+      ? [page.offset, page.offset + page.limit - 1]
+      : [0, -1];
+    return (await this.client.lrange(this.key(job, 'dead'), start, stop)).map(
       (s) => JSON.parse(s) as DeadLetter,
     );
+  }
+
+  async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
+    await this.run(
+      scripts.recordRun,
+      job,
+      record.runId,
+      record.status,
+      JSON.stringify(record),
+      Math.max(0, keep),
+    );
+  }
+
+  async history(job: string, limit: number): Promise<RunRecord[]> {
+    if (limit <= 0) return [];
+    const runIds = await this.client.zrevrange(
+      this.key(job, 'hist'),
+      0,
+      limit - 1,
+    );
+    if (!runIds.length) return [];
+    // A record trimmed meanwhile by another host's recordRun is skipped.
+    const records = await this.client.hmget(
+      this.key(job, 'histrec'),
+      ...runIds,
+    );
+    return records
+      .filter((r): r is string => r !== null)
+      .map((r) => JSON.parse(r) as RunRecord);
   }
 }

@@ -1,3 +1,4 @@
+import { RangeItemsFailedError } from '../../lib';
 import type { JobDefinition } from '../../lib/job.registry';
 import { RangeExecutor } from '../../lib/cluster/range-executor';
 import type { Range, RangeContext } from '../../lib';
@@ -17,7 +18,7 @@ describe('RangeExecutor', () => {
     const seen: { range?: Range; ctx?: RangeContext } = {};
     const executor = new RangeExecutor(
       job((range, ctx) => Object.assign(seen, { range, ctx: { ...ctx } })),
-      'run-1',
+      { job: 'items', runId: 'run-1', params: { since: '2026-01-01' } },
       'w-1',
     );
     const result = await executor.execute({
@@ -34,6 +35,7 @@ describe('RangeExecutor', () => {
       attempt: 2,
       token: 7,
       workerId: 'w-1',
+      params: { since: '2026-01-01' },
     });
     expect(seen.ctx?.signal).toBeInstanceOf(AbortSignal);
     expect(seen.ctx?.signal.aborted).toBe(false);
@@ -51,7 +53,7 @@ describe('RangeExecutor', () => {
         if (ctx.token === 2) late.push(ctx.signal);
         if (ctx.signal.aborted) throw ctx.signal.reason;
       }),
-      'run-1',
+      { job: 'items', runId: 'run-1' },
       'w-1',
     );
     const results = Promise.all([
@@ -78,5 +80,28 @@ describe('RangeExecutor', () => {
     expect(late[0].aborted).toBe(true);
     expect((late[0].reason as Error).message).toBe('lease lost');
     expect(executor.active).toBe(0);
+  });
+
+  it('answers a RangeItemsFailedError with the ids it names (bigint as a string) and the cause', async () => {
+    const executor = new RangeExecutor(
+      job(() => {
+        throw new RangeItemsFailedError(
+          [2n, 1],
+          new Error('unique violation on row 2'),
+        );
+      }),
+      { job: 'items', runId: 'run-1' },
+      'w-1',
+    );
+    const result = await executor.execute(wire(3));
+    expect(result).toEqual({
+      token: 3,
+      ok: false,
+      failedIds: ['2', 1],
+      error: {
+        message: '2 ids of the range failed: unique violation on row 2',
+        stack: expect.stringContaining('unique violation on row 2'),
+      },
+    });
   });
 });

@@ -11,7 +11,9 @@ import { REPLIES } from './replies.lua';
  * PENDING zset (id by due time), PDATA hash (<id>:m, <id>:r), DEAD list,
  * HOSTS zset (owner by the time until which it takes part), REPLIES hash
  * (<owner>:<slot>: a claim's or commit's request and what it leased), PARTS
- * hash (the job's partitions, each with its cursor and loader).
+ * hash (the job's partitions, each with its cursor and loader), HIST zset
+ * (ended runs' ids by when their record was written) and HISTREC hash (runId:
+ * the record's JSON); those two stay across reset.
  * Hosts taking part, remembered answers and partitions have their own include
  * files.
  * Ranges and cursors stay opaque JSON strings: Lua never decodes them, so no

@@ -3,20 +3,26 @@ import { COMMON } from './common.lua';
 /**
  * fail: schedules a retry of the owner's range (attempt + 1) or sends it to the dead letters.
  * - KEYS: the job's keys (JOB_KEYS).
- * - ARGV: [1] owner, [2] token, [3] dead ('1'/'0'), [4] retryInMs, [5] error (JSON).
+ * - ARGV: [1] owner, [2] token, [3] dead ('1'/'0'), [4] retryInMs, [5] error (JSON),
+ *   [6] the range of the ids that failed (JSON; '' when the whole range failed), [7] its number of ids.
  * - Reply: 'retry', 'dead', or 'stale' when the lease was not the owner's any more.
  */
 export const FAIL: string = `${COMMON}
 local m, range = take(ARGV[1], ARGV[2])
 if not m then return 'stale' end
-local now, current = now_ms(), m.r == run_id()
+local now, current, n = now_ms(), m.r == run_id(), m.n
+-- Part of the range failed: the rest is done, and only the failed ids go on (the token fences the range sent).
+if ARGV[6] ~= '' then
+  range, n = ARGV[6], tonumber(ARGV[7])
+  if current then redis.call('HINCRBY', META, 'ids', m.n - n) end
+end
 if ARGV[3] == '1' then
   redis.call('RPUSH', DEAD, '{"runId":' .. cjson.encode(m.r) .. ',"range":' .. range .. ',"attempts":' .. m.a ..
     ',"error":' .. ARGV[5] .. ',"at":' .. now .. '}')
   if current then redis.call('HINCRBY', META, 'dead', 1) end
   return 'dead'
 end
-add_pending(ARGV[2], range, m.n, m.a + 1, 'retry', m.r, now + tonumber(ARGV[4]))
+add_pending(ARGV[2], range, n, m.a + 1, 'retry', m.r, now + tonumber(ARGV[4]))
 if current then redis.call('HINCRBY', META, 'retried', 1) end
 return 'retry'
 `;

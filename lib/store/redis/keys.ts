@@ -9,6 +9,8 @@ export const JOB_KEYS = [
   'hosts',
   'replies',
   'parts',
+  'hist',
+  'histrec',
 ] as const;
 
 export type JobKey = (typeof JOB_KEYS)[number];

@@ -4,30 +4,35 @@ import { COMMON } from './common.lua';
  * startRun: starts a run of the job, or joins the active one.
  * - KEYS: the job's keys (JOB_KEYS).
  * - ARGV: [1] runId, [2] hasFrom ('1'/'0'), [3] from (JSON), [4] declaredBy ('' for none),
+ *   [5] n, then n pairs of a start field ('params', 'startedBy', 'startedOn') and its value (those given),
  *   then per partition its after and its upTo (JSON; none when the job has no partitions).
- * - Reply: { runId, joined (1/0) }; { 'busy', runId } when `from` is given
+ * - Reply: { runId, joined (1/0), the joined run's params (nil for none) }; { 'busy', runId } when `from` is given
  *   while the run is active; { 'declared', declaredBy } when the job is
  *   another app's and `from` is not given.
  * A new run stores the given partitions when the job has none stored, or with
  * `from` (which replaces the stored ones, none when none are given); else the
  * stored ones are kept, their cursors too, and go over again (new rows only).
+ * A new run keeps the given start fields only (params stay the text sent).
  */
 export const START_RUN: string = `${COMMON}
 local now = now_ms()
 local declared = redis.call('HGET', META, 'declaredBy')
 if ARGV[4] ~= '' and declared and declared ~= ARGV[4] and ARGV[2] == '0' then return { 'declared', declared } end
 if redis.call('HGET', META, 'state') == 'running' then
-  if ARGV[2] == '0' then return { run_id(), 1 } end
+  if ARGV[2] == '0' then return { run_id(), 1, redis.call('HGET', META, 'params') } end
   if active(now) then return { 'busy', run_id() } end
 end
 if ARGV[4] ~= '' then redis.call('HSET', META, 'declaredBy', ARGV[4]) end
+local first_part = 6 + 2 * tonumber(ARGV[5])
+redis.call('HDEL', META, 'params', 'startedBy', 'startedOn')
+if first_part > 6 then redis.call('HSET', META, unpack(ARGV, 6, first_part - 1)) end
 -- The given partitions, each cursor at its start: the bounds stay the JSON the host sent, so a cursor compares as sent.
 local function fresh_parts()
-  local count = (#ARGV - 4) / 2
+  local count = (#ARGV - first_part + 1) / 2
   if count == 0 then return end
   local fields = { 'n', count }
   for k = 0, count - 1 do
-    local after, up_to = ARGV[5 + 2 * k], ARGV[6 + 2 * k]
+    local after, up_to = ARGV[first_part + 2 * k], ARGV[first_part + 1 + 2 * k]
     for _, v in ipairs({ k .. ':after', after, k .. ':upTo', up_to, k .. ':cursor', after, k .. ':exhausted', '0', k .. ':ids', 0 }) do
       fields[#fields + 1] = v
     end
