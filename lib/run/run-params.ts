@@ -83,6 +83,7 @@ export const isClass = (fn: Function): boolean =>
 /** Loads an optional peer of the app; undefined when the app does not have it. */
 function optional<T>(name: string): T | undefined {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(name) as T;
   } catch {
     return undefined;

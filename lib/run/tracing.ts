@@ -18,6 +18,8 @@ let api: typeof Otel | null | undefined;
 function otel(): typeof Otel | undefined {
   if (api === undefined) {
     try {
+      // An optional peer: loaded only when the app has it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       api = require('@opentelemetry/api') as typeof Otel;
     } catch {
       api = null;
