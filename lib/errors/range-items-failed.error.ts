@@ -21,7 +21,7 @@ export class RangeItemsFailedError extends Error {
       `${ids.length} ${ids.length === 1 ? 'id' : 'ids'} of the range failed${
         cause === undefined
           ? ''
-          : `: ${cause instanceof Error ? cause.message : JSON.stringify(cause)}`
+          : `: ${cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : JSON.stringify(cause)}`
       }`,
       cause === undefined ? undefined : { cause },
     );
