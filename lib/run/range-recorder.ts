@@ -15,7 +15,6 @@ import type {
   StoreRunState,
 } from '../store/coordination-store.interface';
 import type { ID } from '../interfaces/range.interface';
-import { show } from '../parallel-worker.messages';
 import { backoff, retrying } from './backoff';
 import { describeLease, rangeInfo } from './lease-format';
 import type { RunDeps } from './run-deps';
@@ -151,7 +150,7 @@ export class RangeRecorder {
     const strangers = [...wanted].filter((id) => !have.has(id));
     const where = `${this.d.job.handler.name} threw RangeItemsFailedError`;
     if (strangers.length)
-      return `${where} naming ${strangers.length} ids that are not in its range (${show(strangers.slice(0, 5))}${strangers.length > 5 ? ', …' : ''}): name only ids of ctx's range; the whole range is retried`;
+      return `${where} naming ${strangers.length === 1 ? 'an id' : `${strangers.length} ids`} that ${strangers.length === 1 ? 'is' : 'are'} not in its range (${strangers.slice(0, 5).join(', ')}${strangers.length > 5 ? ', …' : ''}): name only ids of the range it was given; the whole range is retried`;
     if (ids.length === 0)
       return `${where} naming no ids: throw it only when some failed; the whole range is retried`;
     return ids.length === lease.range.ids.length ? undefined : ids;
