@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { redactUrl } from '../parallel-worker.messages';
 import { RateSampler } from '../run/rate-sampler';
 import { RedisStore } from '../store/redis.store';
+import { renderDead, renderHistory } from './history-view';
 import { renderStatus, statusJson } from './status-view';
 
 const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--prefix <storageKey>]
@@ -9,6 +10,10 @@ const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--
 Commands:
   status [--watch]   state, progress, rate, ETA, ranges and leases per host (--watch: live, Ctrl+C to leave;
                      --json: one JSON object per view, for scripts)
+  history            ended runs, newest first: status, start, duration, ids, ranges, who started them, params
+                     (--limit <n>: how many, default 20; --json: the store's records as one JSON array)
+  dead               dead-lettered ranges, oldest first: run, attempts, ids, when, error
+                     (--offset <n> --limit <n>: which, default the first 50; --json: { total, offset, deadLetters })
   pause              no host hands out anything until resume (leases are kept)
   resume             hands out again
   cancel             ends the active run on every host; the cursor stays
@@ -21,7 +26,19 @@ Where the store is:
   --sentinel <host:port,...> through Sentinel: the sentinels, with --name <master> (the monitored master's name)
   --prefix <storageKey>      default: $PARALLEL_WORKER_PREFIX, then 'parallel-worker' (the module's storageKey default)`;
 
-const COMMANDS = ['status', 'pause', 'resume', 'cancel', 'retry-dead', 'reset'];
+const COMMANDS = [
+  'status',
+  'history',
+  'dead',
+  'pause',
+  'resume',
+  'cancel',
+  'retry-dead',
+  'reset',
+];
+
+/** Default `--limit` of the commands that list. */
+const LIMITS: Record<string, number> = { history: 20, dead: 50 };
 
 /** Thrown for anything the user can fix; printed without a stack. */
 export class CliError extends Error {}
@@ -51,6 +68,8 @@ export async function cli(argv: string[], io: Io): Promise<number> {
         prefix: { type: 'string' },
         watch: { type: 'boolean' },
         json: { type: 'boolean' },
+        limit: { type: 'string' },
+        offset: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -71,6 +90,16 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     throw new CliError(
       `Name the job: nestjs-parallel-worker ${command} <job> --redis <url>`,
     );
+  if (values.limit !== undefined && !(command in LIMITS))
+    throw new CliError(`--limit is for history and dead, not ${command}.`);
+  if (values.offset !== undefined && command !== 'dead')
+    throw new CliError(`--offset is for dead, not ${command}.`);
+  const limit =
+    values.limit === undefined
+      ? LIMITS[command]
+      : whole('--limit', values.limit, 1);
+  const offset =
+    values.offset === undefined ? 0 : whole('--offset', values.offset, 0);
   const env = io.env ?? {};
   const target = where({
     ...values,
@@ -97,6 +126,24 @@ export async function cli(argv: string[], io: Io): Promise<number> {
           Boolean(values.json),
           io,
         );
+      case 'history': {
+        const records = store.history ? await store.history(job, limit) : [];
+        io.out(
+          values.json
+            ? JSON.stringify(records)
+            : renderHistory(job, records, limit),
+        );
+        return 0;
+      }
+      case 'dead': {
+        const deadLetters = await store.deadLetters(job, { offset, limit });
+        io.out(
+          values.json
+            ? JSON.stringify({ total: state.dead, offset, deadLetters })
+            : renderDead(job, state.dead, offset, deadLetters),
+        );
+        return 0;
+      }
       case 'retry-dead':
         io.out(
           `${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
@@ -169,6 +216,20 @@ async function status(
   return 0;
 }
 
+/** A host:port as given, or a URL without its password. */
+const shown = (s: string): string =>
+  /^rediss?:\/\//.test(s) ? redactUrl(s) : s;
+
+/** A flag's value as a whole number of at least `min`. */
+function whole(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min)
+    throw new CliError(
+      `${flag} takes a whole number ≥ ${min}, got ${JSON.stringify(value)}.`,
+    );
+  return n;
+}
+
 /** The store's Redis as the flags say: one URL, Cluster nodes, or sentinels and a master name. */
 interface Target {
   label: string;
@@ -192,7 +253,7 @@ function where(v: {
   const hostPort = (s: string, flag: string) => {
     const url = /^rediss?:\/\//.test(s) ? new URL(s) : new URL(`redis://${s}`);
     if (!url.hostname || !url.port)
-      throw new CliError(`${flag} takes host:port values, got "${s}".`);
+      throw new CliError(`${flag} takes host:port values, got "${shown(s)}".`);
     return { host: url.hostname, port: Number(url.port) };
   };
   if (v.sentinel) {
@@ -221,7 +282,10 @@ function where(v: {
   if (v.cluster) {
     const nodes = v.redis.split(',').map((s) => hostPort(s.trim(), '--redis'));
     return {
-      label: `Redis Cluster ${v.redis}`,
+      label: `Redis Cluster ${v.redis
+        .split(',')
+        .map((s) => shown(s.trim()))
+        .join(',')}`,
       make: (Redis) =>
         new Redis.Cluster(nodes, {
           lazyConnect: true,

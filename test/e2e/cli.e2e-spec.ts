@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import Redis from 'ioredis';
+import type { RunRecord, StoredRange } from '../../lib';
+import { RedisStore } from '../../lib/store/redis.store';
 import { runCli, watchCli } from '../support/cli';
 import { startFixture } from '../support/fixture';
 import {
@@ -166,6 +169,270 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     );
     expect(secret.out).toMatch(
       /^Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /,
+    );
+  });
+});
+
+/** History and dead letters, seeded straight into the store as the module leaves them. */
+describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
+  const prefix = `pw-cli-${randomBytes(4).toString('hex')}`;
+  const opts = ['--redis', REDIS_URL, '--prefix', prefix];
+  let redis: Redis;
+  let store: RedisStore;
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    store = new RedisStore(redis, prefix);
+    // A job's store keys exist once it ran: the CLI refuses jobs it cannot find.
+    await store.startRun('items', 'run-dead');
+    await store.startRun('quiet', 'run-quiet');
+  });
+  afterAll(async () => {
+    const keys = await redis.keys(`{${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  const T = Date.UTC(2025, 0, 2, 3, 4, 5);
+  const record = (
+    runId: string,
+    status: RunRecord['status'],
+    extra: Partial<RunRecord> & { ids?: number } = {},
+  ): RunRecord => {
+    const { ids = 1000, ...rest } = extra;
+    return {
+      runId,
+      job: 'items',
+      params: null,
+      status,
+      startedBy: null,
+      host: null,
+      startedAt: T,
+      endedAt: T + 1000,
+      summary: {
+        job: 'items',
+        runId,
+        status: status === 'cancelled' ? 'stopped' : status,
+        ids,
+        ranges: { completed: 4, retried: 1, dead: 0 },
+        workers: { started: 2, restarted: 0 },
+        durationMs: 1000,
+        host: { ids, ranges: 4 },
+      },
+      deadLetters: 0,
+      ...rest,
+    };
+  };
+
+  it('lists the ended runs newest first, as a table or as JSON', async () => {
+    await store.recordRun(
+      'items',
+      record('run-1', 'completed', {
+        startedBy: 'cron',
+        host: 'web-1:101:aaaaaa',
+        endedAt: T + 12_300,
+        ids: 12_345,
+      }),
+      100,
+    );
+    await store.recordRun(
+      'items',
+      record('run-2', 'cancelled', {
+        startedBy: 'alice',
+        host: 'web-2:202:bbbbbb',
+        startedAt: T + 60_000,
+        endedAt: T + 60_000 + 242_000,
+        params: { tenant: 'acme', since: '2024-01-01', note: 'x'.repeat(80) },
+      }),
+      100,
+    );
+    await store.recordRun(
+      'items',
+      record('run-3', 'failed', {
+        startedAt: T + 3_600_000,
+        endedAt: T + 3_600_000 + 500,
+        params: { dryRun: true },
+        error: 'the handler threw: connection refused',
+        deadLetters: 3,
+      }),
+      100,
+    );
+
+    const shown = await cli('history', 'items', ...opts);
+    expect(shown.code).toBe(0);
+    const lines = shown.out.trimEnd().split('\n');
+    expect(lines[0]).toBe('job items: 3 ended runs, newest first');
+    expect(lines[1]).toMatch(
+      /^RUN +STATUS +STARTED \(UTC\) +DURATION +IDS +RANGES done\/retried\/dead +STARTED BY +HOST +PARAMS$/,
+    );
+    // Newest first; a failed run's error on the line below it.
+    expect(lines.slice(2)).toEqual([
+      expect.stringMatching(
+        /^run-3 +failed +2025-01-02T04:04:05Z +500 ms +1,000 +4\/1\/0 +- +- +\{"dryRun":true\}$/,
+      ),
+      '    error: the handler threw: connection refused',
+      expect.stringMatching(
+        /^run-2 +cancelled +2025-01-02T03:05:05Z +4 min 2 s +1,000 +4\/1\/0 +alice +web-2:202:bbbbbb +\{"tenant":"acme","since":"2024-01-01","note":"x+…$/,
+      ),
+      expect.stringMatching(
+        /^run-1 +completed +2025-01-02T03:04:05Z +12\.3 s +12,345 +4\/1\/0 +cron +web-1:101:aaaaaa +-$/,
+      ),
+    ]);
+    // Params are cut at 60 characters.
+    expect(lines[4].slice(lines[4].indexOf('{"tenant"'))).toHaveLength(60);
+    // Columns line up.
+    const at = (line: string) => line.indexOf('20');
+    expect(new Set([lines[2], lines[4], lines[5]].map(at)).size).toBe(1);
+
+    const limited = await cli('history', 'items', '--limit', '2', ...opts);
+    expect(limited.out).toMatch(
+      /^job items: the newest 2 ended runs \(--limit for more\), newest first\n/,
+    );
+    expect(limited.out).toContain('run-2');
+    expect(limited.out).not.toContain('run-1');
+
+    // --json: the store's records, as they are, on one line.
+    const json = await cli('history', 'items', '--json', ...opts);
+    expect(json.code).toBe(0);
+    expect(json.out).toBe(
+      `${JSON.stringify(await store.history('items', 20))}\n`,
+    );
+    expect(
+      (JSON.parse(json.out) as RunRecord[]).map((r) => [r.runId, r.status]),
+    ).toEqual([
+      ['run-3', 'failed'],
+      ['run-2', 'cancelled'],
+      ['run-1', 'completed'],
+    ]);
+    expect(JSON.parse(json.out)[0]).toMatchObject({
+      error: 'the handler threw: connection refused',
+      params: { dryRun: true },
+    });
+
+    const none = await cli('history', 'quiet', ...opts);
+    expect(none.code).toBe(0);
+    expect(none.out).toMatch(/^No ended runs recorded for job "quiet" \(/);
+    expect(await cli('history', 'quiet', '--json', ...opts)).toEqual({
+      code: 0,
+      out: '[]\n',
+    });
+  });
+
+  it('pages through the dead letters, oldest first', async () => {
+    const owner = 'cli-test:1:abcdef';
+    const lease = async (ids: number[]) => {
+      const claim = await store.claim('items', owner, 10_000);
+      if (claim.type !== 'load')
+        throw new Error(`expected load, got ${claim.type}`);
+      const range: StoredRange = {
+        ids,
+        lastId: ids[ids.length - 1],
+        prev: claim.cursor,
+      };
+      const result = await store.commit(
+        'items',
+        owner,
+        claim.cursor,
+        [range],
+        10_000,
+      );
+      if (result.type !== 'leased')
+        throw new Error(`expected leased, got ${result.type}`);
+      return result.leases[0];
+    };
+    const failures: [number[], string][] = [
+      [
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        'row 3 is broken\n    at handler (items.job.ts:12)',
+      ],
+      [[9], 'timeout after 30000 ms'],
+      [[10, 11], 'duplicate key'],
+    ];
+    for (const [ids, message] of failures) {
+      const l = await lease(ids);
+      expect(
+        await store.fail('items', owner, l.token, {
+          error: { message, stack: `Error: ${message}` },
+          dead: true,
+          retryInMs: 0,
+        }),
+      ).toBe('dead');
+    }
+
+    const all = await cli('dead', 'items', ...opts);
+    expect(all.code).toBe(0);
+    const lines = all.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'job items: 3 dead letters (oldest first), showing 1–3',
+    );
+    expect(lines[1]).toMatch(
+      /^RUN +ATTEMPTS +IDS +FIRST IDS +AT \(UTC\) +ERROR$/,
+    );
+    const when = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ';
+    expect(lines.slice(2, 5)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^run-dead +1 +8 +1, 2, 3, 4, 5, … +${when} +row 3 is broken$`,
+        ),
+      ),
+      expect.stringMatching(
+        new RegExp(`^run-dead +1 +1 +9 +${when} +timeout after 30000 ms$`),
+      ),
+      expect.stringMatching(
+        new RegExp(`^run-dead +1 +2 +10, 11 +${when} +duplicate key$`),
+      ),
+    ]);
+
+    const page = await cli(
+      'dead',
+      'items',
+      '--offset',
+      '1',
+      '--limit',
+      '1',
+      ...opts,
+    );
+    expect(page.out).toMatch(
+      /^job items: 3 dead letters \(oldest first\), showing 2–2; --offset 2 for the next\n/,
+    );
+    expect(page.out).toContain('timeout after 30000 ms');
+    expect(page.out).not.toContain('duplicate key');
+
+    const json = await cli('dead', 'items', '--offset', '1', '--json', ...opts);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toEqual({
+      total: 3,
+      offset: 1,
+      deadLetters: await store.deadLetters('items', { offset: 1, limit: 50 }),
+    });
+    expect(
+      JSON.parse(json.out).deadLetters.map(
+        (d: { range: { ids: number[] } }) => d.range.ids,
+      ),
+    ).toEqual([[9], [10, 11]]);
+
+    expect((await cli('dead', 'quiet', ...opts)).out).toBe(
+      'No dead letters for job "quiet".\n',
+    );
+  });
+
+  it('refuses a --limit or --offset that is not a whole number', async () => {
+    const bad = await cli('history', 'items', '--limit', 'x', ...opts);
+    expect(bad).toEqual({
+      code: 2,
+      out: '--limit takes a whole number ≥ 1, got "x".\n',
+    });
+    expect((await cli('dead', 'items', '--limit', '0', ...opts)).out).toBe(
+      '--limit takes a whole number ≥ 1, got "0".\n',
+    );
+    const negative = await cli('dead', 'items', '--offset=-1', ...opts);
+    expect(negative).toMatchObject({
+      code: 2,
+      out: expect.stringContaining(
+        '--offset takes a whole number ≥ 0, got "-1".',
+      ),
+    });
+    expect((await cli('status', 'items', '--limit', '5', ...opts)).out).toBe(
+      '--limit is for history and dead, not status.\n',
     );
   });
 });
