@@ -25,6 +25,7 @@ module.exports = {
     '^nestjs-parallel-worker$': '<rootDir>/lib/index.ts',
     '^nestjs-parallel-worker/terminus$': '<rootDir>/lib/health/index.ts',
     '^nestjs-parallel-worker/metrics$': '<rootDir>/lib/metrics/index.ts',
+    '^nestjs-parallel-worker/dashboard$': '<rootDir>/lib/dashboard/index.ts',
   },
   testTimeout: 60_000,
 };

@@ -109,6 +109,12 @@ export class ParallelWorker
     return this.registry.names();
   }
 
+  /** @internal Live leases per host (all hosts), for the dashboard. */
+  async leasesByHost(job?: string): Promise<Record<string, number>> {
+    const name = this.job(job).name;
+    return (await this.store.leasesByOwner?.(name)) ?? {};
+  }
+
   /** @internal Lets the metrics module see every event, with or without EventEmitter2. */
   observe(observer: (event: string, payload: unknown) => void): void {
     this.orchestrator.observe(observer);

@@ -316,6 +316,8 @@ export interface CoordinationStore {
   recordRun?(job: string, record: RunRecord, keep: number): Promise<void>;
   /** The newest `limit` records of the job's ended runs, newest first. */
   history?(job: string, limit: number): Promise<RunRecord[]>;
+  /** Live leases per host (owner id), for views of the run. Optional. */
+  leasesByOwner?(job: string): Promise<Record<string, number>>;
   /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
   readonly where?: string;
   /** Closes what the store itself opened; the module calls it at shutdown. Optional. */

@@ -62,6 +62,11 @@ export class KeyValueStore extends MemoryStore {
     return super.recordRun(job, record, keep);
   }
 
+  override async leasesByOwner(job: string) {
+    await this.load(job);
+    return super.leasesByOwner(job);
+  }
+
   override async history(job: string, limit: number) {
     await this.load(job);
     return super.history(job, limit);

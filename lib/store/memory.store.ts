@@ -585,6 +585,13 @@ export class MemoryStore implements CoordinationStore {
     await this.saved(job);
   }
 
+  async leasesByOwner(job: string): Promise<Record<string, number>> {
+    const owners: Record<string, number> = {};
+    for (const l of this.job(job).leases.values())
+      owners[l.owner] = (owners[l.owner] ?? 0) + 1;
+    return owners;
+  }
+
   async history(job: string, limit: number): Promise<RunRecord[]> {
     return structuredClone((this.job(job).history ?? []).slice(0, limit));
   }

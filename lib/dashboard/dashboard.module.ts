@@ -1,0 +1,267 @@
+import {
+  type CanActivate,
+  Controller,
+  type DynamicModule,
+  ForbiddenException,
+  Get,
+  Header,
+  Headers,
+  HttpCode,
+  HttpException,
+  Inject,
+  Module,
+  NotFoundException,
+  Param,
+  Post,
+  Query,
+  type Type,
+  UseGuards,
+} from '@nestjs/common';
+import { ParallelWorkerConfigError } from '../errors/parallel-worker-config.error';
+import { RunRefusedError } from '../errors/run-refused.error';
+import { UnknownJobError } from '../errors/unknown-job.error';
+import { ParallelWorker } from '../parallel-worker';
+import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard.assets';
+import {
+  type JobView,
+  type PageOptions,
+  renderDead,
+  renderPage,
+  renderRuns,
+  renderStats,
+} from './dashboard.view';
+
+/** Options of `ParallelWorkerDashboardModule.register()`. */
+export interface DashboardOptions {
+  /** Where the page is mounted, under the app's global prefix. Default `'parallel-worker'`. */
+  path?: string;
+  /**
+   * Render and accept the controls (pause, resume, cancel, retry dead letters,
+   * reset). Default `false`: read-only, and every control POST is refused (403).
+   */
+  controls?: boolean;
+  /** Guards for every route of the dashboard (your auth), as `@UseGuards()` takes them. */
+  guards?: (CanActivate | Type<CanActivate>)[];
+  /** The page's title. Default `'Parallel worker'`. */
+  title?: string;
+  /** How often the page refreshes its figures, in ms; at least 1000. Default `1000`. */
+  pollMs?: number;
+  /** Dead letters per page. Default `20`. */
+  deadPageSize?: number;
+  /** Recent runs shown per job. Default `10`. */
+  runs?: number;
+}
+
+/** The header the page's script sends with every control: a cross-site form cannot set it. */
+export const DASHBOARD_HEADER = 'x-parallel-worker-dashboard';
+
+const ACTIONS = ['pause', 'resume', 'cancel', 'retry-dead', 'reset'] as const;
+type Action = (typeof ACTIONS)[number];
+
+type Resolved = Required<Omit<DashboardOptions, 'guards'>> & {
+  guards: NonNullable<DashboardOptions['guards']>;
+};
+
+function resolve(options: DashboardOptions): Resolved {
+  const path = (options.path ?? 'parallel-worker').replace(/^\/+|\/+$/g, '');
+  if (!/^[A-Za-z0-9._~\-/]*$/.test(path))
+    throw new ParallelWorkerConfigError(
+      `ParallelWorkerDashboardModule: path ${JSON.stringify(options.path)} must be a plain URL path (letters, digits, '-', '_', '.', '~', '/').`,
+    );
+  const int = (
+    name: keyof DashboardOptions,
+    value: unknown,
+    fallback: number,
+    min: number,
+  ) => {
+    if (value === undefined) return fallback;
+    if (!Number.isInteger(value) || (value as number) < min)
+      throw new ParallelWorkerConfigError(
+        `ParallelWorkerDashboardModule: option "${name}" must be a whole number >= ${min}, got ${JSON.stringify(value)}.`,
+      );
+    return value as number;
+  };
+  return {
+    path,
+    controls: options.controls === true,
+    guards: options.guards ?? [],
+    title: options.title ?? 'Parallel worker',
+    pollMs: int('pollMs', options.pollMs, 1000, 1000),
+    deadPageSize: int('deadPageSize', options.deadPageSize, 20, 1),
+    runs: int('runs', options.runs, 10, 0),
+  };
+}
+
+/** The request's own origin, from its Host (or the proxy's X-Forwarded-Host). */
+const sameOrigin = (headers: Record<string, string | undefined>): boolean => {
+  const site = headers['sec-fetch-site'];
+  if (site && site !== 'same-origin') return false;
+  const origin = headers.origin;
+  if (!origin) return true;
+  const host = (headers['x-forwarded-host'] ?? headers.host ?? '')
+    .split(',')[0]
+    .trim();
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+};
+
+function dashboardController(o: Resolved): Type<unknown> {
+  @Controller(o.path)
+  class ParallelWorkerDashboardController {
+    private readonly page: PageOptions = {
+      base: o.path ? `/${o.path}` : '',
+      title: o.title,
+      controls: o.controls,
+      pollMs: o.pollMs,
+    };
+
+    constructor(
+      @Inject(ParallelWorker) private readonly worker: ParallelWorker,
+    ) {}
+
+    @Get()
+    @Header('Content-Type', 'text/html; charset=utf-8')
+    @Header('Cache-Control', 'no-store')
+    async index(
+      @Query('job') job?: string,
+      @Query('dead') dead?: string,
+    ): Promise<string> {
+      const views = await Promise.all(
+        this.worker
+          .jobs()
+          .map((name) => this.view(name, name === job ? dead : undefined)),
+      );
+      return renderPage(views, this.page);
+    }
+
+    @Get('dashboard.css')
+    @Header('Content-Type', 'text/css; charset=utf-8')
+    @Header('Cache-Control', 'max-age=300')
+    css(): string {
+      return DASHBOARD_CSS;
+    }
+
+    @Get('dashboard.js')
+    @Header('Content-Type', 'text/javascript; charset=utf-8')
+    @Header('Cache-Control', 'max-age=300')
+    js(): string {
+      return DASHBOARD_JS;
+    }
+
+    /** The live parts of every job, as HTML the script swaps in. */
+    @Get('live.json')
+    @Header('Cache-Control', 'no-store')
+    async live(@Query('job') job?: string, @Query('dead') dead?: string) {
+      const jobs: Record<
+        string,
+        { stats: string; runs: string; dead: string }
+      > = {};
+      for (const name of this.worker.jobs()) {
+        const v = await this.view(name, name === job ? dead : undefined);
+        jobs[name] = {
+          stats: renderStats(v),
+          runs: renderRuns(v),
+          dead: renderDead(v, this.page),
+        };
+      }
+      return { jobs };
+    }
+
+    @Post(':job/:action')
+    @HttpCode(200)
+    async control(
+      @Param('job') job: string,
+      @Param('action') action: string,
+      @Headers() headers: Record<string, string | undefined>,
+    ): Promise<{ ok: true; message: string }> {
+      if (!o.controls)
+        throw new ForbiddenException(
+          'The dashboard is read-only: register it with { controls: true } to allow controls.',
+        );
+      if (headers[DASHBOARD_HEADER] !== '1' || !sameOrigin(headers))
+        throw new ForbiddenException(
+          `Refused: controls are sent by the dashboard page itself (same origin, with the ${DASHBOARD_HEADER} header).`,
+        );
+      if (!this.worker.jobs().includes(job))
+        throw new NotFoundException(`No job "${job}" in this app.`);
+      if (!(ACTIONS as readonly string[]).includes(action))
+        throw new NotFoundException(
+          `No control "${action}": use one of ${ACTIONS.join(', ')}.`,
+        );
+      try {
+        return { ok: true, message: await this.act(job, action as Action) };
+      } catch (e) {
+        if (e instanceof RunRefusedError || e instanceof UnknownJobError)
+          throw new HttpException({ statusCode: 409, message: e.message }, 409);
+        throw e;
+      }
+    }
+
+    private async act(job: string, action: Action): Promise<string> {
+      switch (action) {
+        case 'pause':
+          await this.worker.pause(job);
+          return `Paused "${job}": every host stops handing out within a second.`;
+        case 'resume':
+          await this.worker.resume(job);
+          return `Resumed "${job}".`;
+        case 'cancel':
+          await this.worker.cancel(job);
+          return `Cancelled the run of "${job}" on every host; the cursor stays.`;
+        case 'retry-dead': {
+          const n = await this.worker.retryDead(job);
+          return n
+            ? `${n} dead-lettered ${n === 1 ? 'range goes' : 'ranges go'} out again${(await this.worker.status(job)).state === 'running' ? ' now' : ' in the next run'}.`
+            : `"${job}" has no dead letters.`;
+        }
+        case 'reset':
+          await this.worker.reset(job);
+          return `Reset "${job}": its next run starts from the first row.`;
+      }
+    }
+
+    private async view(
+      job: string,
+      dead: string | undefined,
+    ): Promise<JobView> {
+      const offset = Math.max(0, Math.floor(Number(dead) || 0));
+      const [status, hosts, runs, letters] = await Promise.all([
+        this.worker.status(job),
+        this.worker.leasesByHost(job),
+        o.runs
+          ? this.worker.history(job, { limit: o.runs })
+          : Promise.resolve([]),
+        this.worker.deadLetters(job, { offset, limit: o.deadPageSize }),
+      ]);
+      return {
+        status,
+        hosts,
+        runs,
+        dead: { offset, limit: o.deadPageSize, letters },
+      };
+    }
+  }
+  if (o.guards.length)
+    UseGuards(...o.guards)(ParallelWorkerDashboardController);
+  return ParallelWorkerDashboardController;
+}
+
+/**
+ * A page that shows every job of the app (read from the store, so every
+ * host's runs) and, with `controls: true`, steers them. Import it next to
+ * `ParallelWorkerModule` in an HTTP app (Express or Fastify):
+ * `ParallelWorkerDashboardModule.register({ path: 'jobs', guards: [AdminGuard] })`.
+ */
+@Module({})
+export class ParallelWorkerDashboardModule {
+  static register(options: DashboardOptions = {}): DynamicModule {
+    const resolved = resolve(options);
+    return {
+      module: ParallelWorkerDashboardModule,
+      controllers: [dashboardController(resolved)],
+    };
+  }
+}

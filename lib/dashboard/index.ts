@@ -1,0 +1,5 @@
+export {
+  DASHBOARD_HEADER,
+  type DashboardOptions,
+  ParallelWorkerDashboardModule,
+} from './dashboard.module';

@@ -1,0 +1,226 @@
+import {
+  type CanActivate,
+  type ExecutionContext,
+  Injectable,
+  type INestApplication,
+} from '@nestjs/common';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import Redis from 'ioredis';
+import {
+  type ID,
+  type LoadContext,
+  ParallelWorker,
+  ParallelWorkerModule,
+  type Range,
+  RangeHandler,
+  RangeLoader,
+  RangeTotal,
+} from 'nestjs-parallel-worker';
+import {
+  DASHBOARD_HEADER,
+  type DashboardOptions,
+  ParallelWorkerDashboardModule,
+} from 'nestjs-parallel-worker/dashboard';
+
+const PREFIX = `dashboard-spec-${process.pid}`;
+let apps = 0;
+let rows = 200;
+let delayMs = 0;
+let poison: number[] = [];
+
+@Injectable()
+class Numbers {
+  @RangeLoader('numbers')
+  next(lastId: ID | null, { limit }: LoadContext): number[] {
+    const from = Number(lastId ?? 0) + 1;
+    return Array.from(
+      { length: Math.max(0, Math.min(limit, rows - from + 1)) },
+      (_, i) => from + i,
+    );
+  }
+
+  @RangeTotal('numbers')
+  total(): number {
+    return rows;
+  }
+
+  @RangeHandler('numbers')
+  async handle({ idsRange }: Range): Promise<void> {
+    if (poison.some((id) => idsRange.includes(id)))
+      throw new Error(`poison <b>${idsRange[0]}</b>`);
+    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+  }
+}
+
+@Injectable()
+class NeedsToken implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const req = context.switchToHttp().getRequest<{
+      headers: Record<string, string>;
+    }>();
+    return req.headers.authorization === 'Bearer ops';
+  }
+}
+
+async function start(
+  adapter: 'express' | 'fastify',
+  dashboard: DashboardOptions,
+): Promise<{ app: INestApplication; url: string; pw: ParallelWorker }> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ParallelWorkerModule.forRoot({
+        isGlobal: true,
+        workers: 0,
+        rangeSize: 10,
+        maxAttempts: 1,
+        logging: { enabled: false },
+        storage: 'redis://:s3cret@127.0.0.1:6379',
+        storageKey: `${PREFIX}-${++apps}`,
+      }),
+      ParallelWorkerDashboardModule.register(dashboard),
+    ],
+    providers: [Numbers],
+  }).compile();
+  const app =
+    adapter === 'fastify'
+      ? moduleRef.createNestApplication(new FastifyAdapter())
+      : moduleRef.createNestApplication();
+  await app.listen(0, '127.0.0.1');
+  return {
+    app,
+    url: (await app.getUrl()).replace('[::1]', '127.0.0.1'),
+    pw: app.get(ParallelWorker),
+  };
+}
+
+afterAll(async () => {
+  const redis = new Redis('redis://127.0.0.1:6379');
+  const keys = await redis.keys(`{${PREFIX}-*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+});
+
+beforeEach(() => {
+  rows = 200;
+  delayMs = 0;
+  poison = [];
+});
+
+describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
+  it('renders every job from the store, read-only by default: no control shown, a forged POST refused (403)', async () => {
+    const { app, url, pw } = await start(adapter, { path: 'jobs' });
+    poison = [15];
+    await pw.run('numbers');
+    const page = await fetch(`${url}/jobs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('<section class="job" id="job-numbers"');
+    expect(html).toContain('aria-valuenow="95.0"');
+    expect(html).toMatch(/Ids done<\/dt><dd[^>]*>190 of 200/);
+    // The handler's error is escaped, never markup.
+    expect(html).toContain('poison &lt;b&gt;11&lt;/b&gt;');
+    expect(html).not.toContain('<button');
+    expect(html).toContain('Read-only.');
+    // No secrets: the store's URL (and its password) is never rendered.
+    expect(html).not.toContain('s3cret');
+    expect(html).not.toContain('6379');
+    const forged = await fetch(`${url}/jobs/numbers/reset`, {
+      method: 'POST',
+      headers: { [DASHBOARD_HEADER]: '1' },
+    });
+    expect(forged.status).toBe(403);
+    expect((await pw.status('numbers')).cursor).toBe(200);
+    for (const asset of ['dashboard.css', 'dashboard.js']) {
+      const res = await fetch(`${url}/jobs/${asset}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(
+        asset.endsWith('css') ? /^text\/css/ : /^text\/javascript/,
+      );
+    }
+    const live = (await (await fetch(`${url}/jobs/live.json`)).json()) as {
+      jobs: Record<string, { stats: string; runs: string; dead: string }>;
+    };
+    expect(live.jobs.numbers.stats).toContain('190 of 200');
+    expect(live.jobs.numbers.runs).toContain('completed');
+    expect(live.jobs.numbers.dead).toContain('1 in all');
+    await app.close();
+  });
+
+  it('with controls: pauses, resumes and resets through same-origin POSTs carrying the header; refuses cross-site ones', async () => {
+    const { app, url, pw } = await start(adapter, {
+      path: '/ops/jobs/',
+      controls: true,
+    });
+    const html = await (await fetch(`${url}/ops/jobs`)).text();
+    expect(html).toContain('<button type="submit" data-action="pause">');
+    expect(html).toContain('data-confirm="Job &quot;numbers&quot;: Reset');
+    const post = (action: string, headers: Record<string, string> = {}) =>
+      fetch(`${url}/ops/jobs/numbers/${action}`, {
+        method: 'POST',
+        headers: { [DASHBOARD_HEADER]: '1', ...headers },
+      });
+    // Without the header (a plain cross-site form), or from another origin: refused.
+    expect(
+      (await fetch(`${url}/ops/jobs/numbers/pause`, { method: 'POST' })).status,
+    ).toBe(403);
+    expect(
+      (await post('pause', { origin: 'https://evil.example' })).status,
+    ).toBe(403);
+    expect(
+      (await post('pause', { 'sec-fetch-site': 'cross-site' })).status,
+    ).toBe(403);
+    // No run to pause: the refusal is shown, not a server error.
+    const none = await post('pause');
+    expect(none.status).toBe(409);
+    expect(((await none.json()) as { message: string }).message).toBe(
+      'Job "numbers" has no active run to pause.',
+    );
+    delayMs = 20;
+    rows = 2000;
+    const run = pw.run('numbers');
+    await new Promise((r) => setTimeout(r, 100));
+    const paused = await post('pause', { origin: url });
+    expect(paused.status).toBe(200);
+    expect(await paused.json()).toEqual({
+      ok: true,
+      message:
+        'Paused "numbers": every host stops handing out within a second.',
+    });
+    expect((await pw.status('numbers')).state).toBe('paused');
+    expect((await post('resume')).status).toBe(200);
+    expect((await post('cancel')).status).toBe(200);
+    expect((await run).status).toBe('stopped');
+    expect((await post('reset')).status).toBe(200);
+    expect((await pw.status('numbers')).cursor).toBeNull();
+    expect((await post('explode')).status).toBe(404);
+    await app.close();
+  });
+
+  it('pages a few thousand dead letters and runs the app’s guards', async () => {
+    const { app, url, pw } = await start(adapter, {
+      guards: [NeedsToken],
+      deadPageSize: 50,
+    });
+    rows = 3000;
+    poison = Array.from({ length: 3000 }, (_, i) => i + 1);
+    await pw.run('numbers');
+    expect((await fetch(`${url}/parallel-worker`)).status).toBe(403);
+    const auth = { authorization: 'Bearer ops' };
+    const first = await (
+      await fetch(`${url}/parallel-worker`, { headers: auth })
+    ).text();
+    expect(first).toContain('300 in all; showing 1–50, oldest first.');
+    expect(first.match(/<tr><td>\d+, /g)).toHaveLength(50);
+    const later = await (
+      await fetch(`${url}/parallel-worker?job=numbers&dead=250`, {
+        headers: auth,
+      })
+    ).text();
+    expect(later).toContain('showing 251–300');
+    expect(later).toContain('rel="prev"');
+    expect(later).not.toContain('rel="next"');
+    await app.close();
+  });
+});
