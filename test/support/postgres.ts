@@ -68,3 +68,10 @@ export const countProcessed = (table: string): Promise<number> =>
         .rows[0].n,
     ),
   );
+
+/** The rows of one query, for checks the helpers above do not make. */
+export const pgQuery = <T = Record<string, unknown>>(
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> =>
+  withClient(async (c) => (await c.query(sql, params)).rows as T[]);
