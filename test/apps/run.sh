@@ -7,10 +7,19 @@
 #                prints "<rows> users in … ms", every row updated exactly once;
 #   many-hosts   the "Many hosts" AppModule (+ the Quick start's job and main.ts) started
 #                twice at once with REDIS_URL: both exit 0 on their own, both print the
-#                whole run ("<rows> users"), every row updated exactly once.
+#                whole run ("<rows> users"), every row updated exactly once;
+#   dashboard-express, dashboard-fastify
+#                the "Dashboard" AppModule (+ the Quick start's job) as an HTTP app on
+#                that adapter, a free port and REDIS_URL: the page, live.json and its
+#                assets are served; a control without the x-parallel-worker-dashboard
+#                header is 403, pause with it 409 "no active run"; then one run of the
+#                job by the Many hosts app (another process, same Redis) shows on the
+#                page as completed with its <rows> ids, and reset from the page is 200.
+#                The app must still be up at the end; it is killed then (and on exit).
 #
 # The README's code blocks are written into each app's src/ at test time by
-# support/extract-readme.js; the README itself is only read.
+# support/extract-readme.js; the README itself is only read. The dashboard step's
+# HTTP checks are support/dashboard-check.js.
 #
 # usage: test/apps/run.sh [nest11|nest12 …]          (default: both)
 # env:   PW_TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test), PW_TEST_REDIS_URL
@@ -31,7 +40,7 @@ timeout_s=${APPS_TIMEOUT:-120}
 exit_grace=${APPS_EXIT_GRACE:-20}
 readme=${APPS_README:-$root/README.md}
 apps=("$@")
-unset REDIS_URL # only the many-hosts step sets it
+unset REDIS_URL # only the many-hosts and dashboard steps set it
 [[ ${#apps[@]} -gt 0 ]] || apps=(nest11 nest12)
 
 # The line the Quick start's main.ts prints in the primary: `${summary.ids} users in ${summary.durationMs} ms`.
@@ -41,10 +50,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pw-apps.XXXXXX")
 results=()
 failed=0
 schemas=()
+app_pids=() # the dashboard apps (their `timeout` wrappers), killed on exit if still up
 started=$SECONDS
+
+stop_pid() { # pid: TERM (timeout passes it on to its process group), then wait
+  kill -0 "$1" 2>/dev/null || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 
 cleanup() {
   local rc=$?
+  for pid in "${app_pids[@]}"; do stop_pid "$pid"; done
   for entry in "${schemas[@]}"; do
     (cd "${entry%%:*}" && DATABASE_URL=$database_url node "$here/support/fixture.js" drop "${entry#*:}") >/dev/null 2>&1 || true
   done
@@ -193,6 +210,63 @@ for app in "${apps[@]}"; do
   else
     result FAIL "$app" many-hosts "$reason"
   fi
+
+  # (c) Dashboard: the README's Dashboard AppModule + the Quick start job, an HTTP
+  # app on each adapter, over the same Redis db; the run it shows is made by the
+  # Many hosts app in another process.
+  for adapter in express fastify; do
+    t=$SECONDS
+    step=dashboard-$adapter
+    reason=''
+    export REDIS_URL=$redis_url
+    (cd "$dir" && node "$here/support/fixture.js" seed "$schema" "$rows" && node "$here/support/fixture.js" redis-clean "$redis_url" users)
+    log=$dir/$step.log
+    export PW_HTTP_ADAPTER=$adapter PORT=0
+    start_host "$log" "$dir/dist/dashboard/main.js" # a child of this shell, to be waited for
+    unset PW_HTTP_ADAPTER PORT
+    app_pid=$host_pid
+    app_pids+=("$app_pid")
+    url=''
+    for _ in $(seq 1 60); do # up to 30 s for the "listening on <url>" line
+      url=$(grep -Eo 'listening on http://127\.0\.0\.1:[0-9]+' "$log" 2>/dev/null | head -n 1 | sed 's/^listening on //' || true)
+      [[ -n $url ]] && break
+      kill -0 "$app_pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if [[ -z $url ]]; then
+      reason="the $adapter app printed no 'listening on http://127.0.0.1:<port>' line within 30s"
+    elif ! node "$here/support/dashboard-check.js" "$url/jobs" idle >"$dir/$step.idle" 2>&1; then
+      reason="before a run: $(grep -m1 FAIL "$dir/$step.idle" || tail -n 1 "$dir/$step.idle")"
+    else
+      (cd "$dir" && run_host "$dir/$step.run.log" dist/many-hosts/main.js "$dir/$step.run.state")
+      reason=$(describe_host "the run's host (many-hosts main.js)" "$(cat "$dir/$step.run.state")" "$dir/$step.run.log")
+      ids=$(printed_ids "$dir/$step.run.log")
+      [[ $ids == "$rows" ]] || reason="${reason:+$reason; }the run's host printed ${ids:-no summary line} instead of '$rows users in … ms'"
+      verify_rows "$dir" "$schema" "$dir/$step.verify" || reason="${reason:+$reason; }rows not each handled once: $(cat "$dir/$step.verify")"
+      [[ -z $reason ]] || show_log "$dir/$step.run.log"
+      if [[ -z $reason ]] && ! node "$here/support/dashboard-check.js" "$url/jobs" done "$rows" >"$dir/$step.done" 2>&1; then
+        reason="after the run: $(grep -m1 FAIL "$dir/$step.done" || tail -n 1 "$dir/$step.done")"
+      fi
+    fi
+    if ! kill -0 "$app_pid" 2>/dev/null; then
+      rc=0
+      wait "$app_pid" 2>/dev/null || rc=$?
+      reason="${reason:+$reason; }the $adapter app was no longer running at the end (exit $rc)"
+    fi
+    stop_pid "$app_pid"
+    (cd "$dir" && node "$here/support/fixture.js" redis-clean "$redis_url" users) >/dev/null 2>&1 || true
+    unset REDIS_URL
+    if [[ -z $reason ]]; then
+      platform=$(cd "$dir" && node -p "const p = '$adapter', n = '@nestjs/platform-' + p; p + ' ' + require(require.resolve(p + '/package.json', { paths: [require.resolve(n)] })).version + ' (' + n + ' ' + require(n + '/package.json').version + ')'" 2>/dev/null || echo "$adapter")
+      result PASS "$app" "$step" "$platform on $url/jobs: page, live.json, assets, 403 without the header, 409 pause with no run; one run of $rows users by another host shown completed with $rows ids; reset 200 ($((SECONDS - t))s)"
+    else
+      show_log "$log"
+      for f in "$dir/$step.idle" "$dir/$step.done"; do
+        if [[ -f $f ]]; then sed 's/^/    /' "$f"; fi
+      done
+      result FAIL "$app" "$step" "$reason"
+    fi
+  done
   unset DATABASE_URL PGOPTIONS
 done
 
