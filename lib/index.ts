@@ -4,6 +4,7 @@ export type {
   ID,
   LoadContext,
   LoaderResult,
+  ParamsValidator,
   Range,
   RangeContext,
 } from './interfaces/range.interface';
@@ -11,6 +12,7 @@ export type {
   JobState,
   JobStatus,
   PartitionStatus,
+  RunOptions,
   RunStatus,
   RunSummary,
 } from './interfaces/run-summary.interface';
@@ -21,8 +23,7 @@ export type {
   RedisConnectionOptions,
   RedisLikeClient,
 } from './interfaces/parallel-worker-options.interface';
-export { ParallelWorker, type RunOptions } from './parallel-worker';
-export type { ParamsValidator } from './run/run-params';
+export { ParallelWorker } from './parallel-worker';
 export type {
   ThrottleContext,
   ThrottleFn,

@@ -2,10 +2,10 @@ import { Injectable } from '@nestjs/common';
 import type {
   ID,
   LoadContext,
+  ParamsValidator,
   Range,
   RangeContext,
 } from './interfaces/range.interface';
-import type { ParamsValidator } from './run/run-params';
 
 /** A decorated method: where it lives, for error messages, and how to call it. */
 export interface JobMethod<F> {

@@ -9,7 +9,8 @@ import {
 } from './job.registry';
 import { ParallelWorkerMetadataAccessor } from './parallel-worker-metadata.accessor';
 import { show } from './parallel-worker.messages';
-import { isClass, type ParamsValidator } from './run/run-params';
+import type { ParamsValidator } from './interfaces/range.interface';
+import { isClass } from './run/run-params';
 
 const JOB_NAME = /^[A-Za-z0-9_.:-]+$/;
 

@@ -17,7 +17,10 @@ import { RunFailedError } from './errors/run-failed.error';
 import type { JobDefinition } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
 import type { ID } from './interfaces/range.interface';
-import type { RunSummary } from './interfaces/run-summary.interface';
+import type {
+  RunOptions,
+  RunSummary,
+} from './interfaces/run-summary.interface';
 import { LOG_CONTEXT } from './parallel-worker.constants';
 import { ModuleLogger } from './parallel-worker.logger';
 import {
@@ -27,7 +30,6 @@ import {
 } from './parallel-worker.messages';
 import type { AssignedRun } from './cluster/ipc.messages';
 import { InvalidParamsError } from './errors/invalid-params.error';
-import type { RunOptions } from './parallel-worker';
 import { checkParams, frozen, paramsText } from './run/run-params';
 import { RunSpan } from './run/tracing';
 import {

@@ -13,8 +13,12 @@ import { RunRefusedError } from './errors/run-refused.error';
 import { UnknownJobError } from './errors/unknown-job.error';
 import { type JobDefinition, JobRegistry } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
+import type {
+  JobStatus,
+  RunOptions,
+  RunSummary,
+} from './interfaces/run-summary.interface';
 import type { ID } from './interfaces/range.interface';
-import type { JobStatus, RunSummary } from './interfaces/run-summary.interface';
 import { ENV_WORKER_ID, LOG_CONTEXT } from './parallel-worker.constants';
 import { ParallelWorkerExplorer } from './parallel-worker.explorer';
 import { ModuleLogger } from './parallel-worker.logger';
@@ -31,21 +35,6 @@ import type {
   DeadLetter,
   RunRecord,
 } from './store/coordination-store.interface';
-
-/** Options of `ParallelWorker.run()`. */
-export interface RunOptions {
-  /** Move the cursor before the run: `null` starts over from the first row. Omit to continue from the stored cursor. */
-  from?: ID | null;
-  /**
-   * The run's arguments (a plain object of JSON values), stored with the run:
-   * the loader, the handler and `@RangeTotal` get them as `ctx.params` on
-   * every host and worker. A host whose run() would join the run with other
-   * params is refused (`RunRefusedError`).
-   */
-  params?: Record<string, unknown>;
-  /** Who or what started the run (a user, `'cron'`), kept in its history record. */
-  startedBy?: string;
-}
 
 /**
  * Runs jobs: in the primary `run()` takes warm workers or forks them and

@@ -1,5 +1,4 @@
 import type { ID } from '../interfaces/range.interface';
-import type { TraceParent } from '../run/tracing';
 
 /** Tag on every message of ours, so an app's own IPC messages pass by untouched. */
 const TAG = 'parallel-worker';
@@ -30,6 +29,13 @@ export type WireResult =
       notStarted?: true;
       failedIds?: ID[];
     };
+
+/** The run span's ids, as they travel to workers with the run (W3C trace context). */
+export interface TraceParent {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+}
 
 /** What a worker is told about the run it is assigned to. */
 export interface AssignedRun {

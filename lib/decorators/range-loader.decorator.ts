@@ -4,7 +4,7 @@ import {
   RANGE_LOADER_METADATA,
   RANGE_LOADER_OPTIONS_METADATA,
 } from '../parallel-worker.constants';
-import type { ParamsValidator } from '../run/run-params';
+import type { ParamsValidator } from '../interfaces/range.interface';
 
 /** Options of `@RangeLoader`. */
 export interface RangeLoaderOptions {

@@ -66,3 +66,8 @@ export interface RangeContext {
   /** What `run(job, { params })` was given (the same on every host and worker of the run). */
   params?: Record<string, unknown>;
 }
+
+/** What `@RangeLoader(job, { params })` takes: a class (checked with class-validator) or a function. */
+export type ParamsValidator =
+  | (abstract new (...args: any[]) => object)
+  | ((params: Record<string, unknown>) => unknown);

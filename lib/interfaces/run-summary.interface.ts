@@ -68,3 +68,18 @@ export interface JobStatus {
   error?: string;
   startedAt: number | null;
 }
+
+/** Options of `ParallelWorker.run()`. */
+export interface RunOptions {
+  /** Move the cursor before the run: `null` starts over from the first row. Omit to continue from the stored cursor. */
+  from?: import('./range.interface').ID | null;
+  /**
+   * The run's arguments (a plain object of JSON values), stored with the run:
+   * the loader, the handler and `@RangeTotal` get them as `ctx.params` on
+   * every host and worker. A host whose run() would join the run with other
+   * params is refused (`RunRefusedError`).
+   */
+  params?: Record<string, unknown>;
+  /** Who or what started the run (a user, `'cron'`), kept in its history record. */
+  startedBy?: string;
+}

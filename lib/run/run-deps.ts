@@ -4,7 +4,7 @@ import type { JobDefinition } from '../job.registry';
 import type { ModuleLogger } from '../parallel-worker.logger';
 import type { CoordinationStore } from '../store/coordination-store.interface';
 import type { Clock } from './clock';
-import type { TraceParent } from './tracing';
+import type { TraceParent } from '../cluster/ipc.messages';
 
 /** Where a run's events go (EventEmitter2 when the app has it, and the metrics module). */
 export interface EventSink {

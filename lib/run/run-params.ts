@@ -2,11 +2,6 @@ import { InvalidParamsError } from '../errors/invalid-params.error';
 import type { JobDefinition } from '../job.registry';
 import { show } from '../parallel-worker.messages';
 
-/** What `@RangeLoader(job, { params })` takes: a class (checked with class-validator) or a function. */
-export type ParamsValidator =
-  | (abstract new (...args: any[]) => object)
-  | ((params: Record<string, unknown>) => unknown);
-
 const isPlain = (v: object) => {
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;

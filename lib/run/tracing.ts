@@ -1,13 +1,10 @@
 import type * as Otel from '@opentelemetry/api';
-import type { WireRange, WireResult } from '../cluster/ipc.messages';
+import type {
+  TraceParent,
+  WireRange,
+  WireResult,
+} from '../cluster/ipc.messages';
 import type { RunSummary } from '../interfaces/run-summary.interface';
-
-/** The run span's ids, as they travel to workers with the run (W3C trace context). */
-export interface TraceParent {
-  traceId: string;
-  spanId: string;
-  traceFlags: number;
-}
 
 const TRACER = 'nestjs-parallel-worker';
 const A = 'parallel_worker';
