@@ -228,6 +228,23 @@ async function main(): Promise<void> {
         );
       }
     }
+    // OpenTelemetry: an app without the API, with the API and no SDK (nothing recorded), with an SDK recording a span per range.
+    for (const [name, otel] of [
+      ['this library, without @opentelemetry/api', 'off'],
+      ['this library, @opentelemetry/api, no SDK', ''],
+      ['this library, OpenTelemetry SDK recording spans', 'sdk'],
+    ] as const) {
+      const r = await ours('memory', 'memory', {
+        ...fromMemory,
+        ...(otel && { BENCH_OTEL: otel }),
+      });
+      record(
+        `no-op, 10 ids a range, ${n(FROM_MEMORY)} ids from memory, concurrency 16, tracing`,
+        name,
+        'ranges/s',
+        r.ranges / r.seconds,
+      );
+    }
     {
       // No rangeSize, so ctx.limit adapts (up to 10,000), and a loader that ignores it and returns 10 ids.
       const r = await ours('memory', 'memory', {

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import './otel-switch';
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import Redis from 'ioredis';
