@@ -19,6 +19,7 @@ const SHIPPED_FILES = new Set([
   'LICENSE',
   'CHANGELOG.md',
   'bench/results.svg',
+  'docs/dashboard.png',
 ]);
 const SHIPPED_DIRS = ['dist/'];
 const MAX_DTS_BYTES = 20_000;

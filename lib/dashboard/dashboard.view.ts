@@ -30,8 +30,15 @@ const esc = (value: unknown): string =>
 
 const num = (n: number): string => n.toLocaleString('en-US');
 
+/** `2026-12-03 18:54:27 UTC`: the store's time, the same for every reader. */
 const time = (ms: number | null | undefined): string =>
-  ms === null || ms === undefined ? '–' : new Date(ms).toISOString();
+  ms === null || ms === undefined
+    ? '–'
+    : `<time datetime="${new Date(ms).toISOString()}">${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC</time>`;
+
+/** A run id, short, with the whole id on hover. */
+const runId = (id: string): string =>
+  `<code title="${esc(id)}">${esc(id.slice(0, 8))}</code>`;
 
 const duration = (ms: number): string => {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -85,7 +92,7 @@ export function renderStats(v: JobView): string {
     ['Retrying', num(s.ranges.retrying)],
     ['Dead', num(s.ranges.dead)],
     ['Cursor', s.cursor === null ? 'start' : esc(json(s.cursor))],
-    ['Run', s.runId ? `<code>${esc(s.runId)}</code>` : '–'],
+    ['Run', s.runId ? runId(s.runId) : '–'],
     ['Started', time(s.startedAt)],
   ];
   const hosts = Object.entries(v.hosts);
@@ -122,7 +129,7 @@ export function renderRuns(v: JobView): string {
   const rows = v.runs
     .map(
       (r) =>
-        `<tr><td><code>${esc(r.runId.slice(0, 8))}</code></td><td>${badge(r.status)}</td><td>${time(r.startedAt)}</td><td>${r.startedAt === null ? '–' : duration(r.endedAt - r.startedAt)}</td><td>${num(r.summary.ids)}</td><td>${num(r.summary.ranges.completed)} / ${num(r.summary.ranges.retried)} / ${num(r.summary.ranges.dead)}</td><td>${esc(r.startedBy ?? '–')}</td><td><code>${r.params === null ? '–' : esc(json(r.params, 60))}</code></td></tr>${r.error ? `<tr class="run-error"><td></td><td colspan="7">${esc(r.error)}</td></tr>` : ''}`,
+        `<tr><td>${runId(r.runId)}</td><td>${badge(r.status)}</td><td>${time(r.startedAt)}</td><td>${r.startedAt === null ? '–' : duration(r.endedAt - r.startedAt)}</td><td>${num(r.summary.ids)}</td><td>${num(r.summary.ranges.completed)} / ${num(r.summary.ranges.retried)} / ${num(r.summary.ranges.dead)}</td><td>${esc(r.startedBy ?? '–')}</td><td><code>${r.params === null ? '–' : esc(json(r.params, 60))}</code></td></tr>${r.error ? `<tr class="run-error"><td></td><td colspan="7">${esc(r.error)}</td></tr>` : ''}`,
     )
     .join('');
   return `<h3>Recent runs</h3><div class="scroll"><table><thead><tr><th scope="col">Run</th><th scope="col">Status</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Ids</th><th scope="col">Ranges done / retried / dead</th><th scope="col">Started by</th><th scope="col">Params</th></tr></thead><tbody>${rows}</tbody></table></div>`;
@@ -150,7 +157,7 @@ export function renderDead(v: JobView, o: PageOptions): string {
         .slice(0, 5)
         .map((id) => json(id))
         .join(', ');
-      return `<tr><td>${esc(shown)}${ids.length > 5 ? `, … (${num(ids.length)} ids)` : ''}</td><td>${d.attempts}</td><td>${time(d.at)}</td><td><code>${esc(d.runId.slice(0, 8))}</code></td><td class="msg">${esc(d.error.message.split('\n')[0])}</td></tr>`;
+      return `<tr><td>${esc(shown)}${ids.length > 5 ? `, … (${num(ids.length)} ids)` : ''}</td><td>${d.attempts}</td><td>${time(d.at)}</td><td>${runId(d.runId)}</td><td class="msg">${esc(d.error.message.split('\n')[0])}</td></tr>`;
     })
     .join('');
   return `<h3>Dead letters</h3><p>${num(total)} in all; showing ${num(offset + 1)}–${num(offset + letters.length)}, oldest first. ${nav}</p><div class="scroll"><table><thead><tr><th scope="col">Ids</th><th scope="col">Attempts</th><th scope="col">When</th><th scope="col">Run</th><th scope="col">Last error</th></tr></thead><tbody>${rows}</tbody></table></div>`;

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ParallelWorkerModule } from 'nestjs-parallel-worker';
+import { ParallelWorkerDashboardModule } from 'nestjs-parallel-worker/dashboard';
 import {
+  flagFromEnv,
   parallelWorkerOptions,
   REDIS,
   RedisModule,
@@ -11,15 +13,27 @@ import { UsersModule } from '../users';
 import { UsersController } from './users.controller';
 import { UsersCron } from './users.cron';
 
-/** The HTTP sample: the `users` job of the standalone sample, started by a cron. */
+/**
+ * The HTTP sample: the `users` job of the standalone sample, started by a
+ * cron (or `POST /run`), watched and steered on the dashboard at `/jobs`.
+ */
 @Module({
   imports: [
     SampleLoggerModule,
     ScheduleModule.forRoot(),
+    // Global, so the dashboard's controller can inject ParallelWorker.
     ParallelWorkerModule.forRootAsync({
+      isGlobal: true,
       imports: [RedisModule],
       inject: [REDIS],
       useFactory: parallelWorkerOptions,
+    }),
+    // GET /jobs. The buttons are on unless SAMPLE_DASHBOARD_CONTROLS=0; in a
+    // real app, guard the page (guards: [AdminGuard]).
+    ParallelWorkerDashboardModule.register({
+      path: 'jobs',
+      title: 'nestjs-parallel-worker sample',
+      controls: flagFromEnv('SAMPLE_DASHBOARD_CONTROLS', true),
     }),
     UsersModule,
   ],

@@ -3,10 +3,10 @@ import { Cron } from '@nestjs/schedule';
 import { ParallelWorker, RunFailedError } from 'nestjs-parallel-worker';
 
 /**
- * Runs the `users` job on a schedule (`CRON`, default every 30 s). Each run
- * continues from the stored cursor, so it handles only rows added since
- * the last one. In forked workers the module stops cron jobs, so this only
- * ever fires in the primary.
+ * Runs the `users` job on a schedule (`CRON`, default every 30 s), or when
+ * `POST /run` asks. Each run continues from the stored cursor, so it handles
+ * only rows added since the last one. In forked workers the module stops
+ * cron jobs, so this only ever fires in the primary.
  */
 @Injectable()
 export class UsersCron {
@@ -14,6 +14,11 @@ export class UsersCron {
   private running = false;
 
   constructor(private readonly worker: ParallelWorker) {}
+
+  /** Whether a run started here is still going. */
+  get busy(): boolean {
+    return this.running;
+  }
 
   @Cron(process.env.CRON ?? '*/30 * * * * *', { name: 'users' })
   async runUsers(): Promise<void> {

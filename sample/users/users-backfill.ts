@@ -7,6 +7,7 @@ import {
   type LoadContext,
   type Range,
 } from 'nestjs-parallel-worker';
+import { intsFromEnv } from '../common/env';
 import { Db, placeholders } from '../database';
 
 /**
@@ -18,6 +19,9 @@ import { Db, placeholders } from '../database';
  */
 @Injectable()
 export class UsersBackfill {
+  /** `SAMPLE_FAIL_IDS`: rows whose range always fails, to see retries and dead letters. */
+  private readonly failIds = new Set(intsFromEnv('SAMPLE_FAIL_IDS'));
+
   constructor(private readonly db: Db) {}
 
   /** The next `ctx.limit` ids after the cursor, in order (keyset pagination). */
@@ -46,6 +50,12 @@ export class UsersBackfill {
    */
   @RangeHandler('users')
   async handle({ idsRange }: Range): Promise<void> {
+    // A range holding one of SAMPLE_FAIL_IDS fails every time, before it
+    // writes anything: retried, then dead-lettered (`retryDead()` hands it
+    // out again).
+    const bad = idsRange.find((id) => this.failIds.has(Number(id)));
+    if (bad !== undefined)
+      throw new Error(`User ${bad} cannot be processed (SAMPLE_FAIL_IDS)`);
     await this.db.execute(
       `UPDATE users SET processed = processed + 1, processed_by = ?
        WHERE id IN (${placeholders(idsRange.length)})`,
