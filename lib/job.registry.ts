@@ -28,7 +28,13 @@ export interface JobDefinition {
       params?: Record<string, unknown>;
     }) => unknown
   >;
-  partitions?: JobMethod<(ctx: { job: string; runId: string }) => unknown> & {
+  partitions?: JobMethod<
+    (ctx: {
+      job: string;
+      runId: string;
+      params?: Record<string, unknown>;
+    }) => unknown
+  > & {
     count?: number;
   };
 }

@@ -206,7 +206,12 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     const startedAt = performance.now();
     await checkParams(def, given);
     const candidate = randomUUID();
-    const partitions = await this.partitionsToStore(def, candidate, from);
+    const partitions = await this.partitionsToStore(
+      def,
+      candidate,
+      from,
+      entry.params,
+    );
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
     const started = await this.firstCall(def.name, () =>
       this.store.startRun(
@@ -356,6 +361,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     def: JobDefinition,
     runId: string,
     from: ID | null | undefined,
+    params: string | undefined,
   ): Promise<PartitionBounds[] | undefined> {
     if (!def.partitions) return undefined;
     const s = await this.firstCall(def.name, () => this.store.state(def.name));
@@ -367,6 +373,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       runId,
       idOrder(this.options.idOrder),
       from === undefined ? s.cursor : from,
+      params === undefined ? undefined : frozen(JSON.parse(params)),
     );
   }
 

@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { JobDefinition } from '../job.registry';
 import type { ID, Range, RangeContext } from '../interfaces/range.interface';
+import { show } from '../parallel-worker.messages';
+import { frozen } from '../run/run-params';
 import { inRangeSpan } from '../run/tracing';
 import type {
   AssignedRun,
@@ -14,12 +16,31 @@ export const toWireError = (e: unknown): WireError =>
     ? { message: e.message || e.name, stack: e.stack }
     : { message: String(e) };
 
-/** A RangeItemsFailedError, also from another copy of this package: the ids it names, as they travel. */
-function failedIds(e: unknown): ID[] | undefined {
+/**
+ * A RangeItemsFailedError, also from another copy of this package: the ids
+ * it names, as they travel; a message when some are not ids at all (then the
+ * whole range fails, and every other result of the batch still travels).
+ */
+function failedIds(e: unknown): ID[] | string | undefined {
   const ids = (e as { name?: unknown; ids?: unknown })?.ids;
   if ((e as Error)?.name !== 'RangeItemsFailedError' || !Array.isArray(ids))
     return undefined;
-  return ids.map((id) => (typeof id === 'bigint' ? id.toString() : id));
+  const wire = ids.map((id: unknown) =>
+    typeof id === 'bigint' ? id.toString() : id,
+  );
+  const bad = wire.filter(
+    (id) =>
+      typeof id !== 'string' &&
+      !(typeof id === 'number' && Number.isFinite(id)),
+  );
+  if (bad.length)
+    return `RangeItemsFailedError named ${bad.length} ${bad.length === 1 ? 'value that is not an id' : 'values that are not ids'} (${bad
+      .slice(0, 5)
+      .map((v) => show(v))
+      .join(
+        ', ',
+      )}): name ids (numbers, strings or bigints) of the range it was given; the whole range is retried`;
+  return wire as ID[];
 }
 
 /**
@@ -55,6 +76,7 @@ export class RangeExecutor {
   private readonly logger: Logger;
 
   private readonly runId: string;
+  private readonly params?: Record<string, unknown>;
 
   constructor(
     private readonly job: JobDefinition,
@@ -62,6 +84,8 @@ export class RangeExecutor {
     private readonly workerId: string,
   ) {
     this.runId = run.runId;
+    // As in the primary: one range's handler cannot change what the next one sees.
+    this.params = run.params && frozen(run.params);
     this.logger = new Logger(`ParallelWorker:${job.name}`);
   }
 
@@ -94,7 +118,7 @@ export class RangeExecutor {
       token: wire.token,
       workerId: this.workerId,
       logger: this.logger,
-      ...(this.run.params && { params: this.run.params }),
+      ...(this.params && { params: this.params }),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,
@@ -107,6 +131,12 @@ export class RangeExecutor {
     } catch (e) {
       const ids = failedIds(e);
       if (!ids) return { token: wire.token, ok: false, error: toWireError(e) };
+      if (typeof ids === 'string')
+        return {
+          token: wire.token,
+          ok: false,
+          error: { message: ids, stack: (e as Error).stack },
+        };
       // The dead letter tells what failed (the cause's stack when it has one).
       const cause = (e as Error).cause;
       const error = toWireError(e);

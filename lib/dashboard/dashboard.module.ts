@@ -2,6 +2,7 @@ import {
   type CanActivate,
   Controller,
   type DynamicModule,
+  type ModuleMetadata,
   ForbiddenException,
   Get,
   Header,
@@ -14,6 +15,7 @@ import {
   Param,
   Post,
   Query,
+  Req,
   type Type,
   UseGuards,
 } from '@nestjs/common';
@@ -42,6 +44,8 @@ export interface DashboardOptions {
   controls?: boolean;
   /** Guards for every route of the dashboard (your auth), as `@UseGuards()` takes them. */
   guards?: (CanActivate | Type<CanActivate>)[];
+  /** Modules the guards' own dependencies come from (an auth module). */
+  imports?: ModuleMetadata['imports'];
   /** The page's title. Default `'Parallel worker'`. */
   title?: string;
   /** How often the page refreshes its figures, in ms; at least 1000. Default `1000`. */
@@ -55,10 +59,16 @@ export interface DashboardOptions {
 /** The header the page's script sends with every control: a cross-site form cannot set it. */
 export const DASHBOARD_HEADER = 'x-parallel-worker-dashboard';
 
+/** What the page needs of a request (Express and Fastify alike). */
+interface Request {
+  originalUrl?: string;
+  url?: string;
+}
+
 const ACTIONS = ['pause', 'resume', 'cancel', 'retry-dead', 'reset'] as const;
 type Action = (typeof ACTIONS)[number];
 
-type Resolved = Required<Omit<DashboardOptions, 'guards'>> & {
+type Resolved = Required<Omit<DashboardOptions, 'guards' | 'imports'>> & {
   guards: NonNullable<DashboardOptions['guards']>;
 };
 
@@ -92,10 +102,14 @@ function resolve(options: DashboardOptions): Resolved {
   };
 }
 
-/** The request's own origin, from its Host (or the proxy's X-Forwarded-Host). */
+/**
+ * The request comes from a page of this app: the browser says so
+ * (`Sec-Fetch-Site`, which no script can set), or, from an older browser, its
+ * `Origin` has the request's Host (or the proxy's X-Forwarded-Host).
+ */
 const sameOrigin = (headers: Record<string, string | undefined>): boolean => {
   const site = headers['sec-fetch-site'];
-  if (site && site !== 'same-origin') return false;
+  if (site) return site === 'same-origin';
   const origin = headers.origin;
   if (!origin) return true;
   const host = (headers['x-forwarded-host'] ?? headers.host ?? '')
@@ -111,12 +125,20 @@ const sameOrigin = (headers: Record<string, string | undefined>): boolean => {
 function dashboardController(o: Resolved): Type<unknown> {
   @Controller(o.path)
   class ParallelWorkerDashboardController {
-    private readonly page: PageOptions = {
-      base: o.path ? `/${o.path}` : '',
-      title: o.title,
-      controls: o.controls,
-      pollMs: o.pollMs,
-    };
+    /** The page's options; `base` is where this request found the page (the app's global prefix included). */
+    private page(request: Request, below = ''): PageOptions {
+      const path = (request.originalUrl ?? request.url ?? `/${o.path}`).split(
+        '?',
+      )[0];
+      return {
+        base: path
+          .replace(/\/+$/, '')
+          .slice(0, below ? -below.length : undefined),
+        title: o.title,
+        controls: o.controls,
+        pollMs: o.pollMs,
+      };
+    }
 
     constructor(
       @Inject(ParallelWorker) private readonly worker: ParallelWorker,
@@ -126,6 +148,7 @@ function dashboardController(o: Resolved): Type<unknown> {
     @Header('Content-Type', 'text/html; charset=utf-8')
     @Header('Cache-Control', 'no-store')
     async index(
+      @Req() request: Request,
       @Query('job') job?: string,
       @Query('dead') dead?: string,
     ): Promise<string> {
@@ -134,7 +157,7 @@ function dashboardController(o: Resolved): Type<unknown> {
           .jobs()
           .map((name) => this.view(name, name === job ? dead : undefined)),
       );
-      return renderPage(views, this.page);
+      return renderPage(views, this.page(request));
     }
 
     @Get('dashboard.css')
@@ -154,7 +177,12 @@ function dashboardController(o: Resolved): Type<unknown> {
     /** The live parts of every job, as HTML the script swaps in. */
     @Get('live.json')
     @Header('Cache-Control', 'no-store')
-    async live(@Query('job') job?: string, @Query('dead') dead?: string) {
+    async live(
+      @Req() request: Request,
+      @Query('job') job?: string,
+      @Query('dead') dead?: string,
+    ) {
+      const page = this.page(request, '/live.json');
       const jobs: Record<
         string,
         { stats: string; runs: string; dead: string }
@@ -164,7 +192,7 @@ function dashboardController(o: Resolved): Type<unknown> {
         jobs[name] = {
           stats: renderStats(v),
           runs: renderRuns(v),
-          dead: renderDead(v, this.page),
+          dead: renderDead(v, page),
         };
       }
       return { jobs };
@@ -227,7 +255,8 @@ function dashboardController(o: Resolved): Type<unknown> {
       job: string,
       dead: string | undefined,
     ): Promise<JobView> {
-      const offset = Math.max(0, Math.floor(Number(dead) || 0));
+      // A page past the last shows none; never a number Redis refuses.
+      const offset = Math.min(1e9, Math.max(0, Math.floor(Number(dead) || 0)));
       const [status, hosts, runs, letters] = await Promise.all([
         this.worker.status(job),
         this.worker.leasesByHost(job),
@@ -261,6 +290,7 @@ export class ParallelWorkerDashboardModule {
     const resolved = resolve(options);
     return {
       module: ParallelWorkerDashboardModule,
+      imports: options.imports ?? [],
       controllers: [dashboardController(resolved)],
     };
   }

@@ -143,7 +143,7 @@ export function renderDead(v: JobView, o: PageOptions): string {
   if (!total)
     return '<h3>Dead letters</h3><p class="muted">No dead letters.</p>';
   const page = (to: number, label: string, rel: string) =>
-    `<a href="${esc(o.base)}/?job=${encodeURIComponent(job)}&amp;dead=${to}#${jobId(job)}" rel="${rel}">${label}</a>`;
+    `<a href="${esc(o.base)}?job=${encodeURIComponent(job)}&amp;dead=${to}#${jobId(job)}" rel="${rel}">${label}</a>`;
   const nav = [
     offset > 0 ? page(Math.max(0, offset - limit), '← Newer page', 'prev') : '',
     offset + limit < total ? page(offset + limit, 'Next page →', 'next') : '',

@@ -21,7 +21,7 @@ export interface RangePartitionsOptions {
  * 250000, upTo: null }, …]` (each partition holds the ids in `(after, upTo]`),
  * or `{ min, max }` with `{ count }`. Called by the primary that starts a run
  * when the job has no partitions stored yet (its first run, after `reset()`,
- * or a run with `from`), with `{ job, runId }`; the partitions and their
+ * or a run with `from`), with `{ job, runId, params? }`; the partitions and their
  * cursors are then kept from run to run. The loader gets `ctx.partition` and
  * must return ids within it.
  *

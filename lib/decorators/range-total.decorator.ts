@@ -7,7 +7,7 @@ import {
 /**
  * Optional: marks the method that tells how many ids a run of the job will
  * handle (e.g. a `COUNT(*)`), so `status()` gives percent and ETA. Called
- * once per run, in the primary that starts it, with `{ job, runId }`.
+ * once per run, in the primary that starts it, with `{ job, runId, params? }`.
  *
  * @param job job name; `'default'` when omitted
  */

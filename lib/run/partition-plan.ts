@@ -21,10 +21,15 @@ export async function planPartitions(
   runId: string,
   order: IdOrder,
   floor: ID | null,
+  params?: Record<string, unknown>,
 ): Promise<PartitionBounds[]> {
   const method = def.partitions;
   if (!method) return [];
-  const value = await method.call({ job: def.name, runId });
+  const value = await method.call({
+    job: def.name,
+    runId,
+    ...(params && { params }),
+  });
   const bad = (why: string): never => {
     throw new InvalidRangeError(
       def.name,

@@ -31,7 +31,13 @@ function canonical(value: unknown, path: string, seen: Set<object>): string {
   if (seen.has(value)) throw new Error(`${path} refers back to itself`);
   seen.add(value);
   const text = Array.isArray(value)
-    ? `[${value.map((v, i) => canonical(v, `${path}[${i}]`, seen)).join(',')}]`
+    ? `[${Array.from({ length: value.length }, (_, i) => {
+        if (!(i in value))
+          throw new Error(
+            `${path}[${i}] is an empty slot of a sparse array, which JSON cannot hold`,
+          );
+        return canonical(value[i], `${path}[${i}]`, seen);
+      }).join(',')}]`
     : `{${Object.keys(value)
         .sort()
         // An undefined property is absent, as in JSON.

@@ -26,6 +26,32 @@ function otel(): typeof Otel | undefined {
 }
 
 /**
+ * Calls `fn`; a throw is swallowed: tracing never breaks a run or a range
+ * (a span processor that throws costs its spans, nothing else).
+ */
+function safely<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn` with `ctx` active; if the context manager throws before `fn`
+ * ran, runs `fn` without it (never twice, and `fn`'s own throw is its own).
+ */
+function within<T>(o: typeof Otel, ctx: Otel.Context, fn: () => T): T {
+  let called = false;
+  try {
+    return o.context.with(ctx, () => ((called = true), fn()));
+  } catch (e) {
+    if (called) throw e;
+    return fn();
+  }
+}
+
+/**
  * A run's span in the primary. Without `@opentelemetry/api`, or without an
  * SDK registered, nothing is recorded and workers get no parent, so they
  * make no range spans either.
@@ -34,6 +60,8 @@ export class RunSpan {
   private constructor(
     private readonly o: typeof Otel,
     private readonly span: Otel.Span,
+    /** What workers parent their range spans on. */
+    readonly parent: TraceParent,
   ) {}
 
   static start(
@@ -43,46 +71,46 @@ export class RunSpan {
   ): RunSpan | undefined {
     const o = otel();
     if (!o) return undefined;
-    const span = o.trace
-      .getTracer(TRACER)
-      .startSpan(`parallel-worker run ${job}`, {
-        attributes: {
-          [`${A}.job`]: job,
-          [`${A}.run_id`]: runId,
-          [`${A}.joined`]: joined,
-        },
-      });
-    return span.isRecording() ? new RunSpan(o, span) : undefined;
-  }
-
-  /** What workers parent their range spans on. */
-  get parent(): TraceParent {
-    const { traceId, spanId, traceFlags } = this.span.spanContext();
-    return { traceId, spanId, traceFlags };
+    return safely(() => {
+      const span = o.trace
+        .getTracer(TRACER)
+        .startSpan(`parallel-worker run ${job}`, {
+          attributes: {
+            [`${A}.job`]: job,
+            [`${A}.run_id`]: runId,
+            [`${A}.joined`]: joined,
+          },
+        });
+      if (!span.isRecording()) return undefined;
+      const { traceId, spanId, traceFlags } = span.spanContext();
+      return new RunSpan(o, span, { traceId, spanId, traceFlags });
+    });
   }
 
   /** Runs `fn` with this span active, so spans the loader makes (a database query) nest under it. */
   with<T>(fn: () => T): T {
-    return this.o.context.with(
+    const ctx = safely(() =>
       this.o.trace.setSpan(this.o.context.active(), this.span),
-      fn,
     );
+    return ctx ? within(this.o, ctx, fn) : fn();
   }
 
   end(summary: RunSummary | undefined, error?: unknown): void {
-    if (summary)
-      this.span.setAttributes({
-        [`${A}.status`]: summary.status,
-        [`${A}.ids`]: summary.ids,
-        [`${A}.ranges.completed`]: summary.ranges.completed,
-        [`${A}.ranges.retried`]: summary.ranges.retried,
-        [`${A}.ranges.dead`]: summary.ranges.dead,
-        [`${A}.host.ids`]: summary.host.ids,
-      });
-    const failure =
-      error ?? (summary?.status === 'failed' ? summary.error : undefined);
-    if (failure !== undefined) fail(this.o, this.span, failure);
-    this.span.end();
+    safely(() => {
+      if (summary)
+        this.span.setAttributes({
+          [`${A}.status`]: summary.status,
+          [`${A}.ids`]: summary.ids,
+          [`${A}.ranges.completed`]: summary.ranges.completed,
+          [`${A}.ranges.retried`]: summary.ranges.retried,
+          [`${A}.ranges.dead`]: summary.ranges.dead,
+          [`${A}.host.ids`]: summary.host.ids,
+        });
+      const failure =
+        error ?? (summary?.status === 'failed' ? summary.error : undefined);
+      if (failure !== undefined) fail(this.o, this.span, failure);
+      this.span.end();
+    });
   }
 }
 
@@ -95,7 +123,8 @@ function fail(o: typeof Otel, span: Otel.Span, error: unknown): void {
 /**
  * Calls `handle` in a span of the range, child of the run span `parent`
  * (across the IPC hop), with job, run, attempt, token, ids and outcome.
- * Without a parent (no SDK in the primary) it only calls `handle`.
+ * Without a parent (no SDK in the primary) it only calls `handle`; a
+ * tracing call that throws never changes the range's result.
  */
 export async function inRangeSpan(
   parent: TraceParent | undefined,
@@ -105,48 +134,52 @@ export async function inRangeSpan(
 ): Promise<WireResult> {
   const o = parent && otel();
   if (!o) return handle();
-  const parentContext = o.trace.setSpanContext(o.ROOT_CONTEXT, {
-    ...parent,
-    isRemote: true,
-  });
-  const ids = range.ids;
-  const span = o.trace.getTracer(TRACER).startSpan(
-    `parallel-worker range ${info.job}`,
-    {
-      attributes: {
-        [`${A}.job`]: info.job,
-        [`${A}.run_id`]: info.runId,
-        [`${A}.worker_id`]: info.workerId,
-        [`${A}.attempt`]: range.attempt,
-        [`${A}.token`]: range.token,
-        [`${A}.ids`]: ids.length,
-        ...(ids.length && {
-          [`${A}.first_id`]: String(ids[0]),
-          [`${A}.last_id`]: String(ids[ids.length - 1]),
-        }),
+  const started = safely(() => {
+    const parentContext = o.trace.setSpanContext(o.ROOT_CONTEXT, {
+      ...parent,
+      isRemote: true,
+    });
+    const ids = range.ids;
+    const span = o.trace.getTracer(TRACER).startSpan(
+      `parallel-worker range ${info.job}`,
+      {
+        attributes: {
+          [`${A}.job`]: info.job,
+          [`${A}.run_id`]: info.runId,
+          [`${A}.worker_id`]: info.workerId,
+          [`${A}.attempt`]: range.attempt,
+          [`${A}.token`]: range.token,
+          [`${A}.ids`]: ids.length,
+          ...(ids.length && {
+            [`${A}.first_id`]: String(ids[0]),
+            [`${A}.last_id`]: String(ids[ids.length - 1]),
+          }),
+        },
       },
-    },
-    parentContext,
-  );
-  const result = await o.context.with(
-    o.trace.setSpan(parentContext, span),
-    handle,
-  );
-  span.setAttribute(
-    `${A}.outcome`,
-    result.ok ? 'completed' : result.failedIds ? 'partial' : 'failed',
-  );
-  if (!result.ok) {
-    if (result.failedIds)
-      span.setAttribute(`${A}.failed_ids`, result.failedIds.length);
-    fail(
-      o,
-      span,
-      Object.assign(new Error(result.error.message), {
-        stack: result.error.stack,
-      }),
+      parentContext,
     );
-  }
-  span.end();
+    return { span, ctx: o.trace.setSpan(parentContext, span) };
+  });
+  if (!started) return handle();
+  const { span, ctx } = started;
+  const result = await within(o, ctx, handle);
+  safely(() => {
+    span.setAttribute(
+      `${A}.outcome`,
+      result.ok ? 'completed' : result.failedIds ? 'partial' : 'failed',
+    );
+    if (!result.ok) {
+      if (result.failedIds)
+        span.setAttribute(`${A}.failed_ids`, result.failedIds.length);
+      fail(
+        o,
+        span,
+        Object.assign(new Error(result.error.message), {
+          stack: result.error.stack,
+        }),
+      );
+    }
+    span.end();
+  });
   return result;
 }

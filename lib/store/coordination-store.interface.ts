@@ -309,8 +309,9 @@ export interface CoordinationStore {
   /**
    * Keeps `record` of an ended run, newest first, and the newest `keep`
    * records of the job. A record of the same run replaces the one kept
-   * (moving it first), except that `stopped` never replaces another status
-   * (a host that stopped while others ended the run). Kept across `reset`.
+   * (moving it first), unless the kept one is the run's end (`completed`,
+   * `cancelled`), or this one is `stopped` and the kept one is not (a host
+   * that stopped while others ended the run). Kept across `reset`.
    * Optional: a store without it keeps no history.
    */
   recordRun?(job: string, record: RunRecord, keep: number): Promise<void>;

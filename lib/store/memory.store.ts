@@ -576,8 +576,7 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     const history = s.history ?? [];
     const kept = history.find((r) => r.runId === record.runId);
-    if (kept && record.status === 'stopped' && kept.status !== 'stopped')
-      return;
+    if (kept && !replaces(record.status, kept.status)) return;
     s.history = [
       structuredClone(record),
       ...history.filter((r) => r !== kept),
@@ -704,3 +703,13 @@ const some = (
   leases: Map<number, Lease>,
   test: (l: Lease) => boolean,
 ): boolean => find(leases, test) !== undefined;
+
+/**
+ * Whether a record of a run may replace the kept one of the same run: a
+ * `completed` or `cancelled` record is the run's end and stays; `stopped`
+ * (one host stopped) replaces only `stopped`.
+ */
+function replaces(next: RunRecord['status'], kept: RunRecord['status']) {
+  if (kept === 'completed' || kept === 'cancelled') return false;
+  return next !== 'stopped' || kept === 'stopped';
+}

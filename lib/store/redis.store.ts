@@ -61,6 +61,11 @@ interface Client {
   hget(key: string, field: string): Promise<string | null>;
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
   hgetall(key: string): Promise<Record<string, string>>;
+  hscan(
+    key: string,
+    cursor: string,
+    ...args: (string | number)[]
+  ): Promise<[string, string[]]>;
   scan(
     cursor: string,
     ...args: (string | number)[]
@@ -527,13 +532,25 @@ export class RedisStore implements CoordinationStore {
 
   /** Live leases per host (owner), for the CLI's view. */
   async leasesByOwner(job: string): Promise<Record<string, number>> {
-    const fields = await this.client.hgetall(this.key(job, 'leases'));
+    // Only the small `<token>:m` fields travel, never the ranges' ids (a dashboard asks every second).
+    // HSCAN may return a field twice: each lease counts once.
+    const seen = new Map<string, string>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.client.hscan(
+        this.key(job, 'leases'),
+        cursor,
+        'MATCH',
+        '*:m',
+        'COUNT',
+        1000,
+      );
+      for (let i = 0; i + 1 < flat.length; i += 2)
+        seen.set(flat[i], (JSON.parse(flat[i + 1]) as { o: string }).o);
+      cursor = next;
+    } while (cursor !== '0');
     const owners: Record<string, number> = {};
-    for (const [field, value] of Object.entries(fields)) {
-      if (!field.endsWith(':m')) continue;
-      const owner = (JSON.parse(value) as { o: string }).o;
-      owners[owner] = (owners[owner] ?? 0) + 1;
-    }
+    for (const owner of seen.values()) owners[owner] = (owners[owner] ?? 0) + 1;
     return owners;
   }
 

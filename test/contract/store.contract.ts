@@ -465,6 +465,8 @@ export function storeContract(
       // A host that stopped while c ended elsewhere does not turn it back into stopped.
       await add(record('c', 'stopped'));
       await add(record('b', 'stopped'));
+      // A host whose own part failed (it lost the store) does not turn a completed run into failed.
+      await add(record('c', 'failed', { error: 'lost the store' }));
       expect(await list()).toEqual(['c:completed', 'b:failed', 'a:completed']);
       await add(record('d', 'cancelled'));
       expect(await list()).toEqual(['d:cancelled', 'c:completed', 'b:failed']);

@@ -3,6 +3,7 @@ import {
   type ExecutionContext,
   Injectable,
   type INestApplication,
+  Module,
 } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -53,19 +54,33 @@ class Numbers {
   }
 }
 
+/** The app's auth: a provider of its own module, which the guard needs. */
+@Injectable()
+class Tokens {
+  valid(header: string | undefined): boolean {
+    return header === 'Bearer ops';
+  }
+}
+
+@Module({ providers: [Tokens], exports: [Tokens] })
+class AuthModule {}
+
 @Injectable()
 class NeedsToken implements CanActivate {
+  constructor(private readonly tokens: Tokens) {}
+
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<{
       headers: Record<string, string>;
     }>();
-    return req.headers.authorization === 'Bearer ops';
+    return this.tokens.valid(req.headers.authorization);
   }
 }
 
 async function start(
   adapter: 'express' | 'fastify',
   dashboard: DashboardOptions,
+  prefix?: string,
 ): Promise<{ app: INestApplication; url: string; pw: ParallelWorker }> {
   const moduleRef = await Test.createTestingModule({
     imports: [
@@ -86,6 +101,7 @@ async function start(
     adapter === 'fastify'
       ? moduleRef.createNestApplication(new FastifyAdapter())
       : moduleRef.createNestApplication();
+  if (prefix) app.setGlobalPrefix(prefix);
   await app.listen(0, '127.0.0.1');
   return {
     app,
@@ -171,6 +187,10 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
     expect(
       (await post('pause', { 'sec-fetch-site': 'cross-site' })).status,
     ).toBe(403);
+    expect(
+      (await post('pause', { 'sec-fetch-site': 'same-site', origin: url }))
+        .status,
+    ).toBe(403);
     // No run to pause: the refusal is shown, not a server error.
     const none = await post('pause');
     expect(none.status).toBe(409);
@@ -181,7 +201,11 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
     rows = 2000;
     const run = pw.run('numbers');
     await new Promise((r) => setTimeout(r, 100));
-    const paused = await post('pause', { origin: url });
+    // Behind a proxy that rewrites Host: the browser's Sec-Fetch-Site says the page is this app's.
+    const paused = await post('pause', {
+      origin: 'https://jobs.example.com',
+      'sec-fetch-site': 'same-origin',
+    });
     expect(paused.status).toBe(200);
     expect(await paused.json()).toEqual({
       ok: true,
@@ -199,28 +223,48 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
   });
 
   it('pages a few thousand dead letters and runs the app’s guards', async () => {
-    const { app, url, pw } = await start(adapter, {
-      guards: [NeedsToken],
-      deadPageSize: 50,
-    });
+    const { app, url, pw } = await start(
+      adapter,
+      { guards: [NeedsToken], imports: [AuthModule], deadPageSize: 50 },
+      'api',
+    );
     rows = 3000;
     poison = Array.from({ length: 3000 }, (_, i) => i + 1);
     await pw.run('numbers');
-    expect((await fetch(`${url}/parallel-worker`)).status).toBe(403);
+    const page = `${url}/api/parallel-worker`;
+    expect((await fetch(page)).status).toBe(403);
     const auth = { authorization: 'Bearer ops' };
-    const first = await (
-      await fetch(`${url}/parallel-worker`, { headers: auth })
-    ).text();
+    const first = await (await fetch(page, { headers: auth })).text();
     expect(first).toContain('300 in all; showing 1–50, oldest first.');
     expect(first.match(/<tr><td>\d+, /g)).toHaveLength(50);
-    const later = await (
-      await fetch(`${url}/parallel-worker?job=numbers&dead=250`, {
+    // Every URL of the page has the app's global prefix, and the page links work as the browser follows them.
+    expect(first).toContain(
+      '<link rel="stylesheet" href="/api/parallel-worker/dashboard.css">',
+    );
+    const link = (html: string, rel: string) =>
+      (html.match(new RegExp(`<a href="([^"]+)" rel="${rel}">`)) ?? [])[1]
+        ?.replace(/&amp;/g, '&')
+        .replace(/#.*$/, '');
+    let html = first;
+    for (let i = 0; i < 5; i++) {
+      const next = await fetch(`${url}${link(html, 'next')}`, {
         headers: auth,
-      })
-    ).text();
-    expect(later).toContain('showing 251–300');
-    expect(later).toContain('rel="prev"');
-    expect(later).not.toContain('rel="next"');
+      });
+      expect(next.status).toBe(200);
+      html = await next.text();
+    }
+    expect(html).toContain('showing 251–300');
+    expect(html).toContain('rel="prev"');
+    expect(html).not.toContain('rel="next"');
+    const live = await fetch(
+      `${page}/live.json?job=numbers&dead=${Number.MAX_VALUE}`,
+      { headers: auth },
+    );
+    expect(live.status).toBe(200);
+    expect(
+      ((await live.json()) as { jobs: { numbers: { dead: string } } }).jobs
+        .numbers.dead,
+    ).toContain('<a href="/api/parallel-worker?job=numbers&amp;dead=');
     await app.close();
   });
 });

@@ -1,4 +1,8 @@
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { RangeItemsFailedError } from '../../lib';
+import { parseWorkerMessage } from '../../lib/cluster/ipc.messages';
+import { RunSpan } from '../../lib/run/tracing';
 import type { JobDefinition } from '../../lib/job.registry';
 import { RangeExecutor } from '../../lib/cluster/range-executor';
 import type { Range, RangeContext } from '../../lib';
@@ -103,5 +107,89 @@ describe('RangeExecutor', () => {
         stack: expect.stringContaining('unique violation on row 2'),
       },
     });
+  });
+
+  it('fails the whole range, naming them, when RangeItemsFailedError names values that are not ids', async () => {
+    const executor = new RangeExecutor(
+      job(() => {
+        throw new RangeItemsFailedError([1, { id: 2 } as never, NaN]);
+      }),
+      { job: 'items', runId: 'run-1' },
+      'w-1',
+    );
+    const result = await executor.execute(wire(4));
+    expect(result).toEqual({
+      token: 4,
+      ok: false,
+      error: {
+        message:
+          'RangeItemsFailedError named 2 values that are not ids ({ id: 2 }, NaN): name ids (numbers, strings or bigints) of the range it was given; the whole range is retried',
+        stack: expect.any(String),
+      },
+    });
+    // It travels: a malformed answer would cost every result of its batch.
+    expect(
+      parseWorkerMessage({
+        tag: 'parallel-worker',
+        type: 'results',
+        results: [result],
+      }),
+    ).toBeDefined();
+  });
+
+  it('gives every range the same params: one handler cannot change them for the next', async () => {
+    const seen: unknown[] = [];
+    const executor = new RangeExecutor(
+      job((_range, ctx) => {
+        seen.push(JSON.stringify(ctx.params));
+        (ctx.params as { tags: string[] }).tags.push('changed');
+      }),
+      { job: 'items', runId: 'run-1', params: { tags: ['a'] } },
+      'w-1',
+    );
+    const results = await Promise.all([
+      executor.execute(wire(5)),
+      executor.execute(wire(6)),
+    ]);
+    expect(results.map((r) => r.ok)).toEqual([false, false]);
+    expect(seen).toEqual(['{"tags":["a"]}', '{"tags":["a"]}']);
+  });
+
+  it('answers as usual when a tracing span processor throws', async () => {
+    const failing = {
+      onStart: () => {
+        throw new Error('processor down');
+      },
+      onEnd: () => {
+        throw new Error('processor down');
+      },
+      forceFlush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+    };
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({ spanProcessors: [failing] }),
+    );
+    try {
+      const executor = new RangeExecutor(
+        job(() => undefined),
+        {
+          job: 'items',
+          runId: 'run-1',
+          trace: {
+            traceId: '0af7651916cd43dd8448eb211c80319c',
+            spanId: 'b7ad6b7169203331',
+            traceFlags: 1,
+          },
+        },
+        'w-1',
+      );
+      expect(await executor.execute(wire(7))).toMatchObject({
+        token: 7,
+        ok: true,
+      });
+      expect(RunSpan.start('items', 'run-1', false)).toBeUndefined();
+    } finally {
+      trace.disable();
+    }
   });
 });

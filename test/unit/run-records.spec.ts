@@ -191,6 +191,8 @@ describe('run params', () => {
     [{ f: () => 1 }, 'params.f is a function, which JSON cannot hold'],
     [{ m: new Map() }, 'params.m is a Map, not a plain object'],
     [{ 'odd key': { x: [undefined] } }, 'params["odd key"].x[0] is undefined'],
+    // eslint-disable-next-line no-sparse-arrays
+    [{ list: [1, , 3] }, 'params.list[1] is an empty slot of a sparse array'],
     [
       'tenant-1',
       "params must be a plain object of JSON values, got 'tenant-1'",
