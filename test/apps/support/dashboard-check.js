@@ -140,9 +140,9 @@ const checks = {
     const ids = rows.toLocaleString('en-US');
     const path = new URL(base).pathname;
     const { users } = await live();
-    // One row of the runs table: <code>run id (8)</code>, the status badge, …, <td>ids</td>.
+    // One row of the runs table: <code title="run id">run id (8)</code>, the status badge, …, <td>ids</td>.
     const run = new RegExp(
-      `<tr><td><code>([0-9a-f-]{8})</code></td><td><span class="badge [^"]+">completed</span></td>.*?<td>${ids}</td>`,
+      `<tr><td><code title="[0-9a-f-]+">([0-9a-f-]{8})</code></td><td><span class="badge [^"]+">completed</span></td>.*?<td>${ids}</td>`,
     ).exec(users.runs);
     if (!run)
       fail(
@@ -166,7 +166,7 @@ const checks = {
 
     let res = await http('GET', '');
     expectStatus('GET', res, 200, 'text/html');
-    if (!res.body.includes(`<code>${run[1]}</code>`))
+    if (!res.body.includes(`">${run[1]}</code>`))
       fail(`GET: run ${run[1]} is not in the page`);
     ok(`GET ${path}: shows run ${run[1]}…`);
 
