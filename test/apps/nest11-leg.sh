@@ -17,7 +17,7 @@ set -euo pipefail
 # terminus 11.x accept @nestjs/common/core ^10 || ^11; the library's peer ranges
 # allow them (^3 || ^12, ^6 || ^12, ^11 || ^12).
 nest11=(
-  @nestjs/common@11 @nestjs/core@11 @nestjs/platform-express@11 @nestjs/testing@11
+  @nestjs/common@11 @nestjs/core@11 @nestjs/platform-express@11 @nestjs/platform-fastify@11 @nestjs/testing@11
   @nestjs/event-emitter@3 @nestjs/schedule@6 @nestjs/terminus@11
 )
 jest_files=(test/unit test/e2e/cluster.e2e-spec.ts test/e2e/multi-host.e2e-spec.ts)
@@ -54,7 +54,7 @@ echo "nest11-leg: $(git log -1 --format='%h %s') (committed state of $repo)"
 step "npm ci" npm ci --no-audit --no-fund --loglevel=error
 step "install Nest 11" npm install --no-save --no-audit --no-fund --loglevel=error "${nest11[@]}"
 # "invalid" below only means "not the ^12 range package.json asks for": expected here.
-npm ls @nestjs/core @nestjs/common @nestjs/testing @nestjs/schedule @nestjs/event-emitter @nestjs/terminus @nestjs/platform-express || true
+npm ls @nestjs/core @nestjs/common @nestjs/testing @nestjs/schedule @nestjs/event-emitter @nestjs/terminus @nestjs/platform-express @nestjs/platform-fastify || true
 core=$(node -p "require('@nestjs/core/package.json').version")
 [[ $core == 11.* ]] || { echo "==> FAIL nest11-leg: @nestjs/core is $core after the install, not 11.x"; exit 1; }
 for f in "${optional_jest_files[@]}"; do [[ -f $f ]] && jest_files+=("$f"); done
