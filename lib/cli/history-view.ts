@@ -83,7 +83,7 @@ export function renderHistory(
       out.push(
         ...error
           .split('\n')
-          .map((l, j) => `    ${j === 0 ? 'error: ' : '       '}${l}`),
+          .map((l, j) => `    ${j === 0 ? 'error: ' : '       '}${cell(l)}`),
       );
   });
   return out.join('\n');
