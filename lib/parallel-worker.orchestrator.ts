@@ -23,6 +23,7 @@ import type {
 } from './interfaces/run-summary.interface';
 import { LOG_CONTEXT } from './parallel-worker.constants';
 import { ModuleLogger } from './parallel-worker.logger';
+import { SignalStop } from './signal-stop';
 import {
   PARAMS_DIFFER,
   show,
@@ -60,9 +61,6 @@ interface ActiveRun {
  * in the store, builds their engines and worker pools, emits their events,
  * and turns SIGTERM/SIGINT into a graceful stop while a run is active.
  */
-/** After a signal stopped the runs, how long the app has to start closing by itself before the signal is raised again. */
-const RERAISE_GRACE_MS = 1000;
-
 @Injectable()
 export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   /** Identity of this host (this primary) in the store: hostname, pid and a random part (pids are reused). */
@@ -88,11 +86,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       }
     },
   };
-  private signals = 0;
-  /** The signal that stopped this process's runs: no run starts or is joined after it. */
-  private stopSignal?: NodeJS.Signals;
-  private reraise?: NodeJS.Timeout;
-  private closing = false;
+  /** SIGTERM/SIGINT while runs are active: no run starts or is joined after one. */
+  private readonly signals: SignalStop;
   /** This host's worker processes, kept between runs for workerIdleMs. */
   private readonly fleet: WorkerFleet;
 
@@ -105,6 +100,15 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     this.lock = new AsyncLock(options.lockOptions);
     this.logger = new ModuleLogger(LOG_CONTEXT, options.logging);
     this.fleet = new WorkerFleet(options, this.logger);
+    this.signals = new SignalStop(this.logger, {
+      stop: () => this.stop().then(() => this.fleet.close()),
+      abandon: () =>
+        Promise.all(
+          [...this.runs.values()].map(
+            (r) => r.engine?.abandon() ?? Promise.resolve(),
+          ),
+        ).then(() => undefined),
+    });
   }
 
   /** Ends the warm workers (and those of runs still ending, once released); resolves when all exited. */
@@ -153,10 +157,10 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
         ['startedBy must be a string'],
         `Job "${def.name}" was not started: startedBy must be a string (who or what started the run), got ${show(startedBy)}.`,
       );
-    if (this.stopSignal) {
+    if (this.signals.signal) {
       throw new RunRefusedError(
         def.name,
-        `Job "${def.name}" was not started: this process is stopping (${this.stopSignal} received).`,
+        `Job "${def.name}" was not started: this process is stopping (${this.signals.signal} received).`,
       );
     }
     const active = this.runs.get(def.name);
@@ -176,12 +180,12 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     const entry = { params } as ActiveRun;
     entry.promise = this.orchestrate(def, options, entry);
     this.runs.set(def.name, entry);
-    this.watchSignals();
+    this.signals.watch(this.runs.size > 0);
     try {
       return await entry.promise;
     } finally {
       this.runs.delete(def.name);
-      this.watchSignals();
+      this.signals.watch(this.runs.size > 0);
     }
   }
 
@@ -205,12 +209,15 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   ): Promise<RunSummary> {
     const startedAt = performance.now();
     await checkParams(def, given);
+    // What every call of this host sees as ctx.params: the stored text parsed back, frozen.
+    const params =
+      entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));
     const candidate = randomUUID();
     const partitions = await this.partitionsToStore(
       def,
       candidate,
       from,
-      entry.params,
+      params,
     );
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
     const started = await this.firstCall(def.name, () =>
@@ -234,8 +241,6 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
         def.name,
         PARAMS_DIFFER(def.name, `run ${runId}`, entry.params, started.params),
       );
-    const params =
-      entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));
     const logger = this.logger;
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
     if (!joined && def.total) void this.recordTotal(def, runId, params);
@@ -255,8 +260,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       lock: this.lock,
       startedAt,
       ...(params && { params }),
-      start: { startedBy, host: this.hostId },
-      ...(span && { trace: span.parent }),
+      ...(startedBy !== undefined && { startedBy }),
     });
     entry.engine = engine;
     const run: AssignedRun = {
@@ -361,7 +365,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     def: JobDefinition,
     runId: string,
     from: ID | null | undefined,
-    params: string | undefined,
+    params: Record<string, unknown> | undefined,
   ): Promise<PartitionBounds[] | undefined> {
     if (!def.partitions) return undefined;
     const s = await this.firstCall(def.name, () => this.store.state(def.name));
@@ -373,7 +377,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       runId,
       idOrder(this.options.idOrder),
       from === undefined ? s.cursor : from,
-      params === undefined ? undefined : frozen(JSON.parse(params)),
+      params,
     );
   }
 
@@ -401,61 +405,9 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     }
   }
 
-  /** SIGTERM/SIGINT stop the runs gracefully; a second one exits at once (leases released first). */
-  private watchSignals(): void {
-    const active = this.runs.size > 0;
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.off(signal, this.onSignal);
-      if (active) process.on(signal, this.onSignal);
-    }
-    if (!active) this.signals = 0;
-  }
-
-  /**
-   * The runs stopped after `signal`. An app that handles the signal itself
-   * (`enableShutdownHooks()`, or its own listener) goes on shutting down as it
-   * chose; otherwise the module raises the signal again, so the process ends
-   * as it would have without the module (a cron or HTTP app would go on forever).
-   */
-  private afterStop(signal: NodeJS.Signals): void {
-    process.off(signal, this.onSignal);
-    if (process.listenerCount(signal) > 0 || this.closing) return;
-    // A run-once main.ts goes on to app.close() (which cancels this) and exits by itself; the timer never keeps it alive.
-    this.reraise = setTimeout(() => {
-      this.logger.warn(
-        `${signal}: runs stopped; the app has no ${signal} handler of its own (enableShutdownHooks()) and did not close, so the process ends now.`,
-      );
-      process.kill(process.pid, signal);
-    }, RERAISE_GRACE_MS);
-    this.reraise.unref();
-  }
-
   /** The app is closing (app.close()): it ends by itself, so a stopped signal is not raised again. */
   closingApp(): void {
-    this.closing = true;
-    clearTimeout(this.reraise);
+    this.signals.appClosing();
     void this.fleet.close();
   }
-
-  private readonly onSignal = (signal: NodeJS.Signals): void => {
-    if (++this.signals === 1) {
-      this.stopSignal = signal;
-      this.logger.warn(
-        `${signal}: stopping gracefully (a second ${signal} exits at once).`,
-      );
-      void this.stop()
-        .then(() => this.fleet.close())
-        .then(() => this.afterStop(signal));
-      return;
-    }
-    this.logger.warn(`${signal} again: exiting now.`);
-    void Promise.race([
-      Promise.all(
-        [...this.runs.values()].map(
-          (r) => r.engine?.abandon() ?? Promise.resolve(),
-        ),
-      ),
-      new Promise((r) => setTimeout(r, 2000)),
-    ]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
 }

@@ -152,12 +152,7 @@ function dashboardController(o: Resolved): Type<unknown> {
       @Query('job') job?: string,
       @Query('dead') dead?: string,
     ): Promise<string> {
-      const views = await Promise.all(
-        this.worker
-          .jobs()
-          .map((name) => this.view(name, name === job ? dead : undefined)),
-      );
-      return renderPage(views, this.page(request));
+      return renderPage(await this.views(job, dead), this.page(request));
     }
 
     @Get('dashboard.css')
@@ -183,19 +178,19 @@ function dashboardController(o: Resolved): Type<unknown> {
       @Query('dead') dead?: string,
     ) {
       const page = this.page(request, '/live.json');
-      const jobs: Record<
-        string,
-        { stats: string; runs: string; dead: string }
-      > = {};
-      for (const name of this.worker.jobs()) {
-        const v = await this.view(name, name === job ? dead : undefined);
-        jobs[name] = {
-          stats: renderStats(v),
-          runs: renderRuns(v),
-          dead: renderDead(v, page),
-        };
-      }
-      return { jobs };
+      const views = await this.views(job, dead);
+      return {
+        jobs: Object.fromEntries(
+          views.map((v) => [
+            v.status.job,
+            {
+              stats: renderStats(v),
+              runs: renderRuns(v),
+              dead: renderDead(v, page),
+            },
+          ]),
+        ),
+      };
     }
 
     @Post(':job/:action')
@@ -249,6 +244,15 @@ function dashboardController(o: Resolved): Type<unknown> {
           await this.worker.reset(job);
           return `Reset "${job}": its next run starts from the first row.`;
       }
+    }
+
+    /** Every job of the app, read at once; `dead` is the dead-letter page of `job`. */
+    private views(job?: string, dead?: string): Promise<JobView[]> {
+      return Promise.all(
+        this.worker
+          .jobs()
+          .map((name) => this.view(name, name === job ? dead : undefined)),
+      );
     }
 
     private async view(

@@ -207,7 +207,7 @@ export class RangeRecorder {
         summary.status === 'stopped' && s?.state === 'stopped'
           ? 'cancelled'
           : summary.status,
-      startedBy: s ? (s.startedBy ?? null) : (this.d.start?.startedBy ?? null),
+      startedBy: s ? (s.startedBy ?? null) : (this.d.startedBy ?? null),
       host: s?.startedOn ?? null,
       startedAt: s?.startedAt ?? null,
       endedAt: s?.endedAt ?? s?.now ?? Date.now(),

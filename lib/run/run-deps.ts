@@ -4,7 +4,6 @@ import type { JobDefinition } from '../job.registry';
 import type { ModuleLogger } from '../parallel-worker.logger';
 import type { CoordinationStore } from '../store/coordination-store.interface';
 import type { Clock } from './clock';
-import type { TraceParent } from '../cluster/ipc.messages';
 
 /** Where a run's events go (EventEmitter2 when the app has it, and the metrics module). */
 export interface EventSink {
@@ -23,10 +22,8 @@ export interface RunDeps {
   lock: AsyncLock;
   /** The run's params (`ctx.params`), deep-frozen: one call cannot change what the next one sees. */
   params?: Record<string, unknown>;
-  /** What the history record says about how the run started. */
-  start?: { startedBy?: string; host?: string };
-  /** The run's span (OpenTelemetry), for the workers' range spans. */
-  trace?: TraceParent;
+  /** What `run(job, { startedBy })` said on this host (the history record's, when the store lost the run's own). */
+  startedBy?: string;
   /** When `run()` was called, on `clock`. */
   startedAt: number;
   /** Monotonic time for deadlines and timeouts; tests pass their own. Default `performance.now()`. */
