@@ -46,7 +46,7 @@ export const OUTSIDE_PARTITION = (
 
 /** What a @RangePartitions method returned cannot be used. */
 export const BAD_PARTITIONS = (job: string, method: string, why: string) =>
-  `Job "${job}": ${method} (@RangePartitions) ${why}. Return [{ after, upTo }, …] in id order, each after below its upTo, only the first after and the last upTo null; or { min, max } with @RangePartitions('${job}', { count }).`;
+  `Job "${job}": ${method} (@RangePartitions) ${why}. Return [{ after, upTo }, …] in id order, each after below its upTo and equal to the upTo before it, only the first after and the last upTo null; or { min, max } with @RangePartitions('${job}', { count }).`;
 
 export const LAST_ID_BEFORE_IDS = (job: string, lastId: unknown, id: unknown) =>
   `Job "${job}": the range object's lastId ${show(lastId)} is before its id ${show(id)}; lastId must be the largest id of the range.`;

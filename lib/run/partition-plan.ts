@@ -106,14 +106,18 @@ function checked(
         `returned after ${show(after)} not below upTo ${show(upTo)} at index ${i}`,
       );
     const before = i > 0 ? (value[i - 1] as { upTo?: unknown }).upTo : null;
-    if (
-      i > 0 &&
-      before !== null &&
-      isId(before) &&
-      order.compare(after as ID, before) < 0
-    )
+    const step =
+      i > 0 && before !== null && isId(before)
+        ? order.compare(after as ID, before)
+        : 0;
+    if (step < 0)
       bad(
         `returned partitions that overlap: index ${i} starts after ${show(after)}, before the end ${show(before)} of index ${i - 1}`,
+      );
+    // Ids between two partitions belong to neither: no loader call would ever return them.
+    if (step > 0)
+      bad(
+        `returned partitions with a gap: index ${i - 1} ${show(value[i - 1])} ends at ${show(before)} and index ${i} ${show(p)} starts after ${show(after)}, so ids in (${show(before)}, ${show(after)}] would never be handled; start index ${i} after ${show(before)}`,
       );
     return { after: after as ID | null, upTo: upTo as ID | null };
   });

@@ -993,6 +993,13 @@ describe('partitions (in process, workers: 0)', () => {
       ],
       'returned partitions that overlap: index 1 starts after 200, before the end 300 of index 0',
     ],
+    [
+      [
+        { after: null, upTo: 500 },
+        { after: 501, upTo: null },
+      ],
+      'returned partitions with a gap: index 0 { after: null, upTo: 500 } ends at 500 and index 1 { after: 501, upTo: null } starts after 501, so ids in (500, 501] would never be handled; start index 1 after 500',
+    ],
     [[{ after: 5, upTo: 5 }], 'returned after 5 not below upTo 5 at index 0'],
     [
       [
