@@ -176,3 +176,8 @@ export const PARAMS_DIFFER = (
   theirs: string | undefined,
 ): string =>
   `Job "${job}" was not started: ${where === 'this host' ? 'its run on this host' : where} is active with ${theirs === undefined ? 'no params' : `params ${theirs}`}, and this run() has ${mine === undefined ? 'none' : `params ${mine}`}. A run keeps one set of params on every host: call run('${job}') with the same params to join it, or wait for it to end (or cancel it) and start another.`;
+
+/** The job's cursor kept moving (a reset, another host's run) while its partitions were planned. */
+export const PLAN_CURSOR_MOVED = (job: string, method: string, times: number) =>
+  `Job "${job}" was not started: its cursor moved ${times} times while ${method} (@RangePartitions) planned the partitions (a reset, ` +
+  `or another host's run), and a plan clipped at a cursor the job no longer has would skip ids. Nothing was started; run the job again.`;

@@ -16,7 +16,6 @@ import { WorkerFleet } from './cluster/worker-fleet';
 import { RunFailedError } from './errors/run-failed.error';
 import type { JobDefinition } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
-import type { ID } from './interfaces/range.interface';
 import type {
   RunOptions,
   RunSummary,
@@ -38,13 +37,9 @@ import {
   RESOLVED_OPTIONS,
 } from './parallel-worker.providers';
 import type { EventSink } from './run/run-deps';
-import { idOrder } from './run/id-order';
-import { planPartitions } from './run/partition-plan';
 import { RunEngine } from './run/run-engine';
-import type {
-  CoordinationStore,
-  PartitionBounds,
-} from './store/coordination-store.interface';
+import type { CoordinationStore } from './store/coordination-store.interface';
+import { recordTotal, startOrJoin, type RunPlanDeps } from './run/run-plan';
 
 /** A run of a job on this host, from `run()` until it resolves. */
 interface ActiveRun {
@@ -90,6 +85,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   private readonly signals: SignalStop;
   /** This host's worker processes, kept between runs for workerIdleMs. */
   private readonly fleet: WorkerFleet;
+  /** What planning and starting a run uses. */
+  private readonly planDeps: RunPlanDeps;
 
   constructor(
     @Inject(RESOLVED_OPTIONS)
@@ -100,6 +97,12 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     this.lock = new AsyncLock(options.lockOptions);
     this.logger = new ModuleLogger(LOG_CONTEXT, options.logging);
     this.fleet = new WorkerFleet(options, this.logger);
+    this.planDeps = {
+      store,
+      options,
+      logger: this.logger,
+      firstCall: (job, call) => this.firstCall(job, call),
+    };
     this.signals = new SignalStop(this.logger, {
       stop: () => this.stop().then(() => this.fleet.close()),
       abandon: () =>
@@ -212,28 +215,19 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     // What every call of this host sees as ctx.params: the stored text parsed back, frozen.
     const params =
       entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));
-    const candidate = randomUUID();
-    const partitions = await this.partitionsToStore(
-      def,
-      candidate,
-      from,
-      params,
-    );
     // The job's loader and handler say which app it is: another app's job in the same store is refused, not continued.
-    const started = await this.firstCall(def.name, () =>
-      this.store.startRun(
-        def.name,
-        candidate,
-        from,
-        `${def.loader.name} + ${def.handler.name}`,
-        partitions,
-        {
-          ...(entry.params !== undefined && { params: entry.params }),
-          ...(startedBy !== undefined && { startedBy }),
-          host: this.hostId,
-        },
-      ),
-    );
+    const started = await startOrJoin(this.planDeps, def, {
+      runId: randomUUID(),
+      from,
+      ...(params && { params }),
+      declaredBy: `${def.loader.name} + ${def.handler.name}`,
+      start: {
+        ...(entry.params !== undefined && { params: entry.params }),
+        ...(startedBy !== undefined && { startedBy }),
+        host: this.hostId,
+      },
+      startedAt,
+    });
     const { runId, joined } = started;
     // Every host and worker of a run sees the same params: one that would join with others is refused.
     if (joined && started.params !== entry.params)
@@ -243,7 +237,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       );
     const logger = this.logger;
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
-    if (!joined && def.total) void this.recordTotal(def, runId, params);
+    if (!joined && def.total)
+      void recordTotal(this.planDeps, def, runId, params);
     const span = RunSpan.start(def.name, runId, joined);
     const inline = this.options.workers === 0;
     logger.info(
@@ -352,56 +347,6 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       }
     } finally {
       clearTimeout(timer);
-    }
-  }
-
-  /**
-   * The partitions a run that starts now would store: asked of the job's
-   * `@RangePartitions` method only when the store holds none for the job (or
-   * `from` replaces them) and no run is active to join; clipped to start
-   * after the job's cursor (or `from`).
-   */
-  private async partitionsToStore(
-    def: JobDefinition,
-    runId: string,
-    from: ID | null | undefined,
-    params: Record<string, unknown> | undefined,
-  ): Promise<PartitionBounds[] | undefined> {
-    if (!def.partitions) return undefined;
-    const s = await this.firstCall(def.name, () => this.store.state(def.name));
-    const active = s.state === 'running' && s.runId !== null;
-    if (from === undefined && (active || s.partitions?.length))
-      return undefined;
-    return planPartitions(
-      def,
-      runId,
-      idOrder(this.options.idOrder),
-      from === undefined ? s.cursor : from,
-      params,
-    );
-  }
-
-  /** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
-  private async recordTotal(
-    def: JobDefinition,
-    runId: string,
-    params: Record<string, unknown> | undefined,
-  ): Promise<void> {
-    try {
-      const value = await def.total?.call({
-        job: def.name,
-        runId,
-        ...(params && { params }),
-      });
-      if (value === undefined || value === null) return;
-      const total = Number(value);
-      if (!Number.isFinite(total) || total < 0)
-        throw new Error(`it returned ${show(value)}, not a count`);
-      await this.store.setTotal(def.name, runId, total);
-    } catch (e) {
-      this.logger.warn(
-        `Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
-      );
     }
   }
 

@@ -115,6 +115,14 @@ export interface RunStart {
   host?: string;
 }
 
+/**
+ * What `startRun` answers: the run started or joined, or `replanFrom` when
+ * the partitions given were planned from a cursor the job no longer has.
+ */
+export type StartRunResult =
+  | { runId: string; joined: boolean; params?: string }
+  | { replanFrom: ID | null };
+
 /** How a run ended, as its history record says: `cancelled` is a stop asked of every host (cancel()). */
 export type RunRecordStatus = 'completed' | 'stopped' | 'cancelled' | 'failed';
 
@@ -193,6 +201,13 @@ export interface CoordinationStore {
    * `start`: params, startedBy and host, stored with a new run; a run joined
    * answers with its own `params` (absent when it has none), so the caller
    * can refuse to join with different ones.
+   * `plannedFrom`: the job's cursor `partitions` were clipped at, as the
+   * caller read it (a job with partitions passes it with none too, when it
+   * read stored ones). A new run that would store partitions (none stored,
+   * no `from`) starts only while the job's cursor is still that one and
+   * partitions are given; else it changes nothing and answers
+   * `{ replanFrom }`, the cursor now, to plan again from: a plan clipped at
+   * a cursor that a reset moved back would skip the ids in between.
    */
   startRun(
     job: string,
@@ -201,7 +216,8 @@ export interface CoordinationStore {
     declaredBy?: string,
     partitions?: PartitionBounds[],
     start?: RunStart,
-  ): Promise<{ runId: string; joined: boolean; params?: string }>;
+    plannedFrom?: ID | null,
+  ): Promise<StartRunResult>;
   /**
    * `request` (optional): the owner's id for this call, unique among its
    * recent calls. A claim or commit that arrives twice with the same one (a

@@ -30,9 +30,18 @@ export class KeyValueStore extends MemoryStore {
     declaredBy?: string,
     partitions?: Parameters<MemoryStore['startRun']>[4],
     start?: Parameters<MemoryStore['startRun']>[5],
+    plannedFrom?: Parameters<MemoryStore['startRun']>[6],
   ) {
     await this.load(job);
-    return super.startRun(job, runId, from, declaredBy, partitions, start);
+    return super.startRun(
+      job,
+      runId,
+      from,
+      declaredBy,
+      partitions,
+      start,
+      plannedFrom,
+    );
   }
 
   override async state(job: string) {

@@ -17,6 +17,7 @@ import type {
   RunCounters,
   RunRecord,
   RunStart,
+  StartRunResult,
   StoreRunState,
   StoredPartition,
   StoredRange,
@@ -134,7 +135,8 @@ export class MemoryStore implements CoordinationStore {
     declaredBy?: string,
     partitions?: PartitionBounds[],
     start?: RunStart,
-  ): Promise<{ runId: string; joined: boolean; params?: string }> {
+    plannedFrom?: ID | null,
+  ): Promise<StartRunResult> {
     const s = this.job(job);
     const now = this.now();
     if (
@@ -157,6 +159,13 @@ export class MemoryStore implements CoordinationStore {
       if (this.active(s, now))
         throw new RunRefusedError(job, RUN_BUSY(s.runId));
     }
+    if (
+      from === undefined &&
+      plannedFrom !== undefined &&
+      !s.partitions &&
+      (!partitions?.length || s.cursor !== plannedFrom)
+    )
+      return { replanFrom: s.cursor };
     if (declaredBy) s.declaredBy = declaredBy;
     if (from !== undefined) {
       s.cursor = from;

@@ -15,6 +15,7 @@ import type {
   PartitionBounds,
   RunRecord,
   RunStart,
+  StartRunResult,
   StoreRunState,
   StoredPartition,
   StoredRange,
@@ -232,7 +233,8 @@ export class RedisStore implements CoordinationStore {
     declaredBy?: string,
     partitions?: PartitionBounds[],
     start?: RunStart,
-  ): Promise<{ runId: string; joined: boolean; params?: string }> {
+    plannedFrom?: ID | null,
+  ): Promise<StartRunResult> {
     // The start fields given, as name and value pairs for the meta hash.
     const fields = Object.entries({
       params: start?.params,
@@ -248,6 +250,7 @@ export class RedisStore implements CoordinationStore {
       declaredBy ?? '',
       fields.length,
       ...fields.flat(),
+      plannedFrom === undefined ? '' : JSON.stringify(plannedFrom),
       // Encoded as the cursor is: a partition's cursor starts as its `after`, compared as sent.
       ...(partitions ?? []).flatMap((p) => [
         JSON.stringify(p.after ?? null),
@@ -260,6 +263,8 @@ export class RedisStore implements CoordinationStore {
         JOB_DECLARED_ELSEWHERE(job, String(value), declaredBy as string),
       );
     if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)));
+    if (id === 'replan')
+      return { replanFrom: JSON.parse(String(value)) as ID | null };
     return {
       runId: String(id),
       joined: Number(value) === 1,

@@ -1049,6 +1049,85 @@ export function storeContract(
           cursor: null,
         });
       });
+
+      it('stores a new plan only against the cursor it was planned from (compare-and-set), else changes nothing and says where the cursor is', async () => {
+        await store.startRun(job, 'r1', 150);
+        await store.endRun(job, 'r1', 'completed');
+        const clipped = [{ after: 150, upTo: null }];
+        // Planned from 150, but a reset moved the cursor back meanwhile.
+        await store.reset(job);
+        expect(
+          await store.startRun(
+            job,
+            'r2',
+            undefined,
+            undefined,
+            clipped,
+            undefined,
+            150,
+          ),
+        ).toEqual({ replanFrom: null });
+        let s = await store.state(job);
+        expect(s).toMatchObject({ state: 'idle', cursor: null });
+        expect(s.partitions).toBeUndefined();
+        // A job with partitions that passes none (it read stored ones, gone since) plans them again too.
+        expect(
+          await store.startRun(
+            job,
+            'r2',
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            null,
+          ),
+        ).toEqual({ replanFrom: null });
+        expect((await store.state(job)).state).toBe('idle');
+        // Planned from the cursor the job has: stored.
+        expect(
+          await store.startRun(
+            job,
+            'r2',
+            undefined,
+            undefined,
+            BOUNDS,
+            undefined,
+            null,
+          ),
+        ).toEqual({ runId: 'r2', joined: false });
+        s = await store.state(job);
+        expect(s.partitions?.map((p) => p.cursor)).toEqual([null, 100, 200]);
+        await store.endRun(job, 'r2', 'completed');
+        // Partitions stored: they are kept, whatever cursor the caller planned from.
+        expect(
+          await store.startRun(
+            job,
+            'r3',
+            undefined,
+            undefined,
+            clipped,
+            undefined,
+            150,
+          ),
+        ).toEqual({ runId: 'r3', joined: false });
+        expect((await store.state(job)).partitions).toHaveLength(3);
+        await store.endRun(job, 'r3', 'completed');
+        // from sets the cursor the plan is clipped at in the same step: nothing to compare.
+        expect(
+          await store.startRun(
+            job,
+            'r4',
+            150,
+            undefined,
+            clipped,
+            undefined,
+            7,
+          ),
+        ).toEqual({ runId: 'r4', joined: false });
+        expect((await store.state(job)).partitions).toEqual([
+          { after: 150, upTo: null, cursor: 150, exhausted: false, ids: 0 },
+        ]);
+      });
     });
   });
 }

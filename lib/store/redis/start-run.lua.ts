@@ -5,10 +5,13 @@ import { COMMON } from './common.lua';
  * - KEYS: the job's keys (JOB_KEYS).
  * - ARGV: [1] runId, [2] hasFrom ('1'/'0'), [3] from (JSON), [4] declaredBy ('' for none),
  *   [5] n, then n pairs of a start field ('params', 'startedBy', 'startedOn') and its value (those given),
+ *   then the cursor the partitions were planned from (JSON; '' when the job has no partitions),
  *   then per partition its after and its upTo (JSON; none when the job has no partitions).
  * - Reply: { runId, joined (1/0), the joined run's params (nil for none) }; { 'busy', runId } when `from` is given
  *   while the run is active; { 'declared', declaredBy } when the job is
- *   another app's and `from` is not given.
+ *   another app's and `from` is not given; { 'replan', cursor } when a new
+ *   run would store partitions planned from a cursor the job no longer has
+ *   (or none were given): nothing changed.
  * A new run stores the given partitions when the job has none stored, or with
  * `from` (which replaces the stored ones, none when none are given); else the
  * stored ones are kept, their cursors too, and go over again (new rows only).
@@ -22,10 +25,16 @@ if redis.call('HGET', META, 'state') == 'running' then
   if ARGV[2] == '0' then return { run_id(), 1, redis.call('HGET', META, 'params') } end
   if active(now) then return { 'busy', run_id() } end
 end
+local planned_at = 6 + 2 * tonumber(ARGV[5])
+local first_part = planned_at + 1
+-- A plan clipped at a cursor that moved since (a reset while it was computed) would skip the ids in between.
+if ARGV[2] == '0' and ARGV[planned_at] ~= '' and not parts_n() then
+  local cursor = redis.call('HGET', META, 'cursor') or 'null'
+  if #ARGV < first_part or cursor ~= ARGV[planned_at] then return { 'replan', cursor } end
+end
 if ARGV[4] ~= '' then redis.call('HSET', META, 'declaredBy', ARGV[4]) end
-local first_part = 6 + 2 * tonumber(ARGV[5])
 redis.call('HDEL', META, 'params', 'startedBy', 'startedOn')
-if first_part > 6 then redis.call('HSET', META, unpack(ARGV, 6, first_part - 1)) end
+if planned_at > 6 then redis.call('HSET', META, unpack(ARGV, 6, planned_at - 1)) end
 -- The given partitions, each cursor at its start: the bounds stay the JSON the host sent, so a cursor compares as sent.
 local function fresh_parts()
   local count = (#ARGV - first_part + 1) / 2

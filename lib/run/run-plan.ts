@@ -1,0 +1,140 @@
+import { RunRefusedError } from '../errors/run-refused.error';
+import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
+import type { ID } from '../interfaces/range.interface';
+import type { JobDefinition } from '../job.registry';
+import type { ModuleLogger } from '../parallel-worker.logger';
+import { PLAN_CURSOR_MOVED, show } from '../parallel-worker.messages';
+import type {
+  CoordinationStore,
+  PartitionBounds,
+  RunStart,
+} from '../store/coordination-store.interface';
+import { idOrder } from './id-order';
+import { planPartitions } from './partition-plan';
+
+/** What starting a run needs from the orchestrator. */
+export interface RunPlanDeps {
+  store: CoordinationStore;
+  options: ResolvedParallelWorkerOptions;
+  logger: ModuleLogger;
+  /** A store call retried while the store fails, for at most storeConnectTimeoutMs. */
+  firstCall<T>(job: string, call: () => Promise<T>): Promise<T>;
+}
+
+/** The start `run()` asks of the store. */
+export interface RunRequest {
+  /** The run's id if it starts (not if it joins). */
+  runId: string;
+  from: ID | null | undefined;
+  params?: Record<string, unknown>;
+  /** The job's loader and handler: which app it is. */
+  declaredBy: string;
+  start: RunStart;
+  /** performance.now() when run() was called. */
+  startedAt: number;
+}
+
+/** Plans a start makes again, when the cursor keeps moving under it, before it gives up. */
+const MAX_PLANS = 5;
+
+/**
+ * Starts the job's run, or joins the active one, with the job's partitions
+ * planned from its cursor. The store keeps a new plan only against the cursor
+ * it was planned from: when that moved meanwhile (a reset while a slow
+ * @RangePartitions ran), the plan is made again from where the cursor is now,
+ * never stored clipped at the old one.
+ */
+export async function startOrJoin(
+  deps: RunPlanDeps,
+  def: JobDefinition,
+  request: RunRequest,
+): Promise<{ runId: string; joined: boolean; params?: string }> {
+  let plan = await firstPlan(deps, def, request);
+  for (let plans = 1; ; plans++) {
+    const started = await deps.firstCall(def.name, () =>
+      deps.store.startRun(
+        def.name,
+        request.runId,
+        request.from,
+        request.declaredBy,
+        plan?.bounds,
+        request.start,
+        plan?.from,
+      ),
+    );
+    if (!('replanFrom' in started)) return started;
+    if (plans >= MAX_PLANS)
+      throw new RunRefusedError(
+        def.name,
+        PLAN_CURSOR_MOVED(def.name, def.partitions?.name ?? '', plans),
+      );
+    const from = started.replanFrom;
+    plan = { from, bounds: await plannedPartitions(deps, def, request, from) };
+  }
+}
+
+/**
+ * The partitions a run that starts now would store, and the cursor they are
+ * planned from: asked of the job's @RangePartitions method only when the
+ * store holds none for the job (or `from` replaces them) and no run is
+ * active to join.
+ */
+async function firstPlan(
+  deps: RunPlanDeps,
+  def: JobDefinition,
+  request: RunRequest,
+): Promise<{ bounds?: PartitionBounds[]; from?: ID | null } | undefined> {
+  if (!def.partitions) return undefined;
+  const { from } = request;
+  // With `from` the store sets the cursor the plan is clipped at in the same step: nothing can move it between.
+  if (from !== undefined)
+    return { bounds: await plannedPartitions(deps, def, request, from) };
+  const s = await deps.firstCall(def.name, () => deps.store.state(def.name));
+  const active = s.state === 'running' && s.runId !== null;
+  if (active || s.partitions?.length) return { from: s.cursor };
+  return {
+    from: s.cursor,
+    bounds: await plannedPartitions(deps, def, request, s.cursor),
+  };
+}
+
+/** The job's @RangePartitions, clipped at `floor`. */
+async function plannedPartitions(
+  deps: RunPlanDeps,
+  def: JobDefinition,
+  request: RunRequest,
+  floor: ID | null,
+): Promise<PartitionBounds[]> {
+  return planPartitions(
+    def,
+    request.runId,
+    idOrder(deps.options.idOrder),
+    floor,
+    request.params,
+  );
+}
+
+/** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
+export async function recordTotal(
+  deps: RunPlanDeps,
+  def: JobDefinition,
+  runId: string,
+  params: Record<string, unknown> | undefined,
+): Promise<void> {
+  try {
+    const value = await def.total?.call({
+      job: def.name,
+      runId,
+      ...(params && { params }),
+    });
+    if (value === undefined || value === null) return;
+    const total = Number(value);
+    if (!Number.isFinite(total) || total < 0)
+      throw new Error(`it returned ${show(value)}, not a count`);
+    await deps.store.setTotal(def.name, runId, total);
+  } catch (e) {
+    deps.logger.warn(
+      `Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
+    );
+  }
+}
