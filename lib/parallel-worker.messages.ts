@@ -177,7 +177,22 @@ export const PARAMS_DIFFER = (
 ): string =>
   `Job "${job}" was not started: ${where === 'this host' ? 'its run on this host' : where} is active with ${theirs === undefined ? 'no params' : `params ${theirs}`}, and this run() has ${mine === undefined ? 'none' : `params ${mine}`}. A run keeps one set of params on every host: call run('${job}') with the same params to join it, or wait for it to end (or cancel it) and start another.`;
 
+/** The @RangePartitions method did not answer within loaderTimeoutMs: a run cannot start without its plan. */
+export const PARTITIONS_TIMED_OUT = (job: string, method: string, ms: number) =>
+  `${method} (@RangePartitions) did not answer within loaderTimeoutMs (${ms} ms), and job "${job}" cannot run without its partition plan; ` +
+  `nothing was started or changed. Make it answer sooner (e.g. MIN and MAX over an indexed id), or raise loaderTimeoutMs, then run the job again.`;
+
 /** The job's cursor kept moving (a reset, another host's run) while its partitions were planned. */
 export const PLAN_CURSOR_MOVED = (job: string, method: string, times: number) =>
   `Job "${job}" was not started: its cursor moved ${times} times while ${method} (@RangePartitions) planned the partitions (a reset, ` +
   `or another host's run), and a plan clipped at a cursor the job no longer has would skip ids. Nothing was started; run the job again.`;
+
+/** The @RangeTotal method did not answer within loaderTimeoutMs: the run goes on without a total. */
+export const TOTAL_TIMED_OUT = (job: string, method: string, ms: number) =>
+  `Job "${job}": ${method} (@RangeTotal) did not answer within loaderTimeoutMs (${ms} ms); the run goes on without a total, ` +
+  `so status() has no percent or ETA. Make it answer sooner (an estimate such as pg_class.reltuples will do) or raise loaderTimeoutMs.`;
+
+/** The throttle option did not answer within healthTimeoutMs: counted as unknown, hand-out goes on. */
+export const THROTTLE_TIMED_OUT = (job: string, ms: number, againMs: number) =>
+  `Job "${job}": the throttle option did not answer within healthTimeoutMs (${ms} ms); counted as unknown, so handing out goes on ` +
+  `as if it said go, and it is asked again in ${againMs} ms. Make it answer sooner (a query with a statement timeout) or raise healthTimeoutMs.`;

@@ -133,6 +133,7 @@ export function resolveOptions(
   return {
     storage,
     throttle: options.throttle,
+    healthTimeoutMs: int(options, 'healthTimeoutMs', 2000, 1),
     maxRangesPerSecond: int(options, 'maxRangesPerSecond', 0, 0),
     workers,
     restartWorkerOnExit: options.restartWorkerOnExit ?? true,

@@ -111,13 +111,24 @@ export interface ParallelWorkerOptions {
   shutdownTimeoutMs?: number;
   /** A handler running longer has its signal aborted and its range failed (retried); `0` never. Default `300000`. */
   rangeTimeoutMs?: number;
-  /** A loader call taking longer counts as a failed call (retried); `0` never. Default `60000`. */
+  /**
+   * A loader call taking longer counts as a failed call (retried); `0` never.
+   * Also the time `@RangePartitions` (the run fails: it cannot start without
+   * its plan) and `@RangeTotal` (the run goes on without a total) are given
+   * to answer. Default `60000`.
+   */
   loaderTimeoutMs?: number;
   /**
    * Asked about once a second; `true` (or a number of ms) pauses handing out
    * ranges, e.g. while replication lags or the database is busy. Default none.
    */
   throttle?: ThrottleFn;
+  /**
+   * How long the `throttle` is given to answer; one that does not answer in
+   * time counts as unknown: a warning, and handing out goes on as if it said
+   * go until it is asked again a second later. Default `2000`.
+   */
+  healthTimeoutMs?: number;
   /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
   maxRangesPerSecond?: number;
   /**

@@ -4,6 +4,7 @@ import type { JobDefinition } from '../job.registry';
 import { BAD_PARTITIONS, show } from '../parallel-worker.messages';
 import type { PartitionBounds } from '../store/coordination-store.interface';
 import type { IdOrder } from './id-order';
+import { withinMs } from './time-limit';
 
 const isId = (v: unknown): v is ID =>
   (typeof v === 'number' && Number.isSafeInteger(v)) ||
@@ -14,7 +15,8 @@ const isId = (v: unknown): v is ID =>
  * partition bounds in id order, starting after `floor` (the job's cursor, or
  * `from`): partitions that end at or before it are done already and left
  * out; the first one left starts after it. Throws `InvalidRangeError`, naming
- * the job, the method and the value, for anything it cannot use.
+ * the job, the method and the value, for anything it cannot use, and
+ * `TimeLimitError` when the method does not answer within `timeoutMs`.
  */
 export async function planPartitions(
   def: JobDefinition,
@@ -22,14 +24,13 @@ export async function planPartitions(
   order: IdOrder,
   floor: ID | null,
   params?: Record<string, unknown>,
+  timeoutMs = 0,
 ): Promise<PartitionBounds[]> {
   const method = def.partitions;
   if (!method) return [];
-  const value = await method.call({
-    job: def.name,
-    runId,
-    ...(params && { params }),
-  });
+  const value = await withinMs(timeoutMs, () =>
+    method.call({ job: def.name, runId, ...(params && { params }) }),
+  );
   const bad = (why: string): never => {
     throw new InvalidRangeError(
       def.name,

@@ -133,6 +133,7 @@ export class RunEngine implements PoolListener {
       { job: d.job.name, runId: d.runId },
       d.logger,
       () => this.wake(),
+      d.options.healthTimeoutMs,
     );
     this.timers.push(
       setInterval(() => void this.followControl(), CONTROL_POLL_MS),

@@ -1,9 +1,15 @@
+import { RunFailedError } from '../errors/run-failed.error';
 import { RunRefusedError } from '../errors/run-refused.error';
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
 import type { ID } from '../interfaces/range.interface';
 import type { JobDefinition } from '../job.registry';
 import type { ModuleLogger } from '../parallel-worker.logger';
-import { PLAN_CURSOR_MOVED, show } from '../parallel-worker.messages';
+import {
+  PARTITIONS_TIMED_OUT,
+  PLAN_CURSOR_MOVED,
+  show,
+  TOTAL_TIMED_OUT,
+} from '../parallel-worker.messages';
 import type {
   CoordinationStore,
   PartitionBounds,
@@ -11,6 +17,7 @@ import type {
 } from '../store/coordination-store.interface';
 import { idOrder } from './id-order';
 import { planPartitions } from './partition-plan';
+import { TimeLimitError, withinMs } from './time-limit';
 
 /** What starting a run needs from the orchestrator. */
 export interface RunPlanDeps {
@@ -98,35 +105,65 @@ async function firstPlan(
   };
 }
 
-/** The job's @RangePartitions, clipped at `floor`. */
+/** The job's @RangePartitions, within loaderTimeoutMs: a run that cannot have its plan fails, naming the method. */
 async function plannedPartitions(
   deps: RunPlanDeps,
   def: JobDefinition,
   request: RunRequest,
   floor: ID | null,
 ): Promise<PartitionBounds[]> {
-  return planPartitions(
-    def,
-    request.runId,
-    idOrder(deps.options.idOrder),
-    floor,
-    request.params,
-  );
+  const timeoutMs = deps.options.loaderTimeoutMs;
+  try {
+    return await planPartitions(
+      def,
+      request.runId,
+      idOrder(deps.options.idOrder),
+      floor,
+      request.params,
+      timeoutMs,
+    );
+  } catch (e) {
+    if (!(e instanceof TimeLimitError)) throw e;
+    const error = PARTITIONS_TIMED_OUT(
+      def.name,
+      def.partitions?.name ?? '',
+      timeoutMs,
+    );
+    deps.logger.error(`Job "${def.name}" failed: ${error}`);
+    throw new RunFailedError(
+      {
+        job: def.name,
+        runId: request.runId,
+        status: 'failed',
+        ids: 0,
+        ranges: { completed: 0, retried: 0, dead: 0 },
+        workers: { started: 0, restarted: 0 },
+        durationMs: Math.round(performance.now() - request.startedAt),
+        error,
+        host: { ids: 0, ranges: 0 },
+      },
+      { cause: e },
+    );
+  }
 }
 
-/** Runs the job's @RangeTotal once per run (null or undefined: no total); a failure only costs percent and ETA. */
+/**
+ * Runs the job's @RangeTotal once per run (null or undefined: no total),
+ * within loaderTimeoutMs; a failure or no answer only costs percent and ETA.
+ */
 export async function recordTotal(
   deps: RunPlanDeps,
   def: JobDefinition,
   runId: string,
   params: Record<string, unknown> | undefined,
 ): Promise<void> {
+  const method = def.total;
+  if (!method) return;
+  const timeoutMs = deps.options.loaderTimeoutMs;
   try {
-    const value = await def.total?.call({
-      job: def.name,
-      runId,
-      ...(params && { params }),
-    });
+    const value = await withinMs(timeoutMs, () =>
+      method.call({ job: def.name, runId, ...(params && { params }) }),
+    );
     if (value === undefined || value === null) return;
     const total = Number(value);
     if (!Number.isFinite(total) || total < 0)
@@ -134,7 +171,9 @@ export async function recordTotal(
     await deps.store.setTotal(def.name, runId, total);
   } catch (e) {
     deps.logger.warn(
-      `Job "${def.name}": ${def.total?.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
+      e instanceof TimeLimitError
+        ? TOTAL_TIMED_OUT(def.name, method.name, timeoutMs)
+        : `Job "${def.name}": ${method.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
     );
   }
 }

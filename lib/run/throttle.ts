@@ -3,6 +3,8 @@ import type {
   ThrottleFn,
 } from '../interfaces/throttle.interface';
 import type { ModuleLogger } from '../parallel-worker.logger';
+import { THROTTLE_TIMED_OUT } from '../parallel-worker.messages';
+import { TimeLimitError, withinMs } from './time-limit';
 
 /** How often the throttle is asked while it lets work through, and how long a `true` pauses. */
 const CHECK_MS = 1000;
@@ -11,19 +13,26 @@ const CHECK_MS = 1000;
  * Asks the user's throttle at most once a second (it may be a query) and
  * holds hand-out from the first ask until it answers "go", and again while it
  * says "pause"; after a pause it is asked again before anything goes out.
- * `resume` is called when hand-out may go on.
+ * `resume` is called when hand-out may go on. An answer that does not come
+ * within `timeoutMs` counts as unknown, like a throw: hand-out goes on as if
+ * it said go (a hung query must not stop a run for ever, silently, and the
+ * store's leases and the database's own limits still hold), and the throttle
+ * is asked again a second later.
  */
 export class Throttle {
   private go = false;
   private checking = false;
   private nextCheck = 0;
   private timer?: NodeJS.Timeout;
+  /** The last ask got no answer in time: warned once until it answers again. */
+  private unanswered = false;
 
   constructor(
     private readonly fn: ThrottleFn | undefined,
     private readonly ctx: ThrottleContext,
     private readonly logger: ModuleLogger,
     private readonly resume: () => void,
+    private readonly timeoutMs: number,
   ) {}
 
   /** True while hand-out may go on; starts a check when one is due. */
@@ -43,7 +52,11 @@ export class Throttle {
     this.checking = true;
     let pauseMs = 0;
     try {
-      const answer = await (this.fn as ThrottleFn)(this.ctx);
+      const fn = this.fn as ThrottleFn;
+      const answer = await withinMs(this.timeoutMs, () => fn(this.ctx));
+      if (this.unanswered)
+        this.logger.info(`Job "${this.ctx.job}": the throttle answers again.`);
+      this.unanswered = false;
       pauseMs =
         answer === true
           ? CHECK_MS
@@ -51,9 +64,15 @@ export class Throttle {
             ? answer
             : 0;
     } catch (e) {
-      this.logger.warn(
-        `Job "${this.ctx.job}": the throttle threw (${(e as Error).message}); going on unthrottled.`,
-      );
+      if (!(e instanceof TimeLimitError))
+        this.logger.warn(
+          `Job "${this.ctx.job}": the throttle threw (${(e as Error).message}); going on unthrottled.`,
+        );
+      else if (!this.unanswered)
+        this.logger.warn(
+          THROTTLE_TIMED_OUT(this.ctx.job, this.timeoutMs, CHECK_MS),
+        );
+      this.unanswered = e instanceof TimeLimitError;
     } finally {
       this.checking = false;
     }

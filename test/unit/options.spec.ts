@@ -18,6 +18,8 @@ describe('options', () => {
       maxAttempts: 3,
       shutdownTimeoutMs: 10_000,
       workerIdleMs: 120_000,
+      healthTimeoutMs: 2000,
+      loaderTimeoutMs: 60_000,
     });
     expect(resolveOptions({ workers: 3 }).maxAllowedWorkerRestartsCount).toBe(
       15,
@@ -63,6 +65,10 @@ describe('options', () => {
     [
       { storageKey: 'a {b}' },
       'option "storageKey" must be a non-empty string without spaces or braces',
+    ],
+    [
+      { healthTimeoutMs: 0 },
+      'option "healthTimeoutMs" must be a whole number >= 1, got 0',
     ],
     [
       { workerIdleMs: -1 },
