@@ -211,7 +211,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     entry: ActiveRun,
   ): Promise<RunSummary> {
     const startedAt = performance.now();
-    await checkParams(def, given);
+    await checkParams(def, given, this.options.loaderTimeoutMs);
     // What every call of this host sees as ctx.params: the stored text parsed back, frozen.
     const params =
       entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));

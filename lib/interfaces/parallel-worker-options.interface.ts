@@ -114,8 +114,9 @@ export interface ParallelWorkerOptions {
   /**
    * A loader call taking longer counts as a failed call (retried); `0` never.
    * Also the time `@RangePartitions` (the run fails: it cannot start without
-   * its plan) and `@RangeTotal` (the run goes on without a total) are given
-   * to answer. Default `60000`.
+   * its plan), `@RangeTotal` (the run goes on without a total) and a
+   * `@RangeLoader(job, { params })` check (the run is refused) are given to
+   * answer. Default `60000`.
    */
   loaderTimeoutMs?: number;
   /**

@@ -1,6 +1,7 @@
 import { InvalidParamsError } from '../errors/invalid-params.error';
 import type { JobDefinition } from '../job.registry';
 import { show } from '../parallel-worker.messages';
+import { TimeLimitError, withinMs } from './time-limit';
 
 const isPlain = (v: object) => {
   const proto = Object.getPrototypeOf(v);
@@ -94,26 +95,31 @@ function optional<T>(name: string): T | undefined {
 /**
  * Checks the params with the job's `@RangeLoader(job, { params })`: a class
  * is validated with class-validator (built with class-transformer when the
- * app has it), a function may throw or return `false` (or a message).
- * Rejects with InvalidParamsError before anything starts.
+ * app has it), a function may throw or return `false` (or a message); either
+ * has `timeoutMs` to answer (async validators may query). Rejects with
+ * InvalidParamsError before anything starts.
  */
 export async function checkParams(
   def: JobDefinition,
   params: Record<string, unknown> | undefined,
+  timeoutMs = 0,
 ): Promise<void> {
   const check = def.loader.params;
   if (!check) return;
   const given = params ?? {};
   let problems: string[];
   if (isClass(check)) {
-    problems = await classProblems(
-      check as new () => object,
-      given,
-      def.loader.name,
-    );
+    problems = await withinMs(timeoutMs, () =>
+      classProblems(check as new () => object, given, def.loader.name),
+    ).catch((e: unknown) => {
+      if (e instanceof TimeLimitError) return [timedOut(timeoutMs)];
+      throw e;
+    });
   } else {
     try {
-      const verdict = await (check as (p: unknown) => unknown)(given);
+      const verdict = await withinMs(timeoutMs, () =>
+        (check as (p: unknown) => unknown)(given),
+      );
       problems =
         verdict === false
           ? ['the params function returned false']
@@ -121,7 +127,11 @@ export async function checkParams(
             ? [verdict]
             : [];
     } catch (e) {
-      problems = [(e as Error)?.message ?? String(e)];
+      problems = [
+        e instanceof TimeLimitError
+          ? timedOut(timeoutMs)
+          : ((e as Error)?.message ?? String(e)),
+      ];
     }
   }
   if (problems.length)
@@ -132,6 +142,9 @@ export async function checkParams(
       `Job "${def.name}" was not started: its params are not valid (${def.loader.name} @RangeLoader params): ${problems.join('; ')}.`,
     );
 }
+
+const timedOut = (ms: number) =>
+  `the params check did not answer within loaderTimeoutMs (${ms} ms)`;
 
 interface ValidationErrorLike {
   property: string;

@@ -12,6 +12,7 @@ import {
   RangePartitions,
   RangeTotal,
   RunFailedError,
+  InvalidParamsError,
 } from '../../lib';
 
 /** 1..95, in process. */
@@ -139,6 +140,29 @@ describe('user callbacks that never settle', () => {
     expect(s.state).toBe('completed');
     expect(s.total).toBeUndefined();
     expect(s.percent).toBeUndefined();
+    await a.close();
+  });
+
+  it('a params check that never answers refuses the run, naming the loader and the time; nothing starts', async () => {
+    @Injectable()
+    class Checked extends Counting {
+      @RangeLoader('counting', { params: never })
+      override next(lastId: ID | null, ctx: LoadContext): number[] {
+        return super.next(lastId, ctx);
+      }
+    }
+    const a = await app({ loaderTimeoutMs: 50 }, [Checked]);
+    const pw = a.get(ParallelWorker);
+    const error = await pw
+      .run('counting', { params: { since: '2026-01-01' } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidParamsError);
+    expect((error as Error).message).toBe(
+      'Job "counting" was not started: its params are not valid (Checked.next @RangeLoader params): ' +
+        'the params check did not answer within loaderTimeoutMs (50 ms).',
+    );
+    expect(Counting.handled).toEqual([]);
+    expect((await pw.status('counting')).state).toBe('idle');
     await a.close();
   });
 });
