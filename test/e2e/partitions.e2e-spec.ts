@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli } from '../support/cli';
 import { runFixture, startFixture } from '../support/fixture';
 import {
+  addPgItems,
   createPgItems,
   DATABASE_URL,
   dropPgTable,
   pgCounts,
+  pgQuery,
 } from '../support/postgres';
 import { REDIS_URL } from '../support/redis-server';
 
@@ -139,5 +144,49 @@ describe('partitioned loading on PostgreSQL (e2e)', () => {
     // Partition 1 handed out nothing past its end.
     const counts = await pgCounts(t);
     expect(counts.duplicated).toEqual([]);
+  });
+
+  it('a job that just gained @RangePartitions, with a CLI reset landing while they are planned: every row handled, then and in the next run', async () => {
+    const t = await table(10_000);
+    const prefix = `pw-parts-${randomBytes(4).toString('hex')}`;
+    const redis = { REDIS_URL, FIXTURE_PREFIX: prefix };
+    const plain = { ...env(t), ...redis, FIXTURE_PARTITIONS: undefined };
+    // Before it had partitions: the job ran to its end, its cursor is at the last row.
+    expect((await runFixture(plain)).summary).toMatchObject({ ids: 10_000 });
+    const gate = join(
+      tmpdir(),
+      `pw-plan-gate-${randomBytes(4).toString('hex')}`,
+    );
+    const run = startFixture({ ...env(t), ...redis, FIXTURE_PLAN_GATE: gate });
+    await run.waitFor(/PLANNING pid=\d+/);
+    const reset = await runCli([
+      'reset',
+      'items',
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+    ]);
+    expect(reset.out).toBe(
+      '"items" reset: its next run starts from the first row.\n',
+    );
+    writeFileSync(gate, '');
+    const result = await run.exited;
+    expect(result.code).toBe(0);
+    expect(result.summary).toMatchObject({ status: 'completed', ids: 10_000 });
+    // Every row twice: once before the reset, once after it.
+    const times = () =>
+      pgQuery<{ processed: number; n: number }>(
+        `SELECT processed, COUNT(*)::int AS n FROM ${t} GROUP BY processed ORDER BY processed`,
+      );
+    expect(await times()).toEqual([{ processed: 2, n: 10_000 }]);
+    // The plan stored is the whole table's: the next run handles the new rows, and only those.
+    await addPgItems(t, 1000);
+    const next = await runFixture({ ...env(t), ...redis });
+    expect(next.summary).toMatchObject({ status: 'completed', ids: 1000 });
+    expect(await times()).toEqual([
+      { processed: 1, n: 1000 },
+      { processed: 2, n: 10_000 },
+    ]);
   });
 });
