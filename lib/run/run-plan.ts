@@ -161,8 +161,10 @@ export async function recordTotal(
   if (!method) return;
   const timeoutMs = deps.options.loaderTimeoutMs;
   try {
-    const value = await withinMs(timeoutMs, () =>
-      method.call({ job: def.name, runId, ...(params && { params }) }),
+    const value = await withinMs(
+      timeoutMs,
+      () => method.call({ job: def.name, runId, ...(params && { params }) }),
+      true,
     );
     if (value === undefined || value === null) return;
     const total = Number(value);

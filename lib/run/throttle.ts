@@ -53,7 +53,7 @@ export class Throttle {
     let pauseMs = 0;
     try {
       const fn = this.fn as ThrottleFn;
-      const answer = await withinMs(this.timeoutMs, () => fn(this.ctx));
+      const answer = await withinMs(this.timeoutMs, () => fn(this.ctx), true);
       if (this.unanswered)
         this.logger.info(`Job "${this.ctx.job}": the throttle answers again.`);
       this.unanswered = false;
