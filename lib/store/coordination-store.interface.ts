@@ -39,7 +39,11 @@ export interface StoredPartition extends PartitionBounds {
 
 /** A handed-out range. Ends as completed, failed, released or expired. */
 export interface Lease {
-  /** Fencing token: increases per job; a new one for every hand-out. */
+  /**
+   * Fencing token: increases per job; a new one for every hand-out. Never
+   * below the store's time in ms x 1000, so tokens go up across processes,
+   * restarts and failovers too.
+   */
   token: number;
   runId: string;
   range: StoredRange;

@@ -1,19 +1,57 @@
 import { MemoryStore, type MemoryJobState } from './memory.store';
-import type { Lease } from './coordination-store.interface';
-
-import type { KeyValueStorage } from './coordination-store.interface';
+import type {
+  CoordinationStore,
+  KeyValueStorage,
+  Lease,
+} from './coordination-store.interface';
 
 export type { KeyValueStorage };
 
 /**
+ * Every store call, each of which reads or changes one job (its first
+ * argument). Typed as a record of the interface's methods, so a method added
+ * to `CoordinationStore` does not compile until it is listed here, and loaded.
+ */
+const JOB_CALLS: Record<
+  Exclude<keyof CoordinationStore, 'where' | 'close'>,
+  true
+> = {
+  startRun: true,
+  claim: true,
+  commit: true,
+  heartbeat: true,
+  complete: true,
+  fail: true,
+  release: true,
+  leave: true,
+  endRun: true,
+  control: true,
+  reset: true,
+  setTotal: true,
+  takePermits: true,
+  countWorkers: true,
+  retryDead: true,
+  state: true,
+  deadLetters: true,
+  recordRun: true,
+  history: true,
+  leasesByOwner: true,
+};
+
+type JobCall = (job: string, ...rest: unknown[]) => Promise<unknown>;
+
+/**
  * The seed-style `{ get, set }` storage: coordination runs in memory as in
  * `MemoryStore`, and each job's whole state (cursor, leases, retries, dead
- * letters) is saved under `<storageKey>:<job>` after every change, so the next
- * process resumes where this one stopped. One host only: two hosts writing the
- * same key would overwrite each other.
+ * letters, history, declaration, token counter) is saved under
+ * `<storageKey>:<job>` after every change, so the next process resumes where
+ * this one stopped. Every call loads the job's saved state first, whichever
+ * call a process makes first. One host only: two hosts writing the same key
+ * would overwrite each other.
  */
 export class KeyValueStore extends MemoryStore {
-  private readonly loaded = new Set<string>();
+  /** By job: its saved state, read once per process (every call waits for the same read). */
+  private readonly loads = new Map<string, Promise<void>>();
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -21,64 +59,18 @@ export class KeyValueStore extends MemoryStore {
     private readonly prefix: string,
   ) {
     super();
-  }
-
-  override async startRun(
-    job: string,
-    runId: string,
-    from?: Parameters<MemoryStore['startRun']>[2],
-    declaredBy?: string,
-    partitions?: Parameters<MemoryStore['startRun']>[4],
-    start?: Parameters<MemoryStore['startRun']>[5],
-    plannedFrom?: Parameters<MemoryStore['startRun']>[6],
-  ) {
-    await this.load(job);
-    return super.startRun(
-      job,
-      runId,
-      from,
-      declaredBy,
-      partitions,
-      start,
-      plannedFrom,
-    );
-  }
-
-  override async state(job: string) {
-    await this.load(job);
-    return super.state(job);
-  }
-
-  override async retryDead(job: string) {
-    await this.load(job);
-    return super.retryDead(job);
-  }
-
-  override async deadLetters(
-    job: string,
-    page?: Parameters<MemoryStore['deadLetters']>[1],
-  ) {
-    await this.load(job);
-    return super.deadLetters(job, page);
-  }
-
-  override async recordRun(
-    job: string,
-    record: Parameters<MemoryStore['recordRun']>[1],
-    keep: number,
-  ) {
-    await this.load(job);
-    return super.recordRun(job, record, keep);
-  }
-
-  override async leasesByOwner(job: string) {
-    await this.load(job);
-    return super.leasesByOwner(job);
-  }
-
-  override async history(job: string, limit: number) {
-    await this.load(job);
-    return super.history(job, limit);
+    // One wrapper for every call rather than an override each: none can act on a job before its saved state is in.
+    for (const name of Object.keys(JOB_CALLS)) {
+      const call = (
+        MemoryStore.prototype as unknown as Record<string, JobCall>
+      )[name];
+      Object.defineProperty(this, name, {
+        value: async (job: string, ...rest: unknown[]) => {
+          await this.load(job);
+          return call.call(this, job, ...rest);
+        },
+      });
+    }
   }
 
   protected override async saved(job: string): Promise<void> {
@@ -99,10 +91,19 @@ export class KeyValueStore extends MemoryStore {
     return `${this.prefix}:${job}`;
   }
 
-  private async load(job: string): Promise<void> {
-    if (this.loaded.has(job)) return;
+  private load(job: string): Promise<void> {
+    let loading = this.loads.get(job);
+    if (!loading) {
+      loading = this.read(job);
+      // A failed read (storage unreachable) is tried again by the next call, not remembered.
+      loading.catch(() => this.loads.delete(job));
+      this.loads.set(job, loading);
+    }
+    return loading;
+  }
+
+  private async read(job: string): Promise<void> {
     const raw = await this.storage.get(this.key(job));
-    this.loaded.add(job);
     if (raw === null || raw === undefined) return;
     const saved = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Omit<
       MemoryJobState,

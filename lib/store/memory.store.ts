@@ -50,6 +50,7 @@ export interface MemoryJobState {
   exhausted: boolean;
   /** The job's partitions, each with its own cursor (then `cursor` and `exhausted` are unused). */
   partitions?: StoredPartition[];
+  /** The next fencing token, unless store time in ms x 1000 has passed it (see `lease`). */
   nextToken: number;
   counters: RunCounters;
   /** By token, in the order they were leased. */
@@ -672,6 +673,8 @@ export class MemoryStore implements CoordinationStore {
     leaseMs: number,
     now: number,
   ): Lease {
+    // The same floor as Redis: a later process (or one whose saved counter was lost) still issues larger tokens.
+    s.nextToken = Math.max(s.nextToken, now * 1000 + 1);
     const lease: Lease = {
       token: s.nextToken++,
       runId: s.runId as string,

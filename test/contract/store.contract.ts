@@ -18,18 +18,23 @@ export function storeContract(
     store: CoordinationStore;
     job: string;
     close?: () => Promise<void>;
+    /** A new store instance over the same state, as a fresh process makes it; absent when the state dies with the store. */
+    reopen?: () => CoordinationStore;
   }>,
+  /** The store keeps its state outside the instance: `make` gives `reopen`, and the fresh-process cases run. */
+  { reopens = false }: { reopens?: boolean } = {},
 ): void {
   describe(`${name}: CoordinationStore contract`, () => {
     let store: CoordinationStore;
     let job: string;
     let close: (() => Promise<void>) | undefined;
+    let reopen: (() => CoordinationStore) | undefined;
     const A = 'host-a';
     const B = 'host-b';
     const LEASE = 10_000;
 
     beforeEach(async () => {
-      ({ store, job, close } = await make());
+      ({ store, job, close, reopen } = await make());
     });
     afterEach(async () => close?.());
 
@@ -759,6 +764,122 @@ export function storeContract(
         /belongs to another app, which declares it as Reindex.next/,
       );
     });
+
+    it('issues fencing tokens above store time in ms x 1000, so they go up across processes and failovers', async () => {
+      await store.startRun(job, 'r');
+      const before = (await store.state(job)).now;
+      const lease = await leaseFresh(A, [1]);
+      expect(lease.token).toBeGreaterThan(before * 1000);
+      expect(Number.isSafeInteger(lease.token)).toBe(true);
+      const next = await leaseFresh(A, [2]);
+      expect(next.token).toBeGreaterThan(lease.token);
+    });
+
+    (reopens ? describe : describe.skip)(
+      'a fresh process over the same state (a new store instance)',
+      () => {
+        const appA = 'UsersBackfill.next + UsersBackfill.handle';
+        const appB = 'Reindex.next + Reindex.handle';
+        const fresh = (): CoordinationStore => {
+          if (!reopen) throw new Error(`${name} cannot be reopened`);
+          return reopen();
+        };
+
+        /** A run of appA that dead-lettered one range, completed another and holds a third; returns the tokens it issued. */
+        const stored = async (): Promise<number[]> => {
+          await store.startRun(job, 'r1', undefined, appA);
+          const dead = await leaseFresh(A, [1, 2]);
+          await store.fail(job, A, dead.token, {
+            error: { message: 'poison' },
+            dead: true,
+            retryInMs: 0,
+          });
+          const done = await leaseFresh(A, [3]);
+          await store.complete(job, A, [done.token]);
+          const held = await leaseFresh(A, [4]);
+          return [dead.token, done.token, held.token];
+        };
+
+        it('resets as its first call without losing dead letters, history, the declaration or the tokens', async () => {
+          const tokens = await stored();
+          await store.release(job, A, [tokens[2]]);
+          await store.endRun(job, 'r1', 'completed');
+          await store.leave?.(job, A);
+          const record = { runId: 'r1', job, status: 'completed' } as const;
+          await store.recordRun?.(
+            job,
+            {
+              ...record,
+              params: null,
+              startedBy: null,
+              host: A,
+              startedAt: 1,
+              endedAt: 2,
+              summary: {
+                job,
+                runId: 'r1',
+                status: 'completed',
+                ids: 1,
+                ranges: { completed: 1, retried: 0, dead: 1 },
+                workers: { started: 0, restarted: 0 },
+                durationMs: 1,
+                host: { ids: 1, ranges: 1 },
+              },
+              deadLetters: 1,
+            },
+            10,
+          );
+          const next = fresh();
+          await next.reset(job);
+          expect(await next.deadLetters(job)).toHaveLength(1);
+          expect(await next.history?.(job, 10)).toEqual([
+            expect.objectContaining(record),
+          ]);
+          expect(await next.state(job)).toMatchObject({
+            state: 'idle',
+            cursor: null,
+            dead: 1,
+          });
+          await next.startRun(job, 'r2', undefined, appA);
+          const again = await next.claim(job, A, LEASE);
+          expect(again.type).toBe('load');
+          const after = await next.commit(
+            job,
+            A,
+            null,
+            [range([1], null)],
+            LEASE,
+          );
+          if (after.type !== 'leased') throw new Error(after.type);
+          expect(after.leases[0].token).toBeGreaterThan(Math.max(...tokens));
+        });
+
+        it('pauses and cancels the stored active run as its first call', async () => {
+          await stored();
+          const second = fresh();
+          expect(await second.control(job, 'pause')).toBe('r1');
+          expect(await second.state(job)).toMatchObject({
+            runId: 'r1',
+            state: 'running',
+            control: 'pause',
+            cursor: 4,
+            leased: 1,
+            dead: 1,
+          });
+          const third = fresh();
+          expect(await third.control(job, 'cancel')).toBe('r1');
+          expect(await third.state(job)).toMatchObject({
+            runId: 'r1',
+            state: 'stopped',
+            cursor: 4,
+            leased: 1,
+            dead: 1,
+            counters: { ids: 1, completed: 1, dead: 1 },
+          });
+          expect(await fresh().deadLetters(job)).toHaveLength(1);
+        });
+      },
+    );
 
     it('tells other hosts when the run failed', async () => {
       await store.startRun(job, 'r');

@@ -7,16 +7,22 @@ storeContract('MemoryStore', async () => ({
 }));
 
 const map = new Map<string, string>();
-storeContract('KeyValueStore (seed-style { get, set })', async () => {
-  map.clear();
-  return {
-    store: new KeyValueStore(
-      { get: (k) => map.get(k), set: (k, v) => map.set(k, v) },
-      'parallel-worker',
-    ),
-    job: 'items',
-  };
-});
+storeContract(
+  'KeyValueStore (seed-style { get, set })',
+  async () => {
+    map.clear();
+    const storage = {
+      get: (key: string) => map.get(key),
+      set: (key: string, value: string) => map.set(key, value),
+    };
+    return {
+      store: new KeyValueStore(storage, 'parallel-worker'),
+      job: 'items',
+      reopen: () => new KeyValueStore(storage, 'parallel-worker'),
+    };
+  },
+  { reopens: true },
+);
 
 describe('KeyValueStore', () => {
   it('saves the whole job state under <storageKey>:<job>, so a new process resumes it', async () => {

@@ -6,19 +6,24 @@ import { storeContract } from '../contract/store.contract';
 
 const REDIS_URL = process.env.PW_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-storeContract('RedisStore', async () => {
-  const redis = new Redis(REDIS_URL);
-  const prefix = `pw-test-${randomBytes(4).toString('hex')}`;
-  return {
-    store: new RedisStore(redis, prefix),
-    job: 'items',
-    close: async () => {
-      const keys = await redis.keys(`{${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
-      await redis.quit();
-    },
-  };
-});
+storeContract(
+  'RedisStore',
+  async () => {
+    const redis = new Redis(REDIS_URL);
+    const prefix = `pw-test-${randomBytes(4).toString('hex')}`;
+    return {
+      store: new RedisStore(redis, prefix),
+      job: 'items',
+      reopen: () => new RedisStore(redis, prefix),
+      close: async () => {
+        const keys = await redis.keys(`{${prefix}:*`);
+        if (keys.length) await redis.del(...keys);
+        await redis.quit();
+      },
+    };
+  },
+  { reopens: true },
+);
 
 describe('RedisStore', () => {
   let redis: Redis;
