@@ -39,6 +39,10 @@ export interface JobDefinition {
   };
 }
 
+/** Which app a job is, as the store keeps it: its loader and handler, `Class.method + Class.method`. */
+export const declarationOf = (def: JobDefinition): string =>
+  `${def.loader.name} + ${def.handler.name}`;
+
 /** The jobs the explorer found, by name. Internal. */
 @Injectable()
 export class JobRegistry {

@@ -84,6 +84,21 @@ export const JOB_DECLARED_ELSEWHERE = (
   `If this is the same app after renaming that class or method, take the job over once with run('${job}', { from }) ` +
   `(from: the cursor status() shows, or null to start over).`;
 
+/**
+ * Another app's call on a job (status, pause, resume, cancel, reset,
+ * retryDead, history, deadLetters): an app steers only the jobs it declares.
+ */
+export const JOB_STEERED_ELSEWHERE = (
+  job: string,
+  stored: string,
+  ours: string,
+  call: string,
+) =>
+  `Job "${job}" in this store belongs to another app, which declares it as ${stored}; this app declares it as ${ours}, so its ${call}() is refused: an app steers only its own jobs. ` +
+  `Two apps sharing one Redis need different storageKey values (ParallelWorkerModule.forRoot({ storageKey })). ` +
+  `To act on that app's job, use that app or the CLI (npx nestjs-parallel-worker <command> ${job} --prefix <storageKey>); ` +
+  `if this is the same app after renaming that class or method, take the job over once with run('${job}', { from }).`;
+
 /** `from` while hosts hold live leases of the active run. */
 const ACTIVE = (runId: string) =>
   `run ${runId} is active (a host holds a lease of it, or took part in it within leaseMs and has not stopped)`;

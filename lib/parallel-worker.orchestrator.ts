@@ -14,7 +14,7 @@ import { ClusterPool } from './cluster/cluster-pool';
 import { InlinePool } from './cluster/inline-pool';
 import { WorkerFleet } from './cluster/worker-fleet';
 import { RunFailedError } from './errors/run-failed.error';
-import type { JobDefinition } from './job.registry';
+import { declarationOf, type JobDefinition } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
 import type {
   RunOptions,
@@ -220,7 +220,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       runId: randomUUID(),
       from,
       ...(params && { params }),
-      declaredBy: `${def.loader.name} + ${def.handler.name}`,
+      declaredBy: declarationOf(def),
       start: {
         ...(entry.params !== undefined && { params: entry.params }),
         ...(startedBy !== undefined && { startedBy }),

@@ -11,7 +11,7 @@ import cluster from 'node:cluster';
 import { WorkerRole } from './cluster/worker-role';
 import { RunRefusedError } from './errors/run-refused.error';
 import { UnknownJobError } from './errors/unknown-job.error';
-import { type JobDefinition, JobRegistry } from './job.registry';
+import { declarationOf, type JobDefinition, JobRegistry } from './job.registry';
 import type { ResolvedParallelWorkerOptions } from './interfaces/parallel-worker-options.interface';
 import type {
   JobStatus,
@@ -100,8 +100,10 @@ export class ParallelWorker
 
   /** @internal Live leases per host (all hosts), for the dashboard. */
   async leasesByHost(job?: string): Promise<Record<string, number>> {
-    const name = this.job(job).name;
-    return (await this.store.leasesByOwner?.(name)) ?? {};
+    const def = this.job(job);
+    return (
+      (await this.store.leasesByOwner?.(def.name, declarationOf(def))) ?? {}
+    );
   }
 
   /** @internal Lets the metrics module see every event, with or without EventEmitter2. */
@@ -111,8 +113,9 @@ export class ParallelWorker
 
   /** Progress of a job (all hosts), as the store and this host see it. */
   async status(job?: string): Promise<JobStatus> {
-    const name = this.job(job).name;
-    const s = await this.store.state(name);
+    const def = this.job(job);
+    const name = def.name;
+    const s = await this.store.state(name, declarationOf(def));
     const local = this.orchestrator.isRunning(name);
     let state: JobStatus['state'] = s.state;
     if (s.state === 'running') {
@@ -188,10 +191,11 @@ export class ParallelWorker
 
   /** Moves the job's cursor back to the start (the next run handles every row); refused while a run is active. */
   async reset(job?: string): Promise<void> {
-    const name = this.job(job).name;
+    const def = this.job(job);
+    const name = def.name;
     if (this.orchestrator.isRunning(name))
       throw new RunRefusedError(name, m.RESET_HERE(name));
-    await this.store.reset(name);
+    await this.store.reset(name, declarationOf(def));
     this.logger.info(
       `Job "${name}": reset; the next run starts from the first row.`,
     );
@@ -201,8 +205,9 @@ export class ParallelWorker
     job: string | undefined,
     action: 'pause' | 'resume' | 'cancel',
   ): Promise<void> {
-    const name = this.job(job).name;
-    const runId = await this.store.control(name, action);
+    const def = this.job(job);
+    const name = def.name;
+    const runId = await this.store.control(name, action, declarationOf(def));
     if (!runId) throw new RunRefusedError(name, m.NO_ACTIVE_RUN(name, action));
     this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`);
     // This host obeys at once; the others within a second.
@@ -221,8 +226,9 @@ export class ParallelWorker
    * is running, else in its next run. Resolves with how many were requeued.
    */
   async retryDead(job?: string): Promise<number> {
-    const name = this.job(job).name;
-    const moved = await this.store.retryDead(name);
+    const def = this.job(job);
+    const name = def.name;
+    const moved = await this.store.retryDead(name, declarationOf(def));
     if (moved)
       this.logger.info(
         `Job "${name}": ${moved} dead-lettered ranges will be handed out again.`,
@@ -241,13 +247,16 @@ export class ParallelWorker
     job?: string,
     options: { limit?: number } = {},
   ): Promise<RunRecord[]> {
-    const name = this.job(job).name;
+    const def = this.job(job);
+    const name = def.name;
     const limit = options.limit ?? this.options.historyLimit;
     if (!Number.isInteger(limit) || limit < 0)
       throw new RangeError(
         `history('${name}', { limit }): limit must be a whole number ≥ 0, got ${m.show(limit)}.`,
       );
-    return this.store.history ? this.store.history(name, limit) : [];
+    return this.store.history
+      ? this.store.history(name, limit, declarationOf(def))
+      : [];
   }
 
   /**
@@ -259,7 +268,8 @@ export class ParallelWorker
     job?: string,
     page: { offset?: number; limit?: number } = {},
   ): Promise<DeadLetter[]> {
-    const name = this.job(job).name;
+    const def = this.job(job);
+    const name = def.name;
     const { offset = 0, limit } = page;
     for (const [key, value] of Object.entries({ offset, limit }))
       if (value !== undefined && (!Number.isInteger(value) || value < 0))
@@ -267,11 +277,12 @@ export class ParallelWorker
           `deadLetters('${name}', { ${key} }): ${key} must be a whole number ≥ 0, got ${m.show(value)}.`,
         );
     if (offset === 0 && limit === undefined)
-      return this.store.deadLetters(name);
-    return this.store.deadLetters(name, {
-      offset,
-      limit: limit ?? Number.MAX_SAFE_INTEGER,
-    });
+      return this.store.deadLetters(name, undefined, declarationOf(def));
+    return this.store.deadLetters(
+      name,
+      { offset, limit: limit ?? Number.MAX_SAFE_INTEGER },
+      declarationOf(def),
+    );
   }
 
   onModuleDestroy(): void {

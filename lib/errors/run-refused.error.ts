@@ -5,7 +5,9 @@
  * app in the same store, a run already going on this host when `from` is
  * given, or a stop already signalled in this process. `reset()` rejects with
  * it while the run is active, `pause()`/`resume()`/`cancel()` when there is no
- * active run.
+ * active run. `status()`, `pause()`, `resume()`, `cancel()`, `reset()`,
+ * `retryDead()`, `history()` and `deadLetters()` reject with it on a job the
+ * store keeps for another app (another loader and handler).
  */
 export class RunRefusedError extends Error {
   override readonly name = 'RunRefusedError';

@@ -187,6 +187,13 @@ export interface StoreRunState {
  * to coordinate through something else.
  *
  * Every method is atomic with respect to the others for one job.
+ *
+ * `declaredBy` (the last argument of the calls an app makes on a job: state,
+ * control, reset, retryDead, deadLetters, history, leasesByOwner) names the
+ * app's loader and handler, as `startRun` does: when the job holds another
+ * declaration the call throws `RunRefusedError` and changes nothing, checked
+ * in the same atomic step as the call. Not checked when omitted (the CLI acts
+ * on any job) or when the job holds none yet (the first run stores it).
  */
 export interface CoordinationStore {
   /**
@@ -296,9 +303,10 @@ export interface CoordinationStore {
   control(
     job: string,
     action: 'pause' | 'resume' | 'cancel',
+    declaredBy?: string,
   ): Promise<string | null>;
   /** Cursor back to the start (partitions forgotten) and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
-  reset(job: string): Promise<void>;
+  reset(job: string, declaredBy?: string): Promise<void>;
   /** Records the job's total for run `runId` (for percent and ETA). */
   setTotal(job: string, runId: string, total: number): Promise<void>;
   /**
@@ -319,12 +327,13 @@ export interface CoordinationStore {
     restarted: number,
   ): Promise<void>;
   /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
-  retryDead(job: string): Promise<number>;
-  state(job: string): Promise<StoreRunState>;
+  retryDead(job: string, declaredBy?: string): Promise<number>;
+  state(job: string, declaredBy?: string): Promise<StoreRunState>;
   /** The job's dead letters, oldest first; `page` picks `limit` of them from `offset`. */
   deadLetters(
     job: string,
     page?: { offset: number; limit: number },
+    declaredBy?: string,
   ): Promise<DeadLetter[]>;
   /**
    * Keeps `record` of an ended run, newest first, and the newest `keep`
@@ -336,9 +345,16 @@ export interface CoordinationStore {
    */
   recordRun?(job: string, record: RunRecord, keep: number): Promise<void>;
   /** The newest `limit` records of the job's ended runs, newest first. */
-  history?(job: string, limit: number): Promise<RunRecord[]>;
+  history?(
+    job: string,
+    limit: number,
+    declaredBy?: string,
+  ): Promise<RunRecord[]>;
   /** Live leases per host (owner id), for views of the run. Optional. */
-  leasesByOwner?(job: string): Promise<Record<string, number>>;
+  leasesByOwner?(
+    job: string,
+    declaredBy?: string,
+  ): Promise<Record<string, number>>;
   /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
   readonly where?: string;
   /** Closes what the store itself opened; the module calls it at shutdown. Optional. */

@@ -29,6 +29,7 @@ import {
   renewLoader,
   restartPartitions,
 } from './partitions';
+import { refuseOtherApp } from './declaration';
 
 interface Pending {
   range: StoredRange;
@@ -465,8 +466,10 @@ export class MemoryStore implements CoordinationStore {
   async control(
     job: string,
     action: 'pause' | 'resume' | 'cancel',
+    declaredBy?: string,
   ): Promise<string | null> {
     const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, action);
     if (s.state !== 'running') return null;
     if (action === 'cancel')
       Object.assign(s, {
@@ -479,8 +482,9 @@ export class MemoryStore implements CoordinationStore {
     return s.runId;
   }
 
-  async reset(job: string): Promise<void> {
+  async reset(job: string, declaredBy?: string): Promise<void> {
     const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
     const now = this.now();
     if (s.state === 'running' && this.active(s, now))
       throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
@@ -522,8 +526,9 @@ export class MemoryStore implements CoordinationStore {
     await this.saved(job);
   }
 
-  async state(job: string): Promise<StoreRunState> {
+  async state(job: string, declaredBy?: string): Promise<StoreRunState> {
     const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'status');
     return {
       runId: s.runId,
       state: s.state,
@@ -555,8 +560,9 @@ export class MemoryStore implements CoordinationStore {
     };
   }
 
-  async retryDead(job: string): Promise<number> {
+  async retryDead(job: string, declaredBy?: string): Promise<number> {
     const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
     const dead = s.dead.splice(0);
     const now = this.now();
     for (const d of dead)
@@ -574,8 +580,11 @@ export class MemoryStore implements CoordinationStore {
   async deadLetters(
     job: string,
     page?: { offset: number; limit: number },
+    declaredBy?: string,
   ): Promise<DeadLetter[]> {
-    const dead = this.job(job).dead;
+    const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'deadLetters');
+    const dead = s.dead;
     const some = page
       ? dead.slice(page.offset, page.offset + page.limit)
       : dead;
@@ -594,15 +603,26 @@ export class MemoryStore implements CoordinationStore {
     await this.saved(job);
   }
 
-  async leasesByOwner(job: string): Promise<Record<string, number>> {
+  async leasesByOwner(
+    job: string,
+    declaredBy?: string,
+  ): Promise<Record<string, number>> {
+    const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'leasesByHost');
     const owners: Record<string, number> = {};
-    for (const l of this.job(job).leases.values())
+    for (const l of s.leases.values())
       owners[l.owner] = (owners[l.owner] ?? 0) + 1;
     return owners;
   }
 
-  async history(job: string, limit: number): Promise<RunRecord[]> {
-    return structuredClone((this.job(job).history ?? []).slice(0, limit));
+  async history(
+    job: string,
+    limit: number,
+    declaredBy?: string,
+  ): Promise<RunRecord[]> {
+    const s = this.job(job);
+    refuseOtherApp(job, s.declaredBy, declaredBy, 'history');
+    return structuredClone((s.history ?? []).slice(0, limit));
   }
 
   /** The partition a commit names (none: the job's own cursor); it must match how the job is split. */

@@ -44,6 +44,10 @@ import { RELEASE } from './redis/release.lua';
 import { RECORD_RUN } from './redis/record-run.lua';
 import { REQUEUE_DEAD } from './redis/requeue-dead.lua';
 import { START_RUN } from './redis/start-run.lua';
+import { READ_DEAD } from './redis/read-dead.lua';
+import { READ_HISTORY } from './redis/read-history.lua';
+import { LEASE_OWNERS } from './redis/lease-owners.lua';
+import { refuseOtherApp } from './declaration';
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
 interface Client {
@@ -57,16 +61,7 @@ interface Client {
     numKeys: number,
     ...args: (string | number)[]
   ): Promise<unknown>;
-  lrange(key: string, start: number, stop: number): Promise<string[]>;
-  zrevrange(key: string, start: number, stop: number): Promise<string[]>;
   hget(key: string, field: string): Promise<string | null>;
-  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
-  hgetall(key: string): Promise<Record<string, string>>;
-  hscan(
-    key: string,
-    cursor: string,
-    ...args: (string | number)[]
-  ): Promise<[string, string[]]>;
   scan(
     cursor: string,
     ...args: (string | number)[]
@@ -101,9 +96,27 @@ const scripts = {
   setTotal: new Script(SET_TOTAL),
   leave: new Script(LEAVE),
   recordRun: new Script(RECORD_RUN),
+  readDead: new Script(READ_DEAD),
+  readHistory: new Script(READ_HISTORY),
+  leaseOwners: new Script(LEASE_OWNERS),
 };
 
 type Raw = (string | number)[];
+
+/**
+ * A script's reply, unless it is `{ 'declared', stored }` (see declared.lua):
+ * then the job is another app's, and `call` is refused.
+ */
+function allowed<T>(
+  job: string,
+  reply: T,
+  declaredBy: string | undefined,
+  call: string,
+): T {
+  if (Array.isArray(reply) && reply[0] === 'declared')
+    refuseOtherApp(job, String(reply[1]), declaredBy, call);
+  return reply;
+}
 
 /** An app's ioredis client as `Redis at host:port` (its options; never credentials). */
 function describeClient(client: unknown): string {
@@ -447,13 +460,24 @@ export class RedisStore implements CoordinationStore {
   async control(
     job: string,
     action: 'pause' | 'resume' | 'cancel',
+    declaredBy?: string,
   ): Promise<string | null> {
-    const runId = await this.run(scripts.control, job, action);
+    const runId = allowed(
+      job,
+      await this.run(scripts.control, job, action, declaredBy ?? ''),
+      declaredBy,
+      action,
+    );
     return runId ? String(runId) : null;
   }
 
-  async reset(job: string): Promise<void> {
-    const [answer, runId] = await this.run(scripts.reset, job);
+  async reset(job: string, declaredBy?: string): Promise<void> {
+    const [answer, runId] = allowed(
+      job,
+      await this.run(scripts.reset, job, declaredBy ?? ''),
+      declaredBy,
+      'reset',
+    );
     if (answer === 'busy')
       throw new RunRefusedError(job, RESET_BUSY(String(runId)));
   }
@@ -471,7 +495,7 @@ export class RedisStore implements CoordinationStore {
     await this.run(scripts.countWorkers, job, runId, started, restarted);
   }
 
-  async state(job: string): Promise<StoreRunState> {
+  async state(job: string, declaredBy?: string): Promise<StoreRunState> {
     const [flat, leased, retrying, dead, now, flatParts]: [
       string[],
       number,
@@ -479,7 +503,12 @@ export class RedisStore implements CoordinationStore {
       number,
       number,
       string[],
-    ] = await this.run(scripts.state, job);
+    ] = allowed(
+      job,
+      await this.run(scripts.state, job, declaredBy ?? ''),
+      declaredBy,
+      'status',
+    );
     const h: Record<string, string> = {};
     for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
     const n = (k: string) => Number(h[k] ?? 0);
@@ -516,39 +545,63 @@ export class RedisStore implements CoordinationStore {
     };
   }
 
-  async retryDead(job: string): Promise<number> {
+  async retryDead(job: string, declaredBy?: string): Promise<number> {
     // Parsed here, not in Lua: cjson would round long numeric ids.
-    const entries = await this.client.lrange(this.key(job, 'dead'), 0, -1);
+    const entries = await this.readDead(job, 0, -1, declaredBy, 'retryDead');
     let moved = 0;
     for (const entry of entries) {
       const { range } = JSON.parse(entry) as DeadLetter;
       moved += Number(
-        await this.run(
-          scripts.requeueDead,
+        allowed(
           job,
-          entry,
-          JSON.stringify(range),
-          range.ids.length,
+          await this.run(
+            scripts.requeueDead,
+            job,
+            entry,
+            JSON.stringify(range),
+            range.ids.length,
+            declaredBy ?? '',
+          ),
+          declaredBy,
+          'retryDead',
         ),
       );
     }
     return moved;
   }
 
+  /** The dead letters' entries from `start` to `stop`, as stored. */
+  private async readDead(
+    job: string,
+    start: number,
+    stop: number,
+    declaredBy: string | undefined,
+    call: string,
+  ): Promise<string[]> {
+    const [, entries]: [string, string[]] = allowed(
+      job,
+      await this.run(scripts.readDead, job, declaredBy ?? '', start, stop),
+      declaredBy,
+      call,
+    );
+    return entries;
+  }
+
   /** Live leases per host (owner), for the CLI's view. */
-  async leasesByOwner(job: string): Promise<Record<string, number>> {
+  async leasesByOwner(
+    job: string,
+    declaredBy?: string,
+  ): Promise<Record<string, number>> {
     // Only the small `<token>:m` fields travel, never the ranges' ids (a dashboard asks every second).
     // HSCAN may return a field twice: each lease counts once.
     const seen = new Map<string, string>();
     let cursor = '0';
     do {
-      const [next, flat] = await this.client.hscan(
-        this.key(job, 'leases'),
-        cursor,
-        'MATCH',
-        '*:m',
-        'COUNT',
-        1000,
+      const [, next, flat]: [string, string, string[]] = allowed(
+        job,
+        await this.run(scripts.leaseOwners, job, declaredBy ?? '', cursor),
+        declaredBy,
+        'leasesByHost',
       );
       for (let i = 0; i + 1 < flat.length; i += 2)
         seen.set(flat[i], (JSON.parse(flat[i + 1]) as { o: string }).o);
@@ -586,14 +639,22 @@ export class RedisStore implements CoordinationStore {
   async deadLetters(
     job: string,
     page?: { offset: number; limit: number },
+    declaredBy?: string,
   ): Promise<DeadLetter[]> {
-    if (page && page.limit <= 0) return [];
-    const [start, stop] = page
-      ? [page.offset, page.offset + page.limit - 1]
-      : [0, -1];
-    return (await this.client.lrange(this.key(job, 'dead'), start, stop)).map(
-      (s) => JSON.parse(s) as DeadLetter,
+    // An empty page is still checked: another app learns nothing of the job, not even that it holds nothing.
+    const [start, stop] = !page
+      ? [0, -1]
+      : page.limit <= 0
+        ? [1, 0]
+        : [page.offset, page.offset + page.limit - 1];
+    const entries = await this.readDead(
+      job,
+      start,
+      stop,
+      declaredBy,
+      'deadLetters',
     );
+    return entries.map((s) => JSON.parse(s) as DeadLetter);
   }
 
   async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
@@ -607,19 +668,23 @@ export class RedisStore implements CoordinationStore {
     );
   }
 
-  async history(job: string, limit: number): Promise<RunRecord[]> {
+  async history(
+    job: string,
+    limit: number,
+    declaredBy?: string,
+  ): Promise<RunRecord[]> {
+    const [, records]: [string, (string | null)[]] = allowed(
+      job,
+      await this.run(
+        scripts.readHistory,
+        job,
+        declaredBy ?? '',
+        Math.max(1, limit),
+      ),
+      declaredBy,
+      'history',
+    );
     if (limit <= 0) return [];
-    const runIds = await this.client.zrevrange(
-      this.key(job, 'hist'),
-      0,
-      limit - 1,
-    );
-    if (!runIds.length) return [];
-    // A record trimmed meanwhile by another host's recordRun is skipped.
-    const records = await this.client.hmget(
-      this.key(job, 'histrec'),
-      ...runIds,
-    );
     return records
       .filter((r): r is string => r !== null)
       .map((r) => JSON.parse(r) as RunRecord);

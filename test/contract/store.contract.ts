@@ -775,6 +775,110 @@ export function storeContract(
       expect(next.token).toBeGreaterThan(lease.token);
     });
 
+    describe('each app steers only its own jobs', () => {
+      const appA = 'UsersBackfill.next + UsersBackfill.handle';
+      const appB = 'Reindex.next + Reindex.handle';
+      const otherApp = (call: string) =>
+        new RegExp(
+          `^Job "${job}" in this store belongs to another app, which declares it as UsersBackfill\\.next \\+ UsersBackfill\\.handle; this app declares it as Reindex\\.next \\+ Reindex\\.handle, so its ${call}\\(\\) is refused: an app steers only its own jobs\\. `,
+        );
+      /** Every call an app makes on a job besides run(), with the public name its refusal gives. */
+      const calls = (s: CoordinationStore, by: string) => ({
+        status: () => s.state(job, by),
+        pause: () => s.control(job, 'pause', by),
+        resume: () => s.control(job, 'resume', by),
+        cancel: () => s.control(job, 'cancel', by),
+        reset: () => s.reset(job, by),
+        retryDead: () => s.retryDead(job, by),
+        deadLetters: () => s.deadLetters(job, { offset: 0, limit: 10 }, by),
+        history: () =>
+          (s.history as NonNullable<typeof s.history>).call(s, job, 10, by),
+        leasesByHost: () =>
+          (s.leasesByOwner as NonNullable<typeof s.leasesByOwner>).call(
+            s,
+            job,
+            by,
+          ),
+      });
+
+      it('refuses every call of another app on the job, changing nothing, whether a run is active or not', async () => {
+        await store.startRun(job, 'r1', undefined, appA);
+        const dead = await leaseFresh(A, [1, 2]);
+        await store.fail(job, A, dead.token, {
+          error: { message: 'poison' },
+          dead: true,
+          retryInMs: 0,
+        });
+        await leaseFresh(A, [3]);
+        const before = await store.state(job);
+        const refuseAll = async () => {
+          for (const [call, act] of Object.entries(calls(store, appB))) {
+            const refused = act().then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+            const error = (await refused) as RunRefusedError | undefined;
+            expect(error).toBeInstanceOf(RunRefusedError);
+            expect(error).toMatchObject({ job });
+            expect(error?.message).toMatch(otherApp(call));
+          }
+        };
+        await refuseAll();
+        const after = await store.state(job);
+        expect({ ...after, now: 0 }).toEqual({ ...before, now: 0 });
+        expect(await store.deadLetters(job)).toHaveLength(1);
+        await store.control(job, 'cancel', appA);
+        await refuseAll();
+        expect(await store.state(job)).toMatchObject({
+          state: 'stopped',
+          cursor: 3,
+          dead: 1,
+        });
+      });
+
+      it('allows the app that declares the job, and a caller that names no app (the CLI)', async () => {
+        await store.startRun(job, 'r1', undefined, appA);
+        const dead = await leaseFresh(A, [1, 2]);
+        await store.fail(job, A, dead.token, {
+          error: { message: 'poison' },
+          dead: true,
+          retryInMs: 0,
+        });
+        for (const by of [appA, undefined]) {
+          const call = calls(store, by as string);
+          expect(await call.status()).toMatchObject({ runId: 'r1', dead: 1 });
+          expect(await call.pause()).toBe('r1');
+          expect((await store.state(job)).control).toBe('pause');
+          expect(await call.resume()).toBe('r1');
+          expect(await call.deadLetters()).toHaveLength(1);
+          expect(await call.history()).toEqual([]);
+          expect(await call.leasesByHost()).toEqual({});
+        }
+        expect(await store.retryDead(job, appA)).toBe(1);
+        expect(await store.control(job, 'cancel', appA)).toBe('r1');
+        await store.reset(job, appA);
+        expect(await store.state(job)).toMatchObject({
+          state: 'idle',
+          cursor: null,
+        });
+      });
+
+      it('lets any app act on a job with no declaration stored yet; the first run() stores it', async () => {
+        const call = calls(store, appB);
+        expect(await call.status()).toMatchObject({ state: 'idle' });
+        expect(await call.deadLetters()).toEqual([]);
+        expect(await call.history()).toEqual([]);
+        expect(await call.retryDead()).toBe(0);
+        await call.reset();
+        // A run started by a store user that names no app stores none either.
+        await store.startRun(job, 'r1');
+        expect(await call.pause()).toBe('r1');
+        expect(await call.cancel()).toBe('r1');
+        await store.startRun(job, 'r2', undefined, appA);
+        await expect(call.status()).rejects.toThrow(otherApp('status'));
+      });
+    });
+
     (reopens ? describe : describe.skip)(
       'a fresh process over the same state (a new store instance)',
       () => {
@@ -830,7 +934,7 @@ export function storeContract(
             10,
           );
           const next = fresh();
-          await next.reset(job);
+          await next.reset(job, appA);
           expect(await next.deadLetters(job)).toHaveLength(1);
           expect(await next.history?.(job, 10)).toEqual([
             expect.objectContaining(record),
@@ -840,6 +944,9 @@ export function storeContract(
             cursor: null,
             dead: 1,
           });
+          await expect(next.state(job, appB)).rejects.toThrow(
+            /belongs to another app, which declares it as UsersBackfill\.next/,
+          );
           await next.startRun(job, 'r2', undefined, appA);
           const again = await next.claim(job, A, LEASE);
           expect(again.type).toBe('load');
@@ -857,7 +964,7 @@ export function storeContract(
         it('pauses and cancels the stored active run as its first call', async () => {
           await stored();
           const second = fresh();
-          expect(await second.control(job, 'pause')).toBe('r1');
+          expect(await second.control(job, 'pause', appA)).toBe('r1');
           expect(await second.state(job)).toMatchObject({
             runId: 'r1',
             state: 'running',
@@ -877,6 +984,25 @@ export function storeContract(
             counters: { ids: 1, completed: 1, dead: 1 },
           });
           expect(await fresh().deadLetters(job)).toHaveLength(1);
+        });
+
+        it("refuses another app's first call, and keeps the job the stored app's", async () => {
+          await stored();
+          for (const first of [
+            (s: CoordinationStore) => s.control(job, 'cancel', appB),
+            (s: CoordinationStore) => s.reset(job, appB),
+            (s: CoordinationStore) => s.retryDead(job, appB),
+          ]) {
+            await expect(first(fresh())).rejects.toThrow(
+              /belongs to another app, which declares it as UsersBackfill\.next/,
+            );
+          }
+          expect(await fresh().state(job, appA)).toMatchObject({
+            runId: 'r1',
+            state: 'running',
+            dead: 1,
+            leased: 1,
+          });
         });
       },
     );

@@ -1,12 +1,17 @@
 import { COMMON } from './common.lua';
+import { DECLARED } from './declared.lua';
 
 /**
  * reset: cursor back to the start (partitions forgotten), nothing leased or pending, the job idle (its last run's counters gone).
  * - KEYS: the job's keys (JOB_KEYS).
- * - ARGV: none.
- * - Reply: { 'ok' }, or { 'busy', runId } while the run is active (a live lease, or a host taking part).
+ * - ARGV: [1] declaredBy ('' for none).
+ * - Reply: { 'ok' }, or { 'busy', runId } while the run is active (a live lease, or a host taking part);
+ *   { 'declared', declaredBy } when the job is another app's.
+ * The declaration, dead letters, history and token counter stay.
  */
-export const RESET: string = `${COMMON}
+export const RESET: string = `${COMMON}${DECLARED}
+local refused = other_app(ARGV[1])
+if refused then return refused end
 local now = now_ms()
 if redis.call('HGET', META, 'state') == 'running' and active(now) then return { 'busy', run_id() } end
 redis.call('HDEL', META, 'total', 'error', 'startedAt', 'endedAt')

@@ -1,13 +1,17 @@
 import { COMMON } from './common.lua';
+import { DECLARED } from './declared.lua';
 
 /**
  * state: what the job's run looks like.
  * - KEYS: the job's keys (JOB_KEYS).
- * - ARGV: none.
+ * - ARGV: [1] declaredBy ('' for none).
  * - Reply: { the meta hash as a flat list, leases, pending retries, dead letters, store time (ms),
- *   the partitions hash as a flat list (empty when the job has none) }.
+ *   the partitions hash as a flat list (empty when the job has none) }; { 'declared', declaredBy } when the job
+ *   is another app's.
  */
-export const STATE: string = `${COMMON}
+export const STATE: string = `${COMMON}${DECLARED}
+local refused = other_app(ARGV[1])
+if refused then return refused end
 return { redis.call('HGETALL', META), redis.call('ZCARD', DEADLINES), redis.call('ZCARD', PENDING), redis.call('LLEN', DEAD), now_ms(),
   redis.call('HGETALL', PARTS) }
 `;
