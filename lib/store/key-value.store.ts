@@ -60,10 +60,9 @@ export class KeyValueStore extends MemoryStore {
   ) {
     super();
     // One wrapper for every call rather than an override each: none can act on a job before its saved state is in.
+    // The most derived method is wrapped, so a subclass's override loads first too.
     for (const name of Object.keys(JOB_CALLS)) {
-      const call = (
-        MemoryStore.prototype as unknown as Record<string, JobCall>
-      )[name];
+      const call = (this as unknown as Record<string, JobCall>)[name];
       Object.defineProperty(this, name, {
         value: async (job: string, ...rest: unknown[]) => {
           await this.load(job);

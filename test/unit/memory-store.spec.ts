@@ -55,6 +55,28 @@ describe('KeyValueStore', () => {
   });
 });
 
+describe('KeyValueStore subclass', () => {
+  it("loads the saved job before a subclass's own override of a call", async () => {
+    const kv = new Map<string, string>();
+    const storage = {
+      get: (k: string) => kv.get(k),
+      set: (k: string, v: string) => void kv.set(k, v),
+    };
+    await new KeyValueStore(storage, 'pw').startRun('users', 'r1');
+    class Counting extends KeyValueStore {
+      seen: string[] = [];
+      override async state(job: string, declaredBy?: string) {
+        const s = await super.state(job, declaredBy);
+        this.seen.push(String(s.runId));
+        return s;
+      }
+    }
+    const store = new Counting(storage, 'pw');
+    expect((await store.state('users')).runId).toBe('r1');
+    expect(store.seen).toEqual(['r1']);
+  });
+});
+
 describe('MemoryStore time', () => {
   afterEach(() => jest.restoreAllMocks());
 
