@@ -2,6 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   type ID,
   ParallelWorker,
@@ -39,15 +42,18 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
   it("refuses every call of the other app with A's loader and handler named, and A handles every row once", async () => {
     const prefix = `pw-apps-${randomBytes(4).toString('hex')}`;
     const db = createSqliteItems(ROWS);
+    // A's last range waits for this file: B's calls all happen while A's run is going on.
+    const hold = join(mkdtempSync(join(tmpdir(), 'pw-hold-')), 'go');
     const a = startFixture({
       FIXTURE_DB: db,
       REDIS_URL,
       FIXTURE_PREFIX: prefix,
       FIXTURE_WORKERS: 2,
       FIXTURE_RANGE_SIZE: 250,
-      FIXTURE_HANDLER_MS: 20,
       FIXTURE_MAX_ATTEMPTS: 1,
       FIXTURE_FAIL_ALWAYS: '1000',
+      FIXTURE_HOLD_IDS: String(ROWS),
+      FIXTURE_HOLD_FILE: hold,
     });
     const redis = new Redis(REDIS_URL);
     const b = await (
@@ -64,15 +70,15 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
       }).compile()
     ).init();
     try {
-      // B acts while A's run is going on and has a dead letter to steer.
+      // B acts while A's run is held open and has a dead letter to steer.
+      await a.waitFor(/^HOLD_RANGE/m, 60_000);
       const operator = new RedisStore(redis, prefix);
-      for (;;) {
-        const s = await operator.state('items');
-        if (s.state === 'running' && s.dead === 1) break;
-        if (s.state !== 'idle' && s.state !== 'running')
-          throw new Error(`A's run ended first: ${s.state}`);
+      while ((await operator.state('items')).dead < 1)
         await new Promise((r) => setTimeout(r, 50));
-      }
+      expect(await operator.state('items')).toMatchObject({
+        state: 'running',
+        control: 'run',
+      });
       const worker = b.get(ParallelWorker);
       const calls: Record<string, () => Promise<unknown>> = {
         run: () => worker.run('items'),
@@ -99,6 +105,13 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
         );
       }
 
+      // Nothing B did changed A's run: still running, not paused.
+      expect(await operator.state('items')).toMatchObject({
+        state: 'running',
+        control: 'run',
+        dead: 1,
+      });
+      writeFileSync(hold, '');
       const done = await a.exited;
       expect(done.code).toBe(0);
       expect(done.summary).toMatchObject({
