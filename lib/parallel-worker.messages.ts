@@ -73,6 +73,24 @@ export const STATE_LOST = (job: string, runId: string, found: string | null) =>
   `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
   `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
 
+/** Part of a job's state is missing from the store against the record it keeps (a key evicted, deleted, or failed over). */
+export const STATE_LOST_PART = (
+  job: string,
+  runId: string | null,
+  parts: string,
+) =>
+  `part of the coordination state of job "${job}"${runId ? ` (run ${runId})` : ''} was lost from the store (${parts}: evicted, deleted, or ` +
+  `missing after a failover), so ranges it held may never be handed out again. Nothing was reported completed over it. ` +
+  `Start the job again from a cursor before which every row was handled: run('${job}', { from }) (from: null starts over; ` +
+  `the ranges still in the store are kept), or reset('${job}'); run() without from is refused until then. Keep Redis ` +
+  `persistent (appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
+
+/** The Redis server may evict keys of running jobs. */
+export const REDIS_EVICTS = (where: string, policy: string) =>
+  `${where} runs with maxmemory-policy ${policy}: under memory pressure it may evict a job's coordination state, and ` +
+  `a run that finds part of its state gone fails with "state lost". Set maxmemory-policy noeviction (or give Redis ` +
+  `room enough) for jobs to run through.`;
+
 /** Another app (another loader and handler) already uses this job's state in the store. */
 export const JOB_DECLARED_ELSEWHERE = (
   job: string,

@@ -26,7 +26,7 @@ export function createStore(
     // A URL or connection options: the module's own client, closed on shutdown.
     const own = ownRedis(storage, options, logger);
     const RedisStore = redisStore();
-    return new RedisStore(own.client as never, options.storageKey, own);
+    return new RedisStore(own.client as never, options.storageKey, own, logger);
   }
   if (
     isFn(
@@ -46,7 +46,7 @@ export function createStore(
   }
   if (isFn(storage, 'defineCommand', 'evalsha')) {
     const RedisStore = redisStore();
-    return new RedisStore(storage, options.storageKey);
+    return new RedisStore(storage, options.storageKey, undefined, logger);
   }
   if (isFn(storage, 'get', 'set'))
     return new KeyValueStore(storage as KeyValueStorage, options.storageKey);

@@ -23,9 +23,12 @@ import type {
 import { RunRefusedError } from '../errors/run-refused.error';
 import {
   JOB_DECLARED_ELSEWHERE,
+  REDIS_EVICTS,
   RESET_BUSY,
   RUN_BUSY,
+  STATE_LOST_PART,
 } from '../parallel-worker.messages';
+import type { ModuleLogger } from '../parallel-worker.logger';
 import { CLAIM } from './redis/claim.lua';
 import { COMMIT } from './redis/commit.lua';
 import { CONTROL } from './redis/control.lua';
@@ -66,6 +69,7 @@ interface Client {
     cursor: string,
     ...args: (string | number)[]
   ): Promise<[string, string[]]>;
+  config(action: 'GET', parameter: string): Promise<unknown>;
   /** A Cluster's nodes (ioredis `Cluster`): SCAN sees one node only. */
   nodes?(role: 'master'): Pick<Client, 'scan'>[];
 }
@@ -189,6 +193,8 @@ export class RedisStore implements CoordinationStore {
       close(): Promise<void>;
       problem(): string | undefined;
     },
+    /** Where the warning about an evicting Redis goes (once, at the first run this store starts). */
+    private readonly logger?: ModuleLogger,
   ) {
     this.client = client as unknown as Client;
     this.where = own?.where ?? describeClient(client);
@@ -201,6 +207,39 @@ export class RedisStore implements CoordinationStore {
 
   async close(): Promise<void> {
     await this.own?.close();
+  }
+
+  private evictionChecked = false;
+
+  /**
+   * Warns when Redis may evict keys of a running job: with an allkeys-*
+   * policy any key may go; volatile-* ones evict only keys with a TTL, and
+   * this store sets none. Managed Redis often refuses CONFIG: then nothing
+   * is known, and only a debug line says so.
+   */
+  private async warnIfEvicting(): Promise<void> {
+    if (this.evictionChecked || !this.logger) return;
+    this.evictionChecked = true;
+    try {
+      const nodes = this.client.nodes
+        ? this.client.nodes('master')
+        : [this.client];
+      const policies = new Set<string>();
+      for (const node of nodes) {
+        const answer = (await (node as Client).config(
+          'GET',
+          'maxmemory-policy',
+        )) as string[];
+        if (answer?.[1]) policies.add(answer[1]);
+      }
+      for (const policy of policies)
+        if (policy.startsWith('allkeys-'))
+          this.logger.warn(REDIS_EVICTS(this.where, policy));
+    } catch (e) {
+      this.logger.debug(
+        `${this.where} did not tell its maxmemory-policy (${(e as Error).message}); state lost to eviction is still detected.`,
+      );
+    }
   }
 
   private readonly jobKeys = new Map<string, string[]>();
@@ -248,6 +287,7 @@ export class RedisStore implements CoordinationStore {
     start?: RunStart,
     plannedFrom?: ID | null,
   ): Promise<StartRunResult> {
+    void this.warnIfEvicting();
     // The start fields given, as name and value pairs for the meta hash.
     const fields = Object.entries({
       params: start?.params,
@@ -278,6 +318,11 @@ export class RedisStore implements CoordinationStore {
     if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)));
     if (id === 'replan')
       return { replanFrom: JSON.parse(String(value)) as ID | null };
+    if (id === 'lost')
+      throw new RunRefusedError(
+        job,
+        STATE_LOST_PART(job, params ? String(params) : null, String(value)),
+      );
     return {
       runId: String(id),
       joined: Number(value) === 1,
@@ -316,7 +361,12 @@ export class RedisStore implements CoordinationStore {
       case 'wait':
         return { type: 'wait', retryInMs: Number(r[1]) };
       case 'failed':
-        return { type: 'failed', error: String(r[1]) };
+        return {
+          type: 'failed',
+          error: r[2]
+            ? STATE_LOST_PART(job, String(r[3]) || null, String(r[2]))
+            : String(r[1]),
+        };
       case 'cancelled':
         return { type: 'cancelled' };
       default:
@@ -518,7 +568,11 @@ export class RedisStore implements CoordinationStore {
       state: (h.state as StoreRunState['state']) || 'idle',
       control: h.control === 'pause' ? 'pause' : 'run',
       ...(h.total ? { total: Number(h.total) } : {}),
-      ...(h.error ? { error: h.error } : {}),
+      ...(h.lost
+        ? { error: STATE_LOST_PART(job, h.runId || null, h.lost) }
+        : h.error
+          ? { error: h.error }
+          : {}),
       ...(h.params !== undefined && { params: h.params }),
       ...(h.startedBy !== undefined && { startedBy: h.startedBy }),
       ...(h.startedOn !== undefined && { startedOn: h.startedOn }),

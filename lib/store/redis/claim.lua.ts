@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * claim: what a host does next for the job.
@@ -11,14 +11,19 @@ import { COMMON } from './common.lua';
  *   { 'load', cursor, partition } (the partition's cursor) when the job has
  *   partitions; { 'wait', ms } while paused, while every partition left is
  *   being loaded or the owner holds its share of them, or while others hold leases or retries are not due;
- *   { 'done' } when nothing is left or no run is active; { 'failed', error };
+ *   { 'done' } when nothing is left or no run is active; { 'failed', error, the parts of the
+ *   state lost ('' for none), runId };
  *   { 'cancelled' }.
  * Marks the owner as taking part until leaseMs from now; a partition handed
  * out to load is the owner's until then too.
  */
-export const CLAIM: string = `${COMMON}
+export const CLAIM: string = jobScript(`
+-- The error, and the parts of the state lost ('' for none) with the run's id (the host words the error then).
+local function failed()
+  return { 'failed', redis.call('HGET', META, 'error') or 'failed', redis.call('HGET', META, 'lost') or '', run_id() }
+end
 local state = redis.call('HGET', META, 'state')
-if state == 'failed' then return { 'failed', redis.call('HGET', META, 'error') or 'failed' } end
+if state == 'failed' then return failed() end
 if state == 'stopped' then return { 'cancelled' } end
 if state ~= 'running' then return { 'done' } end
 local owner, lease_ms, request, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], now_ms()
@@ -36,6 +41,10 @@ if redis.call('HGET', META, 'control') == 'pause' then return { 'wait', 100 } en
 local expired = redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1)[1]
 if expired then
   local m, range = pop(LEASES, DEADLINES, expired)
+  if not m then
+    mark_lost('leases')
+    return failed()
+  end
   redis.call('HINCRBY', META, 'retried', 1)
   local lease = new_lease(range, m.n, m.a + 1, owner, lease_ms, now)
   remember(owner, request, tok(lease[1]), 'expired')
@@ -44,6 +53,10 @@ end
 local due = redis.call('ZRANGEBYSCORE', PENDING, '-inf', now, 'LIMIT', 0, 1)[1]
 if due then
   local m, range = pop(PDATA, PENDING, due)
+  if not m then
+    mark_lost('pdata')
+    return failed()
+  end
   local lease = new_lease(range, m.n, m.a, owner, lease_ms, now)
   remember(owner, request, tok(lease[1]), m.why)
   return { 'lease', m.why, unpack(lease) }
@@ -105,4 +118,4 @@ local next_due = redis.call('ZRANGE', PENDING, 0, 0, 'WITHSCORES')[2]
 if not next_lease and not next_due then return { 'done' } end
 local next = math.min(tonumber(next_lease or next_due), tonumber(next_due or next_lease))
 return { 'wait', math.max(1, math.min(100, next - now)) }
-`;
+`);

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * commit: compare-and-set of the cursor and the leases of the loaded ranges,
@@ -17,7 +17,7 @@ import { COMMON } from './common.lua';
  *   when the partition does not match how the job is split (nothing changed).
  *   The same request again gets the same 'leased' reply.
  */
-export const COMMIT: string = `${COMMON}
+export const COMMIT: string = jobScript(`
 local again = replayed(ARGV[1], ARGV[5])
 if again then
   local first, n = tonumber(again[2]), tonumber(again[3])
@@ -83,4 +83,4 @@ chunked(fields, function(...) redis.call('HSET', LEASES, ...) end)
 chunked(scores, function(...) redis.call('ZADD', DEADLINES, ...) end)
 remember(ARGV[1], ARGV[5], tok(first), n, due, deadline)
 return out
-`;
+`);

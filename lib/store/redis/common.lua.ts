@@ -1,3 +1,4 @@
+import { INTEGRITY } from './integrity.lua';
 import { JOB_KEYS } from './keys';
 import { PARTITIONS } from './partitions.lua';
 import { PRESENCE } from './presence.lua';
@@ -14,8 +15,8 @@ import { REPLIES } from './replies.lua';
  * hash (the job's partitions, each with its cursor and loader), HIST zset
  * (ended runs' ids by when their record was written) and HISTREC hash (runId:
  * the record's JSON); those two stay across reset.
- * Hosts taking part, remembered answers and partitions have their own include
- * files.
+ * Hosts taking part, remembered answers, partitions and the record of what
+ * the state should hold (integrity) have their own include files.
  * Ranges and cursors stay opaque JSON strings: Lua never decodes them, so no
  * id loses digits in cjson.
  */
@@ -48,8 +49,11 @@ local function new_lease(range, n, attempt, owner, lease_ms, now)
   return { token, attempt, rid, range, deadline }
 end
 -- Removes entry \`id\` (its meta and range in \`hash\`, its time in \`zset\`) and returns its meta and range.
+-- Nil when its meta is missing (a part of the state lost: integrity.lua).
 local function pop(hash, zset, id)
-  local m = cjson.decode(redis.call('HGET', hash, id .. ':m'))
+  local raw = redis.call('HGET', hash, id .. ':m')
+  if not raw then return nil end
+  local m = cjson.decode(raw)
   local range = redis.call('HGET', hash, id .. ':r')
   redis.call('HDEL', hash, id .. ':m', id .. ':r')
   redis.call('ZREM', zset, id)
@@ -91,4 +95,4 @@ local function add_pending(id, range, n, attempt, reason, rid, due)
   redis.call('ZADD', PENDING, due, id)
   redis.call('HSET', PDATA, id .. ':r', range, id .. ':m', cjson.encode({ a = attempt, why = reason, r = rid, n = n }))
 end
-${PRESENCE}${REPLIES}${PARTITIONS}`;
+${PRESENCE}${REPLIES}${PARTITIONS}${INTEGRITY}`;

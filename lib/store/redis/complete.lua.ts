@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * complete: counts the owner's ranges as done, in one step.
@@ -6,7 +6,7 @@ import { COMMON } from './common.lua';
  * - ARGV: [1] owner, then tokens.
  * - Reply: per token, 1 when counted, 0 when the lease was lost (or the token came twice).
  */
-export const COMPLETE: string = `${COMMON}
+export const COMPLETE: string = jobScript(`
 local rid, counted, ids, done, fields, members = run_id(), {}, 0, 0, {}, {}
 local tokens, mine = owned(ARGV[1], 2)
 for k, token in ipairs(tokens) do
@@ -29,4 +29,4 @@ if done > 0 then
   redis.call('HINCRBY', META, 'completed', done)
 end
 return counted
-`;
+`);

@@ -1,5 +1,4 @@
-import { COMMON } from './common.lua';
-import { DECLARED } from './declared.lua';
+import { jobScript } from './job-script';
 
 /**
  * control: pauses, resumes or cancels the active run, for every host.
@@ -7,7 +6,7 @@ import { DECLARED } from './declared.lua';
  * - ARGV: [1] 'pause' | 'resume' | 'cancel', [2] declaredBy ('' for none).
  * - Reply: the active run's id, or nil when none is active; { 'declared', declaredBy } when the job is another app's.
  */
-export const CONTROL: string = `${COMMON}${DECLARED}
+export const CONTROL: string = jobScript(`
 local refused = other_app(ARGV[2])
 if refused then return refused end
 if redis.call('HGET', META, 'state') ~= 'running' then return false end
@@ -17,4 +16,4 @@ else
   redis.call('HSET', META, 'control', ARGV[1] == 'pause' and 'pause' or 'run')
 end
 return run_id()
-`;
+`);

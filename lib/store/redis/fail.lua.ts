@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * fail: schedules a retry of the owner's range (attempt + 1) or sends it to the dead letters.
@@ -7,7 +7,7 @@ import { COMMON } from './common.lua';
  *   [6] the range of the ids that failed (JSON; '' when the whole range failed), [7] its number of ids.
  * - Reply: 'retry', 'dead', or 'stale' when the lease was not the owner's any more.
  */
-export const FAIL: string = `${COMMON}
+export const FAIL: string = jobScript(`
 local m, range = take(ARGV[1], ARGV[2])
 if not m then return 'stale' end
 local now, current, n = now_ms(), m.r == run_id(), m.n
@@ -25,4 +25,4 @@ end
 add_pending(ARGV[2], range, n, m.a + 1, 'retry', m.r, now + tonumber(ARGV[4]))
 if current then redis.call('HINCRBY', META, 'retried', 1) end
 return 'retry'
-`;
+`);

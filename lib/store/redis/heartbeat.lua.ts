@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * heartbeat: renews the owner's leases and the partitions it loads, and marks it as taking part in the active run.
@@ -6,7 +6,7 @@ import { COMMON } from './common.lua';
  * - ARGV: [1] owner, [2] leaseMs, then tokens (none: only the mark).
  * - Reply: the tokens that are not the owner's any more.
  */
-export const HEARTBEAT: string = `${COMMON}
+export const HEARTBEAT: string = jobScript(`
 local now = now_ms()
 local deadline, lost, renewed = now + tonumber(ARGV[2]), {}, {}
 if redis.call('HGET', META, 'state') == 'running' then present(ARGV[1], deadline, now) end
@@ -22,4 +22,4 @@ for _, token in ipairs(tokens) do
 end
 chunked(renewed, function(...) redis.call('ZADD', DEADLINES, 'XX', ...) end)
 return lost
-`;
+`);

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * leave: the owner stopped taking part in the run (its leases were given back first); the partitions it loaded are free.
@@ -6,11 +6,11 @@ import { COMMON } from './common.lua';
  * - ARGV: [1] owner.
  * - Reply: 1.
  */
-export const LEAVE: string = `${COMMON}
+export const LEAVE: string = jobScript(`
 redis.call('ZREM', HOSTS, ARGV[1])
 for _, i in ipairs(loaded_by(ARGV[1])) do redis.call('HDEL', PARTS, i .. ':owner', i .. ':until') end
 local fields = {}
 for i = 0, 63 do fields[#fields + 1] = ARGV[1] .. ':' .. i end
 redis.call('HDEL', REPLIES, unpack(fields))
 return 1
-`;
+`);

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * recordRun: keeps the record of an ended run first and the job's newest `keep` records (in HIST and HISTREC).
@@ -8,7 +8,7 @@ import { COMMON } from './common.lua';
  *   this one says `stopped` and the kept one does not (a host that stopped while the run ended elsewhere).
  * A record of the same run replaces the kept one; a later write always sorts newer (store time, else the newest + 1).
  */
-export const RECORD_RUN: string = `${COMMON}
+export const RECORD_RUN: string = jobScript(`
 local kept = redis.call('HGET', HISTREC, ARGV[1])
 -- Decoded only to read its status; the kept text is never re-encoded.
 if kept then
@@ -25,4 +25,4 @@ chunked(old, function(...)
   redis.call('HDEL', HISTREC, ...)
 end)
 return 1
-`;
+`);

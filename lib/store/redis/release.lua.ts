@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * release: gives the owner's leases back, due now, at the same attempt.
@@ -6,11 +6,11 @@ import { COMMON } from './common.lua';
  * - ARGV: [1] owner, then tokens.
  * - Reply: 1.
  */
-export const RELEASE: string = `${COMMON}
+export const RELEASE: string = jobScript(`
 local now = now_ms()
 for i = 2, #ARGV do
   local m, range = take(ARGV[1], ARGV[i])
   if m then add_pending(ARGV[i], range, m.n, m.a, 'released', m.r, now) end
 end
 return 1
-`;
+`);

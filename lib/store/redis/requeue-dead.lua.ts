@@ -1,5 +1,4 @@
-import { COMMON } from './common.lua';
-import { DECLARED } from './declared.lua';
+import { jobScript } from './job-script';
 
 /**
  * requeueDead: hands one dead letter out again (attempt 1), once even if called twice.
@@ -9,10 +8,10 @@ import { DECLARED } from './declared.lua';
  * - Reply: 1 when requeued, 0 when it was not in the list any more; { 'declared', declaredBy } when the job is
  *   another app's.
  */
-export const REQUEUE_DEAD: string = `${COMMON}${DECLARED}
+export const REQUEUE_DEAD: string = jobScript(`
 local refused = other_app(ARGV[4])
 if refused then return refused end
 if redis.call('LREM', DEAD, 1, ARGV[1]) == 0 then return 0 end
 add_pending('d' .. redis.call('HINCRBY', META, 'requeued', 1), ARGV[2], tonumber(ARGV[3]), 1, 'retry', run_id(), now_ms())
 return 1
-`;
+`);

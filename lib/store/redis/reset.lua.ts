@@ -1,5 +1,4 @@
-import { COMMON } from './common.lua';
-import { DECLARED } from './declared.lua';
+import { jobScript } from './job-script';
 
 /**
  * reset: cursor back to the start (partitions forgotten), nothing leased or pending, the job idle (its last run's counters gone).
@@ -9,14 +8,14 @@ import { DECLARED } from './declared.lua';
  *   { 'declared', declaredBy } when the job is another app's.
  * The declaration, dead letters, history and token counter stay.
  */
-export const RESET: string = `${COMMON}${DECLARED}
+export const RESET: string = jobScript(`
 local refused = other_app(ARGV[1])
 if refused then return refused end
 local now = now_ms()
 if redis.call('HGET', META, 'state') == 'running' and active(now) then return { 'busy', run_id() } end
-redis.call('HDEL', META, 'total', 'error', 'startedAt', 'endedAt')
+redis.call('HDEL', META, 'total', 'error', 'startedAt', 'endedAt', 'lost')
 redis.call('HSET', META, 'state', 'idle', 'control', 'run', 'cursor', 'null', 'exhausted', '0',
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
 redis.call('DEL', LEASES, DEADLINES, PENDING, PDATA, HOSTS, REPLIES, PARTS)
 return { 'ok' }
-`;
+`);

@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * setTotal: records the job's total for run `runId`.
@@ -6,7 +6,7 @@ import { COMMON } from './common.lua';
  * - ARGV: [1] runId, [2] total.
  * - Reply: 1.
  */
-export const SET_TOTAL: string = `${COMMON}
+export const SET_TOTAL: string = jobScript(`
 if run_id() == ARGV[1] then redis.call('HSET', META, 'total', ARGV[2]) end
 return 1
-`;
+`);

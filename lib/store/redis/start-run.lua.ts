@@ -1,4 +1,4 @@
-import { COMMON } from './common.lua';
+import { jobScript } from './job-script';
 
 /**
  * startRun: starts a run of the job, or joins the active one.
@@ -9,18 +9,22 @@ import { COMMON } from './common.lua';
  *   then per partition its after and its upTo (JSON; none when the job has no partitions).
  * - Reply: { runId, joined (1/0), the joined run's params (nil for none) }; { 'busy', runId } when `from` is given
  *   while the run is active; { 'declared', declaredBy } when the job is
- *   another app's and `from` is not given; { 'replan', cursor } when a new
- *   run would store partitions planned from a cursor the job no longer has
- *   (or none were given): nothing changed.
+ *   another app's and `from` is not given; { 'lost', parts, runId } when part of the job's state was lost (see
+ *   integrity.lua) and `from` is not given (`from` takes what is left as the job's state again); { 'replan', cursor }
+ *   when a new run would store partitions planned from a cursor the job no longer has (or none were given): nothing
+ *   changed.
  * A new run stores the given partitions when the job has none stored, or with
  * `from` (which replaces the stored ones, none when none are given); else the
  * stored ones are kept, their cursors too, and go over again (new rows only).
  * A new run keeps the given start fields only (params stay the text sent).
  */
-export const START_RUN: string = `${COMMON}
+export const START_RUN: string = jobScript(`
 local now = now_ms()
 local declared = redis.call('HGET', META, 'declaredBy')
 if ARGV[4] ~= '' and declared and declared ~= ARGV[4] and ARGV[2] == '0' then return { 'declared', declared } end
+-- Part of the job's state was lost: only \`from\` (the user says where to go on from) starts it again.
+local lost = redis.call('HGET', META, 'lost')
+if lost and ARGV[2] == '0' then return { 'lost', lost, run_id() } end
 if redis.call('HGET', META, 'state') == 'running' then
   if ARGV[2] == '0' then return { run_id(), 1, redis.call('HGET', META, 'params') } end
   if active(now) then return { 'busy', run_id() } end
@@ -50,6 +54,7 @@ local function fresh_parts()
 end
 local parts = parts_n()
 if ARGV[2] == '1' then
+  repair_state(now)
   redis.call('HSET', META, 'cursor', ARGV[3])
   if ARGV[3] == 'null' then redis.call('DEL', PENDING, PDATA) end
   redis.call('DEL', PARTS)
@@ -68,4 +73,4 @@ redis.call('HDEL', META, 'total')
 redis.call('HSET', META, 'runId', ARGV[1], 'state', 'running', 'control', 'run', 'error', '', 'exhausted', '0', 'startedAt', now, 'endedAt', '',
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
 return { ARGV[1], 0 }
-`;
+`);

@@ -1,5 +1,4 @@
-import { COMMON } from './common.lua';
-import { DECLARED } from './declared.lua';
+import { jobScript } from './job-script';
 
 /**
  * state: what the job's run looks like.
@@ -9,9 +8,9 @@ import { DECLARED } from './declared.lua';
  *   the partitions hash as a flat list (empty when the job has none) }; { 'declared', declaredBy } when the job
  *   is another app's.
  */
-export const STATE: string = `${COMMON}${DECLARED}
+export const STATE: string = jobScript(`
 local refused = other_app(ARGV[1])
 if refused then return refused end
 return { redis.call('HGETALL', META), redis.call('ZCARD', DEADLINES), redis.call('ZCARD', PENDING), redis.call('LLEN', DEAD), now_ms(),
   redis.call('HGETALL', PARTS) }
-`;
+`);

@@ -1,0 +1,284 @@
+import { Injectable } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import Redis from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import {
+  type ID,
+  type LoadContext,
+  ParallelWorker,
+  ParallelWorkerModule,
+  type Range,
+  type RangeContext,
+  RangeHandler,
+  RangeLoader,
+  RunFailedError,
+} from '../../lib';
+import { RedisStore } from '../../lib/store/redis.store';
+import { OwnRedis, REDIS_URL } from '../support/redis-server';
+
+/**
+ * Parts of a job's Redis state lost while its run goes on (one key deleted,
+ * or evicted under allkeys-lru): the run either loses no id or fails with
+ * "state lost", never `completed` with ids missing; the next run with `from`
+ * (or after `reset`) goes through at once.
+ */
+
+const ROWS = 300;
+const RANGE = 10;
+/** Ranges whose first attempt fails, so they wait out a retry backoff. */
+const ONCE = new Set<number>([101, 201]);
+/** A range that always fails: a dead letter once its attempts are spent. */
+const POISON = 1;
+/** A range whose handler holds its lease until the test lets it go. */
+const HELD = 291;
+
+const sink = new Set<ID>();
+let gate: { open: Promise<void>; release: () => void };
+const newGate = () => {
+  let release!: () => void;
+  const open = new Promise<void>((r) => (release = r));
+  gate = { open, release };
+};
+
+@Injectable()
+class Rows {
+  @RangeLoader('rows')
+  next(lastId: ID | null, ctx: LoadContext): number[] {
+    const from = Number(lastId ?? 0) + 1;
+    const limit = Math.min(RANGE, ctx.limit);
+    return Array.from(
+      { length: Math.max(0, Math.min(limit, ROWS - from + 1)) },
+      (_, i) => from + i,
+    );
+  }
+
+  @RangeHandler('rows')
+  async handle({ idsRange }: Range, ctx: RangeContext): Promise<void> {
+    const first = Number(idsRange[0]);
+    if (first === POISON) throw new Error('poison');
+    if (ONCE.has(first) && ctx.attempt === 1) throw new Error('once');
+    if (first === HELD && ctx.attempt === 1) {
+      const aborted = new Promise<void>((r) =>
+        ctx.signal.addEventListener('abort', () => r()),
+      );
+      await Promise.race([gate.open, aborted]);
+    }
+    // A handler that obeys its signal: an aborted range is not finished.
+    for (const id of idsRange) {
+      ctx.signal.throwIfAborted();
+      sink.add(id);
+    }
+  }
+}
+
+async function app(url: string, storageKey: string, retryBackoffMs = 2000) {
+  const redis = new Redis(url);
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ParallelWorkerModule.forRoot({
+        storage: redis,
+        storageKey,
+        workers: 0,
+        concurrency: 4,
+        rangeSize: RANGE,
+        minRangeSize: RANGE,
+        maxRangeSize: RANGE,
+        maxAttempts: 2,
+        retryBackoffMs,
+        maxRetryBackoffMs: retryBackoffMs,
+        leaseMs: 1000,
+        heartbeatMs: 200,
+        logging: { enabled: false },
+      }),
+    ],
+    providers: [Rows],
+  }).compile();
+  const nest = await moduleRef.init();
+  return {
+    pw: nest.get(ParallelWorker),
+    redis,
+    close: async () => {
+      await nest.close();
+      redis.disconnect();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Ids neither handled nor kept as a dead letter. */
+async function missing(pw: ParallelWorker): Promise<number[]> {
+  const dead = new Set<ID>(
+    (await pw.deadLetters('rows')).flatMap((d) => d.range.ids),
+  );
+  return Array.from({ length: ROWS }, (_, i) => i + 1).filter(
+    (id) => !sink.has(id) && !dead.has(id),
+  );
+}
+
+/** What a run came to: its status, or its error's message. */
+async function outcome(
+  run: Promise<{ status: string }>,
+): Promise<{ status: string; error?: string }> {
+  try {
+    return { status: (await run).status };
+  } catch (e) {
+    return {
+      status: e instanceof RunFailedError ? 'failed' : 'rejected',
+      error: (e as Error).message,
+    };
+  }
+}
+
+type Moment = (s: {
+  leased: number;
+  retrying: number;
+  dead: number;
+  exhausted: boolean;
+}) => boolean;
+
+/** While the held range holds its lease and loading is over. */
+const holding: Moment = (s) => s.exhausted && s.leased >= 1;
+/** While a range waits out its retry backoff. */
+const backingOff: Moment = (s) => s.retrying >= 1;
+/** Once a dead letter was written (the held range still running). */
+const deadLettered: Moment = (s) => s.dead >= 1 && s.leased >= 1;
+
+describe('RedisStore: state lost in part is state lost', () => {
+  beforeEach(() => {
+    sink.clear();
+    newGate();
+  });
+
+  const trials: [string[], Moment, 'from-null' | 'from-cursor' | 'reset'][] = [
+    [['meta'], holding, 'from-null'],
+    [['leases'], holding, 'from-null'],
+    [['deadlines'], holding, 'from-cursor'],
+    [['pending'], backingOff, 'from-null'],
+    [['pdata'], backingOff, 'from-cursor'],
+    [['pending', 'pdata'], backingOff, 'reset'],
+    [['dead'], deadLettered, 'from-null'],
+  ];
+
+  it.each(trials)(
+    'deleting %j mid-run: no id lost, or the run fails "state lost"; the next run recovers (%#)',
+    async (keys, moment, recovery) => {
+      const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
+      const a = await app(REDIS_URL, storageKey);
+      try {
+        const probe = new RedisStore(a.redis, storageKey);
+        const run = outcome(a.pw.run('rows'));
+        for (;;) {
+          if (moment(await probe.state('rows'))) break;
+          await sleep(10);
+        }
+        await a.redis.del(...keys.map((k) => `{${storageKey}:rows}:${k}`));
+        gate.release();
+        const first = await run;
+        const lost = await missing(a.pw);
+        if (first.status === 'completed') expect(lost).toEqual([]);
+        else {
+          expect(first.status).toBe('failed');
+          expect(first.error).toMatch(/state .*lost|was lost/);
+          expect(first.error).not.toMatch(/decode|ERR |script/i);
+          // A part lost (not the whole run): where to go on from is the user's call; run() without from is refused.
+          if (/part of the coordination state/.test(first.error as string))
+            await expect(a.pw.run('rows')).rejects.toThrow(
+              /part of the coordination state of job "rows".* was lost.*run\('rows', \{ from \}\)/,
+            );
+        }
+        // The job is startable again at once.
+        newGate();
+        gate.release();
+        if (recovery === 'reset') await a.pw.reset('rows');
+        const next = await outcome(
+          a.pw.run(
+            'rows',
+            recovery === 'from-cursor'
+              ? { from: 0 }
+              : recovery === 'from-null'
+                ? { from: null }
+                : {},
+          ),
+        );
+        expect(next).toEqual({ status: 'completed' });
+        expect(await missing(a.pw)).toEqual([]);
+      } finally {
+        gate.release();
+        await a.close();
+        const r = new Redis(REDIS_URL);
+        const left = await r.keys(`{${storageKey}:*`);
+        if (left.length) await r.del(...left);
+        r.disconnect();
+      }
+    },
+    60_000,
+  );
+
+  it('an allkeys-lru Redis squeezed mid-run: never completed with ids missing; the next run with from recovers', async () => {
+    const server = new OwnRedis();
+    await server.start();
+    const admin = new Redis(server.url);
+    const storageKey = 'pw-evict';
+    const a = await app(server.url, storageKey, 8000);
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      await admin.config('SET', 'maxmemory-samples', '10');
+      // A host warns once, at its first run, that this Redis may evict a job's state.
+      const warned: string[] = [];
+      const logger = { warn: (m: string) => warned.push(m), debug: () => {} };
+      const looking = new RedisStore(
+        a.redis,
+        'pw-look',
+        undefined,
+        logger as never,
+      );
+      await looking.startRun('look', 'r1');
+      await looking.startRun('look', 'r2');
+      expect(warned).toEqual([
+        expect.stringMatching(
+          /maxmemory-policy allkeys-lru: .* evict a job's coordination state/,
+        ),
+      ]);
+      const probe = new RedisStore(a.redis, storageKey);
+      const run = outcome(a.pw.run('rows'));
+      while (!backingOff(await probe.state('rows'))) await sleep(10);
+      // Redis keeps access times to the second: the keys no script touches while the run waits (the retries' ranges)
+      // are then older than every filler, as after a long backoff in a busy Redis.
+      await sleep(2000);
+      // The squeeze: a little room, then filler until Redis evicts a key of the job (the one it saw least used).
+      const ours = await admin.keys(`{${storageKey}:rows}:*`);
+      const used = Number(
+        /used_memory:(\d+)/.exec(await admin.info('memory'))?.[1],
+      );
+      await admin.config('SET', 'maxmemory', String(used + 200_000));
+      const filler = 'x'.repeat(20_000);
+      let gone: string[] = [];
+      for (let i = 0; i < 1000 && !gone.length; i++) {
+        await admin.set(`filler:${i}`, filler);
+        const left = new Set(await admin.keys(`{${storageKey}:rows}:*`));
+        gone = ours.filter((k) => !left.has(k));
+      }
+      expect(gone.length).toBeGreaterThan(0);
+      await admin.config('SET', 'maxmemory', '0');
+      gate.release();
+      const first = await run;
+      if (first.status === 'completed') expect(await missing(a.pw)).toEqual([]);
+      else {
+        expect(first.status).toBe('failed');
+        expect(first.error).toMatch(/state .*lost|was lost/);
+      }
+      newGate();
+      gate.release();
+      expect(await outcome(a.pw.run('rows', { from: null }))).toEqual({
+        status: 'completed',
+      });
+      expect(await missing(a.pw)).toEqual([]);
+    } finally {
+      gate.release();
+      await a.close();
+      admin.disconnect();
+      server.stop();
+    }
+  }, 60_000);
+});
