@@ -20,6 +20,8 @@ import type { RunDeps } from './run-deps';
 
 /** Commits in flight at once while loading ahead (each one round trip to Redis). */
 const MAX_PIPELINE = 16;
+/** Claims and commits one lane can have in flight: the pipeline, plus the commit that marks loading exhausted. */
+export const LANE_REQUESTS_IN_FLIGHT = MAX_PIPELINE + 1;
 /** Consecutive loads committed together, while loading them takes no longer than BATCH_MS. */
 const MAX_BATCH = 64;
 const BATCH_MS = 8;

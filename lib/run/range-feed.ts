@@ -1,6 +1,11 @@
 import { retrying } from './backoff';
 import type { Dispatcher } from './dispatcher';
-import { FeedLane, type FeedHost, type LaneShared } from './feed-lane';
+import {
+  FeedLane,
+  type FeedHost,
+  LANE_REQUESTS_IN_FLIGHT,
+  type LaneShared,
+} from './feed-lane';
 import type { LeaseKeeper } from './lease-keeper';
 import type { LoadPartition } from './loader-call';
 import type { RunDeps } from './run-deps';
@@ -14,6 +19,15 @@ export type { FeedHost } from './feed-lane';
  */
 let requests = 0;
 const nextRequest = (): string => String(++requests);
+
+/**
+ * Lanes of one feed at most, whatever loaderConcurrency says: the store
+ * remembers the answers of a host's last REPLY_SLOTS claims and commits,
+ * and every one a host can have in flight must stay among them.
+ */
+const MAX_LANES = 60;
+/** Claims and commits one host can have in flight for a job: its lanes' commits, and one claim at a time. */
+export const REQUESTS_IN_FLIGHT = MAX_LANES * LANE_REQUESTS_IN_FLIGHT + 1;
 
 /**
  * The range feed of one run on this host: one lane (a claim, load and commit
@@ -77,10 +91,14 @@ export class RangeFeed {
     );
   }
 
-  /** The job has partitions: as many lanes as loaderConcurrency allows, and no more than it has partitions. */
+  /** The job has partitions: as many lanes as loaderConcurrency allows, no more than it has partitions, and MAX_LANES at most. */
   private widen(): void {
     void this.partitions().then((all) => {
-      const want = Math.min(this.d.options.loaderConcurrency, all.length);
+      const want = Math.min(
+        this.d.options.loaderConcurrency,
+        all.length,
+        MAX_LANES,
+      );
       while (this.lanes.length < want) {
         const lane = this.lane();
         this.lanes.push(lane);

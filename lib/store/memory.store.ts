@@ -30,6 +30,7 @@ import {
   restartPartitions,
 } from './partitions';
 import { refuseOtherApp } from './declaration';
+import { REPLY_SLOTS } from './reply-slots';
 
 interface Pending {
   range: StoredRange;
@@ -81,8 +82,6 @@ const zeroCounters = (): RunCounters => ({
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100;
-/** Claims and commits answered per owner, so one sent again is answered the same (a host has far fewer in flight). */
-const REPLIES = 64;
 
 /**
  * Coordination state in this process: the default, for one host. Leases,
@@ -427,7 +426,7 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     if (s.hosts) delete s.hosts[owner];
     dropLoader(s.partitions, owner);
-    for (let i = 0; i < REPLIES; i++)
+    for (let i = 0; i < REPLY_SLOTS; i++)
       this.replies.delete(`${job}\0${owner}\0${i}`);
     await this.saved(job);
   }
@@ -720,8 +719,8 @@ export class MemoryStore implements CoordinationStore {
   }
 }
 
-/** A request's place among the owner's last REPLIES: requests are numbered by the host. */
-const slot = (request: string): number => Number(request) % REPLIES;
+/** A request's place among the owner's last REPLY_SLOTS: requests are numbered by the host. */
+const slot = (request: string): number => Number(request) % REPLY_SLOTS;
 
 function find(
   leases: Map<number, Lease>,

@@ -1,5 +1,6 @@
 import type { CoordinationStore, StoredRange } from '../../lib';
 import { RunRefusedError } from '../../lib';
+import { REQUESTS_IN_FLIGHT } from '../../lib/run/range-feed';
 
 const range = (ids: number[], prev: number | null): StoredRange => ({
   ids,
@@ -657,6 +658,39 @@ export function storeContract(
       expect(
         await store.commit(job, B, 3, [range([4], 3)], LEASE, '8'),
       ).toMatchObject({ type: 'leased', leases: [{ range: { ids: [4] } }] });
+    });
+
+    it('answers the oldest of as many claims and commits as a host can have in flight the same when it arrives again', async () => {
+      await store.startRun(job, 'r');
+      expect(await store.claim(job, A, LEASE, '1')).toEqual({
+        type: 'load',
+        cursor: null,
+      });
+      const first = await store.commit(
+        job,
+        A,
+        null,
+        [range([1], null)],
+        LEASE,
+        '2',
+      );
+      for (let i = 2; i < REQUESTS_IN_FLIGHT; i++)
+        expect(
+          (
+            await store.commit(
+              job,
+              A,
+              i - 1,
+              [range([i], i - 1)],
+              LEASE,
+              String(i + 1),
+            )
+          ).type,
+        ).toBe('leased');
+      expect(
+        await store.commit(job, A, null, [range([1], null)], LEASE, '2'),
+      ).toEqual(first);
+      expect((await store.state(job)).leased).toBe(REQUESTS_IN_FLIGHT - 1);
     });
 
     it('keeps the total of the current run', async () => {

@@ -10,7 +10,7 @@ export const LEAVE: string = jobScript(`
 redis.call('ZREM', HOSTS, ARGV[1])
 for _, i in ipairs(loaded_by(ARGV[1])) do redis.call('HDEL', PARTS, i .. ':owner', i .. ':until') end
 local fields = {}
-for i = 0, 63 do fields[#fields + 1] = ARGV[1] .. ':' .. i end
-redis.call('HDEL', REPLIES, unpack(fields))
+for i = 0, REPLY_SLOTS - 1 do fields[#fields + 1] = ARGV[1] .. ':' .. i end
+chunked(fields, function(...) redis.call('HDEL', REPLIES, ...) end)
 return 1
 `);
