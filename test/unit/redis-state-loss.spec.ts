@@ -11,6 +11,7 @@ import {
   type RangeContext,
   RangeHandler,
   RangeLoader,
+  RangePartitions,
   RunFailedError,
 } from '../../lib';
 import { RedisStore } from '../../lib/store/redis.store';
@@ -53,21 +54,53 @@ class Rows {
   }
 
   @RangeHandler('rows')
-  async handle({ idsRange }: Range, ctx: RangeContext): Promise<void> {
-    const first = Number(idsRange[0]);
-    if (first === POISON) throw new Error('poison');
-    if (ONCE.has(first) && ctx.attempt === 1) throw new Error('once');
-    if (first === HELD && ctx.attempt === 1) {
-      const aborted = new Promise<void>((r) =>
-        ctx.signal.addEventListener('abort', () => r()),
-      );
-      await Promise.race([gate.open, aborted]);
-    }
-    // A handler that obeys its signal: an aborted range is not finished.
-    for (const id of idsRange) {
-      ctx.signal.throwIfAborted();
-      sink.add(id);
-    }
+  handle(range: Range, ctx: RangeContext): Promise<void> {
+    return handle(range, ctx);
+  }
+}
+
+/** The same rows in two partitions, (0, 150] and (150, …): their bounds and cursors are a part of the job's state. */
+@Injectable()
+class PartedRows {
+  @RangePartitions('parted')
+  partitions() {
+    return [
+      { after: null, upTo: 150 },
+      { after: 150, upTo: null },
+    ];
+  }
+
+  @RangeLoader('parted')
+  next(lastId: ID | null, ctx: LoadContext): number[] {
+    const upTo = Number(ctx.partition?.upTo ?? ROWS);
+    const from = Number(lastId ?? 0) + 1;
+    const limit = Math.min(RANGE, ctx.limit);
+    return Array.from(
+      { length: Math.max(0, Math.min(limit, upTo - from + 1)) },
+      (_, i) => from + i,
+    );
+  }
+
+  @RangeHandler('parted')
+  handle(range: Range, ctx: RangeContext): Promise<void> {
+    return handle(range, ctx);
+  }
+}
+
+async function handle({ idsRange }: Range, ctx: RangeContext): Promise<void> {
+  const first = Number(idsRange[0]);
+  if (first === POISON) throw new Error('poison');
+  if (ONCE.has(first) && ctx.attempt === 1) throw new Error('once');
+  if (first === HELD && ctx.attempt === 1) {
+    const aborted = new Promise<void>((r) =>
+      ctx.signal.addEventListener('abort', () => r()),
+    );
+    await Promise.race([gate.open, aborted]);
+  }
+  // A handler that obeys its signal: an aborted range is not finished.
+  for (const id of idsRange) {
+    ctx.signal.throwIfAborted();
+    sink.add(id);
   }
 }
 
@@ -91,7 +124,7 @@ async function app(url: string, storageKey: string, retryBackoffMs = 2000) {
         logging: { enabled: false },
       }),
     ],
-    providers: [Rows],
+    providers: [Rows, PartedRows],
   }).compile();
   const nest = await moduleRef.init();
   return {
@@ -107,9 +140,9 @@ async function app(url: string, storageKey: string, retryBackoffMs = 2000) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ids neither handled nor kept as a dead letter. */
-async function missing(pw: ParallelWorker): Promise<number[]> {
+async function missing(pw: ParallelWorker, job = 'rows'): Promise<number[]> {
   const dead = new Set<ID>(
-    (await pw.deadLetters('rows')).flatMap((d) => d.range.ids),
+    (await pw.deadLetters(job)).flatMap((d) => d.range.ids),
   );
   return Array.from({ length: ROWS }, (_, i) => i + 1).filter(
     (id) => !sink.has(id) && !dead.has(id),
@@ -150,32 +183,38 @@ describe('RedisStore: state lost in part is state lost', () => {
     newGate();
   });
 
-  const trials: [string[], Moment, 'from-null' | 'from-cursor' | 'reset'][] = [
-    [['meta'], holding, 'from-null'],
-    [['leases'], holding, 'from-null'],
-    [['deadlines'], holding, 'from-cursor'],
-    [['pending'], backingOff, 'from-null'],
-    [['pdata'], backingOff, 'from-cursor'],
-    [['pending', 'pdata'], backingOff, 'reset'],
-    [['dead'], deadLettered, 'from-null'],
+  const trials: [
+    string,
+    string[],
+    Moment,
+    'from-null' | 'from-cursor' | 'reset',
+  ][] = [
+    ['rows', ['meta'], holding, 'from-null'],
+    ['rows', ['leases'], holding, 'from-null'],
+    ['rows', ['deadlines'], holding, 'from-cursor'],
+    ['rows', ['pending'], backingOff, 'from-null'],
+    ['rows', ['pdata'], backingOff, 'from-cursor'],
+    ['rows', ['pending', 'pdata'], backingOff, 'reset'],
+    ['rows', ['dead'], deadLettered, 'from-null'],
+    ['parted', ['parts'], holding, 'from-null'],
   ];
 
   it.each(trials)(
-    'deleting %j mid-run: no id lost, or the run fails "state lost"; the next run recovers (%#)',
-    async (keys, moment, recovery) => {
+    'job %s, deleting %j mid-run: no id lost, or the run fails "state lost"; the next run recovers (%#)',
+    async (job, keys, moment, recovery) => {
       const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
       const a = await app(REDIS_URL, storageKey);
       try {
         const probe = new RedisStore(a.redis, storageKey);
-        const run = outcome(a.pw.run('rows'));
+        const run = outcome(a.pw.run(job));
         for (;;) {
-          if (moment(await probe.state('rows'))) break;
+          if (moment(await probe.state(job))) break;
           await sleep(10);
         }
-        await a.redis.del(...keys.map((k) => `{${storageKey}:rows}:${k}`));
+        await a.redis.del(...keys.map((k) => `{${storageKey}:${job}}:${k}`));
         gate.release();
         const first = await run;
-        const lost = await missing(a.pw);
+        const lost = await missing(a.pw, job);
         if (first.status === 'completed') expect(lost).toEqual([]);
         else {
           expect(first.status).toBe('failed');
@@ -183,17 +222,19 @@ describe('RedisStore: state lost in part is state lost', () => {
           expect(first.error).not.toMatch(/decode|ERR |script/i);
           // A part lost (not the whole run): where to go on from is the user's call; run() without from is refused.
           if (/part of the coordination state/.test(first.error as string))
-            await expect(a.pw.run('rows')).rejects.toThrow(
-              /part of the coordination state of job "rows".* was lost.*run\('rows', \{ from \}\)/,
+            await expect(a.pw.run(job)).rejects.toThrow(
+              new RegExp(
+                `part of the coordination state of job "${job}".* was lost.*run\\('${job}', \\{ from \\}\\)`,
+              ),
             );
         }
         // The job is startable again at once.
         newGate();
         gate.release();
-        if (recovery === 'reset') await a.pw.reset('rows');
+        if (recovery === 'reset') await a.pw.reset(job);
         const next = await outcome(
           a.pw.run(
-            'rows',
+            job,
             recovery === 'from-cursor'
               ? { from: 0 }
               : recovery === 'from-null'
@@ -202,7 +243,7 @@ describe('RedisStore: state lost in part is state lost', () => {
           ),
         );
         expect(next).toEqual({ status: 'completed' });
-        expect(await missing(a.pw)).toEqual([]);
+        expect(await missing(a.pw, job)).toEqual([]);
       } finally {
         gate.release();
         await a.close();
