@@ -187,7 +187,7 @@ describe('RedisStore: state lost in part is state lost', () => {
     string,
     string[],
     Moment,
-    'from-null' | 'from-cursor' | 'reset',
+    'from-null' | 'from-cursor' | 'from-stored-cursor' | 'reset',
   ][] = [
     ['rows', ['meta'], holding, 'from-null'],
     ['rows', ['leases'], holding, 'from-null'],
@@ -195,6 +195,8 @@ describe('RedisStore: state lost in part is state lost', () => {
     ['rows', ['pending'], backingOff, 'from-null'],
     ['rows', ['pdata'], backingOff, 'from-cursor'],
     ['rows', ['pending', 'pdata'], backingOff, 'reset'],
+    // From where the lost run had loaded to: the retries whose due times were lost are handed out again.
+    ['rows', ['pending'], backingOff, 'from-stored-cursor'],
     ['rows', ['dead'], deadLettered, 'from-null'],
     ['parted', ['parts'], holding, 'from-null'],
   ];
@@ -232,14 +234,17 @@ describe('RedisStore: state lost in part is state lost', () => {
         newGate();
         gate.release();
         if (recovery === 'reset') await a.pw.reset(job);
+        const { cursor } = await a.pw.status(job);
         const next = await outcome(
           a.pw.run(
             job,
             recovery === 'from-cursor'
               ? { from: 0 }
-              : recovery === 'from-null'
-                ? { from: null }
-                : {},
+              : recovery === 'from-stored-cursor'
+                ? { from: cursor }
+                : recovery === 'from-null'
+                  ? { from: null }
+                  : {},
           ),
         );
         expect(next).toEqual({ status: 'completed' });
