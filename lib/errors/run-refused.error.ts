@@ -3,7 +3,8 @@
  * was started or changed. `run()` rejects with it when the run may not start
  * or be joined: `from` while the run is active, the job declared by another
  * app in the same store, a run already going on this host when `from` is
- * given, or a stop already signalled in this process. `reset()` rejects with
+ * given, a stop already signalled in this process, or part of the job's
+ * state lost from the store (until `run(job, { from })` or `reset`). `reset()` rejects with
  * it while the run is active, `pause()`/`resume()`/`cancel()` when there is no
  * active run. `status()`, `pause()`, `resume()`, `cancel()`, `reset()`,
  * `retryDead()`, `history()` and `deadLetters()` reject with it on a job the

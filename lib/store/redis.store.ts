@@ -318,6 +318,7 @@ export class RedisStore implements CoordinationStore {
     if (id === 'busy') throw new RunRefusedError(job, RUN_BUSY(String(value)));
     if (id === 'replan')
       return { replanFrom: JSON.parse(String(value)) as ID | null };
+    // { 'lost', parts, runId }: the third element is the run the parts were lost from.
     if (id === 'lost')
       throw new RunRefusedError(
         job,
