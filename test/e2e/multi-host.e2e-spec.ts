@@ -406,6 +406,46 @@ describe('many hosts on one Redis (e2e)', () => {
     );
   });
 
+  it('fails the run on every host, never completes it, when Redis loses one key of its state; the next run with from loses nothing', async () => {
+    const { redis, table, runs } = await twoHostsOnOwnRedis('pw-part');
+    // Only the leases of the ranges in flight go, as when Redis evicts that one key.
+    execFileSync('redis-cli', [
+      '-p',
+      String(redis.port),
+      'del',
+      '{pw-part:items}:leases',
+    ]);
+    const results = await Promise.all(runs.map((h) => h.exited));
+    for (const r of results) {
+      expect(r.code).toBe(1);
+      expect(r.failed?.message).toMatch(
+        /part of the coordination state of job "items" \(run [0-9a-f-]+\) was lost from the store \(leases/,
+      );
+    }
+    const env = {
+      DATABASE_URL,
+      FIXTURE_TABLE: table,
+      REDIS_URL: redis.url,
+      FIXTURE_PREFIX: 'pw-part',
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 1000,
+    };
+    // Where to go on from is the user's call: run() without from is refused.
+    const refused = await startFixture(env).exited;
+    expect(refused.refused?.message).toMatch(
+      /part of the coordination state of job "items".* run\('items', \{ from \}\)/,
+    );
+    const before = await pgCounts(table);
+    const next = await startFixture({ ...env, FIXTURE_FROM_START: 1 }).exited;
+    redis.stop();
+    expect(next.summary).toMatchObject({ status: 'completed', ids: ROWS });
+    const counts = await pgCounts(table);
+    expect(counts.missed).toEqual([]);
+    console.log(
+      `Redis lost the leases key mid-run: both hosts failed with "state lost" after ${ROWS - before.missed.length} of ${ROWS} rows; run() without from refused; the next run with from: null: ${ROWS} rows, 0 lost`,
+    );
+  });
+
   it('finishes with nothing lost when Redis restarts mid-run', async () => {
     const { redis, table, runs } = await twoHostsOnOwnRedis('pw-restart');
     redis.stop();
