@@ -261,6 +261,40 @@ describe('RedisStore: state lost in part is state lost', () => {
     60_000,
   );
 
+  it('refuses reset while the hosts of a run failed for state lost have not left: one would take the idle job for its end', async () => {
+    const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
+    const redis = new Redis(REDIS_URL);
+    const store = new RedisStore(redis, storageKey);
+    try {
+      await store.startRun('rows', 'r');
+      expect(await store.claim('rows', 'A', 60_000)).toMatchObject({
+        type: 'load',
+      });
+      await store.commit(
+        'rows',
+        'A',
+        null,
+        [{ ids: [1, 2], lastId: 2, prev: null }],
+        60_000,
+      );
+      await redis.del(`{${storageKey}:rows}:deadlines`);
+      await expect(store.reset('rows')).rejects.toThrow(/^run r is active/);
+      expect(await store.claim('rows', 'A', 60_000)).toMatchObject({
+        type: 'failed',
+        error: expect.stringMatching(
+          /part of the coordination state of job "rows" \(run r\) was lost from the store \(deadlines/,
+        ),
+      });
+      await store.leave('rows', 'A');
+      await store.reset('rows');
+      expect((await store.state('rows')).state).toBe('idle');
+    } finally {
+      const left = await redis.keys(`{${storageKey}:*`);
+      if (left.length) await redis.del(...left);
+      redis.disconnect();
+    }
+  });
+
   it('an allkeys-lru Redis squeezed mid-run: never completed with ids missing; the next run with from recovers', async () => {
     const server = new OwnRedis();
     await server.start();
