@@ -1,0 +1,304 @@
+import Redis from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import type {
+  Claim,
+  CommitResult,
+  CoordinationStore,
+  DeadLetter,
+  FailOptions,
+  ID,
+  PartitionBounds,
+  StoreRunState,
+  StoredRange,
+} from '../../lib';
+import { KeyValueStore, MemoryStore } from '../../lib';
+import { RedisStore } from '../../lib/store/redis.store';
+import { JOB_KEYS } from '../../lib/store/redis/keys';
+import { planPartitions } from '../../lib/run/partition-plan';
+import { idOrder } from '../../lib/run/id-order';
+import type { JobDefinition } from '../../lib/job.registry';
+
+/**
+ * Every store call the model test makes goes through this file, so a change
+ * of a store signature (an app check on job calls, a plan stored against its
+ * cursor, a deadline on complete) is adjusted here once.
+ */
+
+export type StoreKind = 'memory' | 'key-value' | 'redis';
+
+export const JOB = 'items';
+/** The app under test, and another app declaring the same job in the same store. */
+export const OUR_APP = 'Items.next + Items.handle';
+export const OTHER_APP = 'OtherItems.next + OtherItems.handle';
+export const LEASE_MS = 30_000;
+
+/** The job calls as the app check adds them: a trailing `declaredBy` (ignored by stores without it). */
+interface AppChecked {
+  reset(job: string, declaredBy?: string): Promise<void>;
+  control(
+    job: string,
+    action: 'pause' | 'resume' | 'cancel',
+    declaredBy?: string,
+  ): Promise<string | null>;
+  retryDead(job: string, declaredBy?: string): Promise<number>;
+}
+
+/** Store time under the test's control: fixed until a step moves it. */
+class Clock {
+  private readonly base = Date.now();
+  private offset = 0;
+
+  now(): number {
+    return this.base + this.offset;
+  }
+
+  advance(ms: number): void {
+    this.offset += ms;
+  }
+}
+
+class ClockedMemoryStore extends MemoryStore {
+  constructor(private readonly clock: Clock) {
+    super();
+  }
+
+  protected override now(): number {
+    return this.clock.now();
+  }
+}
+
+class ClockedKeyValueStore extends KeyValueStore {
+  constructor(
+    storage: Map<string, string>,
+    private readonly clock: Clock,
+  ) {
+    super(storage, 'pw');
+  }
+
+  protected override now(): number {
+    return this.clock.now();
+  }
+}
+
+/** Parts of a job's state a step can lose: Redis keys, or fields of the key-value store's saved JSON. */
+export const LOSABLE: Record<StoreKind, readonly string[]> = {
+  memory: [],
+  'key-value': [
+    'state',
+    'cursor',
+    'leases',
+    'pending',
+    'dead',
+    'nextToken',
+    'partitions',
+  ],
+  redis: ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead', 'parts'],
+};
+
+/** One store under test, its clock and its faults; `restart()` is a new process over the same state. */
+export class StoreUnderTest {
+  private store: CoordinationStore;
+  private readonly clock = new Clock();
+  private readonly storage = new Map<string, string>();
+  private readonly prefix = `pw-model-${randomBytes(4).toString('hex')}`;
+
+  constructor(
+    readonly kind: StoreKind,
+    private readonly redis?: Redis,
+  ) {
+    this.store = this.open();
+  }
+
+  private open(): CoordinationStore {
+    if (this.kind === 'memory') return new ClockedMemoryStore(this.clock);
+    if (this.kind === 'key-value')
+      return new ClockedKeyValueStore(this.storage, this.clock);
+    return new RedisStore(this.redis as Redis, this.prefix);
+  }
+
+  private get checked(): AppChecked {
+    return this.store;
+  }
+
+  /** A new process: a new store instance over the same state (the memory store starts empty); time moves on a second. */
+  async restart(): Promise<void> {
+    this.store = this.open();
+    await this.advance(1000);
+  }
+
+  /**
+   * Time passes. MemoryStore and KeyValueStore read the test's clock; Redis
+   * time cannot be moved, so every stored time is moved back instead (lease
+   * deadlines, retry due times, hosts taking part, partition loaders); a
+   * time the Redis store comes to keep elsewhere must be moved here too.
+   */
+  async advance(ms: number): Promise<void> {
+    this.clock.advance(ms);
+    if (this.kind !== 'redis') return;
+    const redis = this.redis as Redis;
+    for (const name of ['deadlines', 'pending', 'hosts']) {
+      const key = this.redisKey(name);
+      const flat = await redis.zrange(key, '0', '-1', 'WITHSCORES');
+      for (let i = 0; i < flat.length; i += 2)
+        await redis.zadd(key, String(Number(flat[i + 1]) - ms), flat[i]);
+    }
+    const parts = await redis.hgetall(this.redisKey('parts'));
+    for (const [field, value] of Object.entries(parts))
+      if (field.endsWith(':until'))
+        await redis.hset(
+          this.redisKey('parts'),
+          field,
+          String(Number(value) - ms),
+        );
+  }
+
+  /** Loses one part of the job's state; false when there was nothing there to lose. Key-value: a new process reads it. */
+  async lose(part: string): Promise<boolean> {
+    if (this.kind === 'redis')
+      return (await (this.redis as Redis).del(this.redisKey(part))) > 0;
+    if (this.kind !== 'key-value') return false;
+    const key = `pw:${JOB}`;
+    const saved = JSON.parse(this.storage.get(key) ?? '{}');
+    if (!(part in saved)) return false;
+    delete saved[part];
+    this.storage.set(key, JSON.stringify(saved));
+    await this.restart();
+    return true;
+  }
+
+  private redisKey(name: string): string {
+    if (!JOB_KEYS.includes(name as (typeof JOB_KEYS)[number]))
+      throw new Error(`no Redis key ${name}`);
+    return `{${this.prefix}:${JOB}}:${name}`;
+  }
+
+  async close(): Promise<void> {
+    if (this.kind !== 'redis') return;
+    const redis = this.redis as Redis;
+    const keys = await redis.keys(`{${this.prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+  }
+
+  startRun(
+    runId: string,
+    from: ID | null | undefined,
+    declaredBy: string,
+    partitions?: PartitionBounds[],
+  ): Promise<{ runId: string; joined: boolean }> {
+    return this.store.startRun(JOB, runId, from, declaredBy, partitions);
+  }
+
+  /**
+   * A run's start with a partition plan, as the orchestrator does it: read
+   * the cursor, compute the plan from it (asked only when the job has none
+   * stored and no run to join, or with `from`), then start; `between` runs
+   * after the plan was computed (another host's or the CLI's call racing it).
+   * The plan is computed from `floor`: a store that keeps a plan only against
+   * the cursor it was computed from gets it here.
+   */
+  async startPlannedRun(
+    runId: string,
+    from: ID | null | undefined,
+    bounds: PartitionBounds[],
+    between: () => Promise<void>,
+  ): Promise<{ runId: string; joined: boolean }> {
+    const s = await this.store.state(JOB);
+    const active = s.state === 'running' && s.runId !== null;
+    let plan: PartitionBounds[] | undefined;
+    if (from !== undefined || !(active || s.partitions?.length)) {
+      const definition = {
+        name: JOB,
+        partitions: () => Promise.resolve(bounds),
+      } as unknown as JobDefinition;
+      const floor = from === undefined ? s.cursor : from;
+      plan = await planPartitions(definition, runId, idOrder('numeric'), floor);
+    }
+    await between();
+    return this.store.startRun(JOB, runId, from, OUR_APP, plan);
+  }
+
+  claim(owner: string, request?: string): Promise<Claim> {
+    return this.store.claim(JOB, owner, LEASE_MS, request);
+  }
+
+  commit(
+    owner: string,
+    expected: ID | null,
+    ranges: StoredRange[],
+    partition?: number,
+  ): Promise<CommitResult> {
+    return this.store.commit(
+      JOB,
+      owner,
+      expected,
+      ranges,
+      LEASE_MS,
+      undefined,
+      partition,
+    );
+  }
+
+  heartbeat(owner: string, tokens: number[]): Promise<number[]> {
+    return this.store.heartbeat(JOB, owner, tokens, LEASE_MS);
+  }
+
+  complete(owner: string, tokens: number[]): Promise<boolean[]> {
+    return this.store.complete(JOB, owner, tokens);
+  }
+
+  fail(
+    owner: string,
+    token: number,
+    options: FailOptions,
+  ): Promise<'retry' | 'dead' | 'stale'> {
+    return this.store.fail(JOB, owner, token, options);
+  }
+
+  release(owner: string, tokens: number[]): Promise<void> {
+    return this.store.release(JOB, owner, tokens);
+  }
+
+  endRun(
+    runId: string,
+    state: 'completed' | 'failed',
+    error?: string,
+  ): Promise<void> {
+    return this.store.endRun(JOB, runId, state, error);
+  }
+
+  reset(declaredBy: string): Promise<void> {
+    return this.checked.reset(JOB, declaredBy);
+  }
+
+  control(
+    action: 'pause' | 'resume' | 'cancel',
+    declaredBy: string,
+  ): Promise<string | null> {
+    return this.checked.control(JOB, action, declaredBy);
+  }
+
+  retryDead(declaredBy: string): Promise<number> {
+    return this.checked.retryDead(JOB, declaredBy);
+  }
+
+  state(): Promise<StoreRunState> {
+    return this.store.state(JOB);
+  }
+
+  /**
+   * The job's state as the test sees it, without being a call of the app: the
+   * key-value store is read by a new instance, so a process's first call stays
+   * its first.
+   */
+  observe(): Promise<StoreRunState> {
+    if (this.kind !== 'key-value') return this.store.state(JOB);
+    return new ClockedKeyValueStore(this.storage, this.clock).state(JOB);
+  }
+
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.store.deadLetters(JOB);
+  }
+}
+
+export const connectRedis = (): Redis =>
+  new Redis(process.env.PW_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');

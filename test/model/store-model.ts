@@ -1,0 +1,771 @@
+import type { ID, PartitionBounds, StoredRange } from '../../lib';
+import { InvalidRangeError, RunRefusedError } from '../../lib';
+import {
+  LEASE_MS,
+  OTHER_APP,
+  OUR_APP,
+  type StoreKind,
+  type StoreUnderTest,
+} from './store-adapter';
+
+/**
+ * A small reference model of the coordination protocol: what the test's
+ * hosts were told by the store (leases, retries, dead letters, each id's
+ * fate), checked against the store's answers after every step.
+ */
+
+/** The table the job runs over. */
+export const TABLE: readonly number[] = Array.from(
+  { length: 30 },
+  (_, i) => i + 1,
+);
+
+export type Host = 'a' | 'b';
+export type OtherAppCall =
+  'startRun' | 'reset' | 'cancel' | 'pause' | 'retryDead';
+
+/** One step of a sequence: a store call of one of the app's hosts, a fault, or a call of another app. Plain data, so a failing sequence can be kept as a test. */
+export type Step =
+  | { do: 'startRun'; host: Host; from?: number | null }
+  | {
+      do: 'startPlannedRun';
+      host: Host;
+      plan: PartitionBounds[];
+      from?: number | null;
+      /** The CLI's reset lands after the plan was computed, before it is stored. */
+      resetBetween?: boolean;
+    }
+  | { do: 'claim'; host: Host }
+  /** Commits the host's load: consecutive ranges of these sizes from the table. */
+  | { do: 'commit'; host: Host; sizes: number[] }
+  /** Completes one of the host's leases (by index), or all of them. */
+  | { do: 'complete'; host: Host; lease: number | 'all' }
+  | { do: 'fail'; host: Host; lease: number; dead: boolean; retryInMs: number }
+  | { do: 'release'; host: Host }
+  | { do: 'heartbeat'; host: Host }
+  | { do: 'timePasses' }
+  | { do: 'leasesExpire' }
+  /** The host stops heartbeating past its lease time while the other keeps going. */
+  | { do: 'hostStalls'; host: Host }
+  /** The host is gone: its leases are left to expire; it comes back as a new host. */
+  | { do: 'hostDies'; host: Host }
+  /** A new process over the same store state (the memory store forgets everything). */
+  | { do: 'restartProcess' }
+  | { do: 'loseState'; part: string }
+  | { do: 'reset' }
+  | { do: 'cancel' }
+  | { do: 'retryDead' }
+  | { do: 'otherApp'; call: OtherAppCall }
+  /** Host a works until the store answers done (starting a run when none is going on). */
+  | { do: 'drain' };
+
+/** An invariant the store broke. */
+export class ModelViolation extends Error {
+  override readonly name = 'ModelViolation';
+}
+
+type Fate = 'todo' | 'loaded' | 'done' | 'dead' | 'skipped';
+
+interface HeldRange {
+  ids: number[];
+  key: string;
+}
+
+interface MirrorLease extends HeldRange {
+  token: number;
+  owner: string;
+  deadline: number;
+  runId: string;
+}
+
+const keyOf = (ids: ID[]) => JSON.stringify(ids);
+
+export class Model {
+  /** Store time the test moved, in ms. */
+  now = 0;
+  runId: string | null = null;
+  running = false;
+  /** The store keeps the job as this app's (a run of it was started). */
+  declared = false;
+  readonly fates = new Map<number, Fate>(TABLE.map((id) => [id, 'todo']));
+  /** What the store should hold, as the hosts were told. */
+  leases: MirrorLease[] = [];
+  pending: HeldRange[] = [];
+  dead: HeldRange[] = [];
+  readonly loads = new Map<Host, { cursor: ID | null; partition?: number }>();
+  joined = new Set<Host>();
+  readonly generation: Record<Host, number> = { a: 0, b: 0 };
+  maxToken = 0;
+  completedInRun = 0;
+  idsInRun = 0;
+  /** `unreported`: part of the state was lost and no call said so yet. */
+  loss: 'none' | 'unreported' | 'reported' = 'none';
+  runs = 0;
+
+  constructor(readonly kind: StoreKind) {}
+
+  owner(host: Host): string {
+    return `host-${host}-${this.generation[host]}`;
+  }
+
+  leasesOf(host: Host): MirrorLease[] {
+    return this.leases.filter((l) => l.owner === this.owner(host));
+  }
+
+  live(l: MirrorLease): boolean {
+    return l.deadline > this.now;
+  }
+
+  setFates(ids: number[], fate: Fate): void {
+    for (const id of ids) this.fates.set(id, fate);
+  }
+}
+
+const fail = (message: string): never => {
+  throw new ModelViolation(message);
+};
+
+/** Whether the step makes sense now (fast-check's precondition; a replay skips the others the same way). */
+export function canApply(m: Model, step: Step): boolean {
+  switch (step.do) {
+    case 'claim':
+      return m.running && m.joined.has(step.host) && !m.loads.has(step.host);
+    case 'commit':
+      return m.running && m.loads.has(step.host);
+    case 'complete':
+    case 'fail':
+    case 'heartbeat':
+      return m.leasesOf(step.host).length > 0;
+    case 'release':
+      return m.leasesOf(step.host).some((l) => m.live(l));
+    case 'loseState':
+      return m.kind !== 'memory';
+    case 'otherApp':
+      return m.declared && m.loss === 'none';
+    default:
+      return true;
+  }
+}
+
+/** A store call: refusals are answers; any other error is the store reporting a loss, or a bug when nothing was lost. */
+async function call<T>(
+  m: Model,
+  sut: StoreUnderTest,
+  what: string,
+  fn: () => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false }> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (e) {
+    if (e instanceof ModelViolation) throw e;
+    if (e instanceof RunRefusedError || e instanceof InvalidRangeError)
+      return { ok: false };
+    if (m.loss === 'none')
+      fail(
+        `${what} threw "${(e as Error).message}" with no state lost (or after the job was started again)`,
+      );
+    await lossReported(m, sut);
+    return { ok: false };
+  }
+}
+
+/** A call said the state is lost: the host's run fails, as the run engine does. */
+async function lossReported(m: Model, sut: StoreUnderTest): Promise<void> {
+  m.loss = 'reported';
+  if (m.running && m.runId)
+    await sut.endRun(m.runId, 'failed', 'state lost').catch(() => undefined);
+  m.running = false;
+  m.joined.clear();
+  m.loads.clear();
+}
+
+function takeToken(m: Model, token: number): void {
+  if (!(token > m.maxToken))
+    fail(`fencing token ${token} is not above ${m.maxToken}, issued before`);
+  m.maxToken = token;
+}
+
+function onReset(m: Model): void {
+  m.leases = [];
+  m.pending = [];
+  m.setFates([...TABLE], 'todo');
+  m.running = false;
+  m.joined.clear();
+  m.loads.clear();
+}
+
+/** After a loss was reported, `reset` or `from` starts the job again: the model takes the store's dead letters as they are. */
+async function startedAgain(m: Model, sut: StoreUnderTest): Promise<void> {
+  // An unreported loss stays unreported: what was lost (dead letters, retries kept by `from`) is still missing.
+  if (m.loss !== 'reported') return;
+  m.loss = 'none';
+  const dead = await call(m, sut, 'deadLetters', () => sut.deadLetters());
+  if (dead.ok)
+    m.dead = dead.value.map((d) => {
+      const ids = d.range.ids as number[];
+      return { ids, key: keyOf(ids) };
+    });
+}
+
+function onFrom(m: Model, from: number | null): void {
+  if (m.loss === 'reported') {
+    m.leases = [];
+    m.pending = [];
+  }
+  if (from === null) {
+    m.pending = [];
+    m.setFates([...TABLE], 'todo');
+    return;
+  }
+  for (const id of TABLE) {
+    const fate = m.fates.get(id);
+    if (id > from) m.fates.set(id, 'todo');
+    else if (fate === 'todo' || (m.loss === 'reported' && fate === 'loaded'))
+      m.fates.set(id, 'skipped');
+  }
+}
+
+async function started(
+  m: Model,
+  sut: StoreUnderTest,
+  host: Host,
+  answer: { runId: string; joined: boolean },
+  from: number | null | undefined,
+): Promise<void> {
+  if (answer.joined) {
+    if (m.running && answer.runId !== m.runId) {
+      if (m.loss === 'none')
+        fail(
+          `startRun joined run ${answer.runId} while run ${m.runId} was going on`,
+        );
+      await lossReported(m, sut);
+    }
+    m.runId = answer.runId;
+    m.running = true;
+    m.joined.add(host);
+    return;
+  }
+  if (m.running && from === undefined) {
+    // The store answers a different run than the one the hosts are in: it lost it.
+    if (m.loss === 'none')
+      fail(
+        `startRun started run ${answer.runId} while run ${m.runId} was going on, with nothing lost`,
+      );
+    await lossReported(m, sut);
+  }
+  if (from !== undefined) {
+    onFrom(m, from);
+    await startedAgain(m, sut);
+  }
+  Object.assign(m, {
+    runId: answer.runId,
+    running: true,
+    declared: true,
+    joined: new Set([host]),
+    completedInRun: 0,
+    idsInRun: 0,
+  });
+  m.loads.clear();
+}
+
+/** The store said the run is over: every id must be done or dead-lettered, and nothing it was told to keep missing. */
+async function answeredDone(m: Model, sut: StoreUnderTest): Promise<void> {
+  if (!m.running || !m.runId) return;
+  const got = await call(m, sut, 'state', () => sut.state());
+  if (!got.ok) return;
+  const s = got.value;
+  if (s.runId !== m.runId) {
+    if (m.loss === 'none')
+      fail(
+        `claim answered done for run ${s.runId}, not run ${m.runId}, with nothing lost`,
+      );
+    await lossReported(m, sut);
+    return;
+  }
+  if (m.loss !== 'reported') {
+    const open = TABLE.filter((id) =>
+      ['todo', 'loaded'].includes(m.fates.get(id) as Fate),
+    );
+    const held = [
+      ...m.leases.map((l) => l.key),
+      ...m.pending.map((p) => p.key),
+    ];
+    const why =
+      m.loss === 'unreported'
+        ? 'after part of its state was lost, with no "state lost"'
+        : 'with nothing lost';
+    if (open.length)
+      fail(
+        `claim answered done ${why}: ids ${open.join(',')} were never completed or dead-lettered (held ranges ${held.join(' ') || 'none'})`,
+      );
+    if (held.length)
+      fail(
+        `claim answered done ${why} while ranges ${held.join(' ')} were still leased or waiting for a retry`,
+      );
+    if (s.dead !== m.dead.length)
+      fail(
+        `claim answered done ${why} with ${s.dead} dead letters kept, not ${m.dead.length}`,
+      );
+  }
+  const runId = m.runId;
+  await call(m, sut, 'endRun', () => sut.endRun(runId, 'completed'));
+  m.running = false;
+  m.joined.clear();
+  m.loads.clear();
+}
+
+/** The loader: ids after the cursor, in the partition, in ranges of these sizes. */
+function load(
+  cursor: ID | null | undefined,
+  upTo: ID | null,
+  sizes: number[],
+): StoredRange[] {
+  let after = cursor ?? null;
+  const ranges: StoredRange[] = [];
+  for (const size of sizes) {
+    const ids = TABLE.filter(
+      (id) =>
+        (after === null || id > Number(after)) &&
+        (upTo === null || id <= Number(upTo)),
+    ).slice(0, size);
+    if (!ids.length) break;
+    ranges.push({ ids, lastId: ids[ids.length - 1], prev: after });
+    after = ids[ids.length - 1];
+  }
+  return ranges;
+}
+
+function leased(
+  m: Model,
+  owner: string,
+  token: number,
+  ids: number[],
+  runId: string,
+): void {
+  takeToken(m, token);
+  m.leases.push({
+    token,
+    owner,
+    ids,
+    key: keyOf(ids),
+    deadline: m.now + LEASE_MS,
+    runId,
+  });
+  for (const id of ids)
+    if (m.fates.get(id) !== 'done') m.fates.set(id, 'loaded');
+}
+
+async function claim(
+  m: Model,
+  sut: StoreUnderTest,
+  host: Host,
+): Promise<string> {
+  const got = await call(m, sut, 'claim', () => sut.claim(m.owner(host)));
+  if (!got.ok) return 'error';
+  const answer = got.value;
+  switch (answer.type) {
+    case 'lease': {
+      const ids = answer.lease.range.ids as number[];
+      const key = keyOf(ids);
+      if (answer.reason === 'expired') {
+        const taken = m.leases.findIndex((l) => l.key === key && !m.live(l));
+        if (
+          taken < 0 &&
+          m.loss === 'none' &&
+          m.leases.some((l) => l.key === key)
+        )
+          fail(`claim took over range ${key} before its lease expired`);
+        if (taken >= 0) m.leases.splice(taken, 1);
+      } else {
+        const waiting = m.pending.findIndex((p) => p.key === key);
+        if (waiting >= 0) m.pending.splice(waiting, 1);
+      }
+      leased(m, m.owner(host), answer.lease.token, ids, answer.lease.runId);
+      break;
+    }
+    case 'load':
+      m.loads.set(host, {
+        cursor: answer.cursor,
+        ...(answer.partition !== undefined && { partition: answer.partition }),
+      });
+      break;
+    case 'done':
+      await answeredDone(m, sut);
+      break;
+    case 'failed':
+      if (m.loss === 'unreported') await lossReported(m, sut);
+      m.running = false;
+      break;
+    case 'cancelled':
+      m.running = false;
+      break;
+  }
+  return answer.type;
+}
+
+async function commit(
+  m: Model,
+  sut: StoreUnderTest,
+  host: Host,
+  sizes: number[],
+): Promise<void> {
+  const at = m.loads.get(host) as { cursor: ID | null; partition?: number };
+  m.loads.delete(host);
+  let upTo: ID | null = null;
+  if (at.partition !== undefined) {
+    const s = await call(m, sut, 'state', () => sut.state());
+    if (!s.ok) return;
+    upTo = s.value.partitions?.[at.partition]?.upTo ?? null;
+  }
+  const ranges = load(at.cursor, upTo, sizes);
+  const got = await call(m, sut, 'commit', () =>
+    sut.commit(m.owner(host), at.cursor, ranges, at.partition),
+  );
+  if (!got.ok || got.value.type !== 'leased') return;
+  for (const lease of got.value.leases)
+    leased(
+      m,
+      m.owner(host),
+      lease.token,
+      lease.range.ids as number[],
+      lease.runId,
+    );
+}
+
+async function complete(
+  m: Model,
+  sut: StoreUnderTest,
+  host: Host,
+  which: number | 'all',
+): Promise<void> {
+  const mine = m.leasesOf(host);
+  const chosen = which === 'all' ? mine : [mine[which % mine.length]];
+  const got = await call(m, sut, 'complete', () =>
+    sut.complete(
+      m.owner(host),
+      chosen.map((l) => l.token),
+    ),
+  );
+  if (!got.ok) return;
+  chosen.forEach((l, i) => {
+    if (!got.value[i]) {
+      if (m.live(l) && m.loss === 'none')
+        fail(
+          `complete refused lease ${l.token} (${l.key}) that its host still held`,
+        );
+      return;
+    }
+    if (!m.live(l) && m.loss !== 'reported')
+      fail(
+        `complete counted lease ${l.token} (${l.key}) as done past its deadline: its handler's lease had expired`,
+      );
+    m.leases.splice(m.leases.indexOf(l), 1);
+    m.setFates(l.ids, 'done');
+    if (l.runId === m.runId) {
+      m.completedInRun++;
+      m.idsInRun += l.ids.length;
+    }
+  });
+}
+
+async function failLease(
+  m: Model,
+  sut: StoreUnderTest,
+  step: Extract<Step, { do: 'fail' }>,
+): Promise<void> {
+  const mine = m.leasesOf(step.host);
+  const l = mine[step.lease % mine.length];
+  const got = await call(m, sut, 'fail', () =>
+    sut.fail(l.owner, l.token, {
+      error: { message: 'handler failed' },
+      dead: step.dead,
+      retryInMs: step.retryInMs,
+    }),
+  );
+  if (!got.ok) return;
+  if (got.value === 'stale') {
+    if (m.live(l) && m.loss === 'none')
+      fail(
+        `fail answered stale for lease ${l.token} (${l.key}) that its host still held`,
+      );
+    return;
+  }
+  m.leases.splice(m.leases.indexOf(l), 1);
+  if (got.value === 'dead') {
+    m.dead.push({ ids: l.ids, key: l.key });
+    m.setFates(l.ids, 'dead');
+  } else m.pending.push({ ids: l.ids, key: l.key });
+}
+
+async function heartbeat(
+  m: Model,
+  sut: StoreUnderTest,
+  host: Host,
+): Promise<void> {
+  const mine = m.leasesOf(host);
+  const got = await call(m, sut, 'heartbeat', () =>
+    sut.heartbeat(
+      m.owner(host),
+      mine.map((l) => l.token),
+    ),
+  );
+  if (!got.ok) return;
+  for (const l of mine) {
+    if (!got.value.includes(l.token)) l.deadline = m.now + LEASE_MS;
+    else if (m.live(l) && m.loss === 'none')
+      fail(
+        `heartbeat said lease ${l.token} (${l.key}) was lost while its host held it`,
+      );
+  }
+}
+
+async function advance(
+  m: Model,
+  sut: StoreUnderTest,
+  ms: number,
+): Promise<void> {
+  m.now += ms;
+  await sut.advance(ms);
+}
+
+/** Every host of this process is gone; their leases stay in the store to expire. */
+function processGone(m: Model): void {
+  m.generation.a++;
+  m.generation.b++;
+  m.joined.clear();
+  m.loads.clear();
+}
+
+async function restartProcess(m: Model, sut: StoreUnderTest): Promise<void> {
+  await sut.restart();
+  m.now += 1000;
+  processGone(m);
+  if (m.kind !== 'memory') return;
+  // The memory store forgets everything with its process, by design; only tokens must still go up.
+  Object.assign(m, {
+    runId: null,
+    running: false,
+    declared: false,
+    leases: [],
+    pending: [],
+    dead: [],
+    loss: 'none',
+  });
+  m.setFates([...TABLE], 'todo');
+}
+
+async function otherApp(
+  m: Model,
+  sut: StoreUnderTest,
+  what: OtherAppCall,
+): Promise<void> {
+  const snapshot = async () => {
+    const { now: _now, ...s } = await sut.observe();
+    return JSON.stringify(s);
+  };
+  const before = await snapshot();
+  let refused = false;
+  try {
+    if (what === 'startRun')
+      await sut.startRun('other-run', undefined, OTHER_APP);
+    else if (what === 'reset') await sut.reset(OTHER_APP);
+    else if (what === 'retryDead') await sut.retryDead(OTHER_APP);
+    else await sut.control(what, OTHER_APP);
+  } catch (e) {
+    if (!(e instanceof RunRefusedError))
+      fail(
+        `another app's ${what} threw ${(e as Error).message}, not RunRefusedError`,
+      );
+    refused = true;
+  }
+  const changed = (await snapshot()) !== before;
+  if (!refused || changed)
+    fail(
+      `another app's ${what} was ${refused ? 'refused' : 'not refused'} and ${changed ? 'changed' : 'did not change'} this app's job`,
+    );
+}
+
+/** A new host a works until the store answers done, starting a run when none is going on; the old host a's leases are left to expire. */
+async function drain(m: Model, sut: StoreUnderTest): Promise<void> {
+  await run(m, sut, { do: 'hostDies', host: 'a' });
+  let newRun = false;
+  for (let i = 0; i < 200 && m.loss !== 'reported'; i++) {
+    if (!m.running && newRun) return;
+    if (!m.running || !m.joined.has('a')) {
+      newRun ||= !m.running;
+      await apply(m, sut, { do: 'startRun', host: 'a' });
+    } else if (m.leasesOf('a').length)
+      await apply(m, sut, { do: 'complete', host: 'a', lease: 'all' });
+    else if (m.loads.has('a'))
+      await apply(m, sut, { do: 'commit', host: 'a', sizes: [5, 5, 5] });
+    else if ((await claim(m, sut, 'a')) === 'wait')
+      await advance(m, sut, LEASE_MS + 5000);
+    await check(m, sut);
+  }
+  if (m.running && m.loss === 'none')
+    fail('the run did not end after 200 rounds of claims');
+}
+
+/** Runs one step and checks the invariants after it. */
+export async function apply(
+  m: Model,
+  sut: StoreUnderTest,
+  step: Step,
+): Promise<void> {
+  await run(m, sut, step);
+  await check(m, sut);
+}
+
+async function run(m: Model, sut: StoreUnderTest, step: Step): Promise<void> {
+  switch (step.do) {
+    case 'startRun': {
+      const runId = `run-${++m.runs}`;
+      const got = await call(m, sut, 'startRun', () =>
+        sut.startRun(runId, step.from, OUR_APP),
+      );
+      if (got.ok) await started(m, sut, step.host, got.value, step.from);
+      return;
+    }
+    case 'startPlannedRun': {
+      const runId = `run-${++m.runs}`;
+      let reset = false;
+      const got = await call(m, sut, 'startRun with a partition plan', () =>
+        sut.startPlannedRun(runId, step.from, step.plan, async () => {
+          if (!step.resetBetween) return;
+          try {
+            await sut.reset(OUR_APP);
+            reset = true;
+          } catch (e) {
+            if (!(e instanceof RunRefusedError)) throw e;
+          }
+        }),
+      );
+      if (reset) onReset(m);
+      if (got.ok) await started(m, sut, step.host, got.value, step.from);
+      return;
+    }
+    case 'claim':
+      await claim(m, sut, step.host);
+      return;
+    case 'commit':
+      return commit(m, sut, step.host, step.sizes);
+    case 'complete':
+      return complete(m, sut, step.host, step.lease);
+    case 'fail':
+      return failLease(m, sut, step);
+    case 'release': {
+      const live = m.leasesOf(step.host).filter((l) => m.live(l));
+      const got = await call(m, sut, 'release', () =>
+        sut.release(
+          m.owner(step.host),
+          live.map((l) => l.token),
+        ),
+      );
+      if (!got.ok) return;
+      for (const l of live) {
+        m.leases.splice(m.leases.indexOf(l), 1);
+        m.pending.push({ ids: l.ids, key: l.key });
+      }
+      return;
+    }
+    case 'heartbeat':
+      return heartbeat(m, sut, step.host);
+    case 'timePasses':
+      return advance(m, sut, 7000);
+    case 'leasesExpire':
+      return advance(m, sut, LEASE_MS + 5000);
+    case 'hostStalls': {
+      const other: Host = step.host === 'a' ? 'b' : 'a';
+      for (let i = 0; i < 5; i++) {
+        if (m.leasesOf(other).length) await heartbeat(m, sut, other);
+        await advance(m, sut, 7000);
+      }
+      return;
+    }
+    case 'hostDies':
+      m.generation[step.host]++;
+      m.joined.delete(step.host);
+      m.loads.delete(step.host);
+      return;
+    case 'restartProcess':
+      return restartProcess(m, sut);
+    case 'loseState': {
+      const lost = await sut.lose(step.part);
+      if (m.kind === 'key-value') {
+        m.now += 1000;
+        processGone(m);
+      }
+      if (lost) {
+        if (m.loss === 'none') m.loss = 'unreported';
+        m.declared = false;
+      }
+      return;
+    }
+    case 'reset': {
+      const got = await call(m, sut, 'reset', () => sut.reset(OUR_APP));
+      if (!got.ok) return;
+      onReset(m);
+      await startedAgain(m, sut);
+      return;
+    }
+    case 'cancel': {
+      const got = await call(m, sut, 'cancel', () =>
+        sut.control('cancel', OUR_APP),
+      );
+      if (!got.ok) return;
+      if (m.running && m.loss === 'none' && got.value !== m.runId)
+        fail(`cancel answered ${got.value} while run ${m.runId} was going on`);
+      if (got.value !== null && got.value === m.runId) {
+        m.running = false;
+        m.joined.clear();
+        m.loads.clear();
+      }
+      return;
+    }
+    case 'retryDead': {
+      const got = await call(m, sut, 'retryDead', () => sut.retryDead(OUR_APP));
+      if (!got.ok) return;
+      if (m.loss === 'none' && got.value !== m.dead.length)
+        fail(`retryDead moved ${got.value} dead letters, not ${m.dead.length}`);
+      for (const d of m.dead) m.setFates(d.ids, 'loaded');
+      m.pending.push(...m.dead);
+      m.dead = [];
+      return;
+    }
+    case 'otherApp':
+      return otherApp(m, sut, step.call);
+    case 'drain':
+      return drain(m, sut);
+  }
+}
+
+/** After every step: nothing counted that no handler finished; dead letters kept. */
+export async function check(m: Model, sut: StoreUnderTest): Promise<void> {
+  if (m.loss !== 'none') return;
+  const got = await call(m, sut, 'state', () => sut.observe());
+  if (!got.ok) return;
+  const s = got.value;
+  if (s.runId === m.runId && m.runId !== null) {
+    if (s.counters.completed > m.completedInRun)
+      fail(
+        `the store counts ${s.counters.completed} ranges completed in run ${m.runId}; handlers finished ${m.completedInRun}`,
+      );
+    if (s.counters.ids > m.idsInRun)
+      fail(
+        `the store counts ${s.counters.ids} ids done in run ${m.runId}; handlers finished ${m.idsInRun}`,
+      );
+  }
+  if (s.dead !== m.dead.length)
+    fail(
+      `the store keeps ${s.dead} dead letters; ${m.dead.length} ranges were dead-lettered`,
+    );
+}
+
+/** Replays a sequence against a fresh store of this kind; throws the first invariant broken. */
+export async function replay(
+  sut: StoreUnderTest,
+  steps: Step[],
+  m: Model = new Model(sut.kind),
+): Promise<void> {
+  for (const step of steps) if (canApply(m, step)) await apply(m, sut, step);
+}
