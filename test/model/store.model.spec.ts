@@ -185,7 +185,13 @@ const FOUND: { name: string; kind: StoreKind; found: string; steps: Step[] }[] =
       name: 'item 1 (redis): a complete after the lease expired is counted',
       kind: 'redis',
       found: 'seed 7, MODEL_WITHOUT=otherApp,gaps',
-      steps: STEPS.expiredComplete,
+      steps: [
+        { do: 'startRun', host: 'b', from: null },
+        { do: 'claim', host: 'b' },
+        { do: 'commit', host: 'b', sizes: [1] },
+        { do: 'leasesExpire' },
+        { do: 'complete', host: 'b', lease: 0 },
+      ],
     },
     {
       name: 'item 2 (redis): deadlines lost, the run answers done with a range still leased',
@@ -288,7 +294,7 @@ const FOUND: { name: string; kind: StoreKind; found: string; steps: Step[] }[] =
         name: `item 6 (${kind}): another app's ${call} is not refused`,
         kind,
         found:
-          'seeds 1, 2, 4 and 6, no MODEL_WITHOUT (each store, one call or another)',
+          'no MODEL_WITHOUT: seeds 2, 4, 6 (memory: reset, retryDead, pause), 4 (key-value: retryDead), 1, 2, 4 (redis: cancel, reset, retryDead)',
         steps: [
           { do: 'startRun', host: 'a' },
           { do: 'otherApp', call },
@@ -299,22 +305,31 @@ const FOUND: { name: string; kind: StoreKind; found: string; steps: Step[] }[] =
       name: 'item 11 (key-value): reset as a process first call wipes the persisted state and tokens',
       kind: 'key-value',
       found:
-        'seed 3, MODEL_WITHOUT=otherApp,gaps,restartProcess,startPlannedRun (a lost part, then reset)',
+        'seed 11, MODEL_WITHOUT=otherApp,gaps,resetBetween,loseState,leasesExpire,hostStalls',
       steps: [
-        { do: 'drain' },
+        {
+          do: 'startPlannedRun',
+          host: 'b',
+          plan: [
+            { after: null, upTo: 2 },
+            { after: 2, upTo: null },
+          ],
+        },
+        { do: 'claim', host: 'b' },
+        { do: 'commit', host: 'b', sizes: [1] },
         { do: 'restartProcess' },
         { do: 'reset' },
+        { do: 'restartProcess' },
         { do: 'drain' },
       ],
     },
     {
       name: 'item 11 (key-value): cancel as a process first call ignores the running run',
       kind: 'key-value',
-      found: 'written after the issue, not shrunk from a search',
+      found:
+        'seed 2, MODEL_WITHOUT=otherApp,gaps,resetBetween,loseState,leasesExpire,hostStalls',
       steps: [
         { do: 'startRun', host: 'a' },
-        { do: 'claim', host: 'a' },
-        { do: 'commit', host: 'a', sizes: [5] },
         { do: 'restartProcess' },
         { do: 'cancel' },
       ],
