@@ -229,3 +229,14 @@ export const TOTAL_TIMED_OUT = (job: string, method: string, ms: number) =>
 export const THROTTLE_TIMED_OUT = (job: string, ms: number, againMs: number) =>
   `Job "${job}": the throttle option did not answer within healthTimeoutMs (${ms} ms); counted as unknown, so handing out goes on ` +
   `as if it said go, and it is asked again in ${againMs} ms. Make it answer sooner (a query with a statement timeout) or raise healthTimeoutMs.`;
+/** More than maxDeadRatio of the run's ended ranges went to the dead letters. */
+export const TOO_MANY_DEAD = (
+  job: string,
+  dead: number,
+  ended: number,
+  maxDeadRatio: number,
+  lastError: string,
+) =>
+  `${dead} of the ${ended} ranges of job "${job}" that ended in this run went to the dead letters ` +
+  `(${Math.round((dead / ended) * 100)}%, more than maxDeadRatio ${maxDeadRatio}); the last handler error: ${lastError}. ` +
+  `Fix the handler, then retryDead('${job}') and run again; or raise maxDeadRatio (1: never fail for dead letters).`;

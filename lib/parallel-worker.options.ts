@@ -124,6 +124,17 @@ export function resolveOptions(
       "'numeric', 'text', 'binary' or a comparator (a, b) => number",
     );
   }
+  const maxDeadRatio =
+    options.maxDeadRatio === undefined ? 0.5 : options.maxDeadRatio;
+  if (
+    typeof maxDeadRatio !== 'number' ||
+    !(maxDeadRatio >= 0 && maxDeadRatio <= 1)
+  )
+    fail(
+      'maxDeadRatio',
+      maxDeadRatio,
+      'a number from 0 to 1 (the share of ended ranges that may go to the dead letters; 1: never fail for them)',
+    );
   if (options.throttle !== undefined && typeof options.throttle !== 'function')
     fail(
       'throttle',
@@ -165,6 +176,7 @@ export function resolveOptions(
     leaseMs,
     heartbeatMs,
     maxAttempts: int(options, 'maxAttempts', 3, 1),
+    maxDeadRatio,
     retryBackoffMs,
     maxRetryBackoffMs: int(
       options,

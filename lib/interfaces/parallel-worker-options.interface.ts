@@ -103,6 +103,14 @@ export interface ParallelWorkerOptions {
   heartbeatMs?: number;
   /** Hand-outs of a range before it goes to the dead letters. Default `3`. */
   maxAttempts?: number;
+  /**
+   * Once at least 20 ranges of a run have ended (completed or dead-lettered,
+   * all hosts together), a run where more than this share of them went to the
+   * dead letters fails at once, on every host, with a `RunFailedError` naming
+   * the last handler error, instead of dead-lettering the whole table. A number
+   * from `0` to `1`; `1` never fails for dead letters. Default `0.5`.
+   */
+  maxDeadRatio?: number;
   /** Delay before the first retry of a failed range; doubles per attempt, with jitter. Default `1000`. */
   retryBackoffMs?: number;
   /** Upper bound of the retry delay. Default `30000`. */

@@ -36,7 +36,11 @@ export class RangeRecorder {
   ids = 0;
   ranges = 0;
 
-  constructor(private readonly d: RunDeps) {}
+  constructor(
+    private readonly d: RunDeps,
+    /** A range went to the dead letters with this error. */
+    private readonly deadLettered: (error: WireError) => void = () => {},
+  ) {}
 
   async complete(done: Finished[]): Promise<void> {
     const { job, runId, store, hostId, logger, events } = this.d;
@@ -121,6 +125,7 @@ export class RangeRecorder {
       logger,
       `fail for job "${job.name}"`,
     );
+    if (outcome === 'dead') this.deadLettered(error);
     if (ids && outcome !== 'stale')
       this.ids += lease.range.ids.length - ids.length;
     const what =

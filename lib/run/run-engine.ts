@@ -17,6 +17,7 @@ import {
 } from '../parallel-worker.events';
 import type { Lease } from '../store/coordination-store.interface';
 import { type Clock, monotonicClock } from './clock';
+import { DeadRatio } from './dead-ratio';
 import { Dispatcher } from './dispatcher';
 import {
   CURSOR_WENT_BACK,
@@ -73,6 +74,7 @@ export class RunEngine implements PoolListener {
   private readonly clock: Clock;
   private readonly keeper: LeaseKeeper;
   private readonly dispatcher: Dispatcher;
+  private readonly deadRatio: DeadRatio;
   private readonly feed: RangeFeed;
   private readonly recorder: RangeRecorder;
   private readonly sizer: RangeSizer;
@@ -88,7 +90,11 @@ export class RunEngine implements PoolListener {
   constructor(private readonly d: RunDeps) {
     this.finished = new Promise((resolve) => (this.resolve = resolve));
     this.clock = d.clock ?? monotonicClock;
-    this.recorder = new RangeRecorder(d);
+    this.deadRatio = new DeadRatio(d);
+    this.recorder = new RangeRecorder(d, (error) => {
+      this.deadRatio.dead(error);
+      void this.judgeDeadLetters();
+    });
     this.sizer = new RangeSizer(d.options);
     this.keeper = new LeaseKeeper(
       d,
@@ -354,7 +360,10 @@ export class RunEngine implements PoolListener {
         undefined,
         false,
       );
-    if (s) void this.end('completed');
+    const tooManyDead = s && (await this.deadRatio.exceeded(s.counters));
+    if (!this.live) return;
+    if (tooManyDead) void this.end('failed', tooManyDead);
+    else if (s) void this.end('completed');
     else
       void this.end(
         'failed',
@@ -362,6 +371,15 @@ export class RunEngine implements PoolListener {
         undefined,
         false,
       );
+  }
+
+  /** A range went to the dead letters: past maxDeadRatio (the whole run's counts) the run fails at once, on every host. */
+  private async judgeDeadLetters(): Promise<void> {
+    const { job, store, runId } = this.d;
+    const s = await store.state(job.name).catch(() => undefined);
+    if (!this.live || !s || s.runId !== runId || s.state !== 'running') return;
+    const tooManyDead = await this.deadRatio.exceeded(s.counters);
+    if (tooManyDead && this.live) void this.end('failed', tooManyDead);
   }
 
   // ---- leases and timeouts ----

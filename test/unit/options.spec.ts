@@ -16,6 +16,7 @@ describe('options', () => {
       rangeSize: 1000,
       leaseMs: 10_000,
       maxAttempts: 3,
+      maxDeadRatio: 0.5,
       shutdownTimeoutMs: 10_000,
       workerIdleMs: 120_000,
       healthTimeoutMs: 2000,
@@ -74,6 +75,10 @@ describe('options', () => {
       { workerIdleMs: -1 },
       'option "workerIdleMs" must be a whole number >= 0, got -1',
     ],
+    ...[-0.1, 1.5, '0.5', Number.NaN, null].map((value) => [
+      { maxDeadRatio: value },
+      `option "maxDeadRatio" must be a number from 0 to 1 (the share of ended ranges that may go to the dead letters; 1: never fail for them), got ${value === '0.5' ? "'0.5'" : String(value)}`,
+    ]),
     [
       { restartWorkerOnExit: 'yes' },
       'option "restartWorkerOnExit" must be a boolean',
@@ -82,10 +87,13 @@ describe('options', () => {
       { idOrder: 'collation' },
       `option "idOrder" must be 'numeric', 'text', 'binary' or a comparator (a, b) => number, got 'collation'`,
     ],
-  ])('refuses %p', (options, message) => {
-    expect(() => resolveOptions(options as never)).toThrow(
-      ParallelWorkerConfigError,
-    );
-    expect(() => resolveOptions(options as never)).toThrow(message);
-  });
+  ] as [Record<string, unknown>, string][])(
+    'refuses %p',
+    (options, message) => {
+      expect(() => resolveOptions(options as never)).toThrow(
+        ParallelWorkerConfigError,
+      );
+      expect(() => resolveOptions(options as never)).toThrow(message);
+    },
+  );
 });
