@@ -89,6 +89,8 @@ async function start(
         workers: 0,
         rangeSize: 10,
         maxAttempts: 1,
+        // The dead-letter pages need a table whose every row is dead: the run goes on for them.
+        maxDeadRatio: 1,
         logging: { enabled: false },
         storage: 'redis://:s3cret@127.0.0.1:6379',
         storageKey: `${PREFIX}-${++apps}`,
