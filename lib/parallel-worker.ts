@@ -28,6 +28,7 @@ import {
   PARALLEL_WORKER_STORE,
   RESOLVED_OPTIONS,
 } from './parallel-worker.providers';
+import { jobState } from './run/job-state';
 import { RateSampler } from './run/rate-sampler';
 import { silenceSchedulerInWorker } from './run/scheduler-guard';
 import type {
@@ -117,13 +118,10 @@ export class ParallelWorker
     const name = def.name;
     const s = await this.store.state(name, declarationOf(def));
     const local = this.orchestrator.isRunning(name);
-    let state: JobStatus['state'] = s.state;
-    if (s.state === 'running') {
-      if (this.orchestrator.engine(name)?.stopping) state = 'stopping';
-      else if (s.control === 'pause') state = 'paused';
-      // In memory after stop(), or a run whose hosts all left: the next run() resumes it.
-      else if (!local && s.leased === 0) state = 'stopped';
-    }
+    const state: JobStatus['state'] =
+      s.state === 'running' && this.orchestrator.engine(name)?.stopping
+        ? 'stopping'
+        : jobState(s, local);
     const ids = s.counters.ids;
     const rate = Math.round(this.rates.rate(name, s));
     const total = s.total;

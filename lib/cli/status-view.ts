@@ -1,3 +1,4 @@
+import { jobState } from '../run/job-state';
 import type { StoreRunState } from '../store/coordination-store.interface';
 
 const WIDTH = 30;
@@ -20,8 +21,7 @@ export function renderStatus(
   rate: number,
   owners: Record<string, number>,
 ): string {
-  const state =
-    s.state === 'running' && s.control === 'pause' ? 'paused' : s.state;
+  const state = jobState(s);
   const ids = s.counters.ids;
   if (state === 'idle')
     return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`;
@@ -81,8 +81,7 @@ export function statusJson(
   rate: number,
   owners: Record<string, number>,
 ) {
-  const state =
-    s.state === 'running' && s.control === 'pause' ? 'paused' : s.state;
+  const state = jobState(s);
   return {
     job,
     state,

@@ -173,6 +173,14 @@ export interface StoreRunState {
   partitions?: StoredPartition[];
   counters: RunCounters;
   leased: number;
+  /**
+   * The run is active: a host holds a live lease of it, or took part in it
+   * within its lease time and has not left (as when it waits out a retry's
+   * backoff or a pause); what `reset` and `from` refuse on. False for a
+   * running run whose hosts all stopped or went quiet (the next `run()`
+   * resumes it). Optional: a store without it is judged by its leases.
+   */
+  active?: boolean;
   retrying: number;
   dead: number;
   startedAt: number | null;

@@ -528,6 +528,7 @@ export class MemoryStore implements CoordinationStore {
   async state(job: string, declaredBy?: string): Promise<StoreRunState> {
     const s = this.job(job);
     refuseOtherApp(job, s.declaredBy, declaredBy, 'status');
+    const now = this.now();
     return {
       runId: s.runId,
       state: s.state,
@@ -551,11 +552,12 @@ export class MemoryStore implements CoordinationStore {
       }),
       counters: { ...s.counters },
       leased: s.leases.size,
+      active: s.state === 'running' && this.active(s, now),
       retrying: s.pending.length,
       dead: s.dead.length,
       startedAt: s.startedAt,
       endedAt: s.endedAt,
-      now: this.now(),
+      now,
     };
   }
 

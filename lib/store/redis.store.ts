@@ -547,13 +547,14 @@ export class RedisStore implements CoordinationStore {
   }
 
   async state(job: string, declaredBy?: string): Promise<StoreRunState> {
-    const [flat, leased, retrying, dead, now, flatParts]: [
+    const [flat, leased, retrying, dead, now, flatParts, active]: [
       string[],
       number,
       number,
       number,
       number,
       string[],
+      number,
     ] = allowed(
       job,
       await this.run(scripts.state, job, declaredBy ?? ''),
@@ -592,6 +593,7 @@ export class RedisStore implements CoordinationStore {
         workersRestarted: n('workersRestarted'),
       },
       leased: Number(leased),
+      active: h.state === 'running' && Number(active) === 1,
       retrying: Number(retrying),
       dead: Number(dead),
       startedAt: h.startedAt ? Number(h.startedAt) : null,

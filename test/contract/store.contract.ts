@@ -579,11 +579,17 @@ export function storeContract(
       // No live lease now; host A waits for the retry (its claims say wait) and beats.
       expect(await store.claim(job, A, LEASE)).toMatchObject({ type: 'load' });
       expect(await store.heartbeat(job, A, [], LEASE)).toEqual([]);
+      // Views of the job say it is running, though no lease is held now.
+      expect(await store.state(job)).toMatchObject({ leased: 0, active: true });
       await expect(store.reset(job)).rejects.toThrow(/^run r is active/);
       await expect(store.startRun(job, 'r2', null)).rejects.toThrow(
         /^run r is active/,
       );
       await store.leave!(job, A);
+      expect(await store.state(job)).toMatchObject({
+        state: 'running',
+        active: false,
+      });
       await store.reset(job);
       expect(await store.state(job)).toMatchObject({
         state: 'idle',

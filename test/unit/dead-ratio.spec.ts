@@ -12,6 +12,8 @@ import {
   RangeLoader,
   RunFailedError,
 } from '../../lib';
+import { renderStatus } from '../../lib/cli/status-view';
+import { RedisStore } from '../../lib/store/redis.store';
 import { REDIS_URL } from '../support/redis-server';
 
 /** A table of `rows` ids; the handler throws for the ids `broken` names, and every id it is given is counted. */
@@ -163,5 +165,48 @@ describe('maxDeadRatio on Redis, two hosts', () => {
     const store = await a.status('rows');
     expect(store).toMatchObject({ state: 'failed', ranges: { leased: 0 } });
     expect((await b.history('rows'))[0]).toMatchObject({ status: 'failed' });
+  });
+});
+
+describe('status() of a running run on a host that takes no part in it', () => {
+  it('says running while the run holds no lease (waiting out a backoff), as the CLI does; stopped once its hosts left', async () => {
+    const storageKey = `${PREFIX}-${++prefixes}`;
+    const options = {
+      storage: REDIS_URL,
+      storageKey,
+      leaseMs: 1000,
+      retryBackoffMs: 60_000,
+      maxRetryBackoffMs: 60_000,
+    };
+    const [host, other] = [await app(options), await app(options)];
+    Rows.rows = 50;
+    // The range of id 1 fails once: the run then waits a minute for its retry, holding no lease.
+    Rows.broken = (id, attempt) => id === 1 && attempt === 1;
+    const run = host.run('rows');
+    const redis = new Redis(REDIS_URL);
+    const store = new RedisStore(redis, storageKey);
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const s = await store.state('rows');
+        if (s.counters.completed === 4 && s.leased === 0 && s.retrying === 1)
+          break;
+        if (Date.now() > deadline)
+          throw new Error(`the run never waited: ${JSON.stringify(s)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await other.status('rows')).state).toBe('running');
+      const s = await store.state('rows');
+      expect(renderStatus('rows', s, 0, {})).toMatch(/^job rows: running /);
+      await host.stop('rows');
+      expect(await run).toMatchObject({ status: 'stopped' });
+      // Every host left: the next run() resumes it. Both views say so.
+      expect((await other.status('rows')).state).toBe('stopped');
+      expect(renderStatus('rows', await store.state('rows'), 0, {})).toMatch(
+        /^job rows: stopped /,
+      );
+    } finally {
+      redis.disconnect();
+    }
   });
 });
