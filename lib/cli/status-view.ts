@@ -1,4 +1,4 @@
-import { jobState } from '../run/job-state';
+import { jobState, stateLabel } from '../run/job-state';
 import type { StoreRunState } from '../store/coordination-store.interface';
 
 const WIDTH = 30;
@@ -26,7 +26,7 @@ export function renderStatus(
   if (state === 'idle')
     return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`;
   const lines = [
-    `job ${job}: ${state}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`,
+    `job ${job}: ${stateLabel(state, s.dead)}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`,
   ];
   if (s.total !== undefined && s.total > 0) {
     const ratio = Math.min(1, ids / s.total);

@@ -24,7 +24,7 @@ td.msg, .run-error td { color: var(--bad); overflow-wrap: anywhere; }
 code { font: 0.85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
 .badge { display: inline-block; padding: 0 0.5rem; border-radius: 999px; font-size: 0.85rem; font-weight: 600; color: #fff; background: var(--muted); }
 .badge-running { background: var(--accent); } .badge-done { background: var(--ok); }
-.badge-paused, .badge-stopping, .badge-stopped { background: var(--warn); } .badge-failed { background: var(--bad); }
+.badge-paused, .badge-stopping, .badge-stopped, .badge-dead { background: var(--warn); } .badge-failed { background: var(--bad); }
 .error { color: var(--bad); font-weight: 600; }
 .controls { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; margin: 0.25rem 0 0.5rem; }
 .controls form { margin: 0; }

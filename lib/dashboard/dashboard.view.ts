@@ -1,4 +1,5 @@
 import type { JobStatus } from '../interfaces/run-summary.interface';
+import { stateLabel } from '../run/job-state';
 import type {
   DeadLetter,
   RunRecord,
@@ -67,8 +68,12 @@ const STATES: Record<string, string> = {
   cancelled: 'stopped',
 };
 
-const badge = (state: string): string =>
-  `<span class="badge badge-${esc(STATES[state] ?? 'idle')}">${esc(state)}</span>`;
+/** A state's badge; a completed run that left `dead` dead letters gets its own, never the green of done. */
+const badge = (state: string, dead = 0): string => {
+  const label = stateLabel(state, dead);
+  const kind = label === state ? (STATES[state] ?? 'idle') : 'dead';
+  return `<span class="badge badge-${esc(kind)}">${esc(label)}</span>`;
+};
 
 /** The live figures of a job: state, progress, rate, ETA, ranges, cursor, partitions, hosts. */
 export function renderStats(v: JobView): string {
@@ -79,7 +84,7 @@ export function renderStats(v: JobView): string {
       ? `<p class="muted">No total known (add a <code>@RangeTotal</code> for percent and ETA).</p>`
       : `<div class="bar" role="progressbar" aria-label="Progress of ${esc(s.job)}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${percent.toFixed(1)}"><div class="fill" style="width:${percent.toFixed(1)}%"></div></div>`;
   const figures: [string, string][] = [
-    ['State', badge(s.state)],
+    ['State', badge(s.state, s.ranges.dead)],
     ['Progress', percent === undefined ? '–' : `${percent.toFixed(1)}%`],
     [
       'Ids done',
@@ -129,7 +134,7 @@ export function renderRuns(v: JobView): string {
   const rows = v.runs
     .map(
       (r) =>
-        `<tr><td>${runId(r.runId)}</td><td>${badge(r.status)}</td><td>${time(r.startedAt)}</td><td>${r.startedAt === null ? '–' : duration(r.endedAt - r.startedAt)}</td><td>${num(r.summary.ids)}</td><td>${num(r.summary.ranges.completed)} / ${num(r.summary.ranges.retried)} / ${num(r.summary.ranges.dead)}</td><td>${esc(r.startedBy ?? '–')}</td><td><code>${r.params === null ? '–' : esc(json(r.params, 60))}</code></td></tr>${r.error ? `<tr class="run-error"><td></td><td colspan="7">${esc(r.error)}</td></tr>` : ''}`,
+        `<tr><td>${runId(r.runId)}</td><td>${badge(r.status, r.summary.ranges.dead)}</td><td>${time(r.startedAt)}</td><td>${r.startedAt === null ? '–' : duration(r.endedAt - r.startedAt)}</td><td>${num(r.summary.ids)}</td><td>${num(r.summary.ranges.completed)} / ${num(r.summary.ranges.retried)} / ${num(r.summary.ranges.dead)}</td><td>${esc(r.startedBy ?? '–')}</td><td><code>${r.params === null ? '–' : esc(json(r.params, 60))}</code></td></tr>${r.error ? `<tr class="run-error"><td></td><td colspan="7">${esc(r.error)}</td></tr>` : ''}`,
     )
     .join('');
   return `<h3>Recent runs</h3><div class="scroll"><table><thead><tr><th scope="col">Run</th><th scope="col">Status</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Ids</th><th scope="col">Ranges done / retried / dead</th><th scope="col">Started by</th><th scope="col">Params</th></tr></thead><tbody>${rows}</tbody></table></div>`;

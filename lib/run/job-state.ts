@@ -14,3 +14,13 @@ export function jobState(s: StoreRunState, here = false): JobState {
   if (!here && !(s.active ?? s.leased > 0)) return 'stopped';
   return s.control === 'pause' ? 'paused' : 'running';
 }
+
+/**
+ * How views name a state: a run that completed leaving dead letters (rows
+ * its handler never finished) says so, never a plain `completed`.
+ */
+export function stateLabel(state: string, dead: number): string {
+  return state === 'completed' && dead > 0
+    ? `completed with ${dead.toLocaleString('en')} dead letter${dead === 1 ? '' : 's'}`
+    : state;
+}

@@ -436,3 +436,57 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
     );
   });
 });
+
+/** A run that completed with dead letters, left in the store as the module leaves it. */
+describe('nestjs-parallel-worker CLI: status of a run with dead letters (e2e)', () => {
+  const prefix = `pw-cli-${randomBytes(4).toString('hex')}`;
+  const opts = ['--redis', REDIS_URL, '--prefix', prefix];
+  let redis: Redis;
+  afterAll(async () => {
+    const keys = await redis.keys(`{${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('says completed with its dead letters, not a plain completed', async () => {
+    redis = new Redis(REDIS_URL);
+    const store = new RedisStore(redis, prefix);
+    const owner = 'cli-test:1:abcdef';
+    await store.startRun('items', 'run-with-dead');
+    const claim = await store.claim('items', owner, 10_000);
+    const ranges: StoredRange[] = [
+      { ids: [1, 2], lastId: 2, prev: null },
+      { ids: [3, 4], lastId: 4, prev: 2 },
+      { ids: [5], lastId: 5, prev: 4 },
+    ];
+    const committed = await store.commit(
+      'items',
+      owner,
+      claim.type === 'load' ? claim.cursor : null,
+      ranges,
+      10_000,
+    );
+    if (committed.type !== 'leased')
+      throw new Error(`expected leased, got ${committed.type}`);
+    const [first, second, third] = committed.leases;
+    await store.complete('items', owner, [first.token]);
+    for (const lease of [second, third])
+      await store.fail('items', owner, lease.token, {
+        error: { message: 'row is broken' },
+        dead: true,
+        retryInMs: 0,
+      });
+    await store.endRun('items', 'run-with-dead', 'completed');
+
+    const shown = await cli('status', 'items', ...opts);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toMatch(
+      /^job items: completed with 2 dead letters \(run run-with-dead\)\n/,
+    );
+    expect(shown.out).toContain('ranges: 1 done, 0 leased, 0 retrying, 2 dead');
+    // Scripts read the same figures: the state stays the store's, with the dead letters beside it.
+    expect(
+      JSON.parse((await cli('status', 'items', '--json', ...opts)).out),
+    ).toMatchObject({ state: 'completed', ranges: { done: 1, dead: 2 } });
+  });
+});

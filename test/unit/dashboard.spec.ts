@@ -270,3 +270,38 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
     await app.close();
   });
 });
+
+describe('dashboard: a run with dead letters', () => {
+  it('shows it as completed with its dead letters, never as a plain green completed', async () => {
+    const { app, url, pw } = await start('express', { path: 'jobs' });
+    poison = [15];
+    await pw.run('numbers');
+    const html = await (await fetch(`${url}/jobs`)).text();
+    const state = /State<\/dt><dd[^>]*>(<span[^>]*>[^<]*<\/span>)/.exec(html);
+    expect(state?.[1]).toBe(
+      '<span class="badge badge-dead">completed with 1 dead letter</span>',
+    );
+    // The run's line in the history says so too.
+    expect(html).toMatch(
+      /<td><span class="badge badge-dead">completed with 1 dead letter<\/span><\/td>/,
+    );
+    expect(html).not.toContain('badge-done');
+    // Once its dead letters were handled, the job is plainly done; the run that left them still says so.
+    poison = [];
+    await pw.retryDead('numbers');
+    await pw.run('numbers');
+    const after = await (await fetch(`${url}/jobs`)).text();
+    expect(
+      /State<\/dt><dd[^>]*>(<span[^>]*>[^<]*<\/span>)/.exec(after)?.[1],
+    ).toBe('<span class="badge badge-done">completed</span>');
+    expect(
+      [
+        ...after.matchAll(/<td>(<span class="badge[^>]*>[^<]*<\/span>)<\/td>/g),
+      ].map((m) => m[1]),
+    ).toEqual([
+      '<span class="badge badge-done">completed</span>',
+      '<span class="badge badge-dead">completed with 1 dead letter</span>',
+    ]);
+    await app.close();
+  });
+});
