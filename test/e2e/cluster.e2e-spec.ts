@@ -365,6 +365,38 @@ describe('cluster workers on SQLite (e2e)', () => {
     );
   });
 
+  it('fails a run whose handler throws for every row once 20 ranges are dead, long before the table is dead-lettered', async () => {
+    const db = createSqliteItems(ROWS);
+    const result = await runFixture({
+      FIXTURE_DB: db,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: 100,
+      FIXTURE_MAX_ATTEMPTS: 1,
+      // One id of every range: every range throws.
+      FIXTURE_FAIL_ALWAYS: Array.from(
+        { length: ROWS / 100 },
+        (_, i) => i * 100 + 1,
+      ).join(','),
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.summary).toBeUndefined();
+    expect(result.failed?.message).toMatch(
+      /^Job "items" failed \(run [^)]+\): \d+ of the \d+ ranges of job "items" that ended in this run went to the dead letters \(100%, more than maxDeadRatio 0\.5\); the last handler error: poison range at \d+\. Fix the handler, then retryDead\('items'\) and run again; or raise maxDeadRatio \(1: never fail for dead letters\)\.$/,
+    );
+    expect(result.failed?.summary).toMatchObject({
+      status: 'failed',
+      ids: 0,
+      ranges: { completed: 0 },
+    });
+    // Every range the handler was given failed once (maxAttempts 1): about 20 of the 200, not all of them.
+    const tried = result.output.match(/EVENT RangeFailed /g) ?? [];
+    expect(tried.length).toBeGreaterThanOrEqual(20);
+    expect(tried.length).toBeLessThan(60);
+    expect(result.failed?.summary.ranges.dead).toBe(tried.length);
+    expect(sqliteCounts(db).missed).toHaveLength(ROWS);
+  });
+
   it('dead-letters a range that kills its worker every time, and only it: ranges the worker had not started go out again untouched', async () => {
     const db = createSqliteItems(ROWS);
     // Quick handlers at concurrency 1: each worker holds a backlog of ranges it has not started when it dies.
