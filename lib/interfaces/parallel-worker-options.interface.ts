@@ -107,8 +107,10 @@ export interface ParallelWorkerOptions {
    * Once at least 20 ranges of a run have ended (completed or dead-lettered,
    * all hosts together), a run where more than this share of them went to the
    * dead letters fails at once, on every host, with a `RunFailedError` naming
-   * the last handler error, instead of dead-lettering the whole table. A number
-   * from `0` to `1`; `1` never fails for dead letters. Default `0.5`.
+   * the last handler error, instead of dead-lettering the whole table. Judged
+   * with the store's counts each time a range goes to the dead letters, and
+   * when the run ends. A number from `0` to `1`; `1` never fails for dead
+   * letters. Default `0.5`.
    */
   maxDeadRatio?: number;
   /** Delay before the first retry of a failed range; doubles per attempt, with jitter. Default `1000`. */
