@@ -16,12 +16,14 @@ export interface WireRange {
 export type WireError = { message: string; stack?: string };
 
 /**
- * `ms`: how long the handler ran; `notStarted`: aborted while it waited in
- * the worker's backlog; `failedIds`: the handler threw RangeItemsFailedError
- * naming these ids (the rest of the range is done).
+ * `ms`: how long the handler ran; `aborted`: its signal was aborted when it
+ * returned (it may have stopped early, as told: the range is not done);
+ * `notStarted`: aborted while it waited in the worker's backlog;
+ * `failedIds`: the handler threw RangeItemsFailedError naming these ids (the
+ * rest of the range is done).
  */
 export type WireResult =
-  | { token: number; ok: true; ms: number }
+  | { token: number; ok: true; ms: number; aborted?: true }
   | {
       token: number;
       ok: false;
@@ -96,7 +98,9 @@ const isRange = (v: unknown): v is WireRange =>
 const isResult = (v: unknown): v is WireResult =>
   isObject(v) &&
   isToken(v.token) &&
-  ((v.ok === true && typeof v.ms === 'number') ||
+  ((v.ok === true &&
+    typeof v.ms === 'number' &&
+    (v.aborted === undefined || v.aborted === true)) ||
     (v.ok === false &&
       isError(v.error) &&
       (v.notStarted === undefined || v.notStarted === true) &&

@@ -60,6 +60,11 @@ class Abortable {
     return this.controller.signal;
   }
 
+  /** True once the range was aborted (whether or not the handler read its signal). */
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
   abort(reason: string): void {
     if (this.reason) return;
     this.reason = new Error(reason);
@@ -127,7 +132,11 @@ export class RangeExecutor {
     const started = performance.now();
     try {
       await this.job.handler.call(range, ctx as RangeContext);
-      return { token: wire.token, ok: true, ms: performance.now() - started };
+      const ms = performance.now() - started;
+      // A handler that obeys its aborted signal returns without an error: the primary must not count its range done.
+      return abortable.aborted
+        ? { token: wire.token, ok: true, ms, aborted: true }
+        : { token: wire.token, ok: true, ms };
     } catch (e) {
       const ids = failedIds(e);
       if (!ids) return { token: wire.token, ok: false, error: toWireError(e) };

@@ -108,7 +108,7 @@ export class WorkerRunner {
       const range = this.backlog.shift() as WireRange;
       this.running++;
       void this.executor.execute(range).then((result) => {
-        if (result.ok) {
+        if (result.ok && !result.aborted) {
           this.ids += range.ids.length;
           this.ranges++;
         }

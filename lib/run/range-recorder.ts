@@ -78,9 +78,11 @@ export class RangeRecorder {
   }
 
   /**
-   * The run ended while the handler still ran (past shutdownTimeoutMs): the
-   * range goes out again at once, at the next attempt, so a handler that runs
-   * on here and the one that takes it over can tell. Never dead-lettered.
+   * The run ended while the handler still ran (past shutdownTimeoutMs), or
+   * the handler returned after its signal was aborted (it may have stopped
+   * early): the range goes out again at once, at the next attempt, so a
+   * handler that runs on here and the one that takes it over can tell.
+   * Never dead-lettered.
    */
   async interrupted(lease: Lease, reason: string): Promise<void> {
     const { job, store, hostId, logger } = this.d;

@@ -18,7 +18,7 @@ import {
 import type { Lease } from '../store/coordination-store.interface';
 import { type Clock, monotonicClock } from './clock';
 import { DeadRatio } from './dead-ratio';
-import { Dispatcher } from './dispatcher';
+import { Dispatcher, type InFlight } from './dispatcher';
 import {
   CURSOR_WENT_BACK,
   STATE_LOST,
@@ -200,31 +200,33 @@ export class RunEngine implements PoolListener {
       // A timed-out range was failed already: its answer only frees the worker.
       if (f.timedOut) continue;
       const token = f.lease.token;
+      // Aborted before it started (the worker says so): given back without an attempt.
+      if (!result.ok && result.notStarted) {
+        unstarted.push(token);
+        continue;
+      }
+      // Its handler returned with its signal aborted (it may have stopped early, as told), or threw after this host
+      // aborted it: not done, and not its failure. It goes out again at attempt + 1, never to the dead letters for that.
+      if (result.ok ? result.aborted : f.lost || f.ending) {
+        this.handBack(f, result.ok);
+        continue;
+      }
       if (!result.ok) {
-        // Aborted before it started (the worker says so): given back without an attempt.
-        if (result.notStarted) unstarted.push(token);
-        else if (f.ending)
-          this.writer.record(
-            [token],
-            this.recorder.interrupted(
-              f.lease,
-              this.mode === 'stopping' ? 'run stopped' : 'run ended',
-            ),
-          );
-        else
-          this.writer.record(
-            [token],
-            this.recorder.failed(
-              f.lease,
-              result.error,
-              undefined,
-              result.failedIds,
-            ),
-          );
+        this.writer.record(
+          [token],
+          this.recorder.failed(
+            f.lease,
+            result.error,
+            undefined,
+            result.failedIds,
+          ),
+        );
         continue;
       }
       this.sizer.observe(f.lease.range.ids.length, result.ms);
       this.dispatcher.observe(result.ms);
+      // Finished before any abort reached it: done, if the store still holds the lease for this host (it refuses
+      // a completion past the lease's deadline or after another claim took the range over).
       this.writer.completed({
         lease: f.lease,
         workerId: slot.id,
@@ -235,6 +237,25 @@ export class RunEngine implements PoolListener {
       this.writer.record(unstarted, this.keeper.release(unstarted));
     this.wake();
     this.writer.wake();
+  }
+
+  /** An aborted range its handler returned from (or threw in): handed out again at the next attempt. */
+  private handBack(f: InFlight, returned: boolean): void {
+    const why = f.lost
+      ? 'its lease was given up'
+      : f.ending
+        ? this.mode === 'stopping'
+          ? 'run stopped'
+          : 'run ended'
+        : 'its signal was aborted';
+    if (returned)
+      this.d.logger.warn(
+        `Job "${this.d.job.name}": the handler of ${describeLease(f.lease)} returned after its signal was aborted (${why}); not counted as done, it goes out again at attempt ${f.lease.attempt + 1}.`,
+      );
+    this.writer.record(
+      [f.lease.token],
+      this.recorder.interrupted(f.lease, why),
+    );
   }
 
   slotExited(

@@ -355,7 +355,10 @@ export class MemoryStore implements CoordinationStore {
     tokens: number[],
   ): Promise<boolean[]> {
     const s = this.job(job);
+    const now = this.now();
     const counted = tokens.map((token) => {
+      // Past its deadline the lease is not the owner's to complete, even before a claim took it over: it expires.
+      if ((s.leases.get(token)?.deadline ?? Infinity) <= now) return false;
       const l = this.take(s, owner, token);
       if (l && l.runId === s.runId) {
         s.counters.ids += l.range.ids.length;

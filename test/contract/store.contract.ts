@@ -254,6 +254,28 @@ export function storeContract(
       });
     });
 
+    it('refuses to complete a lease past its deadline, even one its owner still holds; it goes out again at attempt + 1', async () => {
+      await store.startRun(job, 'r');
+      const claim = await store.claim(job, A, 50);
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.commit(job, A, null, [range([1, 2], null)], 50);
+      if (res.type !== 'leased') throw new Error('expected leased');
+      await sleep(120);
+      // No one took it over yet: the owner still holds it, but its deadline passed.
+      expect(await store.complete(job, A, [res.leases[0].token])).toEqual([
+        false,
+      ]);
+      expect((await store.state(job)).counters).toMatchObject({
+        ids: 0,
+        completed: 0,
+      });
+      expect(await store.claim(job, B, LEASE)).toMatchObject({
+        type: 'lease',
+        reason: 'expired',
+        lease: { attempt: 2, owner: B, range: { ids: [1, 2] } },
+      });
+    });
+
     it('keeps a heartbeated lease alive past its first deadline', async () => {
       await store.startRun(job, 'r');
       const claim = await store.claim(job, A, 80);

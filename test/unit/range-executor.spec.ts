@@ -45,6 +45,37 @@ describe('RangeExecutor', () => {
     expect(seen.ctx?.signal.aborted).toBe(false);
   });
 
+  it('says when a handler returned with its signal aborted (it may have stopped early), and not when it returned first', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const handled: number[] = [];
+    const executor = new RangeExecutor(
+      job(async ({ idsRange }, ctx) => {
+        for (const id of idsRange as number[]) {
+          if (ctx.signal.aborted) return;
+          handled.push(id);
+          if (ctx.token === 1) await gate;
+        }
+      }),
+      { job: 'items', runId: 'run-1' },
+      'w-1',
+    );
+    const stopped = executor.execute(wire(1));
+    const finished = await executor.execute(wire(2));
+    executor.abort([1, 2], 'lease lost');
+    release();
+    expect(await stopped).toMatchObject({ token: 1, ok: true, aborted: true });
+    expect(finished).toEqual({ token: 2, ok: true, ms: expect.any(Number) });
+    expect(handled).toEqual([1, 1, 2]);
+    expect(
+      parseWorkerMessage({
+        tag: 'parallel-worker',
+        type: 'results',
+        results: [await stopped],
+      }),
+    ).toBeDefined();
+  });
+
   it('aborts the signal of a running range, whether the handler read it before or after the abort', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

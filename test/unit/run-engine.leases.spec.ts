@@ -51,7 +51,47 @@ class ClockedStore extends MemoryStore {
     ...args: Parameters<MemoryStore['heartbeat']>
   ): Promise<number[]> {
     this.renewals++;
-    return this.hang ? new Promise(() => undefined) : super.heartbeat(...args);
+    return this.hang
+      ? new Promise(() => undefined)
+      : this.queued(() => super.heartbeat(...args));
+  }
+
+  /** While frozen (a Redis stopped with SIGSTOP), every call waits, then runs in the order it came. */
+  private gate?: Promise<void>;
+  private open?: () => void;
+
+  freeze(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+
+  thaw(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+
+  private async queued<T>(call: () => Promise<T>): Promise<T> {
+    if (this.gate) await this.gate;
+    return call();
+  }
+
+  override claim(...args: Parameters<MemoryStore['claim']>) {
+    return this.queued(() => super.claim(...args));
+  }
+
+  override commit(...args: Parameters<MemoryStore['commit']>) {
+    return this.queued(() => super.commit(...args));
+  }
+
+  override complete(...args: Parameters<MemoryStore['complete']>) {
+    return this.queued(() => super.complete(...args));
+  }
+
+  override fail(...args: Parameters<MemoryStore['fail']>) {
+    return this.queued(() => super.fail(...args));
+  }
+
+  override release(...args: Parameters<MemoryStore['release']>) {
+    return this.queued(() => super.release(...args));
   }
 }
 
@@ -779,5 +819,141 @@ describe('RunEngine leases', () => {
         );
       },
     );
+  });
+});
+
+describe('RunEngine: done means done', () => {
+  /** The ranges of `first` handed out so far, by attempt. */
+  const attemptsOf = (slot: Slot, first: WireRange) =>
+    slot.sent.filter((r) => r.ids[0] === first.ids[0]).map((r) => r.attempt);
+
+  /**
+   * The first range is sent, then the store freezes (every call waits and
+   * lands in order once it thaws, renewals too) until the keeper gives its
+   * leases up and aborts the handler; the worker answers `answer`, then the
+   * store thaws. `dropRenewals`: renewals sent meanwhile are lost, not
+   * delayed (the store's deadline passes for good).
+   */
+  async function givenUp(
+    stepMs: number,
+    steps: number,
+    result: (r: WireRange) => Partial<WireResult>,
+    dropRenewals = false,
+  ) {
+    const setup = await harness({
+      rows: 30,
+      options: { leaseMs: 100, heartbeatMs: 30, maxAttempts: 1, prefetch: 0 },
+    });
+    const { store, slot, answer } = setup;
+    await until('the first range', () => slot.sent.length === 1);
+    const first = slot.sent[0];
+    store.freeze();
+    store.hang = dropRenewals;
+    for (let i = 0; i < steps; i++) {
+      const before = store.renewals;
+      advance(stepMs);
+      await until('a renewal', () => store.renewals > before, 500, false);
+    }
+    await until('its signal aborted', () =>
+      slot.aborted.some((a) => a.token === first.token),
+    );
+    answer(slot, [first], result);
+    // The answer reaches the store behind what was sent before it.
+    await new Promise((r) => setImmediate(r));
+    store.hang = false;
+    store.thaw();
+    return { ...setup, first };
+  }
+
+  it('hands a range out again at attempt + 1, never dead, when its handler returns after seeing its lease given up', async () => {
+    // The handler obeys its signal: it stops where it is and returns.
+    const { store, slot, answerAll, first } = await givenUp(130, 1, () => ({
+      ok: true,
+      ms: 1,
+      aborted: true,
+    }));
+    expect((await answerAll()).status).toBe('completed');
+    expect(attemptsOf(slot, first)).toEqual([1, 2]);
+    expect(await store.state('items')).toMatchObject({
+      dead: 0,
+      counters: { ids: 30, completed: 3, dead: 0 },
+    });
+  });
+
+  it('hands a range out again at attempt + 1 when its handler throws after seeing its lease given up, never dead', async () => {
+    const { store, slot, answerAll, first } = await givenUp(130, 1, () => ({
+      ok: false,
+      error: { message: 'This operation was aborted' },
+    }));
+    expect((await answerAll()).status).toBe('completed');
+    expect(attemptsOf(slot, first)).toEqual([1, 2]);
+    expect(await store.state('items')).toMatchObject({
+      dead: 0,
+      counters: { ids: 30, completed: 3, dead: 0 },
+    });
+  });
+
+  it('counts a range whose handler finished before the abort reached it, while the store still held the lease', async () => {
+    // Given up one tick before the store's deadline (90 of 100 ms): the store still holds it for this host.
+    const { store, slot, answerAll, first } = await givenUp(30, 3, () => ({
+      ok: true,
+      ms: 1,
+    }));
+    expect((await answerAll()).status).toBe('completed');
+    expect(attemptsOf(slot, first)).toEqual([1]);
+    expect((await store.state('items')).counters).toMatchObject({
+      ids: 30,
+      completed: 3,
+    });
+  });
+
+  it('does not count a range whose answer reaches the store past the lease deadline; it goes out again at attempt + 1', async () => {
+    // Finished before the abort reached the worker, but answered after the store's deadline: not this host's to count.
+    const { store, slot, answerAll, first } = await givenUp(
+      130,
+      1,
+      () => ({ ok: true, ms: 1 }),
+      true,
+    );
+    expect((await answerAll()).status).toBe('completed');
+    expect(attemptsOf(slot, first)).toEqual([1, 2]);
+    expect((await store.state('items')).counters).toMatchObject({
+      ids: 30,
+      completed: 3,
+    });
+  });
+
+  it('on stop, a backlog range that had started and returns on its aborted signal goes out again at attempt + 1', async () => {
+    const { store, slot, engine, answer } = await harness({
+      options: { shutdownTimeoutMs: 60_000, maxAttempts: 1 },
+    });
+    await until('the first range', () => slot.sent.length === 1);
+    answer(slot, slot.sent);
+    await until('a backlog', () => slot.unanswered().length >= 2);
+    const [running, started, ...rest] = slot.unanswered();
+    const stopped = engine.stop();
+    await until('the backlog aborted', () =>
+      slot.aborted.some((a) => a.token === started.token),
+    );
+    answer(slot, [running]);
+    answer(slot, [started], () => ({ ok: true, ms: 1, aborted: true }));
+    answer(slot, rest, () => ({
+      ok: false,
+      error: { message: 'run stopped' },
+      notStarted: true,
+    }));
+    await stopped;
+    const s = await store.state('items');
+    expect(s.dead).toBe(0);
+    expect(s.counters.completed).toBe(2);
+    const back = new Map<unknown, number>();
+    for (
+      let c = await store.claim('items', 'h-2', 100);
+      c.type === 'lease';
+      c = await store.claim('items', 'h-2', 100)
+    )
+      back.set(c.lease.range.ids[0], c.lease.attempt);
+    expect(back.get(started.ids[0])).toBe(2);
+    expect(back.has(running.ids[0])).toBe(false);
   });
 });
