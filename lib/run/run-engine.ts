@@ -15,7 +15,10 @@ import {
   RunCompletedEvent,
   WorkerExitedEvent,
 } from '../parallel-worker.events';
-import type { Lease } from '../store/coordination-store.interface';
+import type {
+  Lease,
+  StoreRunState,
+} from '../store/coordination-store.interface';
 import { type Clock, monotonicClock } from './clock';
 import { DeadRatio } from './dead-ratio';
 import { Dispatcher, type InFlight } from './dispatcher';
@@ -124,13 +127,7 @@ export class RunEngine implements PoolListener {
       end: (status, error, cause, everywhere) =>
         void this.end(status, error, cause, everywhere),
       exhausted: () => void this.finishIfDone(),
-      lost: (found) =>
-        void this.end(
-          'failed',
-          STATE_LOST(d.job.name, d.runId, found),
-          undefined,
-          false,
-        ),
+      lost: (found) => void this.otherRun(found),
       wentBack: (cursor, committed) => void this.wentBack(cursor, committed),
       limit: () => this.sizer.limit,
     });
@@ -323,12 +320,7 @@ export class RunEngine implements PoolListener {
     const s = await store.state(job.name).catch(() => undefined);
     if (!s || !this.live) return;
     if (s.runId !== runId) {
-      void this.end(
-        'failed',
-        STATE_LOST(job.name, runId, s.runId),
-        undefined,
-        false,
-      );
+      this.replaced(s);
     } else if (s.state === 'stopped') {
       logger.warn(`Job "${job.name}": run ${runId} was cancelled; stopping.`);
       void this.end('stopped');
@@ -349,11 +341,54 @@ export class RunEngine implements PoolListener {
     const { job, store, runId } = this.d;
     const s = await store.state(job.name).catch(() => undefined);
     if (!this.live) return;
+    if (s && s.runId !== runId) return this.replaced(s);
     void this.end(
       'failed',
-      s && s.runId !== runId
-        ? STATE_LOST(job.name, runId, s.runId)
-        : CURSOR_WENT_BACK(job.name, runId, cursor, committed),
+      CURSOR_WENT_BACK(job.name, runId, cursor, committed),
+      undefined,
+      false,
+    );
+  }
+
+  /** A claim answered with a lease of another run: the store holds another run now. */
+  private async otherRun(found: string | null): Promise<void> {
+    const { job, store, runId } = this.d;
+    const s = await store.state(job.name).catch(() => undefined);
+    if (!this.live) return;
+    if (s && s.runId !== runId) return this.replaced(s);
+    void this.end(
+      'failed',
+      STATE_LOST(job.name, runId, found),
+      undefined,
+      false,
+    );
+  }
+
+  /**
+   * The store holds another run than this one. When this run ended just
+   * before that one started (a cancel, a failure or its end, seen late
+   * here), it ends here the same way; otherwise its state was lost.
+   */
+  private replaced(s: StoreRunState): void {
+    const { job, runId, logger } = this.d;
+    const previous = s.previous?.runId === runId ? s.previous : undefined;
+    if (previous?.state === 'stopped') {
+      logger.warn(
+        `Job "${job.name}": run ${runId} was cancelled (run ${s.runId} has started since); stopping.`,
+      );
+      return void this.end('stopped');
+    }
+    if (previous?.state === 'failed')
+      return void this.end(
+        'failed',
+        previous.error || `run ${runId} failed on another host`,
+        undefined,
+        false,
+      );
+    if (previous?.state === 'completed') return void this.end('completed');
+    void this.end(
+      'failed',
+      STATE_LOST(job.name, runId, s.runId),
       undefined,
       false,
     );
@@ -374,13 +409,16 @@ export class RunEngine implements PoolListener {
       `state for job "${job.name}"`,
     ).catch(() => undefined);
     if (!this.live) return;
-    if (s && s.runId !== runId)
+    if (s && s.runId !== runId) return this.replaced(s);
+    // Another host (or the store, for state lost) ended the run meanwhile: never report it completed over that.
+    if (s && s.state === 'failed')
       return void this.end(
         'failed',
-        STATE_LOST(job.name, runId, s.runId),
+        s.error || `run ${runId} of job "${job.name}" was failed by another host`,
         undefined,
         false,
       );
+    if (s && s.state === 'stopped') return void this.end('stopped');
     const tooManyDead = s && (await this.deadRatio.exceeded(s.counters));
     if (!this.live) return;
     if (tooManyDead) void this.end('failed', tooManyDead);

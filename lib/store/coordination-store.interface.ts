@@ -187,6 +187,19 @@ export interface StoreRunState {
   endedAt: number | null;
   /** Store time now, so callers can compute rates without trusting their clock. */
   now: number;
+  /**
+   * How the run before this one ended, when it ended before this one started
+   * (a host that sees a cancel only after the next run started can tell it
+   * from a run whose state was lost).
+   */
+  previous?: PreviousRun;
+}
+
+/** The run a new one replaced, as it ended. */
+export interface PreviousRun {
+  runId: string;
+  state: 'completed' | 'failed' | 'stopped';
+  error?: string;
 }
 
 /**

@@ -14,6 +14,7 @@ import type {
   FailOptions,
   Lease,
   PartitionBounds,
+  PreviousRun,
   RunCounters,
   RunRecord,
   RunStart,
@@ -69,6 +70,8 @@ export interface MemoryJobState {
   start?: RunStart;
   /** Ended runs, newest first. */
   history?: RunRecord[];
+  /** The run the active one replaced, as it ended. */
+  previous?: PreviousRun;
 }
 
 const zeroCounters = (): RunCounters => ({
@@ -177,6 +180,7 @@ export class MemoryStore implements CoordinationStore {
     } else if (s.partitions) restartPartitions(s.partitions);
     else if (partitions?.length) s.partitions = freshPartitions(partitions);
     this.forgetReplies(job);
+    s.previous = endedRun(s);
     Object.assign(s, {
       runId,
       state: 'running',
@@ -561,6 +565,7 @@ export class MemoryStore implements CoordinationStore {
       startedAt: s.startedAt,
       endedAt: s.endedAt,
       now,
+      ...(s.previous && { previous: { ...s.previous } }),
     };
   }
 
@@ -748,4 +753,18 @@ const some = (
 function replaces(next: RunRecord['status'], kept: RunRecord['status']) {
   if (kept === 'completed' || kept === 'cancelled') return false;
   return next !== 'stopped' || kept === 'stopped';
+}
+
+/** The job's run as it ended, for the run that replaces it; undefined when it had not ended (or was reset). */
+function endedRun(s: MemoryJobState): PreviousRun | undefined {
+  if (
+    !s.runId ||
+    (s.state !== 'completed' && s.state !== 'failed' && s.state !== 'stopped')
+  )
+    return undefined;
+  return {
+    runId: s.runId,
+    state: s.state,
+    ...(s.error !== undefined && { error: s.error }),
+  };
 }

@@ -13,6 +13,7 @@ import type {
   FailOptions,
   Lease,
   PartitionBounds,
+  PreviousRun,
   RunRecord,
   RunStart,
   StartRunResult,
@@ -599,6 +600,13 @@ export class RedisStore implements CoordinationStore {
       startedAt: h.startedAt ? Number(h.startedAt) : null,
       endedAt: h.endedAt ? Number(h.endedAt) : null,
       now: Number(now),
+      ...(h.previousRunId && {
+        previous: {
+          runId: h.previousRunId,
+          state: h.previousState as PreviousRun['state'],
+          ...(h.previousError && { error: h.previousError }),
+        },
+      }),
     };
   }
 

@@ -570,6 +570,29 @@ export function storeContract(
       });
     });
 
+    it('says how the run before the active one ended: its id, its end and its error', async () => {
+      await store.startRun(job, 'r1');
+      expect((await store.state(job)).previous).toBeUndefined();
+      await store.control(job, 'cancel');
+      await store.startRun(job, 'r2');
+      expect((await store.state(job)).previous).toEqual({
+        runId: 'r1',
+        state: 'stopped',
+      });
+      await store.endRun(job, 'r2', 'failed', 'the loader broke');
+      await store.startRun(job, 'r3');
+      expect(await store.state(job)).toMatchObject({
+        runId: 'r3',
+        previous: { runId: 'r2', state: 'failed', error: 'the loader broke' },
+      });
+      await store.endRun(job, 'r3', 'completed');
+      await store.startRun(job, 'r4', null);
+      expect((await store.state(job)).previous).toEqual({
+        runId: 'r3',
+        state: 'completed',
+      });
+    });
+
     it('resets the cursor, refused while a live lease exists', async () => {
       await store.startRun(job, 'r');
       const lease = await leaseFresh(A, [1, 2]);

@@ -16,7 +16,8 @@ import { jobScript } from './job-script';
  * A new run stores the given partitions when the job has none stored, or with
  * `from` (which replaces the stored ones, none when none are given); else the
  * stored ones are kept, their cursors too, and go over again (new rows only).
- * A new run keeps the given start fields only (params stay the text sent).
+ * A new run keeps the given start fields only (params stay the text sent),
+ * and the run it replaces as `previous*` when that one had ended.
  */
 export const START_RUN: string = jobScript(`
 local now = now_ms()
@@ -69,6 +70,13 @@ else
   fresh_parts()
 end
 redis.call('DEL', REPLIES)
+-- The run this one replaces, as it ended: a host that sees a cancel late can tell it from a run whose state was lost.
+local was = redis.call('HGET', META, 'state')
+if was == 'completed' or was == 'failed' or was == 'stopped' then
+  redis.call('HSET', META, 'previousRunId', run_id(), 'previousState', was, 'previousError', redis.call('HGET', META, 'error') or '')
+else
+  redis.call('HDEL', META, 'previousRunId', 'previousState', 'previousError')
+end
 redis.call('HDEL', META, 'total')
 redis.call('HSET', META, 'runId', ARGV[1], 'state', 'running', 'control', 'run', 'error', '', 'exhausted', '0', 'startedAt', now, 'endedAt', '',
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
