@@ -4,8 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { RedisStore, type RunSummary } from '../../lib';
 import { type FixtureRun, startFixture } from '../support/fixture';
-import { createPgItems, DATABASE_URL, dropPgTable } from '../support/postgres';
-import { REDIS_URL } from '../support/redis-server';
+import {
+  countProcessed,
+  createPgItems,
+  DATABASE_URL,
+  dropPgTable,
+} from '../support/postgres';
+import { OwnRedis, REDIS_URL } from '../support/redis-server';
 
 const ROWS = 100_000;
 const RANGE = 500;
@@ -191,4 +196,95 @@ describe('chaos', () => {
       );
     },
   );
+
+  it('loses nothing when Redis freezes three times while handlers that obey their signal return early', async () => {
+    // A redis-server of the test's own: freezing the shared one would stall every other test on the machine.
+    const redis = new OwnRedis();
+    await redis.start();
+    const rows = 50_000;
+    const table = await createPgItems(rows);
+    tables.push(table);
+    const env = {
+      DATABASE_URL,
+      FIXTURE_TABLE: table,
+      REDIS_URL: redis.url,
+      FIXTURE_PREFIX: `pw-chaos-${randomBytes(4).toString('hex')}`,
+      FIXTURE_WORKERS: 2,
+      FIXTURE_RANGE_SIZE: RANGE,
+      FIXTURE_LEASE_MS: 1000,
+      FIXTURE_MAX_RESTARTS: 100,
+      // 50 rows at a time, 130 ms apart: a range takes over leaseMs, so each freeze finds handlers mid-range.
+      FIXTURE_OBEY_SIGNAL: 1,
+      FIXTURE_OBEY_CHUNK: 50,
+      FIXTURE_OBEY_PAUSE_MS: 130,
+    };
+    const started = Date.now();
+    const hosts = Array.from({ length: 3 }, () => startFixture(env));
+    running = hosts;
+    const finished = Promise.all(hosts.map((h) => h.exited));
+    let ended = false;
+    void finished.finally(() => (ended = true));
+    const freezes: number[] = [];
+    const killed: number[] = [];
+    try {
+      // Redis frozen 2.5 s at 20%, 50% and 80% of the rows; a worker SIGKILLed between the freezes.
+      for (const [at, kill] of [
+        [0.2, false],
+        [0.35, true],
+        [0.5, false],
+        [0.65, true],
+        [0.8, false],
+      ] as const) {
+        while (!ended && (await countProcessed(table)) < rows * at)
+          await sleep(50);
+        if (ended) break;
+        if (kill) {
+          const workers = hosts.flatMap((h) =>
+            childrenOf(h.child.pid as number),
+          );
+          const pid = workers[Math.floor(Math.random() * workers.length)];
+          if (pid) {
+            process.kill(pid, 'SIGKILL');
+            killed.push(pid);
+          }
+          continue;
+        }
+        redis.freeze();
+        await sleep(2500);
+        redis.thaw();
+        freezes.push(at);
+      }
+      const results = await finished;
+      const seconds = (Date.now() - started) / 1000;
+      for (const r of results) expect(r.code).toBe(0);
+      for (const r of results)
+        expect(r.summary).toMatchObject({ status: 'completed', ids: rows });
+      expect(freezes).toHaveLength(3);
+      const returnedEarly = hosts.flatMap(
+        (h) => h.output().match(/^RETURNED_EARLY .*$/gm) ?? [],
+      );
+      expect(returnedEarly.length).toBeGreaterThan(0);
+
+      const check = new Client({ connectionString: DATABASE_URL });
+      await check.connect();
+      const missed = (
+        await check.query(`SELECT id FROM ${table} WHERE processed = 0`)
+      ).rows;
+      const duplicated = (
+        await check.query(
+          `SELECT id, max_attempt FROM ${table} WHERE processed > 1`,
+        )
+      ).rows;
+      await check.end();
+      expect(missed).toEqual([]);
+      // Every row handled twice was in a range handed out again (attempt 2 or later).
+      expect(duplicated.filter((r) => Number(r.max_attempt) < 2)).toEqual([]);
+      console.log(
+        `chaos (Redis frozen 3 x 2.5 s, leaseMs 1000, handlers returning on their signal): ${rows} rows, lost=0, returned early=${returnedEarly.length}, duplicated=${duplicated.length}, workers killed=${killed.length}, seconds=${seconds.toFixed(1)}`,
+      );
+    } finally {
+      redis.thaw();
+      redis.stop();
+    }
+  }, 300_000);
 });
