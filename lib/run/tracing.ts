@@ -166,7 +166,13 @@ export async function inRangeSpan(
   safely(() => {
     span.setAttribute(
       `${A}.outcome`,
-      result.ok ? 'completed' : result.failedIds ? 'partial' : 'failed',
+      result.ok
+        ? result.aborted
+          ? 'aborted'
+          : 'completed'
+        : result.failedIds
+          ? 'partial'
+          : 'failed',
     );
     if (!result.ok) {
       if (result.failedIds)

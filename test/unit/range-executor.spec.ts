@@ -1,5 +1,9 @@
 import { trace } from '@opentelemetry/api';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { RangeItemsFailedError } from '../../lib';
 import { parseWorkerMessage } from '../../lib/cluster/ipc.messages';
 import { RunSpan } from '../../lib/run/tracing';
@@ -219,6 +223,42 @@ describe('RangeExecutor', () => {
         ok: true,
       });
       expect(RunSpan.start('items', 'run-1', false)).toBeUndefined();
+    } finally {
+      trace.disable();
+    }
+  });
+
+  it('marks a range span aborted when its handler returned after its signal aborted', async () => {
+    const exporter = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({
+        spanProcessors: [new SimpleSpanProcessor(exporter)],
+      }),
+    );
+    try {
+      const executor = new RangeExecutor(
+        job(async (_range, ctx) => {
+          await new Promise((r) => ctx.signal.addEventListener('abort', r));
+        }),
+        {
+          job: 'items',
+          runId: 'run-1',
+          trace: {
+            traceId: '0af7651916cd43dd8448eb211c80319c',
+            spanId: 'b7ad6b7169203331',
+            traceFlags: 1,
+          },
+        },
+        'w-1',
+      );
+      const result = executor.execute(wire(7));
+      executor.abort([7], 'run stopped');
+      expect(await result).toMatchObject({ ok: true, aborted: true });
+      expect(
+        exporter
+          .getFinishedSpans()
+          .map((s) => s.attributes['parallel_worker.outcome']),
+      ).toEqual(['aborted']);
     } finally {
       trace.disable();
     }
