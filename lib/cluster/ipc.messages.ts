@@ -17,7 +17,8 @@ export type WireError = { message: string; stack?: string };
 
 /**
  * `ms`: how long the handler ran; `aborted`: its signal was aborted when it
- * returned (it may have stopped early, as told: the range is not done);
+ * returned and it had read it (it may have stopped early, as told: the range
+ * is not done);
  * `notStarted`: aborted while it waited in the worker's backlog;
  * `failedIds`: the handler threw RangeItemsFailedError naming these ids (the
  * rest of the range is done).

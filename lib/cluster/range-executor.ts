@@ -60,9 +60,13 @@ class Abortable {
     return this.controller.signal;
   }
 
-  /** True once the range was aborted (whether or not the handler read its signal). */
-  get aborted(): boolean {
-    return this.reason !== undefined;
+  /**
+   * True once the range was aborted and the handler read its signal (before
+   * or after the abort): it may have stopped early, as told. One that never
+   * read it cannot have, and finished its range.
+   */
+  get heeded(): boolean {
+    return this.reason !== undefined && this.controller !== undefined;
   }
 
   abort(reason: string): void {
@@ -134,7 +138,7 @@ export class RangeExecutor {
       await this.job.handler.call(range, ctx as RangeContext);
       const ms = performance.now() - started;
       // A handler that obeys its aborted signal returns without an error: the primary must not count its range done.
-      return abortable.aborted
+      return abortable.heeded
         ? { token: wire.token, ok: true, ms, aborted: true }
         : { token: wire.token, ok: true, ms };
     } catch (e) {

@@ -49,7 +49,7 @@ describe('RangeExecutor', () => {
     expect(seen.ctx?.signal.aborted).toBe(false);
   });
 
-  it('says when a handler returned with its signal aborted (it may have stopped early), and not when it returned first', async () => {
+  it('says when a handler that read its signal returned after it aborted (it may have stopped early), not when it returned first or never read it', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const handled: number[] = [];
@@ -71,6 +71,18 @@ describe('RangeExecutor', () => {
     expect(await stopped).toMatchObject({ token: 1, ok: true, aborted: true });
     expect(finished).toEqual({ token: 2, ok: true, ms: expect.any(Number) });
     expect(handled).toEqual([1, 1, 2]);
+    // A handler that never reads its signal cannot have stopped early for it: it finished its range.
+    let unblock!: () => void;
+    const blocked = new Promise<void>((r) => (unblock = r));
+    const heedless = new RangeExecutor(
+      job(() => blocked),
+      { job: 'items', runId: 'run-1' },
+      'w-1',
+    );
+    const done = heedless.execute(wire(3));
+    heedless.abort([3], 'lease lost');
+    unblock();
+    expect(await done).toEqual({ token: 3, ok: true, ms: expect.any(Number) });
     expect(
       parseWorkerMessage({
         tag: 'parallel-worker',
