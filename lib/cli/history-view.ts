@@ -2,6 +2,7 @@ import type {
   DeadLetter,
   RunRecord,
 } from '../store/coordination-store.interface';
+import { oneLine } from './one-line';
 
 const num = (n: number) => Math.round(n).toLocaleString('en');
 
@@ -10,9 +11,7 @@ const iso = (ms: number): string =>
   new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** One table cell: on one line, whatever the text held. */
-const cell = (text: string): string =>
-  // eslint-disable-next-line no-control-regex
-  text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+const cell = oneLine;
 
 /** Cut to `max` characters, the last one an ellipsis. */
 const cut = (text: string, max: number): string =>

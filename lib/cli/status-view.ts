@@ -1,5 +1,6 @@
 import { jobState, stateLabel } from '../run/job-state';
 import type { StoreRunState } from '../store/coordination-store.interface';
+import { oneLine } from './one-line';
 
 const WIDTH = 30;
 
@@ -26,7 +27,7 @@ export function renderStatus(
   if (state === 'idle')
     return `job ${job}: idle; its next run starts ${s.cursor === null ? 'from the first row' : `after ${JSON.stringify(s.cursor)}`}`;
   const lines = [
-    `job ${job}: ${stateLabel(state, s.dead)}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${s.error}` : ''}`,
+    `job ${job}: ${stateLabel(state, s.dead)}${s.runId ? ` (run ${s.runId})` : ''}${s.error ? `: ${oneLine(s.error)}` : ''}`,
   ];
   if (s.total !== undefined && s.total > 0) {
     const ratio = Math.min(1, ids / s.total);
