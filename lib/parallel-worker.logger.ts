@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ParallelWorkerLogLevel } from './interfaces/parallel-worker-options.interface';
 import { ENV_WORKER_ID } from './parallel-worker.constants';
+import { redactSecrets } from './redact-secrets';
 
 const RANK: Record<ParallelWorkerLogLevel, number> = {
   trace: 10,
@@ -13,7 +14,7 @@ const RANK: Record<ParallelWorkerLogLevel, number> = {
   fatal: 60,
 };
 
-/** Nest's `Logger` behind the seed's `logging` option (enabled, minimal level). */
+/** Nest's `Logger` behind the seed's `logging` option (enabled, minimal level); secrets in a line are masked. */
 export class ModuleLogger {
   private readonly logger: Logger;
   private readonly min: number;
@@ -29,18 +30,22 @@ export class ModuleLogger {
   }
 
   debug(message: string): void {
-    if (this.min <= RANK.debug) this.logger.debug(message);
+    if (this.min <= RANK.debug) this.logger.debug(redactSecrets(message));
   }
 
   info(message: string): void {
-    if (this.min <= RANK.info) this.logger.log(message);
+    if (this.min <= RANK.info) this.logger.log(redactSecrets(message));
   }
 
   warn(message: string): void {
-    if (this.min <= RANK.warn) this.logger.warn(message);
+    if (this.min <= RANK.warn) this.logger.warn(redactSecrets(message));
   }
 
   error(message: string, stack?: string): void {
-    if (this.min <= RANK.error) this.logger.error(message, stack);
+    if (this.min <= RANK.error)
+      this.logger.error(
+        redactSecrets(message),
+        stack === undefined ? undefined : redactSecrets(stack),
+      );
   }
 }

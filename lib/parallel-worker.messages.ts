@@ -1,4 +1,5 @@
 import { inspect } from 'node:util';
+import { redactSecrets } from './redact-secrets';
 
 /** A short, one-line picture of a user value for error messages. */
 export const show = (value: unknown): string =>
@@ -180,26 +181,17 @@ export const CURSOR_WENT_BACK = (
   `committed (a failover to a replica that lagged, a restore from an older copy), so this host cannot tell which ranges were handled. ` +
   `Nothing was reported completed. Call run() again: rows may be handled again, none are skipped.`;
 
-/** A URL with its password (and any user) hidden: safe in logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(a URL that does not parse)';
-  }
-}
-
-/** The store did not answer `run()`'s first call in time. */
+/** The store did not answer `run()`'s first call in time (the cause is a client's text: masked too). */
 export const STORE_UNAVAILABLE = (
   job: string,
   where: string,
   timeoutMs: number,
   cause: string,
 ) =>
-  `Job "${job}" did not start: the coordination store (${where}) did not answer within ${timeoutMs} ms (storeConnectTimeoutMs): ${cause}. ` +
-  `Check that it runs and that this host can reach it; nothing was started or changed.`;
+  redactSecrets(
+    `Job "${job}" did not start: the coordination store (${where}) did not answer within ${timeoutMs} ms (storeConnectTimeoutMs): ${cause}. ` +
+      `Check that it runs and that this host can reach it; nothing was started or changed.`,
+  );
 
 /** run() would join a run (`where`) whose params differ from its own. */
 export const PARAMS_DIFFER = (

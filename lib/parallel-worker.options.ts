@@ -5,7 +5,8 @@ import type {
   ParallelWorkerOptions,
   ResolvedParallelWorkerOptions,
 } from './interfaces/parallel-worker-options.interface';
-import { redactUrl, show } from './parallel-worker.messages';
+import { show } from './parallel-worker.messages';
+import { redactSecrets } from './redact-secrets';
 
 /** What a range's handler should take when neither rangeSize nor targetRangeMs is set. */
 const DEFAULT_TARGET_RANGE_MS = 500;
@@ -109,7 +110,7 @@ export function resolveOptions(
   ) {
     fail(
       'storage',
-      typeof storage === 'string' ? redactUrl(storage) : storage,
+      typeof storage === 'string' ? redactSecrets(storage) : storage,
       "a Redis URL ('redis://host:port'), ioredis options, an ioredis client, a CoordinationStore or an object with get and set",
     );
   }

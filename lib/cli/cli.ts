@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { redactUrl } from '../parallel-worker.messages';
+import { redactSecrets } from '../redact-secrets';
 import { RateSampler } from '../run/rate-sampler';
 import { RedisStore } from '../store/redis.store';
 import { renderDead, renderHistory } from './history-view';
@@ -22,8 +22,12 @@ Commands:
 
 Where the store is:
   --redis <url>              Redis URL; default: $PARALLEL_WORKER_REDIS_URL, then $REDIS_URL
-  --cluster                  --redis lists Redis Cluster nodes: host:port[,host:port...] (URLs too)
-  --sentinel <host:port,...> through Sentinel: the sentinels, with --name <master> (the monitored master's name)
+  --cluster                  --redis lists Redis Cluster nodes: [user:password@]host:port[,...] (URLs too); the
+                             credentials (or ?username=…&password=…) are the nodes'
+  --sentinel <host:port,...> through Sentinel: the sentinels, with --name <master> (the monitored master's name);
+                             user:password@ on a sentinel is the sentinels' own (or ?sentinelPassword=…), and
+                             ?username=…&password=… the master's, as ioredis names them
+Passwords are never printed: a URL's credentials and query show as ***.
   --prefix <storageKey>      default: $PARALLEL_WORKER_PREFIX, then 'parallel-worker' (the module's storageKey default)`;
 
 const COMMANDS = [
@@ -77,6 +81,9 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     throw new CliError(`${(e as Error).message}\n\n${USAGE}`);
   }
   const { values, positionals } = parsed;
+  // Everything printed is masked: the addresses given and the store's own text (errors, params).
+  const write = io.out;
+  io = { ...io, out: (text) => write(redactSecrets(text)) };
   if (values.help) {
     io.out(USAGE);
     return 0;
@@ -216,10 +223,6 @@ async function status(
   return 0;
 }
 
-/** A host:port as given, or a URL without its password. */
-const shown = (s: string): string =>
-  /^rediss?:\/\//.test(s) ? redactUrl(s) : s;
-
 /** A flag's value as a whole number of at least `min`. */
 function whole(flag: string, value: string, min: number): number {
   const n = Number(value);
@@ -250,12 +253,6 @@ function where(v: {
     connectTimeout: 3000,
     retryStrategy: () => null,
   };
-  const hostPort = (s: string, flag: string) => {
-    const url = /^rediss?:\/\//.test(s) ? new URL(s) : new URL(`redis://${s}`);
-    if (!url.hostname || !url.port)
-      throw new CliError(`${flag} takes host:port values, got "${shown(s)}".`);
-    return { host: url.hostname, port: Number(url.port) };
-  };
   if (v.sentinel) {
     if (!v.name)
       throw new CliError(
@@ -263,15 +260,36 @@ function where(v: {
       );
     const sentinels = v.sentinel
       .split(',')
-      .map((s) => hostPort(s.trim(), '--sentinel'));
+      .map((s) => address(s.trim(), '--sentinel'));
+    // Credentials on a sentinel are the sentinels' own; the master's come as ioredis names them.
+    const given = (name: string, from: (a: Address) => string | undefined) =>
+      one(sentinels, name, from);
     return {
-      label: `master "${v.name}" of sentinels ${v.sentinel}`,
+      label: redactSecrets(`master "${v.name}" of sentinels ${v.sentinel}`),
       make: (Redis) =>
         new Redis({
           ...once,
-          sentinels,
+          sentinels: sentinels.map(({ host, port }) => ({ host, port })),
           name: v.name,
           sentinelRetryStrategy: () => null,
+          ...defined({
+            sentinelUsername: given(
+              'sentinelUsername',
+              (a) => a.username ?? a.query.get('sentinelUsername') ?? undefined,
+            ),
+            sentinelPassword: given(
+              'sentinelPassword',
+              (a) => a.password ?? a.query.get('sentinelPassword') ?? undefined,
+            ),
+            username: given(
+              'username',
+              (a) => a.query.get('username') ?? undefined,
+            ),
+            password: given(
+              'password',
+              (a) => a.query.get('password') ?? undefined,
+            ),
+          }),
         }),
     };
   }
@@ -280,25 +298,94 @@ function where(v: {
       'Say where the store is: --redis <url> (or set PARALLEL_WORKER_REDIS_URL or REDIS_URL), e.g. --redis redis://127.0.0.1:6379',
     );
   if (v.cluster) {
-    const nodes = v.redis.split(',').map((s) => hostPort(s.trim(), '--redis'));
+    const nodes = v.redis.split(',').map((s) => address(s.trim(), '--redis'));
+    const credentials = defined({
+      username: one(
+        nodes,
+        'username',
+        (a) => a.username ?? a.query.get('username') ?? undefined,
+      ),
+      password: one(
+        nodes,
+        'password',
+        (a) => a.password ?? a.query.get('password') ?? undefined,
+      ),
+    });
     return {
-      label: `Redis Cluster ${v.redis
-        .split(',')
-        .map((s) => shown(s.trim()))
-        .join(',')}`,
+      label: redactSecrets(`Redis Cluster ${v.redis}`),
       make: (Redis) =>
-        new Redis.Cluster(nodes, {
-          lazyConnect: true,
-          clusterRetryStrategy: () => null,
-          redisOptions: { connectTimeout: 3000, maxRetriesPerRequest: 1 },
-        }),
+        new Redis.Cluster(
+          nodes.map(({ host, port }) => ({ host, port })),
+          {
+            lazyConnect: true,
+            clusterRetryStrategy: () => null,
+            redisOptions: {
+              connectTimeout: 3000,
+              maxRetriesPerRequest: 1,
+              ...credentials,
+              ...(nodes.some((n) => n.tls) && { tls: {} }),
+            },
+          },
+        ),
     };
   }
   return {
-    label: redactUrl(v.redis),
+    label: redactSecrets(v.redis),
     make: (Redis) => new Redis(v.redis as string, once),
   };
 }
+
+/** One address of a `--redis` or `--sentinel` list, with what was written on it. */
+interface Address {
+  host: string;
+  port: number;
+  tls: boolean;
+  username?: string;
+  password?: string;
+  query: URLSearchParams;
+}
+
+/** `[redis[s]://][user:password@]host:port[?query]`, read as ioredis reads a URL. */
+function address(s: string, flag: string): Address {
+  let url: URL | undefined;
+  try {
+    url = new URL(/^rediss?:\/\//.test(s) ? s : `redis://${s}`);
+  } catch {
+    // Said below.
+  }
+  if (!url?.hostname || !url.port)
+    throw new CliError(
+      `${flag} takes [user:password@]host:port values, got "${redactSecrets(s)}".`,
+    );
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(url.port),
+    tls: url.protocol === 'rediss:',
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    query: url.searchParams,
+  };
+}
+
+/** The one value a list gives for a credential: addresses that name it must agree. */
+function one(
+  list: Address[],
+  name: string,
+  from: (a: Address) => string | undefined,
+): string | undefined {
+  const values = new Set(
+    list.map(from).filter((x): x is string => x !== undefined),
+  );
+  if (values.size > 1)
+    throw new CliError(
+      `The addresses given name different values of ${name}; one connection has one: write it once, or the same on each.`,
+    );
+  return [...values][0];
+}
+
+/** Only the options that were given (ioredis reads an undefined password as one). */
+const defined = (o: Record<string, string | undefined>) =>
+  Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
 
 async function connect(target: Target) {
   let Redis: typeof import('ioredis').default;

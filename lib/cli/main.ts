@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { redactSecrets } from '../redact-secrets';
 import { cli, CliError } from './cli';
 
 const interrupted = new Promise<void>((resolve) =>
@@ -14,7 +15,7 @@ cli(process.argv.slice(2), {
   .then((code) => process.exit(code))
   .catch((e) => {
     process.stderr.write(
-      `${e instanceof CliError ? e.message : (e as Error).stack}\n`,
+      `${redactSecrets(e instanceof CliError ? e.message : String((e as Error)?.stack ?? e))}\n`,
     );
     process.exit(e instanceof CliError ? 2 : 1);
   });

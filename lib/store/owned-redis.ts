@@ -5,7 +5,7 @@ import type {
   ResolvedParallelWorkerOptions,
 } from '../interfaces/parallel-worker-options.interface';
 import type { ModuleLogger } from '../parallel-worker.logger';
-import { redactUrl } from '../parallel-worker.messages';
+import { redactSecrets } from '../redact-secrets';
 
 /** The ioredis calls the module makes on a client it owns. */
 interface OwnedClient {
@@ -19,11 +19,13 @@ interface OwnedClient {
 export function describeRedis(
   storage: string | RedisConnectionOptions,
 ): string {
-  if (typeof storage === 'string') return `Redis at ${redactUrl(storage)}`;
-  if (storage.sentinels?.length)
-    return `Redis master "${storage.name}" through sentinels ${storage.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
-  if (storage.path) return `Redis at ${storage.path}`;
-  return `Redis at ${storage.host ?? '127.0.0.1'}:${storage.port ?? 6379}`;
+  return redactSecrets(
+    typeof storage === 'string'
+      ? `Redis at ${storage}`
+      : storage.sentinels?.length
+        ? `Redis master "${storage.name}" through sentinels ${storage.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`
+        : `Redis at ${storage.path ?? `${storage.host ?? '127.0.0.1'}:${storage.port ?? 6379}`}`,
+  );
 }
 
 /**

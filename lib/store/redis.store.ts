@@ -52,6 +52,7 @@ import { READ_DEAD } from './redis/read-dead.lua';
 import { READ_HISTORY } from './redis/read-history.lua';
 import { LEASE_OWNERS } from './redis/lease-owners.lua';
 import { refuseOtherApp } from './declaration';
+import { redactSecrets } from '../redact-secrets';
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
 interface Client {
@@ -135,7 +136,7 @@ function describeClient(client: unknown): string {
         ? `${(n as { host?: string }).host ?? '127.0.0.1'}:${(n as { port?: number }).port ?? 6379}`
         : String(n),
     );
-    return `Redis Cluster at ${nodes.join(',')}`;
+    return redactSecrets(`Redis Cluster at ${nodes.join(',')}`);
   }
   return describeRedis(c.options ?? {});
 }

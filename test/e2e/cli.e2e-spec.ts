@@ -168,7 +168,7 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
       'redis://:hunter2@127.0.0.1:1',
     );
     expect(secret.out).toMatch(
-      /^Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /,
+      /^Cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1: /,
     );
   });
 });

@@ -97,7 +97,7 @@ describe('app lifecycle (e2e)', () => {
     const seconds = (Date.now() - started) / 1000;
     expect(result.code).toBe(1);
     expect(result.unavailable?.message).toMatch(
-      /^Job "items" did not start: the coordination store \(Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\) did not answer within 2000 ms \(storeConnectTimeoutMs\): .*ECONNREFUSED/,
+      /^Job "items" did not start: the coordination store \(Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1\) did not answer within 2000 ms \(storeConnectTimeoutMs\): .*ECONNREFUSED/,
     );
     expect(result.output).not.toContain('hunter2');
     expect(result.output).not.toContain('Unhandled error event');

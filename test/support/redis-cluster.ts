@@ -13,7 +13,8 @@ export class OwnRedisCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'pw-cluster-'));
   readonly ports: number[];
 
-  constructor() {
+  /** `password`: every node requires it (`requirepass`, and `masterauth` between nodes). */
+  constructor(readonly password?: string) {
     const base = testPorts(3);
     this.ports = [base, base + 1, base + 2];
   }
@@ -44,14 +45,20 @@ export class OwnRedisCluster {
         `nodes-${port}.conf`,
         '--logfile',
         join(this.dir, `redis-${port}.log`),
+        ...(this.password
+          ? ['--requirepass', this.password, '--masterauth', this.password]
+          : []),
       ]);
     }
     await this.ready(() =>
-      this.ports.every((port) => redisCli(port, 'ping') === 'PONG'),
+      this.ports.every(
+        (port) => redisCli(port, ...this.auth, 'ping') === 'PONG',
+      ),
     );
     execFileSync(
       'redis-cli',
       [
+        ...this.auth,
         '--cluster',
         'create',
         ...this.ports.map((p) => `127.0.0.1:${p}`),
@@ -63,7 +70,9 @@ export class OwnRedisCluster {
     );
     await this.ready(() =>
       this.ports.every((port) =>
-        redisCli(port, 'cluster', 'info').includes('cluster_state:ok'),
+        redisCli(port, ...this.auth, 'cluster', 'info').includes(
+          'cluster_state:ok',
+        ),
       ),
     );
   }
@@ -71,9 +80,13 @@ export class OwnRedisCluster {
   stop(): void {
     for (const port of this.ports) {
       try {
-        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], {
-          stdio: 'ignore',
-        });
+        execFileSync(
+          'redis-cli',
+          ['-p', String(port), ...this.auth, 'shutdown', 'nosave'],
+          {
+            stdio: 'ignore',
+          },
+        );
       } catch {
         // Already gone.
       }
@@ -82,7 +95,14 @@ export class OwnRedisCluster {
 
   /** How many keys each master holds: a job's keys share one hash tag, so one master holds them all. */
   keysPerNode(): number[] {
-    return this.ports.map((port) => Number(redisCli(port, 'dbsize')));
+    return this.ports.map((port) =>
+      Number(redisCli(port, ...this.auth, 'dbsize')),
+    );
+  }
+
+  /** redis-cli's arguments for the password, when there is one. */
+  private get auth(): string[] {
+    return this.password ? ['-a', this.password, '--no-auth-warning'] : [];
   }
 
   private ready(test: () => boolean): Promise<void> {

@@ -18,6 +18,14 @@ export class OwnRedis {
   readonly port = testPorts(1);
   readonly url = `redis://127.0.0.1:${this.port}`;
 
+  /** `password`: the server requires it (`requirepass`); `url` stays without it. */
+  constructor(readonly password?: string) {}
+
+  /** redis-cli's arguments for the password, when there is one. */
+  private get auth(): string[] {
+    return this.password ? ['-a', this.password, '--no-auth-warning'] : [];
+  }
+
   async start(): Promise<void> {
     const child = spawn(
       'redis-server',
@@ -36,6 +44,7 @@ export class OwnRedis {
         'yes',
         '--logfile',
         join(this.dir, 'redis.log'),
+        ...(this.password ? ['--requirepass', this.password] : []),
       ],
       { stdio: 'ignore' },
     );
@@ -49,9 +58,13 @@ export class OwnRedis {
 
   /** Graceful shutdown: the AOF is flushed, as in a restart of a real deployment. */
   stop(): void {
-    execFileSync('redis-cli', ['-p', String(this.port), 'shutdown'], {
-      stdio: 'ignore',
-    });
+    execFileSync(
+      'redis-cli',
+      ['-p', String(this.port), ...this.auth, 'shutdown'],
+      {
+        stdio: 'ignore',
+      },
+    );
   }
 
   /** Freezes the server (SIGSTOP): connections stay open and every command hangs, as in a network partition that drops packets. */
@@ -59,6 +72,7 @@ export class OwnRedis {
     const info = execFileSync('redis-cli', [
       '-p',
       String(this.port),
+      ...this.auth,
       'info',
       'server',
     ]).toString();
@@ -75,6 +89,7 @@ export class OwnRedis {
 
   async ping(): Promise<boolean> {
     const r = new Redis(this.url, {
+      password: this.password,
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
