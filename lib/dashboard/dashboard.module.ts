@@ -23,6 +23,7 @@ import { ParallelWorkerConfigError } from '../errors/parallel-worker-config.erro
 import { RunRefusedError } from '../errors/run-refused.error';
 import { UnknownJobError } from '../errors/unknown-job.error';
 import { ParallelWorker } from '../parallel-worker';
+import { redactSecrets } from '../redact-secrets';
 import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard.assets';
 import {
   type JobView,
@@ -63,6 +64,13 @@ export const DASHBOARD_HEADER = 'x-parallel-worker-dashboard';
 interface Request {
   originalUrl?: string;
   url?: string;
+  /**
+   * The host the client asked for, as the framework reads it: the Host
+   * header, or X-Forwarded-Host only when the app trusts its proxy
+   * (Express `trust proxy`, Fastify `trustProxy`).
+   */
+  host?: string;
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 const ACTIONS = ['pause', 'resume', 'cancel', 'retry-dead', 'reset'] as const;
@@ -105,16 +113,20 @@ function resolve(options: DashboardOptions): Resolved {
 /**
  * The request comes from a page of this app: the browser says so
  * (`Sec-Fetch-Site`, which no script can set), or, from an older browser, its
- * `Origin` has the request's Host (or the proxy's X-Forwarded-Host).
+ * `Origin` has the host the request was sent to. A client can send any
+ * X-Forwarded-Host, so it counts only where the app trusts its proxy: the
+ * framework's `request.host` reads it then, and the Host header otherwise.
  */
-const sameOrigin = (headers: Record<string, string | undefined>): boolean => {
+const sameOrigin = (
+  request: Request,
+  headers: Record<string, string | undefined>,
+): boolean => {
   const site = headers['sec-fetch-site'];
   if (site) return site === 'same-origin';
   const origin = headers.origin;
   if (!origin) return true;
-  const host = (headers['x-forwarded-host'] ?? headers.host ?? '')
-    .split(',')[0]
-    .trim();
+  const host =
+    typeof request.host === 'string' ? request.host : (headers.host ?? '');
   try {
     return new URL(origin).host === host;
   } catch {
@@ -199,12 +211,13 @@ function dashboardController(o: Resolved): Type<unknown> {
       @Param('job') job: string,
       @Param('action') action: string,
       @Headers() headers: Record<string, string | undefined>,
+      @Req() request: Request,
     ): Promise<{ ok: true; message: string }> {
       if (!o.controls)
         throw new ForbiddenException(
           'The dashboard is read-only: register it with { controls: true } to allow controls.',
         );
-      if (headers[DASHBOARD_HEADER] !== '1' || !sameOrigin(headers))
+      if (headers[DASHBOARD_HEADER] !== '1' || !sameOrigin(request, headers))
         throw new ForbiddenException(
           `Refused: controls are sent by the dashboard page itself (same origin, with the ${DASHBOARD_HEADER} header).`,
         );
@@ -269,11 +282,23 @@ function dashboardController(o: Resolved): Type<unknown> {
           : Promise.resolve([]),
         this.worker.deadLetters(job, { offset, limit: o.deadPageSize }),
       ]);
+      // Stored text may quote a connection string (a handler's error): shown without its secrets.
       return {
-        status,
+        status: status.error
+          ? { ...status, error: redactSecrets(status.error) }
+          : status,
         hosts,
-        runs,
-        dead: { offset, limit: o.deadPageSize, letters },
+        runs: runs.map((r) =>
+          r.error ? { ...r, error: redactSecrets(r.error) } : r,
+        ),
+        dead: {
+          offset,
+          limit: o.deadPageSize,
+          letters: letters.map((d) => ({
+            ...d,
+            error: { ...d.error, message: redactSecrets(d.error.message) },
+          })),
+        },
       };
     }
   }

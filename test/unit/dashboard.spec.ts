@@ -23,12 +23,15 @@ import {
   type DashboardOptions,
   ParallelWorkerDashboardModule,
 } from 'nestjs-parallel-worker/dashboard';
+import { RedisStore } from '../../lib/store/redis.store';
 
 const PREFIX = `dashboard-spec-${process.pid}`;
 let apps = 0;
 let rows = 200;
 let delayMs = 0;
 let poison: number[] = [];
+/** Said after the poison message: a connection string, as a driver's error may quote it. */
+let poisonNote = '';
 
 @Injectable()
 class Numbers {
@@ -49,7 +52,7 @@ class Numbers {
   @RangeHandler('numbers')
   async handle({ idsRange }: Range): Promise<void> {
     if (poison.some((id) => idsRange.includes(id)))
-      throw new Error(`poison <b>${idsRange[0]}</b>`);
+      throw new Error(`poison <b>${idsRange[0]}</b>${poisonNote}`);
     if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
   }
 }
@@ -81,6 +84,7 @@ async function start(
   adapter: 'express' | 'fastify',
   dashboard: DashboardOptions,
   prefix?: string,
+  trustProxy = false,
 ): Promise<{ app: INestApplication; url: string; pw: ParallelWorker }> {
   const moduleRef = await Test.createTestingModule({
     imports: [
@@ -101,8 +105,14 @@ async function start(
   }).compile();
   const app =
     adapter === 'fastify'
-      ? moduleRef.createNestApplication(new FastifyAdapter())
+      ? moduleRef.createNestApplication(new FastifyAdapter({ trustProxy }))
       : moduleRef.createNestApplication();
+  if (adapter === 'express' && trustProxy)
+    (
+      app.getHttpAdapter().getInstance() as {
+        set(key: string, value: unknown): void;
+      }
+    ).set('trust proxy', true);
   if (prefix) app.setGlobalPrefix(prefix);
   await app.listen(0, '127.0.0.1');
   return {
@@ -123,6 +133,7 @@ beforeEach(() => {
   rows = 200;
   delayMs = 0;
   poison = [];
+  poisonNote = '';
 });
 
 describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
@@ -221,6 +232,66 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
     expect((await post('reset')).status).toBe(200);
     expect((await pw.status('numbers')).cursor).toBeNull();
     expect((await post('explode')).status).toBe(404);
+    await app.close();
+  });
+
+  it('trusts X-Forwarded-Host only where the app trusts its proxy: a forged one from a direct client is refused', async () => {
+    for (const trustProxy of [false, true]) {
+      const { app, url, pw } = await start(
+        adapter,
+        { controls: true },
+        undefined,
+        trustProxy,
+      );
+      await pw.run('numbers');
+      // An older browser (no Sec-Fetch-Site) on another site, or a script, claiming the app's proxy sent it there.
+      const forged = await fetch(`${url}/parallel-worker/numbers/reset`, {
+        method: 'POST',
+        headers: {
+          [DASHBOARD_HEADER]: '1',
+          origin: 'https://evil.example',
+          'x-forwarded-host': 'evil.example',
+        },
+      });
+      expect(forged.status).toBe(trustProxy ? 200 : 403);
+      expect((await pw.status('numbers')).cursor).toBe(trustProxy ? null : 200);
+      // From the app's own origin, without any forwarded header: accepted either way.
+      const own = await fetch(`${url}/parallel-worker/numbers/reset`, {
+        method: 'POST',
+        headers: { [DASHBOARD_HEADER]: '1', origin: url },
+      });
+      expect(own.status).toBe(200);
+      await app.close();
+    }
+  });
+
+  it('shows stored errors without the secrets they quote', async () => {
+    const { app, url, pw } = await start(adapter, {});
+    poison = [15];
+    poisonNote =
+      ' at redis://app:dash-s3cret@10.1.1.1:6379/0?password=dash-s3cret';
+    await pw.run('numbers');
+    // A run record as an older version stored it, its error quoting a URL.
+    const redis = new Redis('redis://127.0.0.1:6379');
+    const store = new RedisStore(redis, `${PREFIX}-${apps}`);
+    const [run] = await pw.history('numbers');
+    await store.recordRun(
+      'numbers',
+      {
+        ...run,
+        runId: 'old-run',
+        error: 'lost redis://:dash-s3cret@10.1.1.1:6379',
+      },
+      10,
+    );
+    await redis.quit();
+    const html = await (await fetch(`${url}/parallel-worker`)).text();
+    expect(html).toContain(
+      'poison &lt;b&gt;11&lt;/b&gt; at redis://***@10.1.1.1:6379/0?***',
+    );
+    expect(html).toContain('lost redis://***@10.1.1.1:6379');
+    const live = await (await fetch(`${url}/parallel-worker/live.json`)).text();
+    expect(html + live).not.toContain('dash-s3cret');
     await app.close();
   });
 
