@@ -29,6 +29,7 @@ import {
   STORE_UNAVAILABLE,
 } from './parallel-worker.messages';
 import type { AssignedRun } from './cluster/ipc.messages';
+import { toWireError } from './cluster/wire-error';
 import { InvalidParamsError } from './errors/invalid-params.error';
 import { checkParams, frozen, paramsText } from './run/run-params';
 import { RunSpan } from './run/tracing';
@@ -74,9 +75,10 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
         this.emitter?.emit(event, payload);
         for (const observer of this.observers) observer(event, payload);
       } catch (e) {
+        const error = toWireError(e);
         this.logger.error(
-          `A listener of ${event} threw: ${(e as Error).message}`,
-          (e as Error).stack,
+          `A listener of ${event} threw: ${error.message}`,
+          error.stack,
         );
       }
     },

@@ -1,4 +1,7 @@
 import type { ID } from '../interfaces/range.interface';
+import { receivedError, type WireError } from './wire-error';
+
+export type { WireError } from './wire-error';
 
 /** Tag on every message of ours, so an app's own IPC messages pass by untouched. */
 const TAG = 'parallel-worker';
@@ -12,8 +15,6 @@ export interface WireRange {
   prev: ID | null;
   payload?: Record<string, unknown>;
 }
-
-export type WireError = { message: string; stack?: string };
 
 /**
  * `ms`: how long the handler ran; `aborted`: its signal was aborted when it
@@ -82,10 +83,6 @@ const isId = (v: unknown): v is ID =>
   typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 const isToken = (v: unknown): v is number =>
   Number.isSafeInteger(v) && (v as number) > 0;
-const isError = (v: unknown): v is WireError =>
-  isObject(v) &&
-  typeof v.message === 'string' &&
-  (v.stack === undefined || typeof v.stack === 'string');
 
 const isRange = (v: unknown): v is WireRange =>
   isObject(v) &&
@@ -96,17 +93,70 @@ const isRange = (v: unknown): v is WireRange =>
   (v.prev === null || isId(v.prev)) &&
   (v.payload === undefined || isObject(v.payload));
 
-const isResult = (v: unknown): v is WireResult =>
-  isObject(v) &&
-  isToken(v.token) &&
-  ((v.ok === true &&
-    typeof v.ms === 'number' &&
-    (v.aborted === undefined || v.aborted === true)) ||
-    (v.ok === false &&
-      isError(v.error) &&
-      (v.notStarted === undefined || v.notStarted === true) &&
-      (v.failedIds === undefined ||
-        (Array.isArray(v.failedIds) && v.failedIds.every(isId)))));
+/**
+ * One result of a worker's batch, checked on its own so one bad entry costs
+ * only its own range: a good one as sent (its error fields coerced to text),
+ * a malformed one as the failure of its range with what was wrong, and one
+ * that names no range as a problem only.
+ */
+function readResult(v: unknown): { result?: WireResult; problem?: string } {
+  if (!isObject(v) || !isToken(v.token))
+    return { problem: `a result that names no range: ${shown(v)}` };
+  const token = v.token;
+  const malformed = (what: string) => {
+    const problem = `the result for token ${token} ${what}: ${shown(v)}`;
+    return {
+      problem,
+      result: {
+        token,
+        ok: false as const,
+        error: {
+          message: `the worker sent a malformed result (${what}); the range is retried`,
+        },
+      },
+    };
+  };
+  if (v.ok === true) {
+    if (!(Number.isFinite(v.ms) && v.ms >= 0))
+      return malformed('has no handler time');
+    if (v.aborted !== undefined && v.aborted !== true)
+      return malformed('has an aborted that is not true');
+    return {
+      result: {
+        token,
+        ok: true,
+        ms: v.ms as number,
+        ...(v.aborted === true && { aborted: true as const }),
+      },
+    };
+  }
+  if (v.ok !== false) return malformed('says neither ok nor failed');
+  if (v.notStarted !== undefined && v.notStarted !== true)
+    return malformed('has a notStarted that is not true');
+  if (
+    v.failedIds !== undefined &&
+    !(Array.isArray(v.failedIds) && v.failedIds.every(isId))
+  )
+    return malformed('names failed ids that are not ids');
+  return {
+    result: {
+      token,
+      ok: false,
+      error: receivedError(v.error),
+      ...(v.notStarted === true && { notStarted: true as const }),
+      ...(v.failedIds !== undefined && { failedIds: v.failedIds as ID[] }),
+    },
+  };
+}
+
+/** At most 200 characters of a value, for a warning. */
+function shown(v: unknown): string {
+  try {
+    return (JSON.stringify(v) ?? String(v)).slice(0, 200);
+  } catch {
+    return 'a value that cannot be shown';
+  }
+}
 
 const isTrace = (v: unknown): boolean =>
   isObject(v) &&
@@ -148,17 +198,29 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | undefined {
   }
 }
 
-/** Validates a message from a worker; undefined when malformed. */
-export function parseWorkerMessage(m: unknown): WorkerMessage | undefined {
+/**
+ * Validates a message from a worker; undefined when malformed. A `results`
+ * message is read entry by entry: `report` hears of each bad entry.
+ */
+export function parseWorkerMessage(
+  m: unknown,
+  report: (problem: string) => void = () => undefined,
+): WorkerMessage | undefined {
   if (!isOurs(m)) return undefined;
   const v = m as Record<string, any>;
   switch (v.type) {
     case 'idle':
       return typeof v.workerId === 'string' ? (v as WorkerMessage) : undefined;
-    case 'results':
-      return Array.isArray(v.results) && v.results.every(isResult)
-        ? (v as WorkerMessage)
-        : undefined;
+    case 'results': {
+      if (!Array.isArray(v.results)) return undefined;
+      const results: WireResult[] = [];
+      for (const entry of v.results) {
+        const { result, problem } = readResult(entry);
+        if (problem) report(problem);
+        if (result) results.push(result);
+      }
+      return message<WorkerMessage>({ type: 'results', results });
+    }
     default:
       return undefined;
   }

@@ -4,17 +4,8 @@ import type { ID, Range, RangeContext } from '../interfaces/range.interface';
 import { show } from '../parallel-worker.messages';
 import { frozen } from '../run/run-params';
 import { inRangeSpan } from '../run/tracing';
-import type {
-  AssignedRun,
-  WireError,
-  WireRange,
-  WireResult,
-} from './ipc.messages';
-
-export const toWireError = (e: unknown): WireError =>
-  e instanceof Error
-    ? { message: e.message || e.name, stack: e.stack }
-    : { message: String(e) };
+import type { AssignedRun, WireRange, WireResult } from './ipc.messages';
+import { toWireError } from './wire-error';
 
 /**
  * A RangeItemsFailedError, also from another copy of this package: the ids
@@ -41,6 +32,27 @@ function failedIds(e: unknown): ID[] | string | undefined {
         ', ',
       )}): name ids (numbers, strings or bigints) of the range it was given; the whole range is retried`;
   return wire as ID[];
+}
+
+/**
+ * What a handler threw as the failed result of its range. Never throws
+ * itself, whatever was thrown (a getter that throws on `ids` or `cause`
+ * makes it a plain failure of the whole range).
+ */
+function failure(token: number, e: unknown): WireResult {
+  const error = toWireError(e);
+  try {
+    const ids = failedIds(e);
+    if (!ids) return { token, ok: false, error };
+    if (typeof ids === 'string')
+      return { token, ok: false, error: { ...error, message: ids } };
+    // The dead letter tells what failed (the cause's stack when it has one).
+    const cause = (e as Error).cause;
+    if (cause instanceof Error) error.stack = toWireError(cause).stack;
+    return { token, ok: false, error, failedIds: ids };
+  } catch {
+    return { token, ok: false, error };
+  }
 }
 
 /**
@@ -142,19 +154,7 @@ export class RangeExecutor {
         ? { token: wire.token, ok: true, ms, aborted: true }
         : { token: wire.token, ok: true, ms };
     } catch (e) {
-      const ids = failedIds(e);
-      if (!ids) return { token: wire.token, ok: false, error: toWireError(e) };
-      if (typeof ids === 'string')
-        return {
-          token: wire.token,
-          ok: false,
-          error: { message: ids, stack: (e as Error).stack },
-        };
-      // The dead letter tells what failed (the cause's stack when it has one).
-      const cause = (e as Error).cause;
-      const error = toWireError(e);
-      if (cause instanceof Error) error.stack = cause.stack;
-      return { token: wire.token, ok: false, error, failedIds: ids };
+      return failure(wire.token, e);
     } finally {
       this.running.delete(wire.token);
     }

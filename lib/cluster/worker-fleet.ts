@@ -252,7 +252,11 @@ export class WorkerFleet {
     const child = worker.worker;
     child.on('message', (m: unknown) => {
       if (!isOurs(m)) return;
-      const msg = parseWorkerMessage(m);
+      const msg = parseWorkerMessage(m, (problem) =>
+        this.logger.warn(
+          `Worker ${id} (pid ${worker.pid}) sent ${problem}. The other results of its batch count.`,
+        ),
+      );
       if (!msg)
         return this.logger.warn(
           `Ignored a malformed message from worker ${id}: ${JSON.stringify(m).slice(0, 200)}`,

@@ -1,5 +1,5 @@
 import type AsyncLock from 'async-lock';
-import { toWireError } from '../cluster/range-executor';
+import { toWireError } from '../cluster/wire-error';
 import { InvalidRangeError } from '../errors/invalid-range.error';
 import type { JobDefinition } from '../job.registry';
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';

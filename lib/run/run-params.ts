@@ -2,6 +2,7 @@ import { InvalidParamsError } from '../errors/invalid-params.error';
 import type { JobDefinition } from '../job.registry';
 import { show } from '../parallel-worker.messages';
 import { TimeLimitError, withinMs } from './time-limit';
+import { toWireError } from '../cluster/wire-error';
 
 const isPlain = (v: object) => {
   const proto = Object.getPrototypeOf(v);
@@ -130,7 +131,7 @@ export async function checkParams(
       problems = [
         e instanceof TimeLimitError
           ? timedOut(timeoutMs)
-          : ((e as Error)?.message ?? String(e)),
+          : toWireError(e).message,
       ];
     }
   }

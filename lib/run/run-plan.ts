@@ -18,6 +18,7 @@ import type {
 import { idOrder } from './id-order';
 import { planPartitions } from './partition-plan';
 import { TimeLimitError, withinMs } from './time-limit';
+import { toWireError } from '../cluster/wire-error';
 
 /** What starting a run needs from the orchestrator. */
 export interface RunPlanDeps {
@@ -175,7 +176,7 @@ export async function recordTotal(
     deps.logger.warn(
       e instanceof TimeLimitError
         ? TOTAL_TIMED_OUT(def.name, method.name, timeoutMs)
-        : `Job "${def.name}": ${method.name} (@RangeTotal) failed: ${(e as Error).message}; status() will have no percent or ETA.`,
+        : `Job "${def.name}": ${method.name} (@RangeTotal) failed: ${toWireError(e).message}; status() will have no percent or ETA.`,
     );
   }
 }

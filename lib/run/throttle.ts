@@ -5,6 +5,7 @@ import type {
 import type { ModuleLogger } from '../parallel-worker.logger';
 import { THROTTLE_TIMED_OUT } from '../parallel-worker.messages';
 import { TimeLimitError, withinMs } from './time-limit';
+import { toWireError } from '../cluster/wire-error';
 
 /** How often the throttle is asked while it lets work through, and how long a `true` pauses. */
 const CHECK_MS = 1000;
@@ -66,7 +67,7 @@ export class Throttle {
     } catch (e) {
       if (!(e instanceof TimeLimitError))
         this.logger.warn(
-          `Job "${this.ctx.job}": the throttle threw (${(e as Error).message}); going on unthrottled.`,
+          `Job "${this.ctx.job}": the throttle threw (${toWireError(e).message}); going on unthrottled.`,
         );
       else if (!this.unanswered)
         this.logger.warn(
