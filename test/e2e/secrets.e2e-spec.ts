@@ -6,6 +6,7 @@ import { startFixture } from '../support/fixture';
 import { DATABASE_URL } from '../support/postgres';
 import { OwnRedisCluster } from '../support/redis-cluster';
 import { OwnRedis } from '../support/redis-server';
+import { OwnRedisSentinel } from '../support/redis-sentinel';
 
 /** The password of every server here: it must never be printed. */
 const PW = 'hunter2-s3cret';
@@ -233,6 +234,64 @@ describe('the CLI and a password-protected Redis Cluster (e2e)', () => {
   function nodes(): string[] {
     return cluster.ports.map((p) => `127.0.0.1:${p}`);
   }
+});
+
+/** Redis behind a password-protected Sentinel, its master protected by another password. */
+describe('the CLI through a password-protected Sentinel (e2e)', () => {
+  const SENTINEL_PW = 'sentinel-s3cret';
+  const sentinel = new OwnRedisSentinel(PW, SENTINEL_PW);
+  const at = () => `127.0.0.1:${sentinel.sentinel}`;
+  beforeAll(async () => {
+    await sentinel.start();
+    const redis = new Redis({
+      port: sentinel.master,
+      password: PW,
+    });
+    const store = new RedisStore(redis, PREFIX);
+    await store.startRun('items', 'run-s');
+    await redis.quit();
+  });
+  afterAll(() => sentinel.stop());
+
+  const status = (list: string) =>
+    runCli([
+      'status',
+      'items',
+      '--sentinel',
+      list,
+      '--name',
+      sentinel.name,
+      '--prefix',
+      PREFIX,
+    ]);
+
+  it.each([
+    [
+      'user:password@ for the sentinel',
+      () => `default:${SENTINEL_PW}@${at()}?password=${PW}`,
+    ],
+    [
+      'every credential in the query',
+      () => `${at()}?sentinelPassword=${SENTINEL_PW}&password=${PW}`,
+    ],
+  ])(
+    '%s, ?password= for the master: status reaches the job, printing no password',
+    async (_, list) => {
+      const shown = await status(list());
+      expect(shown.out).toMatch(/^job items: running \(run run-s\)/);
+      expect(shown.code).toBe(0);
+      expect(shown.out).not.toMatch(/s3cret/);
+    },
+  );
+
+  it("without the master's password: a clear refusal, no password printed", async () => {
+    const refused = await status(`:${SENTINEL_PW}@${at()}`);
+    expect(refused.code).toBe(2);
+    expect(refused.out).toMatch(
+      /^Cannot reach Redis at master "pw-master" of sentinels \*\*\*@127\.0\.0\.1:\d+: /,
+    );
+    expect(refused.out).not.toMatch(/s3cret/);
+  });
 });
 
 /** The app's own view: the error of a store it cannot reach and its log lines, for each way to write the URL. */

@@ -5,6 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redisCli, until } from './redis-cli';
 
+/** redis-cli's arguments for a password, when there is one. */
+const auth = (password?: string): string[] =>
+  password ? ['-a', password, '--no-auth-warning'] : [];
+
 /**
  * Redis behind Sentinel, of the test's own: a master, a replica of it, and a
  * sentinel (`redis-server --sentinel`) that monitors them as `name`.
@@ -16,7 +20,14 @@ export class OwnRedisSentinel {
   readonly replica: number;
   readonly sentinel: number;
 
-  constructor() {
+  /**
+   * `password`: the master and replica require it; `sentinelPassword`: the
+   * sentinel requires that one (it knows the master's as `auth-pass`).
+   */
+  constructor(
+    readonly password?: string,
+    readonly sentinelPassword?: string,
+  ) {
     const base = testPorts(3);
     [this.master, this.replica, this.sentinel] = [base, base + 1, base + 2];
   }
@@ -40,6 +51,9 @@ export class OwnRedisSentinel {
         join(this.dir, `redis-${port}.log`),
         '--dbfilename',
         `dump-${port}.rdb`,
+        ...(this.password
+          ? ['--requirepass', this.password, '--masterauth', this.password]
+          : []),
         ...extra,
       ]);
     server(this.master);
@@ -55,30 +69,46 @@ export class OwnRedisSentinel {
         `dir ${this.dir}`,
         `sentinel monitor ${this.name} 127.0.0.1 ${this.master} 1`,
         `sentinel down-after-milliseconds ${this.name} 5000`,
+        ...(this.password
+          ? [`sentinel auth-pass ${this.name} ${this.password}`]
+          : []),
+        ...(this.sentinelPassword
+          ? [`requirepass ${this.sentinelPassword}`]
+          : []),
       ].join('\n'),
     );
     execFileSync('redis-server', [conf, '--sentinel']);
     await this.ready(() =>
       redisCli(
         this.sentinel,
+        ...auth(this.sentinelPassword),
         'sentinel',
         'get-master-addr-by-name',
         this.name,
       ).includes(String(this.master)),
     );
     await this.ready(() =>
-      redisCli(this.replica, 'info', 'replication').includes(
-        'master_link_status:up',
-      ),
+      redisCli(
+        this.replica,
+        ...auth(this.password),
+        'info',
+        'replication',
+      ).includes('master_link_status:up'),
     );
   }
 
   stop(): void {
     for (const port of [this.sentinel, this.replica, this.master]) {
+      const password =
+        port === this.sentinel ? this.sentinelPassword : this.password;
       try {
-        execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'], {
-          stdio: 'ignore',
-        });
+        execFileSync(
+          'redis-cli',
+          ['-p', String(port), ...auth(password), 'shutdown', 'nosave'],
+          {
+            stdio: 'ignore',
+          },
+        );
       } catch {
         // Already gone.
       }
@@ -90,6 +120,7 @@ export class OwnRedisSentinel {
     return Number(
       redisCli(
         this.sentinel,
+        ...auth(this.sentinelPassword),
         'sentinel',
         'get-master-addr-by-name',
         this.name,
@@ -99,14 +130,20 @@ export class OwnRedisSentinel {
 
   /** A failover now: the sentinel promotes the replica and makes the old master its replica. */
   failover(): void {
-    redisCli(this.sentinel, 'sentinel', 'failover', this.name);
+    redisCli(
+      this.sentinel,
+      ...auth(this.sentinelPassword),
+      'sentinel',
+      'failover',
+      this.name,
+    );
   }
 
   /** Keys on the master and on the replica. */
   keys(): [number, number] {
     return [
-      Number(redisCli(this.master, 'dbsize')),
-      Number(redisCli(this.replica, 'dbsize')),
+      Number(redisCli(this.master, ...auth(this.password), 'dbsize')),
+      Number(redisCli(this.replica, ...auth(this.password), 'dbsize')),
     ];
   }
 
