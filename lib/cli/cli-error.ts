@@ -1,0 +1,2 @@
+/** Thrown for anything the user can fix; printed without a stack. */
+export class CliError extends Error {}
