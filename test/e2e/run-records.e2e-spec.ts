@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeadLetter, RunRecord } from '../../lib';
@@ -76,6 +82,11 @@ describe('run params, history, partial failures and spans on PostgreSQL (e2e)', 
   it('gives the params to the loader, the handler and @RangeTotal on 2 hosts, and refuses a third with other params', async () => {
     const t = await table();
     const params = { tag: 'x', n: 1 };
+    // Host A's two workers hold the first two ranges (attempt 1) until the file exists: the run stays active on
+    // both hosts until the third host was refused, however slowly the hosts start, and host B handles the rest.
+    const dir = mkdtempSync(join(tmpdir(), 'pw-hold-'));
+    dirs.push(dir);
+    const hold = join(dir, 'go');
     const host = {
       ...env(t),
       REDIS_URL,
@@ -83,9 +94,11 @@ describe('run params, history, partial failures and spans on PostgreSQL (e2e)', 
       FIXTURE_PARAMS: JSON.stringify(params),
       FIXTURE_SHOW_PARAMS: 1,
       FIXTURE_TRACE_PIDS: 1,
-      // 40 ranges of 200 ms: the run lasts until the second host's workers have joined in.
       FIXTURE_RANGE_SIZE: 500,
       FIXTURE_HANDLER_MS: 200,
+      FIXTURE_CONCURRENCY: 1,
+      FIXTURE_HOLD_IDS: '1,501',
+      FIXTURE_HOLD_FILE: hold,
     };
     const a = startFixture({ ...host, FIXTURE_STARTED_BY: 'host-a' });
     await a.waitFor(/^PARAMS role=handler/m);
@@ -107,6 +120,7 @@ describe('run params, history, partial failures and spans on PostgreSQL (e2e)', 
     // It loaded, handled and counted nothing.
     expect(paramsLines(c.output)).toEqual([]);
     expect(workerPids(c.output)).toEqual([]);
+    writeFileSync(hold, '');
 
     const [ra, rb] = await Promise.all([a.exited, b.exited]);
     for (const r of [ra, rb]) {
