@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startFixture } from '../support/fixture';
 import {
   addPgItems,
@@ -200,6 +202,10 @@ describe('app lifecycle (e2e)', () => {
 
   it('run(job, { from: null }) on a second host while the run is active: a RunRefusedError, as on one host', async () => {
     const t = await table();
+    // The range after the first 1,000 rows is held (attempt 1) until the file exists: the run is active, however
+    // slowly the second host starts.
+    const dir = mkdtempSync(join(tmpdir(), 'pw-hold-'));
+    const hold = join(dir, 'go');
     const env = {
       DATABASE_URL,
       FIXTURE_TABLE: t,
@@ -208,10 +214,13 @@ describe('app lifecycle (e2e)', () => {
       FIXTURE_WORKERS: 1,
       FIXTURE_RANGE_SIZE: 500,
       FIXTURE_HANDLER_MS: 50,
+      FIXTURE_HOLD_IDS: '1001',
+      FIXTURE_HOLD_FILE: hold,
     };
     const first = startFixture(env);
     await waitUntil(async () => (await processed(t)) >= 1000);
     const second = await startFixture({ ...env, FIXTURE_FROM_START: 1 }).exited;
+    writeFileSync(hold, '');
     expect(second.code).toBe(1);
     expect(second.refused?.message).toMatch(
       /^run [0-9a-f-]+ is active \(a host holds a lease of it, or took part in it within leaseMs and has not stopped\); wait for it or stop it before moving the cursor$/,
@@ -221,5 +230,6 @@ describe('app lifecycle (e2e)', () => {
       status: 'completed',
       ids: ROWS,
     });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
