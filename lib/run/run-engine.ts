@@ -414,7 +414,8 @@ export class RunEngine implements PoolListener {
     if (s && s.state === 'failed')
       return void this.end(
         'failed',
-        s.error || `run ${runId} of job "${job.name}" was failed by another host`,
+        s.error ||
+          `run ${runId} of job "${job.name}" was failed by another host`,
         undefined,
         false,
       );
