@@ -11,12 +11,13 @@ import type {
   StoreRunState,
   StoredRange,
 } from '../../lib';
-import { KeyValueStore, MemoryStore } from '../../lib';
+import { KeyValueStore, MemoryStore, RunRefusedError } from '../../lib';
 import { RedisStore } from '../../lib/store/redis.store';
 import { JOB_KEYS } from '../../lib/store/redis/keys';
-import { planPartitions } from '../../lib/run/partition-plan';
-import { idOrder } from '../../lib/run/id-order';
+import { startOrJoin, type RunPlanDeps } from '../../lib/run/run-plan';
 import type { JobDefinition } from '../../lib/job.registry';
+import type { ResolvedParallelWorkerOptions } from '../../lib/interfaces/parallel-worker-options.interface';
+import type { ModuleLogger } from '../../lib/parallel-worker.logger';
 
 /**
  * Every store call the model test makes goes through this file, so a change
@@ -32,16 +33,10 @@ export const OUR_APP = 'Items.next + Items.handle';
 export const OTHER_APP = 'OtherItems.next + OtherItems.handle';
 export const LEASE_MS = 30_000;
 
-/** The job calls as the app check adds them: a trailing `declaredBy` (ignored by stores without it). */
-interface AppChecked {
-  reset(job: string, declaredBy?: string): Promise<void>;
-  control(
-    job: string,
-    action: 'pause' | 'resume' | 'cancel',
-    declaredBy?: string,
-  ): Promise<string | null>;
-  retryDead(job: string, declaredBy?: string): Promise<number>;
-}
+/** A start refused because part of the job's state was lost: only `from` or reset start it again. */
+export const refusedForLostState = (e: unknown): boolean =>
+  e instanceof RunRefusedError &&
+  e.message.includes('coordination state of job');
 
 /** Store time under the test's control: fixed until a step moves it. */
 class Clock {
@@ -116,9 +111,10 @@ export class StoreUnderTest {
     return new RedisStore(this.redis as Redis, this.prefix);
   }
 
-  private get checked(): AppChecked {
-    return this.store;
-  }
+  /** How often a planned start was answered `replanFrom` and planned again (the cursor moved under its plan). */
+  replans = 0;
+  /** Whether the last planned start asked the job's @RangePartitions (and so validated its plan). */
+  planAsked = false;
 
   /** A new process: a new store instance over the same state (the memory store starts empty); time moves on a second. */
   async restart(): Promise<void> {
@@ -179,22 +175,34 @@ export class StoreUnderTest {
     if (keys.length) await redis.del(...keys);
   }
 
-  startRun(
+  async startRun(
     runId: string,
     from: ID | null | undefined,
     declaredBy: string,
     partitions?: PartitionBounds[],
   ): Promise<{ runId: string; joined: boolean }> {
-    return this.store.startRun(JOB, runId, from, declaredBy, partitions);
+    const started = await this.store.startRun(
+      JOB,
+      runId,
+      from,
+      declaredBy,
+      partitions,
+    );
+    if ('replanFrom' in started)
+      throw new Error(
+        `startRun without a plan answered replanFrom ${String(started.replanFrom)}`,
+      );
+    return started;
   }
 
   /**
-   * A run's start with a partition plan, as the orchestrator does it: read
-   * the cursor, compute the plan from it (asked only when the job has none
-   * stored and no run to join, or with `from`), then start; `between` runs
-   * after the plan was computed (another host's or the CLI's call racing it).
-   * The plan is computed from `floor`: a store that keeps a plan only against
-   * the cursor it was computed from gets it here.
+   * A run's start with a partition plan, by the orchestrator's own code
+   * (run-plan.ts): the plan is asked of the job's @RangePartitions (and
+   * validated) only when the job has none stored and no run to join, or with
+   * `from`; it is passed with the cursor it was planned from, and planned
+   * again from the cursor the store answers when that moved. `between` runs
+   * once, inside the first @RangePartitions call (another host's or the CLI's
+   * call racing a slow plan).
    */
   async startPlannedRun(
     runId: string,
@@ -202,19 +210,52 @@ export class StoreUnderTest {
     bounds: PartitionBounds[],
     between: () => Promise<void>,
   ): Promise<{ runId: string; joined: boolean }> {
-    const s = await this.store.state(JOB);
-    const active = s.state === 'running' && s.runId !== null;
-    let plan: PartitionBounds[] | undefined;
-    if (from !== undefined || !(active || s.partitions?.length)) {
-      const definition = {
-        name: JOB,
-        partitions: () => Promise.resolve(bounds),
-      } as unknown as JobDefinition;
-      const floor = from === undefined ? s.cursor : from;
-      plan = await planPartitions(definition, runId, idOrder('numeric'), floor);
-    }
-    await between();
-    return this.store.startRun(JOB, runId, from, OUR_APP, plan);
+    let raced = false;
+    this.planAsked = false;
+    const definition = {
+      name: JOB,
+      partitions: {
+        name: 'Items.partitions',
+        call: async () => {
+          this.planAsked = true;
+          if (!raced) {
+            raced = true;
+            await between();
+          }
+          return bounds;
+        },
+      },
+    } as unknown as JobDefinition;
+    const store = this.store;
+    // run-plan.ts asks the store only for the state and the start.
+    const counted = {
+      state: (...args: Parameters<CoordinationStore['state']>) =>
+        store.state(...args),
+      startRun: async (...args: Parameters<CoordinationStore['startRun']>) => {
+        const answer = await store.startRun(...args);
+        if ('replanFrom' in answer) this.replans++;
+        return answer;
+      },
+    } as CoordinationStore;
+    const deps: RunPlanDeps = {
+      store: counted,
+      options: {
+        loaderTimeoutMs: 0,
+        idOrder: 'numeric',
+      } as ResolvedParallelWorkerOptions,
+      logger: {
+        error: () => undefined,
+        warn: () => undefined,
+      } as unknown as ModuleLogger,
+      firstCall: (_job, call) => call(),
+    };
+    return startOrJoin(deps, definition, {
+      runId,
+      from,
+      declaredBy: OUR_APP,
+      start: {},
+      startedAt: performance.now(),
+    });
   }
 
   claim(owner: string, request?: string): Promise<Claim> {
@@ -267,22 +308,23 @@ export class StoreUnderTest {
   }
 
   reset(declaredBy: string): Promise<void> {
-    return this.checked.reset(JOB, declaredBy);
+    return this.store.reset(JOB, declaredBy);
   }
 
   control(
     action: 'pause' | 'resume' | 'cancel',
     declaredBy: string,
   ): Promise<string | null> {
-    return this.checked.control(JOB, action, declaredBy);
+    return this.store.control(JOB, action, declaredBy);
   }
 
   retryDead(declaredBy: string): Promise<number> {
-    return this.checked.retryDead(JOB, declaredBy);
+    return this.store.retryDead(JOB, declaredBy);
   }
 
+  /** The job's state as the app asks it (`status()`). */
   state(): Promise<StoreRunState> {
-    return this.store.state(JOB);
+    return this.store.state(JOB, OUR_APP);
   }
 
   /**
@@ -296,7 +338,7 @@ export class StoreUnderTest {
   }
 
   deadLetters(): Promise<DeadLetter[]> {
-    return this.store.deadLetters(JOB);
+    return this.store.deadLetters(JOB, undefined, OUR_APP);
   }
 }
 

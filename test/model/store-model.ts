@@ -4,6 +4,7 @@ import {
   LEASE_MS,
   OTHER_APP,
   OUR_APP,
+  refusedForLostState,
   type StoreKind,
   type StoreUnderTest,
 } from './store-adapter';
@@ -100,6 +101,10 @@ export class Model {
   idsInRun = 0;
   /** `unreported`: part of the state was lost and no call said so yet. */
   loss: 'none' | 'unreported' | 'reported' = 'none';
+  /** How often a call said the state was lost. */
+  lossesReported = 0;
+  /** How often a planned start was refused for a gap between its partitions. */
+  gapsRefused = 0;
   runs = 0;
 
   constructor(readonly kind: StoreKind) {}
@@ -153,13 +158,13 @@ async function call<T>(
   sut: StoreUnderTest,
   what: string,
   fn: () => Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false }> {
+): Promise<{ ok: true; value: T } | { ok: false; refused?: Error }> {
   try {
     return { ok: true, value: await fn() };
   } catch (e) {
     if (e instanceof ModelViolation) throw e;
     if (e instanceof RunRefusedError || e instanceof InvalidRangeError)
-      return { ok: false };
+      return { ok: false, refused: e };
     if (m.loss === 'none')
       fail(
         `${what} threw "${(e as Error).message}" with no state lost (or after the job was started again)`,
@@ -172,6 +177,7 @@ async function call<T>(
 /** A call said the state is lost: the host's run fails, as the run engine does. */
 async function lossReported(m: Model, sut: StoreUnderTest): Promise<void> {
   m.loss = 'reported';
+  m.lossesReported++;
   if (m.running && m.runId)
     await sut.endRun(m.runId, 'failed', 'state lost').catch(() => undefined);
   m.running = false;
@@ -255,6 +261,13 @@ async function started(
   }
   if (from !== undefined) {
     onFrom(m, from);
+    await startedAgain(m, sut);
+  } else if (m.loss === 'reported') {
+    // The store started again by itself (it lost the run too): what it lost must be handled again, none skipped.
+    m.leases = [];
+    m.pending = [];
+    for (const id of TABLE)
+      if (m.fates.get(id) === 'loaded') m.fates.set(id, 'todo');
     await startedAgain(m, sut);
   }
   Object.assign(m, {
@@ -585,12 +598,57 @@ async function otherApp(
     );
 }
 
+/** The gap between two partitions of a plan (`(2, 3]`), or undefined when they cover every id. */
+function gapIn(plan: PartitionBounds[]): string | undefined {
+  for (let i = 1; i < plan.length; i++)
+    if (plan[i].after !== plan[i - 1].upTo)
+      return `(${String(plan[i - 1].upTo)}, ${String(plan[i].after)}]`;
+  return undefined;
+}
+
+/** The last id before which every id was handled (done or dead-lettered), as the user's own records tell it. */
+function handledUpTo(m: Model): number | null {
+  let upTo: number | null = null;
+  for (const id of TABLE) {
+    if (!['done', 'dead'].includes(m.fates.get(id) as Fate)) break;
+    upTo = id;
+  }
+  return upTo;
+}
+
+/**
+ * A start refused: when for state lost, the user starts the job again as the
+ * error says, `from` the last id before which every id was handled.
+ */
+async function refusedStart(
+  m: Model,
+  sut: StoreUnderTest,
+  step: Extract<Step, { do: 'startRun' | 'startPlannedRun' }>,
+  refused: Error | undefined,
+): Promise<void> {
+  if (!refusedForLostState(refused) || step.from !== undefined) return;
+  if (m.loss === 'none')
+    fail(
+      `startRun was refused for state lost with nothing lost: ${refused?.message}`,
+    );
+  await lossReported(m, sut);
+  const from = handledUpTo(m);
+  await run(
+    m,
+    sut,
+    step.do === 'startRun'
+      ? { ...step, from }
+      : { ...step, from, resetBetween: false },
+  );
+}
+
 /** A new host a works until the store answers done, starting a run when none is going on; the old host a's leases are left to expire. */
 async function drain(m: Model, sut: StoreUnderTest): Promise<void> {
   await run(m, sut, { do: 'hostDies', host: 'a' });
   let newRun = false;
-  for (let i = 0; i < 200 && m.loss !== 'reported'; i++) {
-    if (!m.running && newRun) return;
+  for (let i = 0; i < 200; i++) {
+    // A run that failed for state lost is started again (see refusedStart) and drained too.
+    if (!m.running && newRun && m.loss !== 'reported') return;
     if (!m.running || !m.joined.has('a')) {
       newRun ||= !m.running;
       await apply(m, sut, { do: 'startRun', host: 'a' });
@@ -602,6 +660,8 @@ async function drain(m: Model, sut: StoreUnderTest): Promise<void> {
       await advance(m, sut, LEASE_MS + 5000);
     await check(m, sut);
   }
+  if (m.loss === 'reported')
+    fail('the job was not started again after its state was reported lost');
   if (m.running && m.loss === 'none')
     fail('the run did not end after 200 rounds of claims');
 }
@@ -624,6 +684,7 @@ async function run(m: Model, sut: StoreUnderTest, step: Step): Promise<void> {
         sut.startRun(runId, step.from, OUR_APP),
       );
       if (got.ok) await started(m, sut, step.host, got.value, step.from);
+      else await refusedStart(m, sut, step, got.refused);
       return;
     }
     case 'startPlannedRun': {
@@ -641,7 +702,24 @@ async function run(m: Model, sut: StoreUnderTest, step: Step): Promise<void> {
         }),
       );
       if (reset) onReset(m);
-      if (got.ok) await started(m, sut, step.host, got.value, step.from);
+      const gap = gapIn(step.plan);
+      if (got.ok) {
+        if (gap && sut.planAsked)
+          fail(
+            `a planned start with a gap between its partitions (${gap}) was not refused`,
+          );
+        await started(m, sut, step.host, got.value, step.from);
+        return;
+      }
+      if (got.refused instanceof InvalidRangeError) {
+        if (!gap || !got.refused.message.includes('gap'))
+          fail(
+            `a planned start was refused for its plan ${JSON.stringify(step.plan)}: ${got.refused.message}`,
+          );
+        m.gapsRefused++;
+        return;
+      }
+      await refusedStart(m, sut, step, got.refused);
       return;
     }
     case 'claim':
@@ -758,6 +836,11 @@ export async function check(m: Model, sut: StoreUnderTest): Promise<void> {
   if (s.dead !== m.dead.length)
     fail(
       `the store keeps ${s.dead} dead letters; ${m.dead.length} ranges were dead-lettered`,
+    );
+  const gap = s.partitions && gapIn(s.partitions);
+  if (gap)
+    fail(
+      `the store keeps partitions with a gap ${gap}: its ids are never loaded`,
     );
 }
 
