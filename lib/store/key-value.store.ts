@@ -1,3 +1,4 @@
+import { STATE_LOST_PART } from '../parallel-worker.messages';
 import { MemoryStore, type MemoryJobState } from './memory.store';
 import type {
   CoordinationStore,
@@ -39,6 +40,37 @@ const JOB_CALLS: Record<
 };
 
 type JobCall = (job: string, ...rest: unknown[]) => Promise<unknown>;
+
+const isTime = (v: unknown) => v === null || typeof v === 'number';
+const isObject = (v: unknown) => typeof v === 'object' && v !== null;
+
+/**
+ * Every part the saved JSON of a job holds, each with its shape. Any one
+ * missing or of another shape (the value cut short, a field dropped by
+ * whatever keeps it) is state lost: the rest cannot tell which ranges were
+ * handled (a lost `pending` or `leases` would skip them; a lost `nextToken`
+ * would issue no token).
+ */
+const SAVED_PARTS: Record<string, (v: unknown) => boolean> = {
+  runId: (v) => v === null || typeof v === 'string',
+  state: (v) => typeof v === 'string',
+  control: (v) => typeof v === 'string',
+  cursor: (v) => v === null || typeof v === 'string' || typeof v === 'number',
+  exhausted: (v) => typeof v === 'boolean',
+  nextToken: (v) => Number.isSafeInteger(v),
+  counters: isObject,
+  leases: Array.isArray,
+  pending: Array.isArray,
+  dead: Array.isArray,
+  startedAt: isTime,
+  endedAt: isTime,
+};
+/** Parts saved only when the job has them: checked for their shape when there. */
+const OPTIONAL_PARTS: Record<string, (v: unknown) => boolean> = {
+  partitions: Array.isArray,
+  history: Array.isArray,
+  hosts: isObject,
+};
 
 /**
  * The seed-style `{ get, set }` storage: coordination runs in memory as in
@@ -108,9 +140,50 @@ export class KeyValueStore extends MemoryStore {
       MemoryJobState,
       'leases'
     > & { leases: Lease[] };
-    this.jobs.set(job, {
-      ...saved,
-      leases: new Map(saved.leases.map((l) => [l.token, l])),
-    });
+    const lost = [
+      ...Object.entries(SAVED_PARTS).filter(
+        ([part, fits]) => !(part in saved) || !fits(saved[part as never]),
+      ),
+      ...Object.entries(OPTIONAL_PARTS).filter(
+        ([part, fits]) =>
+          saved[part as never] !== undefined && !fits(saved[part as never]),
+      ),
+    ].map(([part]) => part);
+    if (!lost.length) {
+      this.jobs.set(job, {
+        ...saved,
+        leases: new Map(saved.leases.map((l) => [l.token, l])),
+      });
+      return;
+    }
+    await this.lost(job, saved, lost);
+  }
+
+  /**
+   * Keeps what is left of a job whose saved state lost `parts`, as the Redis
+   * store does: its run fails "state lost", and a run without `from` is
+   * refused until `from` (what is left is the state again) or reset.
+   */
+  private async lost(
+    job: string,
+    saved: Record<string, unknown>,
+    parts: string[],
+  ): Promise<void> {
+    const s = this.job(job);
+    // What is left is kept as saved; a part lost keeps its empty start.
+    for (const [part, value] of Object.entries(saved))
+      if (!parts.includes(part) && part !== 'leases' && part !== 'lost')
+        (s as unknown as Record<string, unknown>)[part] = value;
+    if (!parts.includes('leases'))
+      s.leases = new Map((saved.leases as Lease[]).map((l) => [l.token, l]));
+    const was = typeof saved.lost === 'string' ? `${saved.lost}, ` : '';
+    s.lost = was + parts.join(', ');
+    if (s.state === 'running' || parts.includes('state'))
+      Object.assign(s, {
+        state: 'failed',
+        error: STATE_LOST_PART(job, s.runId, s.lost),
+        endedAt: this.now(),
+      });
+    await this.saved(job);
   }
 }

@@ -4,6 +4,7 @@ import {
   JOB_DECLARED_ELSEWHERE,
   RESET_BUSY,
   RUN_BUSY,
+  STATE_LOST_PART,
 } from '../parallel-worker.messages';
 import type {
   Claim,
@@ -72,6 +73,8 @@ export interface MemoryJobState {
   history?: RunRecord[];
   /** The run the active one replaced, as it ended. */
   previous?: PreviousRun;
+  /** The parts of the state found lost (a store that saves it): a run without `from` is refused until `from` or reset. */
+  lost?: string;
 }
 
 const zeroCounters = (): RunCounters => ({
@@ -153,6 +156,8 @@ export class MemoryStore implements CoordinationStore {
         job,
         JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy),
       );
+    if (s.lost && from === undefined)
+      throw new RunRefusedError(job, STATE_LOST_PART(job, s.runId, s.lost));
     if (s.state === 'running' && s.runId) {
       if (from === undefined)
         return {
@@ -172,6 +177,8 @@ export class MemoryStore implements CoordinationStore {
       return { replanFrom: s.cursor };
     if (declaredBy) s.declaredBy = declaredBy;
     if (from !== undefined) {
+      // What is left is the job's state again, as the user said where to go on from.
+      s.lost = undefined;
       s.cursor = from;
       if (from === null) s.pending = [];
       s.partitions = partitions?.length
@@ -509,6 +516,7 @@ export class MemoryStore implements CoordinationStore {
       error: undefined,
       startedAt: null,
       endedAt: null,
+      lost: undefined,
     });
     await this.saved(job);
   }

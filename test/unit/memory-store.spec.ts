@@ -1,4 +1,4 @@
-import { KeyValueStore, MemoryStore } from '../../lib';
+import { KeyValueStore, MemoryStore, RunRefusedError } from '../../lib';
 import { storeContract } from '../contract/store.contract';
 
 storeContract('MemoryStore', async () => ({
@@ -52,6 +52,102 @@ describe('KeyValueStore', () => {
       joined: true,
     });
     expect((await second.state('users')).leased).toBe(1);
+  });
+});
+
+describe('KeyValueStore with part of its saved state lost', () => {
+  // One part at a time removed from the saved JSON, or of the wrong type: the store knows what it should hold.
+  const parts: [string, unknown][] = [
+    ['nextToken', undefined],
+    ['dead', undefined],
+    ['leases', undefined],
+    ['pending', undefined],
+    ['cursor', undefined],
+    ['counters', undefined],
+    ['nextToken', 'seven'],
+    ['dead', {}],
+  ];
+
+  it.each(parts)(
+    'fails the run "state lost" when %s is %p, refuses a run without from, and starts again from it',
+    async (part, value) => {
+      const kv = new Map<string, string>();
+      const storage = {
+        get: (k: string) => kv.get(k),
+        set: (k: string, v: string) => void kv.set(k, v),
+      };
+      const first = new KeyValueStore(storage, 'pw');
+      await first.startRun('users', 'r1', undefined, 'A.load + A.handle');
+      await first.commit(
+        'users',
+        'h1',
+        null,
+        [{ ids: [1, 2], lastId: 2, prev: null }],
+        10_000,
+      );
+      const saved = JSON.parse(kv.get('pw:users') as string);
+      if (value === undefined) delete saved[part];
+      else saved[part] = value;
+      kv.set('pw:users', JSON.stringify(saved));
+
+      const second = new KeyValueStore(storage, 'pw');
+      const claim = await second.claim('users', 'h2', 10_000);
+      expect(claim).toMatchObject({ type: 'failed' });
+      expect(claim.type === 'failed' && claim.error).toContain(
+        `part of the coordination state of job "users" (run r1) was lost from the store (${part}`,
+      );
+      await expect(
+        second.startRun('users', 'r2', undefined, 'A.load + A.handle'),
+      ).rejects.toThrow(RunRefusedError);
+      // A third process sees the loss too: it was saved.
+      await expect(
+        new KeyValueStore(storage, 'pw').startRun('users', 'r2'),
+      ).rejects.toThrow('was lost from the store');
+
+      expect(
+        await second.startRun('users', 'r3', null, 'A.load + A.handle'),
+      ).toEqual({ runId: 'r3', joined: false });
+      expect(await second.deadLetters('users')).toEqual([]);
+      const next = await second.claim('users', 'h2', 10_000);
+      expect(next).toMatchObject({ type: 'load', cursor: null });
+      const leased = await second.commit(
+        'users',
+        'h2',
+        null,
+        [{ ids: [1, 2], lastId: 2, prev: null }],
+        10_000,
+      );
+      expect(leased.type === 'leased' && leased.leases[0].token).toEqual(
+        expect.any(Number),
+      );
+      expect(
+        leased.type === 'leased' &&
+          Number.isSafeInteger(leased.leases[0].token),
+      ).toBe(true);
+    },
+  );
+
+  it('starts again after reset too', async () => {
+    const kv = new Map<string, string>();
+    const storage = {
+      get: (k: string) => kv.get(k),
+      set: (k: string, v: string) => void kv.set(k, v),
+    };
+    await new KeyValueStore(storage, 'pw').startRun('users', 'r1');
+    const saved = JSON.parse(kv.get('pw:users') as string);
+    delete saved.dead;
+    kv.set('pw:users', JSON.stringify(saved));
+
+    const second = new KeyValueStore(storage, 'pw');
+    await expect(second.startRun('users', 'r2')).rejects.toThrow(
+      RunRefusedError,
+    );
+    await second.reset('users');
+    expect(await second.deadLetters('users')).toEqual([]);
+    expect(await second.startRun('users', 'r3')).toEqual({
+      runId: 'r3',
+      joined: false,
+    });
   });
 });
 
