@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { LOSABLE, type StoreKind, type StoreUnderTest } from './store-adapter';
 import {
-  apply,
   canApply,
   type Host,
   type Model,
   type Step,
   TABLE,
 } from './store-model';
+import { apply } from './store-steps';
 
 /** One step as a fast-check command; its text is the step's JSON, so a shrunk sequence can be pasted into a test. */
 class StepCommand implements fc.AsyncCommand<Model, StoreUnderTest> {

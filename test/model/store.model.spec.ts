@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import type Redis from 'ioredis';
 import { connectRedis, type StoreKind, StoreUnderTest } from './store-adapter';
 import { commands } from './store-commands';
-import { Model, replay, type Step } from './store-model';
+import { Model, type Step } from './store-model';
+import { replay } from './store-steps';
 
 /**
  * Model-based test of the coordination protocol: random sequences of store
@@ -10,8 +11,11 @@ import { Model, replay, type Step } from './store-model';
  * checking after every step that no id is skipped, nothing counts done that a
  * handler did not finish, tokens only go up, a lost state is reported and
  * another app's calls are refused; every sequence ends with a host draining
- * the job to done. MODEL_RUNS, MODEL_SEED and MODEL_WITHOUT (step names, and
- * `gaps`, left out to look past a known failure) run it longer or otherwise.
+ * the job to done. MODEL_RUNS, MODEL_SEED and MODEL_WITHOUT (step names,
+ * `gaps`, `resetBetween`, and `expiredComplete` for completes past a lease's
+ * deadline, left out to look past a known failure) run it longer or
+ * otherwise: `MODEL_RUNS=1000 MODEL_WITHOUT=expiredComplete` looks past item
+ * 1 of issue 23 while it is open.
  */
 
 const KINDS: StoreKind[] = ['memory', 'key-value', 'redis'];
@@ -46,7 +50,7 @@ async function property(kind: StoreKind): Promise<void> {
   await fc.assert(
     fc.asyncProperty(commands(kind, WITHOUT), async (cmds) => {
       const sut = new StoreUnderTest(kind, redis);
-      const model = new Model(kind);
+      const model = new Model(kind, WITHOUT);
       try {
         await fc.asyncModelRun(() => ({ model, real: sut }), cmds);
         await replay(sut, [{ do: 'drain' }], model);
