@@ -225,6 +225,13 @@ function onFrom(m: Model, from: number | null): void {
     m.leases = [];
     m.pending = [];
   }
+  if (m.loss !== 'none') {
+    // Ranges after `from` are loaded again: one the store lost unseen skips nothing, so it need not be handed out again.
+    const before = (r: HeldRange) =>
+      from !== null && r.ids.some((id) => id <= from);
+    m.leases = m.leases.filter(before);
+    m.pending = m.pending.filter(before);
+  }
   if (from === null) {
     m.pending = [];
     m.setFates([...TABLE], 'todo');

@@ -32,7 +32,7 @@ const WITHOUT = (process.env.MODEL_WITHOUT ?? '').split(',').filter(Boolean);
  * fails until its fix lands, and is then taken off this list.
  */
 const KNOWN_FAILING_UNTIL_ISSUE_23 = new Set<string>([
-  'memory: random sequences of calls and faults keep every invariant',
+  'item 1 (memory): random sequences find a complete past the deadline counted',
   'item 1 (memory): a complete after the lease expired is counted',
   'item 1 (memory): a stalled host completes a range after its lease expired',
   'item 1 (key-value): a complete after the lease expired is counted',
@@ -46,11 +46,21 @@ let redis: Redis;
 beforeAll(() => (redis = connectRedis()));
 afterAll(() => redis.quit());
 
-async function property(kind: StoreKind): Promise<void> {
+/**
+ * Left out of the properties while item 1 of issue 23 is open (its kept
+ * sequences and the item-1 property below still fail on it): an `it.failing`
+ * property would pass on any other failure too. Empty once item 1 lands.
+ */
+const UNTIL_ITEM_1 = ['expiredComplete'];
+
+async function property(
+  kind: StoreKind,
+  without = [...WITHOUT, ...UNTIL_ITEM_1],
+): Promise<void> {
   await fc.assert(
-    fc.asyncProperty(commands(kind, WITHOUT), async (cmds) => {
+    fc.asyncProperty(commands(kind, without), async (cmds) => {
       const sut = new StoreUnderTest(kind, redis);
-      const model = new Model(kind, WITHOUT);
+      const model = new Model(kind, without);
       try {
         await fc.asyncModelRun(() => ({ model, real: sut }), cmds);
         await replay(sut, [{ do: 'drain' }], model);
@@ -88,6 +98,9 @@ describe('coordination protocol model', () => {
   for (const kind of KINDS)
     test(`${kind}: random sequences of calls and faults keep every invariant`, () =>
       property(kind));
+  // The search finds item 1 within the default runs on the memory store (the others need more).
+  test('item 1 (memory): random sequences find a complete past the deadline counted', () =>
+    property('memory', WITHOUT));
 });
 
 /** A run with two hosts, a retry, a dead letter, an expired lease taken over and a release: the model agrees with every store. */
