@@ -283,6 +283,8 @@ export async function started(
     for (const id of TABLE)
       if (m.fates.get(id) === 'loaded') m.fates.set(id, 'todo');
     await startedAgain(m, sut);
+    // What else it lost may still be found later (a deadline left of a lease lost before): reported, never answered done over.
+    m.loss = 'unreported';
   }
   Object.assign(m, {
     runId: answer.runId,
