@@ -27,36 +27,14 @@ const RUNS: Record<StoreKind, number> = {
 const SEED = Number(process.env.MODEL_SEED ?? 23);
 const WITHOUT = (process.env.MODEL_WITHOUT ?? '').split(',').filter(Boolean);
 
-/**
- * What this test finds on main before the fixes of issue 23 (5297df6): each
- * fails until its fix lands, and is then taken off this list.
- */
-const KNOWN_FAILING_UNTIL_ISSUE_23 = new Set<string>([
-  'item 1 (memory): random sequences find a complete past the deadline counted',
-  'item 1 (memory): a complete after the lease expired is counted',
-  'item 1 (memory): a stalled host completes a range after its lease expired',
-  'item 1 (key-value): a complete after the lease expired is counted',
-  'item 1 (redis): a complete after the lease expired is counted',
-]);
-
-const test = (name: string, fn: () => Promise<void>) =>
-  (KNOWN_FAILING_UNTIL_ISSUE_23.has(name) ? it.failing : it)(name, fn);
+/** Each kept sequence was found on main before the fixes of issue 23 (5297df6), where it failed. */
+const test = (name: string, fn: () => Promise<void>) => it(name, fn);
 
 let redis: Redis;
 beforeAll(() => (redis = connectRedis()));
 afterAll(() => redis.quit());
 
-/**
- * Left out of the properties while item 1 of issue 23 is open (its kept
- * sequences and the item-1 property below still fail on it): an `it.failing`
- * property would pass on any other failure too. Empty once item 1 lands.
- */
-const UNTIL_ITEM_1 = ['expiredComplete'];
-
-async function property(
-  kind: StoreKind,
-  without = [...WITHOUT, ...UNTIL_ITEM_1],
-): Promise<void> {
+async function property(kind: StoreKind, without = WITHOUT): Promise<void> {
   await fc.assert(
     fc.asyncProperty(commands(kind, without), async (cmds) => {
       const sut = new StoreUnderTest(kind, redis);
