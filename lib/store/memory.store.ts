@@ -168,6 +168,10 @@ export class MemoryStore implements CoordinationStore {
       if (this.active(s, now))
         throw new RunRefusedError(job, RUN_BUSY(s.runId));
     }
+    // A run failed for state lost stays active until its hosts left: `from` now would take their leases' ranges away
+    // before any of them saw the loss.
+    if (from !== undefined && this.windingDown(s, now))
+      throw new RunRefusedError(job, RUN_BUSY(s.runId as string));
     if (
       from === undefined &&
       plannedFrom !== undefined &&
@@ -499,7 +503,10 @@ export class MemoryStore implements CoordinationStore {
     const s = this.job(job);
     refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
     const now = this.now();
-    if (s.state === 'running' && this.active(s, now))
+    if (
+      (s.state === 'running' || this.windingDown(s, now)) &&
+      this.active(s, now)
+    )
       throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
     this.forgetReplies(job);
     Object.assign(s, {
@@ -665,6 +672,11 @@ export class MemoryStore implements CoordinationStore {
     );
   }
 
+  /** The run failed for state lost and a host of it has not left yet (its leases are suspect: part of the state is gone). */
+  private windingDown(s: MemoryJobState, now: number): boolean {
+    return s.state === 'failed' && !!s.lost && this.hostsPresent(s, now) > 0;
+  }
+
   private hostsPresent(s: MemoryJobState, now: number): number {
     return Object.values(s.hosts ?? {}).filter((until) => until > now).length;
   }
@@ -711,7 +723,8 @@ export class MemoryStore implements CoordinationStore {
     now: number,
   ): Lease {
     // The same floor as Redis: a later process (or one whose saved counter was lost) still issues larger tokens.
-    s.nextToken = Math.max(s.nextToken, now * 1000 + 1);
+    // The floor is the next millisecond's: a counter lost in the very millisecond it issued a token still goes above it.
+    s.nextToken = Math.max(s.nextToken, (now + 1) * 1000 + 1);
     const lease: Lease = {
       token: s.nextToken++,
       runId: s.runId as string,

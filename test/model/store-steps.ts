@@ -328,6 +328,15 @@ async function refusedStart(
   step: Extract<Step, { do: 'startRun' | 'startPlannedRun' }>,
   refused: Error | undefined,
 ): Promise<void> {
+  // `from` after a reported loss while the failed run's hosts have not left: the user waits for them, as the error says.
+  if (
+    step.from !== undefined &&
+    m.loss === 'reported' &&
+    /is active/.test(refused?.message ?? '')
+  ) {
+    await advance(m, sut, LEASE_MS + 5000);
+    return run(m, sut, step);
+  }
   if (!refusedForLostState(refused) || step.from !== undefined) return;
   if (m.loss === 'none')
     fail(

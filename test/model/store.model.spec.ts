@@ -229,6 +229,23 @@ const FOUND: {
       { do: 'drain' },
     ],
   },
+  ...(['redis', 'key-value'] as const).map((kind) => ({
+    name: `item 2 (${kind}): part lost, then from while the failed run's host has not left`,
+    then: lossReported,
+    kind,
+    found:
+      'seed 1-5 with MODEL_RUNS=1000 after the first fixes (10 of 10 replays); from is now refused while the hosts of the failed run have not left',
+    steps: [
+      { do: 'startRun', host: 'a' },
+      { do: 'claim', host: 'a' },
+      { do: 'commit', host: 'a', sizes: [1] },
+      { do: 'loseState', part: 'leases' },
+      // Refused while host a has not left (before: accepted, and id 1 was never handed out again).
+      { do: 'startRun', host: 'b', from: 1 },
+      { do: 'claim', host: 'a' },
+      { do: 'drain' },
+    ] satisfies Step[],
+  })),
   {
     name: 'item 2 (key-value): the token counter lost, tokens become NaN',
     then: lossReported,

@@ -35,8 +35,9 @@ local function tok(token)
 end
 -- The first of n new fencing tokens. Never below Redis time in ms x 1000: a replica promoted after a failover,
 -- whose counter lags, still issues tokens above every one issued before (unless it issued 1000 a ms for long).
+-- The floor is the next millisecond's, so a counter lost in the very millisecond it issued a token still goes above it.
 local function next_tokens(n)
-  local floor = now_ms() * 1000
+  local floor = (now_ms() + 1) * 1000
   if tonumber(redis.call('HGET', META, 'token') or '0') < floor then redis.call('HSET', META, 'token', tok(floor)) end
   return redis.call('HINCRBY', META, 'token', n) - n + 1
 end

@@ -10,8 +10,10 @@ local function present(owner, till, now)
   redis.call('ZADD', HOSTS, till, owner)
 end
 -- The run is active: a live lease, or a host that took part within its lease time and has not left.
+local function hosts_present(now)
+  return #redis.call('ZRANGEBYSCORE', HOSTS, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
+end
 local function active(now)
-  return #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
-    or #redis.call('ZRANGEBYSCORE', HOSTS, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0
+  return #redis.call('ZRANGEBYSCORE', DEADLINES, '(' .. now, '+inf', 'LIMIT', 0, 1) > 0 or hosts_present(now)
 end
 `;

@@ -30,6 +30,9 @@ if redis.call('HGET', META, 'state') == 'running' then
   if ARGV[2] == '0' then return { run_id(), 1, redis.call('HGET', META, 'params') } end
   if active(now) then return { 'busy', run_id() } end
 end
+-- A run failed for state lost (perhaps by the check before this script) stays active until its hosts left (their
+-- leases are suspect: part of the state is gone): \`from\` now would take ranges away before any of them saw the loss.
+if lost and redis.call('HGET', META, 'state') == 'failed' and hosts_present(now) then return { 'busy', run_id() } end
 local planned_at = 6 + 2 * tonumber(ARGV[5])
 local first_part = planned_at + 1
 -- A plan clipped at a cursor that moved since (a reset while it was computed) would skip the ids in between.
