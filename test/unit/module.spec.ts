@@ -460,9 +460,12 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
       ids: 120,
     });
     // 12 ranges and the final empty load, each after its permit: at least three seconds, never more than 5 in one.
-    expect([...perSecond.values()].reduce((x, y) => x + y, 0)).toBe(
-      Numbers.loadedAt.length,
-    );
+    // (Every load took a permit; a batch that a slow load cut short leaves the rest of its permits unused, so on a busy
+    // machine the permits can outnumber the loads.)
+    expect(
+      [...perSecond.values()].reduce((x, y) => x + y, 0),
+    ).toBeGreaterThanOrEqual(Numbers.loadedAt.length);
+    expect(Numbers.loadedAt.length).toBe(13);
     expect(perSecond.size).toBeGreaterThanOrEqual(3);
     expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(5);
     await a.close();
