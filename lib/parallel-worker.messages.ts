@@ -247,7 +247,8 @@ export const SQLITE_NOT_A_DATABASE = (path: string) =>
 /** Another process held the SQLite file's write lock past the busy timeout. */
 export const SQLITE_LOCKED = (path: string, busyTimeoutMs: number) =>
   `the SQLite file ${path} stayed locked by another process for more than ${busyTimeoutMs} ms (the busy timeout): ` +
-  `a process that holds a long write transaction on it (a SQLite shell, a backup) must finish or be closed`;
+  `a process that holds a long write transaction on it (a SQLite shell, a backup) must finish or be closed, ` +
+  `or give this app a file of its own with the "storage" option (storage: 'sqlite:<path>')`;
 
 /** node:sqlite is missing: Node older than 22.13. */
 export const SQLITE_NEEDS_NODE = (path: string, version: string) =>
@@ -258,3 +259,7 @@ export const SQLITE_NEEDS_NODE = (path: string, version: string) =>
 export const SQL_SCHEMA_NEWER = (where: string, found: number, known: number) =>
   `ParallelWorkerModule: option "storage": the ${where} holds the store's tables at schema version ${found}, newer than this version of nestjs-parallel-worker knows (${known}); nothing was changed. ` +
   `Upgrade nestjs-parallel-worker on this host to the version the other hosts run, or name another database with the "storage" option.`;
+
+/** `storage: 'sqlite:'` with no path. */
+export const SQLITE_PATH_MISSING =
+  "ParallelWorkerModule: option \"storage\" is 'sqlite:' with no path: name the file, as in storage: 'sqlite:./parallel-worker.db' (created on first use).";

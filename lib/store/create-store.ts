@@ -4,6 +4,8 @@ import type { CoordinationStore } from './coordination-store.interface';
 import { KeyValueStore, type KeyValueStorage } from './key-value.store';
 import { MemoryStore } from './memory.store';
 import { ownRedis } from './owned-redis';
+import { SqliteStore } from './sql/sqlite.store';
+import { SQLITE_PATH_MISSING } from '../parallel-worker.messages';
 import type { ModuleLogger } from '../parallel-worker.logger';
 
 /** Plain ioredis connection options: a plain object naming where Redis is, with no methods. */
@@ -22,6 +24,8 @@ export function createStore(
 ): CoordinationStore {
   const storage = options.storage as any;
   if (storage === undefined) return new MemoryStore();
+  if (typeof storage === 'string' && storage.startsWith(SQLITE))
+    return sqliteStore(storage.slice(SQLITE.length), options.storageKey);
   if (typeof storage === 'string' || isConnectionOptions(storage)) {
     // A URL or connection options: the module's own client, closed on shutdown.
     const own = ownRedis(storage, options, logger);
@@ -51,8 +55,16 @@ export function createStore(
   if (isFn(storage, 'get', 'set'))
     return new KeyValueStore(storage as KeyValueStorage, options.storageKey);
   throw new ParallelWorkerConfigError(
-    'ParallelWorkerModule: option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client, a CoordinationStore, or an object with get(key) and set(key, value). Omit it for the in-memory store (one host).',
+    'ParallelWorkerModule: option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client, \'sqlite:<path>\', a CoordinationStore, or an object with get(key) and set(key, value). Omit it for the in-memory store (one host).',
   );
+}
+
+const SQLITE = 'sqlite:';
+
+/** `sqlite:<path>`: a file of the host's, created on first use. */
+function sqliteStore(path: string, storageKey: string): CoordinationStore {
+  if (!path) throw new ParallelWorkerConfigError(SQLITE_PATH_MISSING);
+  return new SqliteStore(path, { storageKey });
 }
 
 /** Loaded on demand: apps without Redis never load ioredis or the Redis store. */

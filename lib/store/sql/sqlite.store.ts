@@ -10,8 +10,15 @@ import { SqliteDialect } from './sqlite.dialect';
  * out of version control.
  */
 export class SqliteStore extends SqlStore {
-  /** `storageKey`: as the module's option; jobs of different keys share the file without meeting. */
-  constructor(path: string, options: { storageKey?: string } = {}) {
-    super(new SqliteDialect(path), options.storageKey);
+  /**
+   * `storageKey`: as the module's option; jobs of different keys share the
+   * file without meeting. `busyTimeoutMs`: how long a call waits for another
+   * process's write before it fails (default 5000).
+   */
+  constructor(
+    path: string,
+    options: { storageKey?: string; busyTimeoutMs?: number } = {},
+  ) {
+    super(new SqliteDialect(path, options.busyTimeoutMs), options.storageKey);
   }
 }
