@@ -11,6 +11,8 @@ export default tseslint.config(
       'node_modules/**',
       'test/apps/**',
       'scripts/**',
+      // Plain Node hooks, loaded before any TypeScript.
+      'test/support/*.js',
       'coverage/**',
       '*.config.js',
       '*.config.mjs',

@@ -1,7 +1,25 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '../../lib';
+import {
+  type Claim,
+  type CommitResult,
+  ParallelWorkerConfigError,
+  RunRefusedError,
+  SqliteStore,
+  type RunRecord,
+} from '../../lib';
+import { SCHEMA_VERSION } from '../../lib/store/sql/sql.schema';
+import { hostLoop } from '../support/store-host-loop';
+import { StoreProcess } from '../support/store-process';
+
+type Leased = { ids: number[]; token: number };
 import { storeContract } from '../contract/store.contract';
 
 const dirs: string[] = [];
@@ -18,3 +36,377 @@ storeContract('SqliteStore', () => {
   const store = new SqliteStore(freshFile());
   return Promise.resolve({ store, job: 'items', close: () => store.close() });
 });
+
+const LEASE = 10_000;
+const range = (ids: number[], prev: number | null) => ({
+  ids,
+  lastId: ids[ids.length - 1],
+  prev,
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Another connection to the file, to look at it or hold it. node:sqlite as the
+ * store's: two copies of SQLite in one process do not see each other's locks.
+ */
+const raw = (file: string): RawDatabase => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DatabaseSync } = require('node:sqlite');
+  return new DatabaseSync(file);
+};
+interface RawDatabase {
+  exec(sql: string): void;
+  prepare(sql: string): { all(): unknown[] };
+  close(): void;
+}
+
+describe('SqliteStore: a fresh store over the same file', () => {
+  it('sees the run as the first left it: cursor, leases, retries, dead letters, history; tokens go up', async () => {
+    const file = freshFile();
+    const first = new SqliteStore(file);
+    await first.startRun('items', 'r1', undefined, 'A.load + A.handle');
+    const committed = await first.commit(
+      'items',
+      'h1',
+      null,
+      [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
+      LEASE,
+    );
+    if (committed.type !== 'leased') throw new Error(committed.type);
+    const [dead, retry] = committed.leases;
+    await first.fail('items', 'h1', dead.token, {
+      error: { message: 'boom' },
+      dead: true,
+      retryInMs: 0,
+    });
+    await first.fail('items', 'h1', retry.token, {
+      error: { message: 'again' },
+      dead: false,
+      retryInMs: 60_000,
+    });
+    await first.recordRun('items', record('r0'), 10);
+    await first.close();
+
+    const second = new SqliteStore(file);
+    expect(await second.state('items')).toMatchObject({
+      runId: 'r1',
+      state: 'running',
+      cursor: 6,
+      leased: 1,
+      retrying: 1,
+      dead: 1,
+      counters: { dead: 1, retried: 1 },
+    });
+    expect(await second.leasesByOwner('items')).toEqual({ h1: 1 });
+    expect(await second.deadLetters('items')).toEqual([
+      expect.objectContaining({
+        runId: 'r1',
+        range: range([1, 2], null),
+        error: { message: 'boom' },
+      }),
+    ]);
+    expect((await second.history('items', 10)).map((r) => r.runId)).toEqual([
+      'r0',
+    ]);
+    // The app's declaration stayed with the job: another app is refused.
+    await expect(
+      second.startRun('items', 'r2', undefined, 'B.load + B.handle'),
+    ).rejects.toThrow(RunRefusedError);
+    const next = await second.commit('items', 'h2', 6, [range([7], 6)], LEASE);
+    if (next.type !== 'leased') throw new Error(next.type);
+    expect(next.leases[0].token).toBeGreaterThan(
+      Math.max(...committed.leases.map((l) => l.token)),
+    );
+    await second.close();
+  });
+
+  it('floors tokens at store time in ms x 1000, so they go up even when the counter went back (a file restored from a backup)', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1');
+    const before = await store.commit(
+      'items',
+      'h',
+      null,
+      [range([1], null)],
+      LEASE,
+    );
+    if (before.type !== 'leased') throw new Error(before.type);
+    await store.close();
+    const db = raw(file);
+    db.exec('UPDATE pw_jobs SET token = 0');
+    db.close();
+    const restored = new SqliteStore(file);
+    const after = await restored.commit(
+      'items',
+      'h',
+      1,
+      [range([2], 1)],
+      LEASE,
+    );
+    if (after.type !== 'leased') throw new Error(after.type);
+    expect(after.leases[0].token).toBeGreaterThan(before.leases[0].token);
+    await restored.close();
+  });
+});
+
+describe('SqliteStore: another process over the same file', () => {
+  const processes: StoreProcess[] = [];
+  const spawn = (file: string) => {
+    const p = new StoreProcess(file);
+    processes.push(p);
+    return p;
+  };
+  afterEach(async () => {
+    await Promise.all(processes.splice(0).map((p) => p.kill()));
+  });
+
+  it("takes over a killed process's leases once they expire, with higher tokens; its dead letters and history stay", async () => {
+    const file = freshFile();
+    const other = spawn(file);
+    await other.call('startRun', 'items', 'r1');
+    const committed = await other.call<CommitResult>(
+      'commit',
+      'items',
+      'dead-host',
+      null,
+      [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
+      300,
+    );
+    if (committed.type !== 'leased') throw new Error(committed.type);
+    await other.call('fail', 'items', 'dead-host', committed.leases[0].token, {
+      error: { message: 'boom' },
+      dead: true,
+      retryInMs: 0,
+    });
+    await other.call('recordRun', 'items', record('r0'), 10);
+    // SIGKILL: no call of its own ends, nothing is closed; what it committed is in the file.
+    await other.kill();
+
+    const store = new SqliteStore(file);
+    expect(await store.state('items')).toMatchObject({
+      runId: 'r1',
+      cursor: 6,
+      leased: 2,
+      dead: 1,
+    });
+    await sleep(350);
+    const taken: Claim[] = [
+      await store.claim('items', 'h2', LEASE),
+      await store.claim('items', 'h2', LEASE),
+    ];
+    expect(taken).toEqual([
+      expect.objectContaining({ type: 'lease', reason: 'expired' }),
+      expect.objectContaining({ type: 'lease', reason: 'expired' }),
+    ]);
+    const leases = taken.map(
+      (c) => (c as Extract<Claim, { type: 'lease' }>).lease,
+    );
+    expect(leases.map((l) => l.range.ids).sort()).toEqual([
+      [3, 4],
+      [5, 6],
+    ]);
+    for (const l of leases) {
+      expect(l.attempt).toBe(2);
+      expect(l.token).toBeGreaterThan(committed.leases[2].token);
+    }
+    expect((await store.deadLetters('items')).map((d) => d.range.ids)).toEqual([
+      [1, 2],
+    ]);
+    expect((await store.history('items', 10)).map((r) => r.runId)).toEqual([
+      'r0',
+    ]);
+    await store.close();
+  });
+
+  it('sees what this process wrote: a second process joins the run, refuses another app, and its tokens go up', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1', undefined, 'A.load + A.handle');
+    const mine = await store.commit(
+      'items',
+      'h1',
+      null,
+      [range([1], null)],
+      LEASE,
+    );
+    if (mine.type !== 'leased') throw new Error(mine.type);
+    const other = spawn(file);
+    expect(
+      await other.call(
+        'startRun',
+        'items',
+        'r2',
+        undefined,
+        'A.load + A.handle',
+      ),
+    ).toEqual({
+      runId: 'r1',
+      joined: true,
+    });
+    await expect(
+      other.call('startRun', 'items', 'r3', undefined, 'B.load + B.handle'),
+    ).rejects.toThrow('belongs to another app');
+    const claim = await other.call<Claim>('claim', 'items', 'h2', LEASE);
+    expect(claim).toEqual({ type: 'load', cursor: 1 });
+    const theirs = await other.call<CommitResult>(
+      'commit',
+      'items',
+      'h2',
+      1,
+      [range([2], 1)],
+      LEASE,
+    );
+    if (theirs.type !== 'leased') throw new Error(theirs.type);
+    expect(theirs.leases[0].token).toBeGreaterThan(mine.leases[0].token);
+    // Its lease is in the file: this process cannot complete it, and sees it leased.
+    expect(
+      await store.complete('items', 'h1', [theirs.leases[0].token]),
+    ).toEqual([false]);
+    expect(await store.leasesByOwner('items')).toEqual({ h1: 1, h2: 1 });
+    await store.close();
+  });
+
+  it('two processes and this one loading at once: every id leased exactly once, tokens never shared', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1');
+    const last = 10_000;
+    const others = [spawn(file), spawn(file)];
+    // Both up and reading the file before any loop starts.
+    for (const other of others) await other.call('state', 'items');
+    const results = await Promise.all([
+      ...others.map((other, i) =>
+        other.call<Leased[]>('hostLoop', 'items', `p${i}`, last, LEASE),
+      ),
+      hostLoop(store, 'items', 'here', last, LEASE),
+    ]);
+    const ids = results.flat().flatMap((l) => l.ids);
+    const tokens = results.flat().map((l) => l.token);
+    // Each took part: the compare-and-set, not one process running alone, kept the ranges apart.
+    for (const leased of results) expect(leased.length).toBeGreaterThan(0);
+    expect(ids.length).toBe(last);
+    expect(new Set(ids).size).toBe(last);
+    expect(new Set(tokens).size).toBe(tokens.length);
+    expect(await store.state('items')).toMatchObject({
+      cursor: last,
+      leased: 0,
+      counters: { ids: last },
+    });
+    await store.close();
+  });
+});
+
+describe('SqliteStore: its tables and bad input', () => {
+  it('creates its tables on first use, at the schema version it knows; opens them again unchanged', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1');
+    await store.close();
+    const db = raw(file);
+    expect(db.prepare('SELECT version FROM pw_schema').all()).toEqual([
+      { version: SCHEMA_VERSION },
+    ]);
+    expect(db.prepare('PRAGMA journal_mode').all()).toEqual([
+      { journal_mode: 'wal' },
+    ]);
+    db.close();
+    const again = new SqliteStore(file);
+    expect((await again.state('items')).runId).toBe('r1');
+    await again.close();
+  });
+
+  it('refuses a file whose tables are of a newer schema, naming the versions and what to do; nothing changed', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1');
+    await store.close();
+    const db = raw(file);
+    db.exec(`UPDATE pw_schema SET version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    const newer = new SqliteStore(file);
+    const refused = newer.startRun('items', 'r2');
+    await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
+    await expect(refused).rejects.toThrow(
+      `holds the store's tables at schema version ${SCHEMA_VERSION + 1}, newer than this version of nestjs-parallel-worker knows (${SCHEMA_VERSION}); nothing was changed. Upgrade nestjs-parallel-worker`,
+    );
+    await newer.close();
+    const after = raw(file);
+    expect(after.prepare('SELECT run_id FROM pw_jobs').all()).toEqual([
+      { run_id: 'r1' },
+    ]);
+    after.close();
+  });
+
+  it('a directory it cannot create the file in: a config error naming the storage option, the path and what to do; no file made', async () => {
+    const file = join(freshFile(), '..', 'missing', 'state.db');
+    const store = new SqliteStore(file);
+    const refused = store.startRun('items', 'r1');
+    await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
+    await expect(refused).rejects.toThrow(
+      `option "storage" ('sqlite:${file}'): cannot open or create the SQLite file ${file} (unable to open database file). Make its directory exist`,
+    );
+    expect(existsSync(join(file, '..'))).toBe(false);
+    await store.close();
+  });
+
+  it('a file that is not its database: a config error naming the storage option and the path; the file is left as it was', async () => {
+    const file = freshFile();
+    const text = 'id,name\n1,not a database\n'.repeat(20);
+    writeFileSync(file, text);
+    const store = new SqliteStore(file);
+    const refused = store.state('items');
+    await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
+    await expect(refused).rejects.toThrow(
+      `option "storage" ('sqlite:${file}'): ${file} is not a SQLite database (the file holds something else); nothing was written to it.`,
+    );
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    await store.close();
+  });
+
+  it('a file another program holds locked past the busy timeout: an error naming the path and what to do; it works once the lock is gone', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file, { busyTimeoutMs: 100 });
+    await store.startRun('items', 'r1');
+    const holder = raw(file);
+    holder.exec('BEGIN IMMEDIATE');
+    await expect(store.claim('items', 'h1', LEASE)).rejects.toThrow(
+      `the SQLite file ${file} stayed locked by another process for more than 100 ms (the busy timeout)`,
+    );
+    holder.exec('ROLLBACK');
+    holder.close();
+    expect(await store.claim('items', 'h1', LEASE)).toEqual({
+      type: 'load',
+      cursor: null,
+    });
+    await store.close();
+  });
+
+  it('a fresh file locked before its tables exist: the same error, and the tables are made once it is free', async () => {
+    const file = freshFile();
+    const holder = raw(file);
+    holder.exec('BEGIN IMMEDIATE');
+    const store = new SqliteStore(file, { busyTimeoutMs: 100 });
+    await expect(store.state('items')).rejects.toThrow('stayed locked');
+    holder.exec('ROLLBACK');
+    holder.close();
+    expect((await store.state('items')).state).toBe('idle');
+    await store.close();
+  });
+});
+
+function record(runId: string): RunRecord {
+  return {
+    runId,
+    job: 'items',
+    params: null,
+    status: 'completed',
+    startedBy: null,
+    host: 'h1',
+    startedAt: 1,
+    endedAt: 2,
+    summary: {} as RunRecord['summary'],
+    deadLetters: 0,
+  };
+}

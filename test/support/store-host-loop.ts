@@ -1,0 +1,56 @@
+import type { CoordinationStore } from '../../lib/store/coordination-store.interface';
+
+/**
+ * A host's loop in miniature, straight on a store: claim; load ranges of 10
+ * ids after the cursor (up to `last`); commit; complete. Returns every range it
+ * was leased (ids and token), so two hosts' can be compared.
+ */
+export async function hostLoop(
+  store: CoordinationStore,
+  job: string,
+  owner: string,
+  last: number,
+  leaseMs: number,
+): Promise<{ ids: number[]; token: number }[]> {
+  const leased: { ids: number[]; token: number }[] = [];
+  for (;;) {
+    const claim = await store.claim(job, owner, leaseMs);
+    if (claim.type === 'done') return leased;
+    if (claim.type === 'wait') {
+      await new Promise((r) => setTimeout(r, claim.retryInMs));
+      continue;
+    }
+    if (claim.type === 'lease') {
+      leased.push({
+        ids: claim.lease.range.ids as number[],
+        token: claim.lease.token,
+      });
+      await store.complete(job, owner, [claim.lease.token]);
+      continue;
+    }
+    if (claim.type !== 'load')
+      throw new Error(`unexpected claim ${claim.type}`);
+    const after = (claim.cursor as number | null) ?? 0;
+    const ids = Array.from(
+      { length: Math.min(10, last - after) },
+      (_, i) => after + 1 + i,
+    );
+    const result = await store.commit(
+      job,
+      owner,
+      claim.cursor,
+      ids.length
+        ? [{ ids, lastId: ids[ids.length - 1], prev: claim.cursor }]
+        : [],
+      leaseMs,
+    );
+    if (result.type !== 'leased') continue;
+    for (const l of result.leases)
+      leased.push({ ids: l.range.ids as number[], token: l.token });
+    await store.complete(
+      job,
+      owner,
+      result.leases.map((l) => l.token),
+    );
+  }
+}

@@ -1,0 +1,35 @@
+import { SqliteStore } from '../../lib/store/sql/sqlite.store';
+import type { CoordinationStore } from '../../lib/store/coordination-store.interface';
+import { hostLoop } from './store-host-loop';
+
+// Started by StoreProcess: a store over the file named first, answering calls by IPC.
+const store = new SqliteStore(process.argv[2]);
+const methods: Record<string, (...args: any[]) => Promise<unknown>> = {
+  hostLoop: (...args: [string, string, number, number]) =>
+    hostLoop(store, ...args),
+};
+
+process.on(
+  'message',
+  (call: { id: number; method: string; args: unknown[] }) => {
+    const method =
+      methods[call.method] ??
+      (
+        store as unknown as Record<
+          string,
+          (...a: unknown[]) => Promise<unknown>
+        >
+      )[call.method]?.bind(store as CoordinationStore);
+    Promise.resolve()
+      .then(() => method(...call.args))
+      .then(
+        (result) => process.send?.({ id: call.id, result }),
+        (e: Error) =>
+          process.send?.({
+            id: call.id,
+            error: { name: e.name, message: e.message },
+          }),
+      );
+  },
+);
+process.send?.('ready');
