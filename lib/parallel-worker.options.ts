@@ -106,12 +106,12 @@ export function resolveOptions(
   if (
     storage !== undefined &&
     (typeof storage !== 'object' || storage === null) &&
-    !(typeof storage === 'string' && /^rediss?:\/\/./.test(storage))
+    !(typeof storage === 'string' && /^(rediss?:\/\/.|sqlite:)/.test(storage))
   ) {
     fail(
       'storage',
       typeof storage === 'string' ? redactSecrets(storage) : storage,
-      "a Redis URL ('redis://host:port'), ioredis options, an ioredis client, a CoordinationStore or an object with get and set",
+      "a Redis URL ('redis://host:port'), ioredis options, an ioredis client, 'sqlite:<path>', a CoordinationStore or an object with get and set",
     );
   }
   const idOrder = options.idOrder ?? 'numeric';
