@@ -54,9 +54,10 @@ export interface ParallelWorkerOptions {
    * Where coordination state lives. Default: in memory (one host). For many
    * hosts, a Redis URL (`'redis://…'`, `'rediss://…'`) or ioredis connection
    * options: the module creates that client, names it, and closes it on
-   * shutdown. Or an ioredis `Redis`/`Cluster` client of the app's (the module
-   * never closes it), any `CoordinationStore`, or a seed-style `{ get, set }`
-   * (one host).
+   * shutdown. `'sqlite:<path>'`: a SQLite file every process of the host
+   * shares (Node 22.13 or later). Or an ioredis `Redis`/`Cluster` client of
+   * the app's (the module never closes it), any `CoordinationStore`, or a
+   * seed-style `{ get, set }` (one host).
    */
   storage?:
     | string
