@@ -35,6 +35,14 @@ export interface SqlDialect {
    */
   readonly lockRow: string;
   /**
+   * A subquery over the elements of a JSON array passed as one parameter
+   * (`?`), with columns `idx` (from 0) and `value` (an integer, or the text of
+   * a string element exactly as sent), so a call on thousands of leases is
+   * one statement: SQLite's `json_each`, PostgreSQL's
+   * `jsonb_array_elements_text … WITH ORDINALITY`.
+   */
+  elements(type: 'integer' | 'text'): string;
+  /**
    * Runs `work` in one transaction: committed when it resolves, rolled back
    * when it throws. `write: false` only reads (a snapshot; no write lock).
    * Transactions of one store instance run one after the other.

@@ -420,30 +420,29 @@ export class SqlStore implements CoordinationStore {
       ));
       const first = await this.tokens(tx, s, ranges.length);
       const deadline = now + leaseMs;
-      const leases: Lease[] = [];
-      for (const [i, range] of ranges.entries()) {
-        const token = first + i;
-        await tx.run(
-          `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
-          [
-            s.id,
-            token,
-            s.runId,
-            owner,
-            deadline,
-            range.ids.length,
-            JSON.stringify(range),
-          ],
-        );
-        leases.push({
-          token,
-          attempt: 1,
-          runId: s.runId as string,
-          range,
+      // Every lease in one statement: the ranges' JSON (as text elements, kept exactly) beside their id counts.
+      await tx.run(
+        `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS})
+          SELECT ?, ? + r.idx, ?, ?, 1, ?, n.value, r.value
+          FROM ${this.dialect.elements('text')} r JOIN ${this.dialect.elements('integer')} n ON n.idx = r.idx`,
+        [
+          s.id,
+          first,
+          s.runId,
           owner,
           deadline,
-        });
-      }
+          JSON.stringify(ranges.map((range) => JSON.stringify(range))),
+          JSON.stringify(ranges.map((range) => range.ids.length)),
+        ],
+      );
+      const leases = ranges.map((range, i) => ({
+        token: first + i,
+        attempt: 1,
+        runId: s.runId as string,
+        range,
+        owner,
+        deadline,
+      }));
       await this.remember(tx, s.id, owner, request, {
         type: 'leased',
         first,
@@ -469,14 +468,13 @@ export class SqlStore implements CoordinationStore {
         'UPDATE pw_partitions SET loader_until = ? WHERE job_id = ? AND loader = ?',
         [deadline, s.id, owner],
       );
-      const lost: number[] = [];
-      for (const token of tokens) {
-        const renewed = await tx.run(
-          'UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND token = ? AND owner = ?',
-          [deadline, s.id, token, owner],
-        );
-        if (renewed === 0) lost.push(token);
-      }
+      if (tokens.length === 0) return [];
+      const renewed = await tx.all(
+        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT value FROM ${this.dialect.elements('integer')}) RETURNING token`,
+        [deadline, s.id, owner, JSON.stringify(tokens)],
+      );
+      const mine = new Set(renewed.map((r) => Number(r.token)));
+      const lost = tokens.filter((token) => !mine.has(token));
       return lost;
     });
   }
@@ -488,17 +486,22 @@ export class SqlStore implements CoordinationStore {
   ): Promise<boolean[]> {
     if (tokens.length === 0) return [];
     return this.write(job, async (tx, s) => {
+      const taken = await tx.all(
+        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND token IN (SELECT value FROM ${this.dialect.elements('integer')}) RETURNING token, run_id, ids`,
+        [s.id, owner, JSON.stringify(tokens)],
+      );
       let ids = 0;
       let completed = 0;
-      const counted: boolean[] = [];
-      for (const token of tokens) {
-        const taken = await this.take(tx, s.id, owner, token);
-        counted.push(taken !== undefined);
-        if (taken && taken.runId === s.runId) {
-          ids += taken.ids;
+      const gone = new Set<number>();
+      for (const lease of taken) {
+        gone.add(Number(lease.token));
+        if (lease.run_id === s.runId) {
+          ids += Number(lease.ids);
           completed++;
         }
       }
+      // Each lease counts once, for its first token in the list.
+      const counted = tokens.map((token) => gone.delete(token));
       if (completed > 0)
         await tx.run(
           'UPDATE pw_jobs SET ids = ids + ?, completed = completed + ? WHERE id = ?',

@@ -66,6 +66,10 @@ export class SqliteDialect implements SqlDialect {
     serialKey: 'INTEGER PRIMARY KEY',
   };
   readonly lockRow = '';
+
+  elements(): string {
+    return '(SELECT key AS idx, value FROM json_each(?))';
+  }
   private readonly path: string;
   private db?: Database;
   private readonly statements = new Map<string, Statement>();
@@ -93,17 +97,17 @@ export class SqliteDialect implements SqlDialect {
     write: boolean,
     work: (tx: SqlTransaction) => Promise<T>,
   ): Promise<T> {
-    const db = this.open();
-    db.exec(write ? 'BEGIN IMMEDIATE' : 'BEGIN');
+    this.open();
+    this.statement(write ? 'BEGIN IMMEDIATE' : 'BEGIN').run();
     try {
       const now = Number((this.statement(NOW).get() as SqlRow).now);
       const result = await work(this.transactionAt(now));
-      db.exec('COMMIT');
+      this.statement('COMMIT').run();
       return result;
     } catch (e) {
       // A failed COMMIT may have ended the transaction already.
       try {
-        db.exec('ROLLBACK');
+        this.statement('ROLLBACK').run();
       } catch {
         /* nothing open */
       }
