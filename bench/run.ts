@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { chart } from './chart';
@@ -78,17 +78,28 @@ function node(script: string, args: string[], env: Env): Promise<Result> {
 /** This library: one run of a job of bench/app; seconds from run() to its end, worker start-up included. */
 async function ours(
   job: string,
-  store: 'memory' | 'redis',
+  store: 'memory' | 'redis' | 'sqlite',
   env: Env = {},
 ): Promise<Result> {
   const redis: Env =
     store === 'redis'
       ? { REDIS_URL, BENCH_PREFIX: `bench-${randomBytes(4).toString('hex')}` }
-      : {};
+      : store === 'sqlite'
+        ? {
+            BENCH_SQLITE: join(
+              tmpdir(),
+              `bench-${randomBytes(4).toString('hex')}.db`,
+            ),
+          }
+        : {};
   const r = (await node('app/main.js', [], {
     BENCH_JOB: job,
     ...redis,
     ...env,
+  }).finally(() => {
+    for (const suffix of ['', '-wal', '-shm'])
+      if (redis.BENCH_SQLITE)
+        rmSync(`${redis.BENCH_SQLITE}${suffix}`, { force: true });
   })) as unknown as {
     durationMs: number;
     runId: string;
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
       for (const [name, run] of [
         ['this library, memory store', () => ours('memory', 'memory', env)],
         ['this library, Redis store', () => ours('memory', 'redis', env)],
+        ['this library, SQLite store', () => ours('memory', 'sqlite', env)],
         ['BullMQ, job per range', () => bullmq('memory', env)],
       ] as const) {
         const r = await run();
