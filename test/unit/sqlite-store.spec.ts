@@ -150,6 +150,69 @@ describe('SqliteStore: a fresh store over the same file', () => {
   });
 });
 
+describe('SqliteStore: what it keeps exactly', () => {
+  it('keeps ids and cursors as the JSON sent: long digit strings, quotes, other scripts; in leases, cursors, retries and dead letters', async () => {
+    const store = new SqliteStore(freshFile());
+    const ids = ['123456789012345678901234567890', 'a"b\\c', 'ünï — 字', "o'k"];
+    await store.startRun('items', 'r1', undefined, undefined, [
+      { after: null, upTo: ids[1] },
+      { after: ids[1], upTo: null },
+    ]);
+    const stored = { ids, lastId: ids[3], prev: null };
+    const r = await store.commit(
+      'items',
+      'h',
+      null,
+      [stored],
+      LEASE,
+      undefined,
+      0,
+    );
+    if (r.type !== 'leased') throw new Error(r.type);
+    expect((await store.state('items')).partitions?.[0]).toMatchObject({
+      cursor: ids[3],
+      upTo: ids[1],
+    });
+    await store.release('items', 'h', [r.leases[0].token]);
+    const again = await store.claim('items', 'h', LEASE);
+    if (again.type !== 'lease') throw new Error(again.type);
+    expect(again.lease.range).toEqual(stored);
+    await store.fail('items', 'h', again.lease.token, {
+      error: { message: 'no' },
+      dead: true,
+      retryInMs: 0,
+      ids: [ids[0]],
+    });
+    expect((await store.deadLetters('items'))[0].range).toEqual({
+      ...stored,
+      ids: [ids[0]],
+    });
+    await store.close();
+  });
+
+  it('keeps jobs of different storageKeys in one file apart', async () => {
+    const file = freshFile();
+    const a = new SqliteStore(file, { storageKey: 'app-a' });
+    const b = new SqliteStore(file, { storageKey: 'app-b' });
+    await a.startRun('items', 'ra', undefined, 'A.load + A.handle');
+    await a.commit('items', 'h', null, [range([1, 2], null)], LEASE);
+    expect(
+      await b.startRun('items', 'rb', undefined, 'B.load + B.handle'),
+    ).toEqual({
+      runId: 'rb',
+      joined: false,
+    });
+    expect(await b.claim('items', 'h', LEASE)).toEqual({
+      type: 'load',
+      cursor: null,
+    });
+    expect((await a.state('items')).cursor).toBe(2);
+    expect(await a.jobs()).toEqual(['items']);
+    await a.close();
+    await b.close();
+  });
+});
+
 describe('SqliteStore: another process over the same file', () => {
   const processes: StoreProcess[] = [];
   const spawn = (file: string) => {
