@@ -13,7 +13,6 @@ import type {
   CoordinationStore,
   DeadLetter,
   FailOptions,
-  Lease,
   PartitionBounds,
   RunRecord,
   RunStart,
@@ -36,22 +35,20 @@ import {
   type JobRow,
 } from './sql.rows';
 import { migrate, SCHEMA_VERSION } from './sql.schema';
+import {
+  active,
+  addPending,
+  lease,
+  leaseOf,
+  present,
+  remember,
+  replayed,
+  take,
+  tokens,
+} from './sql-leases';
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100;
-/** Claims and commits answered per owner, so one sent again is answered the same. */
-const REPLIES = 64;
-
-/** What a claim or a commit that leased something was answered, as kept in `pw_replies`. */
-type Reply =
-  | { type: 'lease'; token: number; reason: 'expired' | 'retry' | 'released' }
-  | {
-      type: 'leased';
-      first: number;
-      due: boolean;
-      deadline: number;
-      runId: string;
-    };
 
 /**
  * Coordination in a SQL database: a SQLite file every process of a host
@@ -169,7 +166,7 @@ export class SqlStore implements CoordinationStore {
             joined: true,
             ...(s.params !== null && { params: s.params }),
           };
-        if (await this.active(tx, s.id))
+        if (await active(tx, s.id))
           throw new RunRefusedError(job, RUN_BUSY(s.runId));
       }
       const columns: Record<string, SqlValue> = {};
@@ -237,20 +234,20 @@ export class SqlStore implements CoordinationStore {
       if (s.state === 'stopped') return { type: 'cancelled' };
       if (s.state !== 'running' || !s.runId) return { type: 'done' };
       const now = tx.now;
-      await this.present(tx, s.id, owner, now + leaseMs);
-      const again = await this.replayed(tx, s.id, owner, request);
+      await present(tx, s.id, owner, now + leaseMs);
+      const again = await replayed(tx, s.id, owner, request);
       if (again?.type === 'lease') {
         const held = await tx.get(
           `SELECT ${LEASE_COLUMNS} FROM pw_leases WHERE job_id = ? AND token = ? AND owner = ?`,
           [s.id, again.token, owner],
         );
         if (held)
-          return { type: 'lease', lease: lease(held), reason: again.reason };
+          return { type: 'lease', lease: leaseOf(held), reason: again.reason };
       }
       if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
       const claim = await this.claimNow(tx, s, owner, leaseMs, loading);
       if (claim.type === 'lease')
-        await this.remember(tx, s.id, owner, request, {
+        await remember(tx, s.id, owner, request, {
           type: 'lease',
           token: claim.lease.token,
           reason: claim.reason,
@@ -280,7 +277,7 @@ export class SqlStore implements CoordinationStore {
       await tx.run('UPDATE pw_jobs SET retried = retried + 1 WHERE id = ?', [
         s.id,
       ]);
-      const leased = await this.lease(tx, s, old.text, old.ids, {
+      const leased = await lease(tx, s, old.text, old.ids, {
         attempt: old.attempt + 1,
         owner,
         leaseMs,
@@ -293,13 +290,11 @@ export class SqlStore implements CoordinationStore {
     );
     if (due) {
       await tx.run('DELETE FROM pw_pending WHERE id = ?', [Number(due.id)]);
-      const leased = await this.lease(
-        tx,
-        s,
-        String(due.range),
-        Number(due.ids),
-        { attempt: Number(due.attempt), owner, leaseMs },
-      );
+      const leased = await lease(tx, s, String(due.range), Number(due.ids), {
+        attempt: Number(due.attempt),
+        owner,
+        leaseMs,
+      });
       return {
         type: 'lease',
         lease: leased,
@@ -348,7 +343,7 @@ export class SqlStore implements CoordinationStore {
     partition?: number,
   ): Promise<CommitResult> {
     return this.write(job, async (tx, s) => {
-      const again = await this.replayed(tx, s.id, owner, request);
+      const again = await replayed(tx, s.id, owner, request);
       if (again?.type === 'leased')
         return {
           type: 'leased',
@@ -418,7 +413,7 @@ export class SqlStore implements CoordinationStore {
           OR EXISTS (SELECT 1 FROM pw_pending WHERE job_id = ? AND due <= ?)`,
         [s.id, now, s.id, now],
       ));
-      const first = await this.tokens(tx, s, ranges.length);
+      const first = await tokens(tx, s, ranges.length);
       const deadline = now + leaseMs;
       // Every lease in one statement: the ranges' JSON (as text elements, kept exactly) beside their id counts.
       await tx.run(
@@ -443,7 +438,7 @@ export class SqlStore implements CoordinationStore {
         owner,
         deadline,
       }));
-      await this.remember(tx, s.id, owner, request, {
+      await remember(tx, s.id, owner, request, {
         type: 'leased',
         first,
         due,
@@ -462,7 +457,7 @@ export class SqlStore implements CoordinationStore {
   ): Promise<number[]> {
     return this.write(job, async (tx, s) => {
       const deadline = tx.now + leaseMs;
-      if (s.state === 'running') await this.present(tx, s.id, owner, deadline);
+      if (s.state === 'running') await present(tx, s.id, owner, deadline);
       // A host loading a partition slowly keeps it: others take another one meanwhile.
       await tx.run(
         'UPDATE pw_partitions SET loader_until = ? WHERE job_id = ? AND loader = ?',
@@ -518,7 +513,7 @@ export class SqlStore implements CoordinationStore {
     options: FailOptions,
   ): Promise<'retry' | 'dead' | 'stale'> {
     return this.write(job, async (tx, s) => {
-      const l = await this.take(tx, s.id, owner, token);
+      const l = await take(tx, s.id, owner, token);
       if (!l) return 'stale';
       const current = l.runId === s.runId;
       // Part of the range failed: the rest is done, and only the failed ids go on.
@@ -549,7 +544,7 @@ export class SqlStore implements CoordinationStore {
           ]);
         return 'dead';
       }
-      await this.addPending(tx, s.id, {
+      await addPending(tx, s.id, {
         runId: l.runId,
         attempt: l.attempt + 1,
         due: tx.now + options.retryInMs,
@@ -569,9 +564,9 @@ export class SqlStore implements CoordinationStore {
     if (tokens.length === 0) return;
     await this.write(job, async (tx, s) => {
       for (const token of tokens) {
-        const l = await this.take(tx, s.id, owner, token);
+        const l = await take(tx, s.id, owner, token);
         if (l)
-          await this.addPending(tx, s.id, {
+          await addPending(tx, s.id, {
             runId: l.runId,
             attempt: l.attempt,
             due: tx.now,
@@ -648,7 +643,7 @@ export class SqlStore implements CoordinationStore {
 
   async reset(job: string): Promise<void> {
     await this.write(job, async (tx, s) => {
-      if (s.state === 'running' && (await this.active(tx, s.id)))
+      if (s.state === 'running' && (await active(tx, s.id)))
         throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
       for (const table of [
         'pw_replies',
@@ -759,7 +754,7 @@ export class SqlStore implements CoordinationStore {
       );
       for (const d of dead) {
         const range = String(d.range);
-        await this.addPending(tx, s.id, {
+        await addPending(tx, s.id, {
           runId: String(d.run_id),
           attempt: 1,
           due: tx.now,
@@ -861,137 +856,7 @@ export class SqlStore implements CoordinationStore {
       throw this.dialect.explain(e);
     }
   }
-
-  /** A live lease, or a host that took part within its lease time and has not left. */
-  private async active(tx: SqlTransaction, jobId: number): Promise<boolean> {
-    return !!(await tx.get(
-      `SELECT 1 AS active WHERE EXISTS (SELECT 1 FROM pw_leases WHERE job_id = ? AND deadline > ?)
-        OR EXISTS (SELECT 1 FROM pw_hosts WHERE job_id = ? AND until > ?)`,
-      [jobId, tx.now, jobId, tx.now],
-    ));
-  }
-
-  private async present(
-    tx: SqlTransaction,
-    jobId: number,
-    owner: string,
-    until: number,
-  ): Promise<void> {
-    await tx.run(
-      'INSERT INTO pw_hosts (job_id, owner, until) VALUES (?, ?, ?) ON CONFLICT (job_id, owner) DO UPDATE SET until = excluded.until',
-      [jobId, owner, until],
-    );
-  }
-
-  /** The first of `n` new fencing tokens: from the job's counter, never below store time in ms x 1000. */
-  private async tokens(
-    tx: SqlTransaction,
-    s: JobRow,
-    n: number,
-  ): Promise<number> {
-    const first = Math.max(s.token, tx.now * 1000) + 1;
-    s.token = first + n - 1;
-    await tx.run('UPDATE pw_jobs SET token = ? WHERE id = ?', [s.token, s.id]);
-    return first;
-  }
-
-  private async lease(
-    tx: SqlTransaction,
-    s: JobRow,
-    range: string,
-    ids: number,
-    o: { attempt: number; owner: string; leaseMs: number },
-  ): Promise<Lease> {
-    const token = await this.tokens(tx, s, 1);
-    const deadline = tx.now + o.leaseMs;
-    await tx.run(
-      `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      [s.id, token, s.runId, o.owner, o.attempt, deadline, ids, range],
-    );
-    return {
-      token,
-      runId: s.runId as string,
-      range: JSON.parse(range),
-      attempt: o.attempt,
-      owner: o.owner,
-      deadline,
-    };
-  }
-
-  /** Removes and returns the owner's lease `token`, or undefined when it is no longer theirs. */
-  private async take(
-    tx: SqlTransaction,
-    jobId: number,
-    owner: string,
-    token: number,
-  ) {
-    const row = await tx.get(
-      `DELETE FROM pw_leases WHERE job_id = ? AND token = ? AND owner = ? RETURNING ${LEASE_COLUMNS}`,
-      [jobId, token, owner],
-    );
-    return row ? leaseRow(row) : undefined;
-  }
-
-  private async addPending(
-    tx: SqlTransaction,
-    jobId: number,
-    p: {
-      runId: string;
-      attempt: number;
-      due: number;
-      reason: 'retry' | 'released';
-      ids: number;
-      range: string;
-    },
-  ): Promise<void> {
-    await tx.run(
-      'INSERT INTO pw_pending (job_id, run_id, attempt, due, reason, ids, range) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      [jobId, p.runId, p.attempt, p.due, p.reason, p.ids, p.range],
-    );
-  }
-
-  private async replayed(
-    tx: SqlTransaction,
-    jobId: number,
-    owner: string,
-    request?: string,
-  ): Promise<Reply | undefined> {
-    if (request === undefined) return undefined;
-    const row = await tx.get(
-      'SELECT request, answer FROM pw_replies WHERE job_id = ? AND owner = ? AND slot = ?',
-      [jobId, owner, slot(request)],
-    );
-    return row?.request === request
-      ? (JSON.parse(String(row.answer)) as Reply)
-      : undefined;
-  }
-
-  private async remember(
-    tx: SqlTransaction,
-    jobId: number,
-    owner: string,
-    request: string | undefined,
-    answer: Reply,
-  ): Promise<void> {
-    if (request === undefined) return;
-    await tx.run(
-      `INSERT INTO pw_replies (job_id, owner, slot, request, answer) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (job_id, owner, slot) DO UPDATE SET request = excluded.request, answer = excluded.answer`,
-      [jobId, owner, slot(request), request, JSON.stringify(answer)],
-    );
-  }
 }
-
-/** A request's place among the owner's last REPLIES: hosts number their requests. */
-const slot = (request: string): string => {
-  const n = Number(request);
-  return Number.isInteger(n) ? String(n % REPLIES) : request;
-};
-
-const lease = (row: Record<string, unknown>): Lease => {
-  const { ids: _, text: __, ...l } = leaseRow(row);
-  return l;
-};
 
 /** The job is split into partitions and `partition` is one of them. */
 const partOf = (s: JobRow, partition: number): boolean =>
