@@ -330,6 +330,26 @@ describe('SqliteStore: another process over the same file', () => {
     await store.close();
   });
 
+  it('three processes opening a fresh file at once: each creates or finds the tables, none fails', async () => {
+    const file = freshFile();
+    const others = [spawn(file), spawn(file), spawn(file)];
+    const started = await Promise.all(
+      others.map((other, i) => other.call('startRun', 'items', `r${i}`)),
+    );
+    // One of them started the run; the others joined it.
+    expect(
+      started.filter((s) => !(s as { joined: boolean }).joined),
+    ).toHaveLength(1);
+    const db = raw(file);
+    expect(db.prepare('SELECT version FROM pw_schema').all()).toEqual([
+      { version: SCHEMA_VERSION },
+    ]);
+    expect(db.prepare('SELECT COUNT(*) AS n FROM pw_jobs').all()).toEqual([
+      { n: 1 },
+    ]);
+    db.close();
+  });
+
   it('two processes and this one loading at once: every id leased exactly once, tokens never shared', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
