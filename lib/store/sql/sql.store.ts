@@ -465,7 +465,7 @@ export class SqlStore implements CoordinationStore {
       );
       if (tokens.length === 0) return [];
       const renewed = await tx.all(
-        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT value FROM ${this.dialect.elements('integer')}) RETURNING token`,
+        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.dialect.elements('integer')} e) RETURNING token`,
         [deadline, s.id, owner, JSON.stringify(tokens)],
       );
       const mine = new Set(renewed.map((r) => Number(r.token)));
@@ -482,7 +482,7 @@ export class SqlStore implements CoordinationStore {
     if (tokens.length === 0) return [];
     return this.write(job, async (tx, s) => {
       const taken = await tx.all(
-        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND token IN (SELECT value FROM ${this.dialect.elements('integer')}) RETURNING token, run_id, ids`,
+        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.dialect.elements('integer')} e) RETURNING token, run_id, ids`,
         [s.id, owner, JSON.stringify(tokens)],
       );
       let ids = 0;
