@@ -32,10 +32,27 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-storeContract('SqliteStore', () => {
-  const store = new SqliteStore(freshFile());
-  return Promise.resolve({ store, job: 'items', close: () => store.close() });
-});
+storeContract(
+  'SqliteStore',
+  () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    const opened: SqliteStore[] = [store];
+    return Promise.resolve({
+      store,
+      job: 'items',
+      close: async () => {
+        for (const each of opened) await each.close();
+      },
+      reopen: () => {
+        const next = new SqliteStore(file);
+        opened.push(next);
+        return next;
+      },
+    });
+  },
+  { reopens: true },
+);
 
 const LEASE = 10_000;
 const range = (ids: number[], prev: number | null) => ({
@@ -147,6 +164,101 @@ describe('SqliteStore: a fresh store over the same file', () => {
     if (after.type !== 'leased') throw new Error(after.type);
     expect(after.leases[0].token).toBeGreaterThan(before.leases[0].token);
     await restored.close();
+  });
+});
+
+describe('SqliteStore: leases past their deadline and state lost in part', () => {
+  it('refuses to complete a lease past its deadline, even by its holder: not counted, handed out again at attempt + 1', async () => {
+    const store = new SqliteStore(freshFile());
+    await store.startRun('items', 'r1');
+    const r = await store.commit(
+      'items',
+      'h1',
+      null,
+      [range([1, 2], null), range([3], 2)],
+      50,
+    );
+    if (r.type !== 'leased') throw new Error(r.type);
+    const [late, live] = r.leases;
+    expect(await store.heartbeat('items', 'h1', [live.token], LEASE)).toEqual(
+      [],
+    );
+    await sleep(80);
+    expect(
+      await store.complete('items', 'h1', [late.token, live.token]),
+    ).toEqual([false, true]);
+    expect(await store.state('items')).toMatchObject({
+      leased: 1,
+      counters: { ids: 1, completed: 1 },
+    });
+    const again = await store.claim('items', 'h2', LEASE);
+    expect(again).toMatchObject({
+      type: 'lease',
+      reason: 'expired',
+      lease: { attempt: 2, owner: 'h2', range: { ids: [1, 2] } },
+    });
+    await store.close();
+  });
+
+  it('a job row gone while its leases, retries and partitions stay: the run is not the one the host runs (state lost), and the next run starts from the first row', async () => {
+    const file = freshFile();
+    const store = new SqliteStore(file);
+    await store.startRun('items', 'r1', undefined, undefined, [
+      { after: null, upTo: 10 },
+      { after: 10, upTo: null },
+    ]);
+    const r = await store.commit(
+      'items',
+      'h1',
+      null,
+      [range([1, 2], null), range([3], 2)],
+      LEASE,
+      undefined,
+      0,
+    );
+    if (r.type !== 'leased') throw new Error(r.type);
+    await store.fail('items', 'h1', r.leases[0].token, {
+      error: { message: 'x' },
+      dead: false,
+      retryInMs: 0,
+    });
+    const db = raw(file);
+    db.exec('PRAGMA foreign_keys = OFF');
+    db.exec("DELETE FROM pw_jobs WHERE name = 'items'");
+    db.close();
+    // The host's next claim finds no run: the engine then sees another run id (none) and fails "state lost".
+    expect(await store.claim('items', 'h1', LEASE)).toEqual({ type: 'done' });
+    expect(await store.state('items')).toMatchObject({
+      runId: null,
+      state: 'idle',
+      cursor: null,
+      leased: 0,
+      retrying: 0,
+    });
+    expect(await store.complete('items', 'h1', [r.leases[1].token])).toEqual([
+      false,
+    ]);
+    // Started again with a plan from the first row: every id is handed out again, none skipped.
+    expect(
+      await store.startRun(
+        'items',
+        'r2',
+        undefined,
+        undefined,
+        [
+          { after: null, upTo: 10 },
+          { after: 10, upTo: null },
+        ],
+        undefined,
+        null,
+      ),
+    ).toEqual({ runId: 'r2', joined: false });
+    expect(await store.claim('items', 'h1', LEASE)).toEqual({
+      type: 'load',
+      cursor: null,
+      partition: 0,
+    });
+    await store.close();
   });
 });
 

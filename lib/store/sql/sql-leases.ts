@@ -1,5 +1,6 @@
 import type { Lease } from '../coordination-store.interface';
 import type { SqlTransaction } from './sql-dialect.interface';
+import { REPLY_SLOTS } from '../reply-slots';
 import { LEASE_COLUMNS, leaseRow, type JobRow } from './sql.rows';
 
 /*
@@ -7,9 +8,6 @@ import { LEASE_COLUMNS, leaseRow, type JobRow } from './sql.rows';
  * given: presence of hosts, fencing tokens, leases, pending ranges and the
  * answers kept for resent claims and commits.
  */
-
-/** Claims and commits answered per owner, so one sent again is answered the same. */
-const REPLIES = 64;
 
 /** What a claim or a commit that leased something was answered, as kept in `pw_replies`. */
 export type Reply =
@@ -28,8 +26,8 @@ export async function active(
   jobId: number,
 ): Promise<boolean> {
   return !!(await tx.get(
-    `SELECT 1 AS active WHERE EXISTS (SELECT 1 FROM pw_leases WHERE job_id = ? AND deadline > ?)
-      OR EXISTS (SELECT 1 FROM pw_hosts WHERE job_id = ? AND until > ?)`,
+    `SELECT 1 AS active WHERE EXISTS (SELECT 1 FROM pw_leases l WHERE l.job_id = ? AND l.deadline > ?)
+      OR EXISTS (SELECT 1 FROM pw_hosts h WHERE h.job_id = ? AND h.until > ?)`,
     [jobId, tx.now, jobId, tx.now],
   ));
 }
@@ -46,27 +44,31 @@ export async function present(
   );
 }
 
-/** The first of `n` new fencing tokens: from the job's counter, never below store time in ms x 1000. */
-export async function tokens(
-  tx: SqlTransaction,
-  s: JobRow,
-  n: number,
-): Promise<number> {
-  const first = Math.max(s.token, tx.now * 1000) + 1;
+/**
+ * The first of `n` new fencing tokens: from the job's counter, never below
+ * store time in ms x 1000. Moves `s.token` on; the caller writes it with
+ * the row's other changes.
+ */
+export function tokens(s: JobRow, n: number, now: number): number {
+  const first = Math.max(s.token, now * 1000) + 1;
   s.token = first + n - 1;
-  await tx.run('UPDATE pw_jobs SET token = ? WHERE id = ?', [s.token, s.id]);
   return first;
 }
 
+/** Leases one range with the next token (`retried`: counted as a retry of the run). */
 export async function lease(
   tx: SqlTransaction,
   s: JobRow,
   range: string,
   ids: number,
-  o: { attempt: number; owner: string; leaseMs: number },
+  o: { attempt: number; owner: string; leaseMs: number; retried?: boolean },
 ): Promise<Lease> {
-  const token = await tokens(tx, s, 1);
+  const token = tokens(s, 1, tx.now);
   const deadline = tx.now + o.leaseMs;
+  await tx.run(
+    'UPDATE pw_jobs SET token = ?, retried = retried + ? WHERE id = ?',
+    [token, o.retried ? 1 : 0, s.id],
+  );
   await tx.run(
     `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     [s.id, token, s.runId, o.owner, o.attempt, deadline, ids, range],
@@ -144,10 +146,10 @@ export async function remember(
   );
 }
 
-/** A request's place among the owner's last REPLIES: hosts number their requests. */
+/** A request's place among the owner's last REPLY_SLOTS: hosts number their requests. */
 const slot = (request: string): string => {
   const n = Number(request);
-  return Number.isInteger(n) ? String(n % REPLIES) : request;
+  return Number.isInteger(n) ? String(n % REPLY_SLOTS) : request;
 };
 
 export const leaseOf = (row: Record<string, unknown>): Lease => {

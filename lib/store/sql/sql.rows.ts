@@ -124,13 +124,21 @@ export function partitionRow(r: SqlRow): PartitionRow {
   };
 }
 
+/** The job's partitions in order, or only the one numbered `idx`. */
 export async function loadPartitions(
   tx: SqlTransaction,
   jobId: number,
+  idx?: number,
 ): Promise<PartitionRow[]> {
-  return (
-    await tx.all('SELECT * FROM pw_partitions WHERE job_id = ? ORDER BY idx', [
-      jobId,
-    ])
-  ).map(partitionRow);
+  const rows =
+    idx === undefined
+      ? await tx.all(
+          'SELECT * FROM pw_partitions WHERE job_id = ? ORDER BY idx',
+          [jobId],
+        )
+      : await tx.all(
+          'SELECT * FROM pw_partitions WHERE job_id = ? AND idx = ?',
+          [jobId, idx],
+        );
+  return rows.map(partitionRow);
 }

@@ -16,53 +16,54 @@ import type {
   PartitionBounds,
   RunRecord,
   RunStart,
+  StartRunResult,
   StoreRunState,
   StoredRange,
 } from '../coordination-store.interface';
-import { pickPartition } from '../partitions';
+import { refuseOtherApp } from '../declaration';
 import type {
   SqlDialect,
   SqlTransaction,
   SqlValue,
 } from './sql-dialect.interface';
-import {
-  jobRow,
-  LEASE_COLUMNS,
-  leaseRow,
-  loadPartitions,
-  setJob,
-  ZERO_COUNTERS,
-  type JobRow,
-} from './sql.rows';
+import { jobRow, setJob, ZERO_COUNTERS, type JobRow } from './sql.rows';
 import { migrate, SCHEMA_VERSION } from './sql.schema';
+import { active, addPending, present, take } from './sql-leases';
+import { claimIn, commitIn } from './sql-hand-out';
 import {
-  active,
-  addPending,
-  lease,
-  leaseOf,
-  present,
-  remember,
-  replayed,
-  take,
-  tokens,
-} from './sql-leases';
-
-/** How long a host waits before asking again when only others' leases or later retries are left. */
-const WAIT_MS = 100;
+  deadLettersOf,
+  historyOf,
+  leasesByOwnerOf,
+  replaces,
+  stateOf,
+} from './sql-views';
 
 /**
  * Coordination in a SQL database: a SQLite file every process of a host
  * shares (`SqliteDialect`), and the same tables and statements on another
  * database through its dialect. Every operation is one transaction that
  * first takes the job's write lock, with time read from the database once;
- * cursors move by compare-and-set in `UPDATE … WHERE cursor = ?`; fencing
- * tokens come from the job's counter, never below store time in ms x 1000, so
- * they only go up across processes and restores. Semantics are MemoryStore's
- * (the contract suite holds all stores to them).
+ * cursors move by compare-and-set against the row read under that lock;
+ * fencing tokens come from the job's counter, never below store time in ms x
+ * 1000, so they only go up across processes and restores. Semantics are
+ * MemoryStore's (the contract suite holds all stores to them).
+ *
+ * State lost in part: each operation is one transaction, so a crash never
+ * leaves half of one behind; what remains is a file edited or restored from
+ * outside. A job row gone while rows of its run stay: the job starts over as
+ * new (idle, no run), its leftover rows are dropped when its row is made
+ * again, and a host of the old run sees another run id (none) and fails
+ * "state lost", never done; the next run starts from the first row, so ids
+ * are handled again, never skipped. A file restored from an older copy holds
+ * an older cursor and leases already completed: those are handled again
+ * (duplicates, never gaps), the running host's commit sees the cursor went
+ * back, and tokens stay above every one issued before, being floored at store
+ * time.
  */
 export class SqlStore implements CoordinationStore {
   readonly where: string;
   private ready?: Promise<void>;
+  private readonly elements: { integer: string; text: string };
 
   /** `space`: the `storageKey`; two apps with different ones keep different jobs in one database. */
   constructor(
@@ -70,6 +71,10 @@ export class SqlStore implements CoordinationStore {
     private readonly space = 'parallel-worker',
   ) {
     this.where = dialect.where;
+    this.elements = {
+      integer: dialect.elements('integer'),
+      text: dialect.elements('text'),
+    };
   }
 
   /** Opens the database and brings its tables up to date, once (again after a failure, such as a lock). */
@@ -104,9 +109,14 @@ export class SqlStore implements CoordinationStore {
     }
   }
 
-  /** One reading transaction; `row` is undefined for a job the database does not hold. */
+  /**
+   * One reading transaction; `row` is undefined for a job the database does
+   * not hold. Refuses another app's call (`call`: its public name) first.
+   */
   private async read<T>(
     job: string,
+    declaredBy: string | undefined,
+    call: string,
     work: (tx: SqlTransaction, row: JobRow | undefined) => Promise<T>,
   ): Promise<T> {
     try {
@@ -116,7 +126,9 @@ export class SqlStore implements CoordinationStore {
           'SELECT * FROM pw_jobs WHERE space = ? AND name = ?',
           [this.space, job],
         );
-        return work(tx, row ? jobRow(row) : undefined);
+        const s = row ? jobRow(row) : undefined;
+        refuseOtherApp(job, s?.declaredBy, declaredBy, call);
+        return work(tx, s);
       });
     } catch (e) {
       throw this.dialect.explain(e);
@@ -132,6 +144,10 @@ export class SqlStore implements CoordinationStore {
         [this.space, job],
       );
       row = await tx.get(select, [this.space, job]);
+      // Rows left by a job row deleted from outside, under an id the database gave again: never the new job's.
+      const id = Number((row as Record<string, unknown>).id);
+      for (const table of [...RUN_TABLES, 'pw_dead_letters', 'pw_history'])
+        await tx.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
     }
     return jobRow(row as Record<string, unknown>);
   }
@@ -147,7 +163,8 @@ export class SqlStore implements CoordinationStore {
     declaredBy?: string,
     partitions?: PartitionBounds[],
     start?: RunStart,
-  ): Promise<{ runId: string; joined: boolean; params?: string }> {
+    plannedFrom?: ID | null,
+  ): Promise<StartRunResult> {
     return this.write(job, async (tx, s) => {
       if (
         declaredBy &&
@@ -169,6 +186,14 @@ export class SqlStore implements CoordinationStore {
         if (await active(tx, s.id))
           throw new RunRefusedError(job, RUN_BUSY(s.runId));
       }
+      // A plan is stored only against the cursor it was clipped at: a reset since then would have it skip ids.
+      if (
+        from === undefined &&
+        plannedFrom !== undefined &&
+        s.partitions === 0 &&
+        (!partitions?.length || s.cursor !== JSON.stringify(plannedFrom))
+      )
+        return { replanFrom: JSON.parse(s.cursor) as ID | null };
       const columns: Record<string, SqlValue> = {};
       if (declaredBy) columns.declared_by = declaredBy;
       if (from !== undefined) {
@@ -228,109 +253,9 @@ export class SqlStore implements CoordinationStore {
     request?: string,
     loading?: number[],
   ): Promise<Claim> {
-    return this.write(job, async (tx, s) => {
-      if (s.state === 'failed')
-        return { type: 'failed', error: s.error ?? 'failed' };
-      if (s.state === 'stopped') return { type: 'cancelled' };
-      if (s.state !== 'running' || !s.runId) return { type: 'done' };
-      const now = tx.now;
-      await present(tx, s.id, owner, now + leaseMs);
-      const again = await replayed(tx, s.id, owner, request);
-      if (again?.type === 'lease') {
-        const held = await tx.get(
-          `SELECT ${LEASE_COLUMNS} FROM pw_leases WHERE job_id = ? AND token = ? AND owner = ?`,
-          [s.id, again.token, owner],
-        );
-        if (held)
-          return { type: 'lease', lease: leaseOf(held), reason: again.reason };
-      }
-      if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
-      const claim = await this.claimNow(tx, s, owner, leaseMs, loading);
-      if (claim.type === 'lease')
-        await remember(tx, s.id, owner, request, {
-          type: 'lease',
-          token: claim.lease.token,
-          reason: claim.reason,
-        });
-      return claim;
-    });
-  }
-
-  private async claimNow(
-    tx: SqlTransaction,
-    s: JobRow,
-    owner: string,
-    leaseMs: number,
-    loading?: number[],
-  ): Promise<Claim> {
-    const now = tx.now;
-    const expired = await tx.get(
-      `SELECT ${LEASE_COLUMNS} FROM pw_leases WHERE job_id = ? AND deadline <= ? ORDER BY deadline, token LIMIT 1`,
-      [s.id, now],
+    return this.write(job, (tx, s) =>
+      claimIn(tx, s, owner, leaseMs, request, loading),
     );
-    if (expired) {
-      const old = leaseRow(expired);
-      await tx.run('DELETE FROM pw_leases WHERE job_id = ? AND token = ?', [
-        s.id,
-        old.token,
-      ]);
-      await tx.run('UPDATE pw_jobs SET retried = retried + 1 WHERE id = ?', [
-        s.id,
-      ]);
-      const leased = await lease(tx, s, old.text, old.ids, {
-        attempt: old.attempt + 1,
-        owner,
-        leaseMs,
-      });
-      return { type: 'lease', lease: leased, reason: 'expired' };
-    }
-    const due = await tx.get(
-      'SELECT id, attempt, reason, ids, range FROM pw_pending WHERE job_id = ? AND due <= ? ORDER BY due, id LIMIT 1',
-      [s.id, now],
-    );
-    if (due) {
-      await tx.run('DELETE FROM pw_pending WHERE id = ?', [Number(due.id)]);
-      const leased = await lease(tx, s, String(due.range), Number(due.ids), {
-        attempt: Number(due.attempt),
-        owner,
-        leaseMs,
-      });
-      return {
-        type: 'lease',
-        lease: leased,
-        reason: due.reason as 'retry' | 'released',
-      };
-    }
-    if (s.partitions > 0) {
-      const parts = await loadPartitions(tx, s.id);
-      const hosts = await tx.get(
-        'SELECT COUNT(*) AS n FROM pw_hosts WHERE job_id = ? AND until > ?',
-        [s.id, now],
-      );
-      const pick = pickPartition(parts, owner, now, loading, Number(hosts?.n));
-      if (typeof pick === 'number') {
-        await tx.run(
-          'UPDATE pw_partitions SET loader = ?, loader_until = ? WHERE job_id = ? AND idx = ?',
-          [owner, now + leaseMs, s.id, pick],
-        );
-        return { type: 'load', cursor: parts[pick].cursor, partition: pick };
-      }
-      if (pick === 'wait') return { type: 'wait', retryInMs: WAIT_MS };
-    } else if (!s.exhausted)
-      return { type: 'load', cursor: JSON.parse(s.cursor) };
-    const next = await tx.get(
-      `SELECT (SELECT MIN(deadline) FROM pw_leases WHERE job_id = ?) AS lease,
-        (SELECT MIN(due) FROM pw_pending WHERE job_id = ?) AS due`,
-      [s.id, s.id],
-    );
-    const times = [next?.lease, next?.due]
-      .filter((t) => t !== null && t !== undefined)
-      .map(Number);
-    if (times.length === 0) return { type: 'done' };
-    return {
-      type: 'wait',
-      retryInMs: Math.max(1, Math.min(WAIT_MS, Math.min(...times) - now)),
-    };
   }
 
   async commit(
@@ -342,111 +267,17 @@ export class SqlStore implements CoordinationStore {
     request?: string,
     partition?: number,
   ): Promise<CommitResult> {
-    return this.write(job, async (tx, s) => {
-      const again = await replayed(tx, s.id, owner, request);
-      if (again?.type === 'leased')
-        return {
-          type: 'leased',
-          due: again.due,
-          leases: ranges.map((range, i) => ({
-            token: again.first + i,
-            attempt: 1,
-            runId: again.runId,
-            range,
-            owner,
-            deadline: again.deadline,
-          })),
-        };
-      if (partition === undefined ? s.partitions > 0 : !partOf(s, partition))
-        throw new Error(
-          `Job "${job}": a commit for partition ${partition} of a job with ${s.partitions || 'no'} partitions; hosts of different versions of the app may be sharing the store.`,
-        );
-      const now = tx.now;
-      const part =
-        partition === undefined
-          ? undefined
-          : (await loadPartitions(tx, s.id))[partition];
-      const cursor = part ? part.cursorText : s.cursor;
-      const conflict = (): CommitResult => ({
-        type: 'conflict',
-        cursor: JSON.parse(cursor),
-      });
-      // Another host loads the partition now (it took it over): this load is thrown away, as when the cursor moved.
-      const by = part?.loader;
-      if (s.state !== 'running' || (by && by.owner !== owner && by.until > now))
-        return conflict();
-      const expectedText = JSON.stringify(expected);
-      if (ranges.length === 0) {
-        const changed = part
-          ? await tx.run(
-              'UPDATE pw_partitions SET exhausted = 1, loader = NULL, loader_until = NULL WHERE job_id = ? AND idx = ? AND cursor = ?',
-              [s.id, partition as number, expectedText],
-            )
-          : await tx.run(
-              'UPDATE pw_jobs SET exhausted = 1 WHERE id = ? AND cursor = ?',
-              [s.id, expectedText],
-            );
-        return changed === 1 ? { type: 'exhausted' } : conflict();
-      }
-      const next = JSON.stringify(ranges[ranges.length - 1].lastId);
-      const ids = ranges.reduce((n, r) => n + r.ids.length, 0);
-      const moved = part
-        ? await tx.run(
-            'UPDATE pw_partitions SET cursor = ?, ids = ids + ?, loader = ?, loader_until = ? WHERE job_id = ? AND idx = ? AND cursor = ?',
-            [
-              next,
-              ids,
-              owner,
-              now + leaseMs,
-              s.id,
-              partition as number,
-              expectedText,
-            ],
-          )
-        : await tx.run(
-            'UPDATE pw_jobs SET cursor = ? WHERE id = ? AND cursor = ?',
-            [next, s.id, expectedText],
-          );
-      if (moved !== 1) return conflict();
-      const due = !!(await tx.get(
-        `SELECT 1 AS due WHERE EXISTS (SELECT 1 FROM pw_leases WHERE job_id = ? AND deadline <= ?)
-          OR EXISTS (SELECT 1 FROM pw_pending WHERE job_id = ? AND due <= ?)`,
-        [s.id, now, s.id, now],
-      ));
-      const first = await tokens(tx, s, ranges.length);
-      const deadline = now + leaseMs;
-      // Every lease in one statement: the ranges' JSON (as text elements, kept exactly) beside their id counts.
-      await tx.run(
-        `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS})
-          SELECT ?, ? + r.idx, ?, ?, 1, ?, n.value, r.value
-          FROM ${this.dialect.elements('text')} r JOIN ${this.dialect.elements('integer')} n ON n.idx = r.idx`,
-        [
-          s.id,
-          first,
-          s.runId,
-          owner,
-          deadline,
-          JSON.stringify(ranges.map((range) => JSON.stringify(range))),
-          JSON.stringify(ranges.map((range) => range.ids.length)),
-        ],
-      );
-      const leases = ranges.map((range, i) => ({
-        token: first + i,
-        attempt: 1,
-        runId: s.runId as string,
-        range,
+    return this.write(job, (tx, s) =>
+      commitIn(tx, s, this.elements, {
+        job,
         owner,
-        deadline,
-      }));
-      await remember(tx, s.id, owner, request, {
-        type: 'leased',
-        first,
-        due,
-        deadline,
-        runId: s.runId as string,
-      });
-      return { type: 'leased', leases, due };
-    });
+        expected,
+        ranges,
+        leaseMs,
+        request,
+        partition,
+      }),
+    );
   }
 
   async heartbeat(
@@ -459,21 +290,22 @@ export class SqlStore implements CoordinationStore {
       const deadline = tx.now + leaseMs;
       if (s.state === 'running') await present(tx, s.id, owner, deadline);
       // A host loading a partition slowly keeps it: others take another one meanwhile.
-      await tx.run(
-        'UPDATE pw_partitions SET loader_until = ? WHERE job_id = ? AND loader = ?',
-        [deadline, s.id, owner],
-      );
+      if (s.partitions > 0)
+        await tx.run(
+          'UPDATE pw_partitions SET loader_until = ? WHERE job_id = ? AND loader = ?',
+          [deadline, s.id, owner],
+        );
       if (tokens.length === 0) return [];
       const renewed = await tx.all(
-        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.dialect.elements('integer')} e) RETURNING token`,
+        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token`,
         [deadline, s.id, owner, JSON.stringify(tokens)],
       );
       const mine = new Set(renewed.map((r) => Number(r.token)));
-      const lost = tokens.filter((token) => !mine.has(token));
-      return lost;
+      return tokens.filter((token) => !mine.has(token));
     });
   }
 
+  /** A lease past its deadline is not the owner's to complete any more (the next claim hands it out again). */
   async complete(
     job: string,
     owner: string,
@@ -482,8 +314,8 @@ export class SqlStore implements CoordinationStore {
     if (tokens.length === 0) return [];
     return this.write(job, async (tx, s) => {
       const taken = await tx.all(
-        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.dialect.elements('integer')} e) RETURNING token, run_id, ids`,
-        [s.id, owner, JSON.stringify(tokens)],
+        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND deadline > ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token, run_id, ids`,
+        [s.id, owner, tx.now, JSON.stringify(tokens)],
       );
       let ids = 0;
       let completed = 0;
@@ -515,18 +347,14 @@ export class SqlStore implements CoordinationStore {
     return this.write(job, async (tx, s) => {
       const l = await take(tx, s.id, owner, token);
       if (!l) return 'stale';
-      const current = l.runId === s.runId;
+      const current = l.runId === s.runId ? 1 : 0;
       // Part of the range failed: the rest is done, and only the failed ids go on.
       const range = options.ids
         ? JSON.stringify({ ...l.range, ids: options.ids })
         : l.text;
       const ids = options.ids ? options.ids.length : l.ids;
-      if (current && options.ids)
-        await tx.run('UPDATE pw_jobs SET ids = ids + ? WHERE id = ?', [
-          l.ids - ids,
-          s.id,
-        ]);
-      if (options.dead) {
+      const doneIds = current && options.ids ? l.ids - ids : 0;
+      if (options.dead)
         await tx.run(
           'INSERT INTO pw_dead_letters (job_id, run_id, range, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)',
           [
@@ -538,25 +366,20 @@ export class SqlStore implements CoordinationStore {
             tx.now,
           ],
         );
-        if (current)
-          await tx.run('UPDATE pw_jobs SET dead = dead + 1 WHERE id = ?', [
-            s.id,
-          ]);
-        return 'dead';
-      }
-      await addPending(tx, s.id, {
-        runId: l.runId,
-        attempt: l.attempt + 1,
-        due: tx.now + options.retryInMs,
-        reason: 'retry',
-        ids,
-        range,
-      });
-      if (current)
-        await tx.run('UPDATE pw_jobs SET retried = retried + 1 WHERE id = ?', [
-          s.id,
-        ]);
-      return 'retry';
+      else
+        await addPending(tx, s.id, {
+          runId: l.runId,
+          attempt: l.attempt + 1,
+          due: tx.now + options.retryInMs,
+          reason: 'retry',
+          ids,
+          range,
+        });
+      await tx.run(
+        'UPDATE pw_jobs SET ids = ids + ?, dead = dead + ?, retried = retried + ? WHERE id = ?',
+        [doneIds, options.dead ? current : 0, options.dead ? 0 : current, s.id],
+      );
+      return options.dead ? 'dead' : 'retry';
     });
   }
 
@@ -627,8 +450,10 @@ export class SqlStore implements CoordinationStore {
   async control(
     job: string,
     action: 'pause' | 'resume' | 'cancel',
+    declaredBy?: string,
   ): Promise<string | null> {
     return this.write(job, async (tx, s) => {
+      refuseOtherApp(job, s.declaredBy, declaredBy, action);
       if (s.state !== 'running') return null;
       await setJob(
         tx,
@@ -641,17 +466,12 @@ export class SqlStore implements CoordinationStore {
     });
   }
 
-  async reset(job: string): Promise<void> {
+  async reset(job: string, declaredBy?: string): Promise<void> {
     await this.write(job, async (tx, s) => {
+      refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
       if (s.state === 'running' && (await active(tx, s.id)))
         throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
-      for (const table of [
-        'pw_replies',
-        'pw_partitions',
-        'pw_pending',
-        'pw_leases',
-        'pw_hosts',
-      ])
+      for (const table of RUN_TABLES)
         await tx.run(`DELETE FROM ${table} WHERE job_id = ?`, [s.id]);
       await setJob(tx, s.id, {
         ...ZERO_COUNTERS,
@@ -689,65 +509,9 @@ export class SqlStore implements CoordinationStore {
     });
   }
 
-  async state(job: string): Promise<StoreRunState> {
-    return this.read(job, async (tx, s) => {
-      if (!s)
-        return {
-          runId: null,
-          state: 'idle',
-          control: 'run',
-          cursor: null,
-          exhausted: false,
-          counters: {
-            ids: 0,
-            completed: 0,
-            retried: 0,
-            dead: 0,
-            workersStarted: 0,
-            workersRestarted: 0,
-          },
-          leased: 0,
-          retrying: 0,
-          dead: 0,
-          startedAt: null,
-          endedAt: null,
-          now: tx.now,
-        };
-      const parts =
-        s.partitions > 0 ? await loadPartitions(tx, s.id) : undefined;
-      const counts = await tx.get(
-        `SELECT (SELECT COUNT(*) FROM pw_leases WHERE job_id = ?) AS leased,
-          (SELECT COUNT(*) FROM pw_pending WHERE job_id = ?) AS retrying,
-          (SELECT COUNT(*) FROM pw_dead_letters WHERE job_id = ?) AS dead`,
-        [s.id, s.id, s.id],
-      );
-      return {
-        runId: s.runId,
-        state: s.state,
-        control: s.control,
-        ...(s.total !== null && { total: s.total }),
-        ...(s.error !== null && { error: s.error }),
-        ...(s.params !== null && { params: s.params }),
-        ...(s.startedBy !== null && { startedBy: s.startedBy }),
-        ...(s.startedOn !== null && { startedOn: s.startedOn }),
-        cursor: JSON.parse(s.cursor),
-        exhausted: parts ? parts.every((p) => p.exhausted) : s.exhausted,
-        ...(parts && {
-          partitions: parts.map(({ cursorText: _, ...p }) => p),
-        }),
-        counters: s.counters,
-        leased: Number(counts?.leased),
-        retrying: Number(counts?.retrying),
-        dead: Number(counts?.dead),
-        startedAt: s.startedAt,
-        endedAt: s.endedAt,
-        now: tx.now,
-      };
-    });
-  }
-
-  async retryDead(job: string): Promise<number> {
+  async retryDead(job: string, declaredBy?: string): Promise<number> {
     return this.write(job, async (tx, s) => {
+      refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
       const dead = await tx.all(
         'SELECT id, run_id, range FROM pw_dead_letters WHERE job_id = ? ORDER BY id',
         [s.id],
@@ -768,30 +532,18 @@ export class SqlStore implements CoordinationStore {
     });
   }
 
+  async state(job: string, declaredBy?: string): Promise<StoreRunState> {
+    return this.read(job, declaredBy, 'status', stateOf);
+  }
+
   async deadLetters(
     job: string,
     page?: { offset: number; limit: number },
+    declaredBy?: string,
   ): Promise<DeadLetter[]> {
-    if (page && page.limit <= 0) return [];
-    return this.read(job, async (tx, s) => {
-      if (!s) return [];
-      const select =
-        'SELECT run_id, range, attempts, error, at FROM pw_dead_letters WHERE job_id = ? ORDER BY id';
-      const rows = page
-        ? await tx.all(`${select} LIMIT ? OFFSET ?`, [
-            s.id,
-            page.limit,
-            Math.max(0, page.offset),
-          ])
-        : await tx.all(select, [s.id]);
-      return rows.map((d) => ({
-        runId: String(d.run_id),
-        range: JSON.parse(String(d.range)),
-        attempts: Number(d.attempts),
-        error: JSON.parse(String(d.error)),
-        at: Number(d.at),
-      }));
-    });
+    return this.read(job, declaredBy, 'deadLetters', (tx, s) =>
+      deadLettersOf(tx, s, page),
+    );
   }
 
   async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
@@ -803,41 +555,33 @@ export class SqlStore implements CoordinationStore {
       if (kept && !replaces(record.status, String(kept.status))) return;
       await tx.run(
         `INSERT INTO pw_history (job_id, run_id, seq, status, record)
-          VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM pw_history WHERE job_id = ?), ?, ?)
+          VALUES (?, ?, (SELECT COALESCE(MAX(h.seq), 0) + 1 FROM pw_history h WHERE h.job_id = ?), ?, ?)
           ON CONFLICT (job_id, run_id) DO UPDATE SET seq = excluded.seq, status = excluded.status, record = excluded.record`,
         [s.id, record.runId, s.id, record.status, JSON.stringify(record)],
       );
       await tx.run(
         `DELETE FROM pw_history WHERE job_id = ? AND run_id NOT IN
-          (SELECT run_id FROM pw_history WHERE job_id = ? ORDER BY seq DESC LIMIT ?)`,
+          (SELECT h.run_id FROM pw_history h WHERE h.job_id = ? ORDER BY h.seq DESC LIMIT ?)`,
         [s.id, s.id, Math.max(0, keep)],
       );
     });
   }
 
-  async history(job: string, limit: number): Promise<RunRecord[]> {
-    if (limit <= 0) return [];
-    return this.read(job, async (tx, s) => {
-      if (!s) return [];
-      const rows = await tx.all(
-        'SELECT record FROM pw_history WHERE job_id = ? ORDER BY seq DESC LIMIT ?',
-        [s.id, limit],
-      );
-      return rows.map((r) => JSON.parse(String(r.record)) as RunRecord);
-    });
+  async history(
+    job: string,
+    limit: number,
+    declaredBy?: string,
+  ): Promise<RunRecord[]> {
+    return this.read(job, declaredBy, 'history', (tx, s) =>
+      historyOf(tx, s, limit),
+    );
   }
 
-  async leasesByOwner(job: string): Promise<Record<string, number>> {
-    return this.read(job, async (tx, s) => {
-      const owners: Record<string, number> = {};
-      if (!s) return owners;
-      const rows = await tx.all(
-        'SELECT owner, COUNT(*) AS n FROM pw_leases WHERE job_id = ? GROUP BY owner ORDER BY owner',
-        [s.id],
-      );
-      for (const r of rows) owners[String(r.owner)] = Number(r.n);
-      return owners;
-    });
+  async leasesByOwner(
+    job: string,
+    declaredBy?: string,
+  ): Promise<Record<string, number>> {
+    return this.read(job, declaredBy, 'leasesByHost', leasesByOwnerOf);
   }
 
   /** Jobs that have state under this `storageKey` (the CLI lists them when asked for an unknown one). */
@@ -858,16 +602,11 @@ export class SqlStore implements CoordinationStore {
   }
 }
 
-/** The job is split into partitions and `partition` is one of them. */
-const partOf = (s: JobRow, partition: number): boolean =>
-  Number.isInteger(partition) && partition >= 0 && partition < s.partitions;
-
-/**
- * Whether a record of a run may replace the kept one of the same run: a
- * `completed` or `cancelled` record is the run's end and stays; `stopped`
- * (one host stopped) replaces only `stopped`.
- */
-function replaces(next: RunRecord['status'], kept: string): boolean {
-  if (kept === 'completed' || kept === 'cancelled') return false;
-  return next !== 'stopped' || kept === 'stopped';
-}
+/** Tables of a job's run state, emptied by reset (dead letters and history stay). */
+const RUN_TABLES = [
+  'pw_replies',
+  'pw_partitions',
+  'pw_pending',
+  'pw_leases',
+  'pw_hosts',
+];
