@@ -9,7 +9,11 @@ export type SqlRow = Record<string, unknown>;
  * text (PostgreSQL's bigint): the store reads them through `Number()`.
  */
 export interface SqlTransaction {
-  /** Store time in ms, read from the database once when the transaction began. */
+  /**
+   * Store time in ms for this call, one clock for every process that uses
+   * the database: the database server's, or for a file every process reaches
+   * on one host (SQLite), that host's (the clock SQLite's own 'now' reads).
+   */
   readonly now: number;
   all(sql: string, params?: SqlValue[]): Promise<SqlRow[]>;
   get(sql: string, params?: SqlValue[]): Promise<SqlRow | undefined>;
@@ -26,8 +30,12 @@ export interface SqlTransaction {
 export interface SqlDialect {
   /** Where the state lives, without credentials (`SQLite file /path/state.db`). */
   readonly where: string;
-  /** Column types: a 64-bit integer, and an integer key the database numbers itself. */
-  readonly types: { integer: string; serialKey: string };
+  /**
+   * Column types: a 64-bit integer, and an integer key the database numbers
+   * itself; `keyed`: what ends a table stored in its primary key's order (no
+   * separate row id to keep in step: SQLite's WITHOUT ROWID).
+   */
+  readonly types: { integer: string; serialKey: string; keyed: string };
   /**
    * Appended to the read of the job's row that begins every writing
    * transaction: PostgreSQL's `FOR UPDATE` (one writer per job); empty in
@@ -45,7 +53,9 @@ export interface SqlDialect {
   /**
    * Runs `work` in one transaction: committed when it resolves, rolled back
    * when it throws. `write: false` only reads (a snapshot; no write lock).
-   * Transactions of one store instance run one after the other.
+   * Transactions of one store instance run one after the other; a dialect
+   * may commit several at once (each rolled back alone when it throws), and
+   * answers each only once its changes are committed.
    */
   transaction<T>(
     write: boolean,

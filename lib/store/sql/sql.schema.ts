@@ -12,7 +12,7 @@ import type { SqlDialect, SqlTransaction } from './sql-dialect.interface';
  * once released: add one.
  */
 const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
-  ({ integer: int, serialKey }) => [
+  ({ integer: int, serialKey, keyed }) => [
     `CREATE TABLE pw_jobs (
       id ${serialKey},
       space TEXT NOT NULL,
@@ -52,7 +52,7 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       ids ${int} NOT NULL,
       range TEXT NOT NULL,
       PRIMARY KEY (job_id, token)
-    )`,
+    )${keyed}`,
     'CREATE INDEX pw_leases_deadline ON pw_leases (job_id, deadline)',
     `CREATE TABLE pw_pending (
       id ${serialKey},
@@ -80,7 +80,7 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       owner TEXT NOT NULL,
       until ${int} NOT NULL,
       PRIMARY KEY (job_id, owner)
-    )`,
+    )${keyed}`,
     `CREATE TABLE pw_replies (
       job_id ${int} NOT NULL REFERENCES pw_jobs (id),
       owner TEXT NOT NULL,
@@ -88,7 +88,7 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       request TEXT NOT NULL,
       answer TEXT NOT NULL,
       PRIMARY KEY (job_id, owner, slot)
-    )`,
+    )${keyed}`,
     `CREATE TABLE pw_partitions (
       job_id ${int} NOT NULL REFERENCES pw_jobs (id),
       idx ${int} NOT NULL,
@@ -100,7 +100,7 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       loader TEXT,
       loader_until ${int},
       PRIMARY KEY (job_id, idx)
-    )`,
+    )${keyed}`,
     `CREATE TABLE pw_history (
       job_id ${int} NOT NULL REFERENCES pw_jobs (id),
       run_id TEXT NOT NULL,
@@ -108,7 +108,7 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       status TEXT NOT NULL,
       record TEXT NOT NULL,
       PRIMARY KEY (job_id, run_id)
-    )`,
+    )${keyed}`,
     'CREATE INDEX pw_history_seq ON pw_history (job_id, seq)',
   ],
 ];

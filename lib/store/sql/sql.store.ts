@@ -314,7 +314,8 @@ export class SqlStore implements CoordinationStore {
     if (tokens.length === 0) return [];
     return this.write(job, async (tx, s) => {
       const taken = await tx.all(
-        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND deadline > ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token, run_id, ids`,
+        // `+deadline`: found by token, never by scanning every live lease in deadline order.
+        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND +deadline > ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token, run_id, ids`,
         [s.id, owner, tx.now, JSON.stringify(tokens)],
       );
       let ids = 0;
