@@ -1,12 +1,6 @@
 import type { ID } from '../../interfaces/range.interface';
 import { ParallelWorkerConfigError } from '../../errors/parallel-worker-config.error';
-import { RunRefusedError } from '../../errors/run-refused.error';
-import {
-  JOB_DECLARED_ELSEWHERE,
-  RESET_BUSY,
-  RUN_BUSY,
-  SQL_SCHEMA_NEWER,
-} from '../../parallel-worker.messages';
+import { SQL_SCHEMA_NEWER } from '../../parallel-worker.messages';
 import type {
   Claim,
   CommitResult,
@@ -21,20 +15,28 @@ import type {
   StoredRange,
 } from '../coordination-store.interface';
 import { refuseOtherApp } from '../declaration';
-import type {
-  SqlDialect,
-  SqlTransaction,
-  SqlValue,
-} from './sql-dialect.interface';
-import { jobRow, setJob, ZERO_COUNTERS, type JobRow } from './sql.rows';
+import type { SqlDialect, SqlTransaction } from './sql-dialect.interface';
+import { jobRow, setJob, type JobRow } from './sql.rows';
 import { migrate, SCHEMA_VERSION } from './sql.schema';
-import { active, addPending, present, take } from './sql-leases';
 import { claimIn, commitIn } from './sql-hand-out';
+import {
+  completeIn,
+  failIn,
+  heartbeatIn,
+  releaseIn,
+  type Elements,
+} from './sql-lease-ends';
+import {
+  recordRunIn,
+  resetIn,
+  retryDeadIn,
+  RUN_TABLES,
+  startRunIn,
+} from './sql-runs';
 import {
   deadLettersOf,
   historyOf,
   leasesByOwnerOf,
-  replaces,
   stateOf,
 } from './sql-views';
 
@@ -63,7 +65,7 @@ import {
 export class SqlStore implements CoordinationStore {
   readonly where: string;
   private ready?: Promise<void>;
-  private readonly elements: { integer: string; text: string };
+  private readonly elements: Elements;
 
   /** `space`: the `storageKey`; two apps with different ones keep different jobs in one database. */
   constructor(
@@ -165,85 +167,17 @@ export class SqlStore implements CoordinationStore {
     start?: RunStart,
     plannedFrom?: ID | null,
   ): Promise<StartRunResult> {
-    return this.write(job, async (tx, s) => {
-      if (
-        declaredBy &&
-        s.declaredBy &&
-        s.declaredBy !== declaredBy &&
-        from === undefined
-      )
-        throw new RunRefusedError(
-          job,
-          JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy),
-        );
-      if (s.state === 'running' && s.runId) {
-        if (from === undefined)
-          return {
-            runId: s.runId,
-            joined: true,
-            ...(s.params !== null && { params: s.params }),
-          };
-        if (await active(tx, s.id))
-          throw new RunRefusedError(job, RUN_BUSY(s.runId));
-      }
-      // A plan is stored only against the cursor it was clipped at: a reset since then would have it skip ids.
-      if (
-        from === undefined &&
-        plannedFrom !== undefined &&
-        s.partitions === 0 &&
-        (!partitions?.length || s.cursor !== JSON.stringify(plannedFrom))
-      )
-        return { replanFrom: JSON.parse(s.cursor) as ID | null };
-      const columns: Record<string, SqlValue> = {};
-      if (declaredBy) columns.declared_by = declaredBy;
-      if (from !== undefined) {
-        columns.cursor = JSON.stringify(from);
-        if (from === null)
-          await tx.run('DELETE FROM pw_pending WHERE job_id = ?', [s.id]);
-        await tx.run('DELETE FROM pw_partitions WHERE job_id = ?', [s.id]);
-        columns.partitions = await this.storePartitions(tx, s.id, partitions);
-      } else if (s.partitions > 0)
-        // Kept from the last run: every partition is loaded again from its cursor (new rows only), by no one yet.
-        await tx.run(
-          'UPDATE pw_partitions SET exhausted = 0, ids = 0, loader = NULL, loader_until = NULL WHERE job_id = ?',
-          [s.id],
-        );
-      else
-        columns.partitions = await this.storePartitions(tx, s.id, partitions);
-      await tx.run('DELETE FROM pw_replies WHERE job_id = ?', [s.id]);
-      await setJob(tx, s.id, {
-        ...columns,
-        ...ZERO_COUNTERS,
-        run_id: runId,
-        state: 'running',
-        control: 'run',
-        total: null,
-        error: null,
-        exhausted: 0,
-        started_at: tx.now,
-        ended_at: null,
-        params: start?.params ?? null,
-        started_by: start?.startedBy ?? null,
-        started_on: start?.host ?? null,
-      });
-      return { runId, joined: false };
-    });
-  }
-
-  /** Stores the partitions, each cursor at its start (bounds kept as the JSON sent); returns how many. */
-  private async storePartitions(
-    tx: SqlTransaction,
-    jobId: number,
-    partitions: PartitionBounds[] | undefined,
-  ): Promise<number> {
-    for (const [idx, { after, upTo }] of (partitions ?? []).entries()) {
-      const start = JSON.stringify(after ?? null);
-      await tx.run(
-        'INSERT INTO pw_partitions (job_id, idx, after, up_to, cursor) VALUES (?, ?, ?, ?, ?)',
-        [jobId, idx, start, JSON.stringify(upTo ?? null), start],
-      );
-    }
-    return partitions?.length ?? 0;
+    return this.write(job, (tx, s) =>
+      startRunIn(tx, s, {
+        job,
+        runId,
+        from,
+        declaredBy,
+        partitions,
+        start,
+        plannedFrom,
+      }),
+    );
   }
 
   async claim(
@@ -286,57 +220,20 @@ export class SqlStore implements CoordinationStore {
     tokens: number[],
     leaseMs: number,
   ): Promise<number[]> {
-    return this.write(job, async (tx, s) => {
-      const deadline = tx.now + leaseMs;
-      if (s.state === 'running') await present(tx, s.id, owner, deadline);
-      // A host loading a partition slowly keeps it: others take another one meanwhile.
-      if (s.partitions > 0)
-        await tx.run(
-          'UPDATE pw_partitions SET loader_until = ? WHERE job_id = ? AND loader = ?',
-          [deadline, s.id, owner],
-        );
-      if (tokens.length === 0) return [];
-      const renewed = await tx.all(
-        `UPDATE pw_leases SET deadline = ? WHERE job_id = ? AND owner = ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token`,
-        [deadline, s.id, owner, JSON.stringify(tokens)],
-      );
-      const mine = new Set(renewed.map((r) => Number(r.token)));
-      return tokens.filter((token) => !mine.has(token));
-    });
+    return this.write(job, (tx, s) =>
+      heartbeatIn(tx, s, this.elements, owner, tokens, leaseMs),
+    );
   }
 
-  /** A lease past its deadline is not the owner's to complete any more (the next claim hands it out again). */
   async complete(
     job: string,
     owner: string,
     tokens: number[],
   ): Promise<boolean[]> {
     if (tokens.length === 0) return [];
-    return this.write(job, async (tx, s) => {
-      const taken = await tx.all(
-        // `+deadline`: found by token, never by scanning every live lease in deadline order.
-        `DELETE FROM pw_leases WHERE job_id = ? AND owner = ? AND +deadline > ? AND token IN (SELECT e.value FROM ${this.elements.integer} e) RETURNING token, run_id, ids`,
-        [s.id, owner, tx.now, JSON.stringify(tokens)],
-      );
-      let ids = 0;
-      let completed = 0;
-      const gone = new Set<number>();
-      for (const lease of taken) {
-        gone.add(Number(lease.token));
-        if (lease.run_id === s.runId) {
-          ids += Number(lease.ids);
-          completed++;
-        }
-      }
-      // Each lease counts once, for its first token in the list.
-      const counted = tokens.map((token) => gone.delete(token));
-      if (completed > 0)
-        await tx.run(
-          'UPDATE pw_jobs SET ids = ids + ?, completed = completed + ? WHERE id = ?',
-          [ids, completed, s.id],
-        );
-      return counted;
-    });
+    return this.write(job, (tx, s) =>
+      completeIn(tx, s, this.elements, owner, tokens),
+    );
   }
 
   async fail(
@@ -345,61 +242,12 @@ export class SqlStore implements CoordinationStore {
     token: number,
     options: FailOptions,
   ): Promise<'retry' | 'dead' | 'stale'> {
-    return this.write(job, async (tx, s) => {
-      const l = await take(tx, s.id, owner, token);
-      if (!l) return 'stale';
-      const current = l.runId === s.runId ? 1 : 0;
-      // Part of the range failed: the rest is done, and only the failed ids go on.
-      const range = options.ids
-        ? JSON.stringify({ ...l.range, ids: options.ids })
-        : l.text;
-      const ids = options.ids ? options.ids.length : l.ids;
-      const doneIds = current && options.ids ? l.ids - ids : 0;
-      if (options.dead)
-        await tx.run(
-          'INSERT INTO pw_dead_letters (job_id, run_id, range, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)',
-          [
-            s.id,
-            l.runId,
-            range,
-            l.attempt,
-            JSON.stringify(options.error),
-            tx.now,
-          ],
-        );
-      else
-        await addPending(tx, s.id, {
-          runId: l.runId,
-          attempt: l.attempt + 1,
-          due: tx.now + options.retryInMs,
-          reason: 'retry',
-          ids,
-          range,
-        });
-      await tx.run(
-        'UPDATE pw_jobs SET ids = ids + ?, dead = dead + ?, retried = retried + ? WHERE id = ?',
-        [doneIds, options.dead ? current : 0, options.dead ? 0 : current, s.id],
-      );
-      return options.dead ? 'dead' : 'retry';
-    });
+    return this.write(job, (tx, s) => failIn(tx, s, owner, token, options));
   }
 
   async release(job: string, owner: string, tokens: number[]): Promise<void> {
     if (tokens.length === 0) return;
-    await this.write(job, async (tx, s) => {
-      for (const token of tokens) {
-        const l = await take(tx, s.id, owner, token);
-        if (l)
-          await addPending(tx, s.id, {
-            runId: l.runId,
-            attempt: l.attempt,
-            due: tx.now,
-            reason: 'released',
-            ids: l.ids,
-            range: l.text,
-          });
-      }
-    });
+    await this.write(job, (tx, s) => releaseIn(tx, s, owner, tokens));
   }
 
   async leave(job: string, owner: string): Promise<void> {
@@ -468,25 +316,7 @@ export class SqlStore implements CoordinationStore {
   }
 
   async reset(job: string, declaredBy?: string): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
-      if (s.state === 'running' && (await active(tx, s.id)))
-        throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
-      for (const table of RUN_TABLES)
-        await tx.run(`DELETE FROM ${table} WHERE job_id = ?`, [s.id]);
-      await setJob(tx, s.id, {
-        ...ZERO_COUNTERS,
-        state: 'idle',
-        control: 'run',
-        cursor: 'null',
-        exhausted: 0,
-        partitions: 0,
-        total: null,
-        error: null,
-        started_at: null,
-        ended_at: null,
-      });
-    });
+    await this.write(job, (tx, s) => resetIn(tx, s, job, declaredBy));
   }
 
   async setTotal(job: string, runId: string, total: number): Promise<void> {
@@ -511,26 +341,7 @@ export class SqlStore implements CoordinationStore {
   }
 
   async retryDead(job: string, declaredBy?: string): Promise<number> {
-    return this.write(job, async (tx, s) => {
-      refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
-      const dead = await tx.all(
-        'SELECT id, run_id, range FROM pw_dead_letters WHERE job_id = ? ORDER BY id',
-        [s.id],
-      );
-      for (const d of dead) {
-        const range = String(d.range);
-        await addPending(tx, s.id, {
-          runId: String(d.run_id),
-          attempt: 1,
-          due: tx.now,
-          reason: 'retry',
-          ids: (JSON.parse(range) as StoredRange).ids.length,
-          range,
-        });
-      }
-      await tx.run('DELETE FROM pw_dead_letters WHERE job_id = ?', [s.id]);
-      return dead.length;
-    });
+    return this.write(job, (tx, s) => retryDeadIn(tx, s, job, declaredBy));
   }
 
   async state(job: string, declaredBy?: string): Promise<StoreRunState> {
@@ -548,24 +359,7 @@ export class SqlStore implements CoordinationStore {
   }
 
   async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      const kept = await tx.get(
-        'SELECT status FROM pw_history WHERE job_id = ? AND run_id = ?',
-        [s.id, record.runId],
-      );
-      if (kept && !replaces(record.status, String(kept.status))) return;
-      await tx.run(
-        `INSERT INTO pw_history (job_id, run_id, seq, status, record)
-          VALUES (?, ?, (SELECT COALESCE(MAX(h.seq), 0) + 1 FROM pw_history h WHERE h.job_id = ?), ?, ?)
-          ON CONFLICT (job_id, run_id) DO UPDATE SET seq = excluded.seq, status = excluded.status, record = excluded.record`,
-        [s.id, record.runId, s.id, record.status, JSON.stringify(record)],
-      );
-      await tx.run(
-        `DELETE FROM pw_history WHERE job_id = ? AND run_id NOT IN
-          (SELECT h.run_id FROM pw_history h WHERE h.job_id = ? ORDER BY h.seq DESC LIMIT ?)`,
-        [s.id, s.id, Math.max(0, keep)],
-      );
-    });
+    await this.write(job, (tx, s) => recordRunIn(tx, s, record, keep));
   }
 
   async history(
@@ -602,12 +396,3 @@ export class SqlStore implements CoordinationStore {
     }
   }
 }
-
-/** Tables of a job's run state, emptied by reset (dead letters and history stay). */
-const RUN_TABLES = [
-  'pw_replies',
-  'pw_partitions',
-  'pw_pending',
-  'pw_leases',
-  'pw_hosts',
-];
