@@ -46,11 +46,12 @@ export async function present(
 
 /**
  * The first of `n` new fencing tokens: from the job's counter, never below
- * store time in ms x 1000. Moves `s.token` on; the caller writes it with
+ * the next millisecond of store time x 1000. Moves `s.token` on; the caller writes it with
  * the row's other changes.
  */
 export function tokens(s: JobRow, n: number, now: number): number {
-  const first = Math.max(s.token, now * 1000) + 1;
+  // The next millisecond's floor: a counter lost in the very millisecond it issued a token still goes above it.
+  const first = Math.max(s.token, (now + 1) * 1000) + 1;
   s.token = first + n - 1;
   return first;
 }

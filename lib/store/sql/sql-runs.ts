@@ -91,9 +91,16 @@ export async function startRunIn(
     );
   else columns.partitions = await storePartitions(tx, s.id, partitions);
   await tx.run('DELETE FROM pw_replies WHERE job_id = ?', [s.id]);
+  // The run replaced, when it had ended: a host that sees a cancel only now can tell it from a lost run.
+  const ended =
+    s.runId !== null &&
+    (s.state === 'completed' || s.state === 'failed' || s.state === 'stopped');
   await setJob(tx, s.id, {
     ...columns,
     ...ZERO_COUNTERS,
+    previous_run_id: ended ? s.runId : null,
+    previous_state: ended ? s.state : null,
+    previous_error: ended ? s.error : null,
     run_id: runId,
     state: 'running',
     control: 'run',

@@ -69,6 +69,7 @@ export async function stateOf(
     startedAt: s.startedAt,
     endedAt: s.endedAt,
     now: tx.now,
+    ...(s.previous && { previous: s.previous }),
   };
 }
 

@@ -1,5 +1,6 @@
 import type {
   Lease,
+  PreviousRun,
   RunCounters,
   StoreRunState,
   StoredPartition,
@@ -29,6 +30,8 @@ export interface JobRow {
   endedAt: number | null;
   permitSecond: number | null;
   permitUsed: number;
+  /** The run the active one replaced, as it ended. */
+  previous?: PreviousRun;
 }
 
 const numberOrNull = (v: unknown): number | null =>
@@ -64,6 +67,17 @@ export function jobRow(r: SqlRow): JobRow {
     endedAt: numberOrNull(r.ended_at),
     permitSecond: numberOrNull(r.permit_second),
     permitUsed: Number(r.permit_used),
+    ...(r.previous_run_id !== null &&
+      r.previous_run_id !== undefined && {
+        previous: {
+          runId: r.previous_run_id as string,
+          state: String(r.previous_state) as PreviousRun['state'],
+          ...(r.previous_error !== null &&
+            r.previous_error !== undefined && {
+              error: r.previous_error as string,
+            }),
+        },
+      }),
   };
 }
 

@@ -40,6 +40,9 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
       ended_at ${int},
       permit_second ${int},
       permit_used ${int} NOT NULL DEFAULT 0,
+      previous_run_id TEXT,
+      previous_state TEXT,
+      previous_error TEXT,
       UNIQUE (space, name)
     )`,
     `CREATE TABLE pw_leases (
