@@ -13,6 +13,11 @@ import type {
 } from '../../lib';
 import { KeyValueStore, MemoryStore, RunRefusedError } from '../../lib';
 import { RedisStore } from '../../lib/store/redis.store';
+import { SqlStore } from '../../lib/store/sql/sql.store';
+import { SqliteDialect } from '../../lib/store/sql/sqlite.dialect';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { JOB_KEYS } from '../../lib/store/redis/keys';
 import { startOrJoin, type RunPlanDeps } from '../../lib/run/run-plan';
 import type { JobDefinition } from '../../lib/job.registry';
@@ -25,7 +30,7 @@ import type { ModuleLogger } from '../../lib/parallel-worker.logger';
  * cursor, a deadline on complete) is adjusted here once.
  */
 
-export type StoreKind = 'memory' | 'key-value' | 'redis';
+export type StoreKind = 'memory' | 'key-value' | 'redis' | 'sqlite';
 
 export const JOB = 'items';
 /** The app under test, and another app declaring the same job in the same store. */
@@ -88,6 +93,8 @@ export const LOSABLE: Record<StoreKind, readonly string[]> = {
     'partitions',
   ],
   redis: ['meta', 'leases', 'deadlines', 'pending', 'pdata', 'dead', 'parts'],
+  // One transaction per call: no part of a job's state goes missing alone.
+  sqlite: [],
 };
 
 /** One store under test, its clock and its faults; `restart()` is a new process over the same state. */
@@ -104,8 +111,24 @@ export class StoreUnderTest {
     this.store = this.open();
   }
 
+  /** SQLite: the file, and every store opened on it (a restart opens another). */
+  private sqlite?: { dir: string; stores: SqlStore[] };
+
   private open(): CoordinationStore {
     if (this.kind === 'memory') return new ClockedMemoryStore(this.clock);
+    if (this.kind === 'sqlite') {
+      this.sqlite ??= {
+        dir: mkdtempSync(join(tmpdir(), 'pw-model-')),
+        stores: [],
+      };
+      const store = new SqlStore(
+        new SqliteDialect(join(this.sqlite.dir, 'model.db'), undefined, () =>
+          this.clock.now(),
+        ),
+      );
+      this.sqlite.stores.push(store);
+      return store;
+    }
     if (this.kind === 'key-value')
       return new ClockedKeyValueStore(this.storage, this.clock);
     return new RedisStore(this.redis as Redis, this.prefix);
@@ -123,7 +146,7 @@ export class StoreUnderTest {
   }
 
   /**
-   * Time passes. MemoryStore and KeyValueStore read the test's clock; Redis
+   * Time passes. MemoryStore, KeyValueStore and SQLite read the test's clock; Redis
    * time cannot be moved, so every stored time is moved back instead (lease
    * deadlines, retry due times, hosts taking part, partition loaders); a
    * time the Redis store comes to keep elsewhere must be moved here too.
@@ -169,6 +192,10 @@ export class StoreUnderTest {
   }
 
   async close(): Promise<void> {
+    if (this.sqlite) {
+      for (const store of this.sqlite.stores) await store.close();
+      rmSync(this.sqlite.dir, { recursive: true, force: true });
+    }
     if (this.kind !== 'redis') return;
     const redis = this.redis as Redis;
     const keys = await redis.keys(`{${this.prefix}:*`);

@@ -98,9 +98,11 @@ export class SqliteDialect implements SqlDialect {
   /** Runs the waiting groups, one after the other, until none is left; undefined when idle. */
   private draining?: Promise<void>;
 
+  /** `clock`: store time in ms; the host's clock (a test may move it). */
   constructor(
     path: string,
     private readonly busyTimeoutMs = SQLITE_BUSY_TIMEOUT_MS,
+    private readonly clock: () => number = Date.now,
   ) {
     this.path = resolve(path);
     this.where = `SQLite file ${this.path}`;
@@ -159,7 +161,7 @@ export class SqliteDialect implements SqlDialect {
         const call = calls[index];
         if (!alone) this.statement('SAVEPOINT pw_call').run();
         try {
-          const value = await call.work(this.transactionAt(Date.now()));
+          const value = await call.work(this.transactionAt(this.clock()));
           if (!alone) this.statement('RELEASE pw_call').run();
           answers.push(() => call.resolve(value));
         } catch (e) {
