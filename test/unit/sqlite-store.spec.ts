@@ -478,8 +478,12 @@ describe('SqliteStore: another process over the same file', () => {
     ]);
     const ids = results.flat().flatMap((l) => l.ids);
     const tokens = results.flat().map((l) => l.token);
-    // Each took part: the compare-and-set, not one process running alone, kept the ranges apart.
-    for (const leased of results) expect(leased.length).toBeGreaterThan(0);
+    // At least two took part, so the compare-and-set (not one process running alone) kept the ranges apart. Not all
+    // three every time: SQLite's busy wait lets the process that holds the file take it again, and on a loaded machine
+    // one process can get no range at all before the others finish (seen once in CI-like load; fairness is not promised).
+    expect(
+      results.filter((leased) => leased.length > 0).length,
+    ).toBeGreaterThanOrEqual(2);
     expect(ids.length).toBe(last);
     expect(new Set(ids).size).toBe(last);
     expect(new Set(tokens).size).toBe(tokens.length);
