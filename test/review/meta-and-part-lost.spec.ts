@@ -15,7 +15,7 @@ import {
   RunFailedError,
 } from '../../lib';
 import { RedisStore } from '../../lib/store/redis.store';
-import { OwnRedis, REDIS_URL } from '../support/redis-server';
+import { REDIS_URL } from '../support/redis-server';
 
 /**
  * Parts of a job's Redis state lost while its run goes on (one key deleted,
@@ -174,8 +174,6 @@ type Moment = (s: {
 const holding: Moment = (s) => s.exhausted && s.leased >= 1;
 /** While a range waits out its retry backoff. */
 const backingOff: Moment = (s) => s.retrying >= 1;
-/** Once a dead letter was written (the held range still running). */
-const deadLettered: Moment = (s) => s.dead >= 1 && s.leased >= 1;
 
 describe('review: META lost together with another part of a partitioned job', () => {
   beforeEach(() => {
