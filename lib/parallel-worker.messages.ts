@@ -74,6 +74,12 @@ export const STATE_LOST = (job: string, runId: string, found: string | null) =>
   `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
   `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
 
+/** The store holds this run's id, but the job is idle: it was reset while this host was cut off from the store past leaseMs. */
+export const RESET_UNDER_RUN = (job: string, runId: string) =>
+  `job "${job}" was reset while run ${runId} was still going on this host (it was cut off from the coordination store for ` +
+  `longer than leaseMs, so its leases had expired and the reset was allowed): the ranges it held are no longer in the store, ` +
+  `so this run cannot be reported completed. Call run() again: the job starts from the cursor the reset left (the first row).`;
+
 /** Part of a job's state is missing from the store against the record it keeps (a key evicted, deleted, or failed over). */
 export const STATE_LOST_PART = (
   job: string,

@@ -24,6 +24,7 @@ import { DeadRatio } from './dead-ratio';
 import { Dispatcher, type InFlight } from './dispatcher';
 import {
   CURSOR_WENT_BACK,
+  RESET_UNDER_RUN,
   STATE_LOST,
   TOKEN_REUSED,
 } from '../parallel-worker.messages';
@@ -62,6 +63,8 @@ const NEXT: Record<Mode, Mode[]> = {
 
 /** How often a host looks for pause, resume and cancel in the store: every host obeys within a second. */
 const CONTROL_POLL_MS = 500;
+/** How long a host waits before claiming again when the run's state shows work handed out after a claim said done. */
+const AGAIN_MS = 100;
 /** How long a worker gets to answer after its range timed out before it is killed as unresponsive. */
 const UNRESPONSIVE_GRACE_MS = 5000;
 
@@ -420,6 +423,18 @@ export class RunEngine implements PoolListener {
         false,
       );
     if (s && s.state === 'stopped') return void this.end('stopped');
+    // Reset while this host was cut off past leaseMs: its leases went with the reset, none of them was finished here.
+    if (s && s.state === 'idle')
+      return void this.end(
+        'failed',
+        RESET_UNDER_RUN(job.name, runId),
+        undefined,
+        false,
+      );
+    // Handed out again since the claim that said done (retryDead, a release landing late): not over yet, claim again
+    // (after a short wait, so a store whose state and claim disagree cannot spin this host).
+    if (s && s.state === 'running' && (s.leased > 0 || s.retrying > 0))
+      return this.feed.fill(AGAIN_MS);
     const tooManyDead = s && (await this.deadRatio.exceeded(s.counters));
     if (!this.live) return;
     if (tooManyDead) void this.end('failed', tooManyDead);

@@ -16,9 +16,9 @@ import {
  * A host cut off from its store for longer than leaseMs (a network partition,
  * a frozen VM): its leases and its presence expire, so a reset from the CLI is
  * allowed (nothing is active). The reset keeps the run id and leaves the job
- * idle. When the host is back, its claim answers `done` and finishIfDone finds
- * the same run id, not failed, not stopped: the run ends `completed` with most
- * of its rows never handled.
+ * idle. When the host is back, its claim answers `done` and the store still
+ * names its run: before, the run ended `completed` with most of its rows never
+ * handled; it fails now, saying the job was reset under it.
  */
 const ROWS = 20;
 const sink = new Set<number>();
@@ -95,7 +95,7 @@ for (const name of [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('review: a reset while the only host is cut off for longer than leaseMs', () => {
+describe('a reset while the only host is cut off for longer than leaseMs', () => {
   it('the host does not report its run completed with rows never handled', async () => {
     const store = new Partitioned();
     const moduleRef = await Test.createTestingModule({
@@ -137,7 +137,19 @@ describe('review: a reset while the only host is cut off for longer than leaseMs
       const missing = Array.from({ length: ROWS }, (_, i) => i + 1).filter(
         (id) => !sink.has(id),
       );
-      if (status === 'completed') expect(missing).toEqual([]);
+      // Never completed with rows unhandled: the run fails and says why; the next run handles every row again.
+      expect(status).toMatch(
+        /^rejected: .*job "rows" was reset while run [0-9a-f-]+ was still going on this host/,
+      );
+      expect(missing.length).toBeGreaterThan(0);
+      store.heal();
+      const again = await pw.run('rows');
+      expect(again.status).toBe('completed');
+      expect(
+        Array.from({ length: ROWS }, (_, i) => i + 1).filter(
+          (id) => !sink.has(id),
+        ),
+      ).toEqual([]);
     } finally {
       release();
       store.heal();

@@ -54,7 +54,7 @@ class RetryDeadAtTheEnd extends MemoryStore {
   }
 }
 
-describe('review: retryDead between a claim answered done and the end of the run', () => {
+describe('retryDead between a claim answered done and the end of the run', () => {
   it('a completed run leaves no id unhandled that is not a dead letter', async () => {
     const store = new RetryDeadAtTheEnd();
     const moduleRef = await Test.createTestingModule({
