@@ -70,8 +70,10 @@ export const NO_JOBS = () =>
 /** The run a host is in is no longer the one the store holds (Redis restarted empty, evicted, failed over, flushed). */
 export const STATE_LOST = (job: string, runId: string, found: string | null) =>
   `the coordination state of run ${runId} of job "${job}" was lost from the store (${found ? `it now holds run ${found}` : 'it holds no run'}), ` +
-  `so this host cannot tell which of its ranges were handled. Nothing was reported completed. Call run() again: it starts a new run from the ` +
-  `cursor the store has now (from the first row if that is gone too), so rows may be handled again but none are skipped. Keep Redis persistent ` +
+  `so this host cannot tell which of its ranges were handled. Nothing was reported completed. Call run() again: it joins the run the store ` +
+  `holds, or starts one from the cursor the store has (from the first row if it lost all of the job's state), so rows may be handled again ` +
+  `but none are skipped; if the store kept only part of the job's state, run() is refused naming what was lost and how to start the job ` +
+  `again (from or reset). Keep Redis persistent ` +
   `(appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
 
 /** The store holds this run's id, but the job is idle: it was reset while this host was cut off from the store past leaseMs. */

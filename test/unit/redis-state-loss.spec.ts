@@ -261,6 +261,59 @@ describe('RedisStore: state lost in part is state lost', () => {
     60_000,
   );
 
+  // META lost with another part of a partitioned job's state (evicted together under a squeeze): the partitions'
+  // cursors (PARTS) outlive the record of sizes kept in META. Before, the run() the "was lost" error recommended
+  // ended `completed` with ids 1-10, 101-110 and 201-210 (retries) or 291-300 (the held lease) never handled.
+  const metaTrials: [string[], Moment, boolean, 'from-null' | 'reset'][] = [
+    // The held range's handler lets go only once the first run has ended (it was aborted then).
+    [['meta', 'leases', 'deadlines'], holding, true, 'from-null'],
+    [['meta', 'pending', 'pdata'], backingOff, false, 'reset'],
+    [['meta'], holding, false, 'from-null'],
+  ];
+
+  it.each(metaTrials)(
+    'job parted, deleting %j mid-run: run() is refused, never completed with ids missing; from/reset handles every id',
+    async (keys, moment, holdOn, recovery) => {
+      const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
+      const a = await app(REDIS_URL, storageKey);
+      try {
+        const probe = new RedisStore(a.redis, storageKey);
+        const run = outcome(a.pw.run('parted'));
+        while (!moment(await probe.state('parted'))) await sleep(10);
+        await a.redis.del(...keys.map((k) => `{${storageKey}:parted}:${k}`));
+        if (!holdOn) gate.release();
+        const first = await run;
+        gate.release();
+        expect(first.status).toBe('failed');
+        expect(first.error).toMatch(/state .*lost|was lost/);
+        // The plain run() the error may have led the user to: refused, with where to go on from.
+        newGate();
+        gate.release();
+        const plain = await outcome(a.pw.run('parted'));
+        expect(plain).toEqual({
+          status: 'rejected',
+          error: expect.stringMatching(
+            /part of the coordination state of job "parted".* was lost from the store \(meta.*run\('parted', \{ from \}\)/,
+          ),
+        });
+        if (recovery === 'reset') await a.pw.reset('parted');
+        const next = await outcome(
+          a.pw.run('parted', recovery === 'from-null' ? { from: null } : {}),
+        );
+        expect(next).toEqual({ status: 'completed' });
+        expect(await missing(a.pw, 'parted')).toEqual([]);
+      } finally {
+        gate.release();
+        await a.close();
+        const r = new Redis(REDIS_URL);
+        const left = await r.keys(`{${storageKey}:*`);
+        if (left.length) await r.del(...left);
+        r.disconnect();
+      }
+    },
+    60_000,
+  );
+
   it('refuses reset while the hosts of a run failed for state lost have not left: one would take the idle job for its end', async () => {
     const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
     const redis = new Redis(REDIS_URL);

@@ -8,10 +8,17 @@
  * (`n:<part>`), and every script first compares the parts with that record.
  * A part smaller or larger than recorded marks the job `lost` (the parts, in
  * META) and fails its active run; only `from` (start-run) or reset clear it.
- * Not recorded: META itself (a host sees it lost by its run id, and a new run
- * starts from the first row), HOSTS and REPLIES (rebuilt by the next calls;
- * their loss hands a range out twice at worst, never skips one), HIST and
- * HISTREC (records of ended runs, not run state).
+ * META holds the record itself: META lost (or without its run state) while
+ * any other part is there counts as lost too (part 'meta'). The parts left
+ * cannot be trusted without it: each partition's cursor in PARTS was moved on
+ * by ranges whose leases or retries may have gone with it, and a new run would
+ * load on from those cursors, skipping them. With nothing else there (the
+ * whole state gone, FLUSHALL) a new run starts from the first row: rows may be
+ * handled again, none skipped. A META kept from before records (it has its
+ * run state) is recorded from the next script on. Not recorded: HOSTS and
+ * REPLIES (rebuilt by the next calls; their loss hands a range out twice at
+ * worst, never skips one), HIST and HISTREC (records of ended runs, not run
+ * state).
  */
 export const INTEGRITY: string = `
 local STATE_PARTS = { 'leases', 'deadlines', 'pending', 'pdata', 'dead', 'parts' }
@@ -24,22 +31,31 @@ local function recorded_sizes()
   for i, part in ipairs(STATE_PARTS) do fields[i] = 'n:' .. part end
   return redis.call('HMGET', META, unpack(fields))
 end
--- The parts not as recorded ('pending, pdata'), or nil. No record (META lost, or a job from before records): nil.
+-- The parts not as recorded ('pending, pdata'), or nil. No record: 'meta' when META lost its run state while another
+-- part is there; nil for a job with no state or from before records.
 local function parts_lost()
   local kept = recorded_sizes()
-  if not kept[1] then return nil end
   local sizes, lost = state_sizes(), {}
+  if not kept[1] then
+    if redis.call('HEXISTS', META, 'state') == 1 then return nil end
+    for _, size in ipairs(sizes) do
+      if size > 0 then return 'meta' end
+    end
+    return nil
+  end
   for i, part in ipairs(STATE_PARTS) do
     if sizes[i] ~= tonumber(kept[i]) then lost[#lost + 1] = part end
   end
   if #lost == 0 then return nil end
   return table.concat(lost, ', ')
 end
--- Marks the job's state as lost in part: its active run fails; a run without \`from\` is refused until then.
+-- Marks the job's state as lost in part: its active run fails; a run without \`from\` is refused until then. With META
+-- lost, the run that was going on (its id gone too) fails as well: its hosts may still be there.
 local function mark_lost(parts)
   local was = redis.call('HGET', META, 'lost')
   redis.call('HSET', META, 'lost', was and was ~= parts and (was .. ', ' .. parts) or parts)
-  if redis.call('HGET', META, 'state') == 'running' then
+  local state = redis.call('HGET', META, 'state')
+  if state == 'running' or not state then
     redis.call('HSET', META, 'state', 'failed', 'error', 'state lost: ' .. parts, 'endedAt', now_ms())
   end
 end
