@@ -314,6 +314,44 @@ describe('RedisStore: state lost in part is state lost', () => {
     60_000,
   );
 
+  it('META lost: with a lease left, run() is refused naming meta and from starts again; with nothing left, a run starts over', async () => {
+    const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
+    const redis = new Redis(REDIS_URL);
+    const store = new RedisStore(redis, storageKey);
+    const meta = `{${storageKey}:rows}:meta`;
+    try {
+      await store.startRun('rows', 'r');
+      await store.claim('rows', 'A', 60_000);
+      await store.commit(
+        'rows',
+        'A',
+        null,
+        [{ ids: [1, 2], lastId: 2, prev: null }],
+        60_000,
+      );
+      await redis.del(meta);
+      await expect(store.startRun('rows', 'r2')).rejects.toThrow(
+        /part of the coordination state of job "rows" was lost from the store \(meta: /,
+      );
+      await store.leave('rows', 'A');
+      expect(await store.startRun('rows', 'r3', null)).toMatchObject({
+        runId: 'r3',
+      });
+      // The lease left is the state again: it expires and goes out again, nothing skipped.
+      expect((await store.state('rows')).error).toBeUndefined();
+      await redis.del(meta, `{${storageKey}:rows}:leases`);
+      await redis.del(`{${storageKey}:rows}:deadlines`);
+      expect(await store.startRun('rows', 'r4')).toMatchObject({
+        runId: 'r4',
+      });
+      expect((await store.state('rows')).cursor).toBeNull();
+    } finally {
+      const left = await redis.keys(`{${storageKey}:*`);
+      if (left.length) await redis.del(...left);
+      redis.disconnect();
+    }
+  });
+
   it('refuses reset while the hosts of a run failed for state lost have not left: one would take the idle job for its end', async () => {
     const storageKey = `pw-loss-${randomBytes(4).toString('hex')}`;
     const redis = new Redis(REDIS_URL);
