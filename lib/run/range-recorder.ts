@@ -128,8 +128,11 @@ export class RangeRecorder {
       `fail for job "${job.name}"`,
     );
     if (outcome === 'dead') this.deadLettered(error);
-    if (ids && outcome !== 'stale')
+    // The done part of a partial failure is a range that ended done, as the store counts it.
+    if (ids && outcome !== 'stale') {
       this.ids += lease.range.ids.length - ids.length;
+      this.ranges++;
+    }
     const what =
       outcome === 'dead'
         ? `sent to the dead letters after ${lease.attempt} attempts`

@@ -293,7 +293,11 @@ export interface CoordinationStore {
   ): Promise<number[]>;
   /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */
   complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>;
-  /** Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. */
+  /**
+   * Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. With `ids` (a partial
+   * failure) the rest of the range counts as a completed range, and only those ids go on; past the lease's deadline
+   * nothing is counted ('stale': the lease expires and the whole range goes out again at attempt + 1).
+   */
   fail(
     job: string,
     owner: string,

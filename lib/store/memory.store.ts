@@ -392,14 +392,19 @@ export class MemoryStore implements CoordinationStore {
     options: FailOptions,
   ): Promise<'retry' | 'dead' | 'stale'> {
     const s = this.job(job);
+    const now = this.now();
+    // A partial failure counts its done part as complete() counts a range: past the deadline, nothing (it expires).
+    if (options.ids && (s.leases.get(token)?.deadline ?? Infinity) <= now)
+      return 'stale';
     const l = this.take(s, owner, token);
     if (!l) return 'stale';
-    const now = this.now();
     const current = l.runId === s.runId;
-    // Part of the range failed: the rest is done, and only the failed ids go on.
+    // Part of the range failed: the rest is a range that ended done, and only the failed ids go on, as a range of their own.
     const range = options.ids ? { ...l.range, ids: options.ids } : l.range;
-    if (current && options.ids)
+    if (current && options.ids && options.ids.length < l.range.ids.length) {
       s.counters.ids += l.range.ids.length - options.ids.length;
+      s.counters.completed++;
+    }
     if (options.dead) {
       s.dead.push({
         runId: l.runId,

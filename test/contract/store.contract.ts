@@ -381,7 +381,7 @@ export function storeContract(
       });
     });
 
-    it('retries only the ids that failed of a range; the others count as done', async () => {
+    it('retries only the ids that failed of a range; the others count as done, as a range that ended done', async () => {
       await store.startRun(job, 'r');
       const lease = await leaseFresh(A, [1, 2, 3, 4, 5]);
       expect(
@@ -393,7 +393,7 @@ export function storeContract(
         }),
       ).toBe('retry');
       expect(await store.state(job)).toMatchObject({
-        counters: { ids: 3, completed: 0, retried: 1 },
+        counters: { ids: 3, completed: 1, retried: 1 },
         retrying: 1,
       });
       const retry = await store.claim(job, A, LEASE);
@@ -412,7 +412,7 @@ export function storeContract(
         }),
       ).toBe('dead');
       expect(await store.state(job)).toMatchObject({
-        counters: { ids: 4, completed: 0, retried: 1, dead: 1 },
+        counters: { ids: 4, completed: 2, retried: 1, dead: 1 },
         dead: 1,
       });
       expect(await store.deadLetters(job)).toEqual([
@@ -422,6 +422,41 @@ export function storeContract(
           error: { message: 'still failing' },
         }),
       ]);
+    });
+
+    it('counts nothing of a partial failure past its lease deadline: the lease stays, expires and the whole range goes out again at attempt + 1', async () => {
+      await store.startRun(job, 'r');
+      const claim = await store.claim(job, A, 50);
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.commit(
+        job,
+        A,
+        null,
+        [range([1, 2, 3], null)],
+        50,
+      );
+      if (res.type !== 'leased') throw new Error('expected leased');
+      await sleep(120);
+      // No one took it over yet: the owner still holds it, but its deadline passed.
+      expect(
+        await store.fail(job, A, res.leases[0].token, {
+          error: { message: 'one row failed' },
+          ids: [2],
+          dead: false,
+          retryInMs: 0,
+        }),
+      ).toBe('stale');
+      expect((await store.state(job)).counters).toMatchObject({
+        ids: 0,
+        completed: 0,
+        retried: 0,
+        dead: 0,
+      });
+      expect(await store.claim(job, B, LEASE)).toMatchObject({
+        type: 'lease',
+        reason: 'expired',
+        lease: { attempt: 2, owner: B, range: { ids: [1, 2, 3] } },
+      });
     });
 
     it('lists dead letters a page at a time, oldest first', async () => {

@@ -9,6 +9,7 @@ import {
   type ParallelWorkerOptions,
   type Range,
   RangeHandler,
+  RangeItemsFailedError,
   RangeLoader,
   RunFailedError,
 } from '../../lib';
@@ -16,11 +17,15 @@ import { renderStatus } from '../../lib/cli/status-view';
 import { RedisStore } from '../../lib/store/redis.store';
 import { REDIS_URL } from '../support/redis-server';
 
-/** A table of `rows` ids; the handler throws for the ids `broken` names, and every id it is given is counted. */
+/**
+ * A table of `rows` ids; the handler throws for the ids `broken` names (with `partial`, RangeItemsFailedError naming
+ * them after handling the rest), and every id it is given is counted.
+ */
 @Injectable()
 class Rows {
   static rows = 0;
   static broken: (id: number, attempt: number) => boolean = () => false;
+  static partial = false;
   static handled: number[] = [];
 
   @RangeLoader('rows')
@@ -34,9 +39,15 @@ class Rows {
 
   @RangeHandler('rows')
   handle({ idsRange }: Range, { attempt }: { attempt: number }): void {
+    const bad = (idsRange as number[]).filter((id) => Rows.broken(id, attempt));
+    if (Rows.partial && bad.length) {
+      Rows.handled.push(
+        ...(idsRange as number[]).filter((id) => !bad.includes(id)),
+      );
+      throw new RangeItemsFailedError(bad, `row ${bad[0]} is broken`);
+    }
     Rows.handled.push(...(idsRange as number[]));
-    const bad = (idsRange as number[]).find((id) => Rows.broken(id, attempt));
-    if (bad !== undefined) throw new Error(`row ${bad} is broken`);
+    if (bad.length) throw new Error(`row ${bad[0]} is broken`);
   }
 }
 
@@ -67,6 +78,7 @@ const distinct = (ids: number[]) => new Set(ids).size;
 beforeEach(() => {
   Rows.rows = 3000;
   Rows.broken = () => false;
+  Rows.partial = false;
   Rows.handled = [];
 });
 
@@ -138,6 +150,42 @@ describe('maxDeadRatio (in process, workers: 0)', () => {
       status: 'completed',
       ranges: { completed: 0, dead: 15 },
     });
+  });
+});
+
+describe('maxDeadRatio with partial failures (RangeItemsFailedError)', () => {
+  const partly = {
+    rangeSize: 100,
+    minRangeSize: 100,
+    maxRangeSize: 100,
+    maxAttempts: 1,
+  };
+
+  it('counts the done part of a partly failed range as a range that ended done: one bad row per range completes', async () => {
+    const pw = await app(partly);
+    Rows.rows = 5000;
+    Rows.partial = true;
+    Rows.broken = (id) => id % 100 === 0;
+    // 50 ranges each end done in part (99 ids) and dead in part (1 id): half of the ended ranges, not more.
+    expect(await pw.run('rows')).toMatchObject({
+      status: 'completed',
+      ids: 4950,
+      ranges: { completed: 50, retried: 0, dead: 50 },
+    });
+    expect(distinct(Rows.handled)).toBe(4950);
+    expect(await pw.deadLetters('rows')).toHaveLength(50);
+  });
+
+  it('still fails a run where whole ranges fail besides the partly failed ones', async () => {
+    const pw = await app(partly);
+    Rows.rows = 5000;
+    Rows.partial = true;
+    // Every range loses a row; every other range fails whole.
+    Rows.broken = (id) =>
+      id % 100 === 0 || Math.floor((id - 1) / 100) % 2 === 1;
+    await expect(pw.run('rows')).rejects.toThrow(
+      /went to the dead letters \(\d+%, more than maxDeadRatio 0\.5\)/,
+    );
   });
 });
 
