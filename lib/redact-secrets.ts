@@ -1,65 +1,129 @@
 /**
  * Secrets masked in any text the module shows (logs, errors, the CLI, the
  * dashboard): a URL's userinfo (`user:password@`) and query string (ioredis
- * reads `?password=` too) become `***`, in URLs with a scheme and in the
- * scheme-less `user:password@host:port` that ioredis and the CLI accept.
- * Masking too much is harmless; printing a password is not.
+ * reads `?password=` too) become `***`, in URLs with a scheme, protocol-relative
+ * ones (`//:password@host`) and the scheme-less `user:password@host:port` that
+ * ioredis and the CLI accept. ioredis reads a password up to the last `@` before
+ * the host, spaces, quotes and `<` included, so the mask does too. Masking too
+ * much is harmless; printing a password is not.
  */
 export function redactSecrets(text: string): string {
-  return text.replace(TOKEN, (token) =>
-    token.includes('@') || token.includes('=') ? maskToken(token) : token,
-  );
+  // A URL never spans lines (WHATWG URL drops a newline inside one, so no password can hold one either).
+  return text.split('\n').map(maskLine).join('\n');
 }
 
-/** A run of characters a URL can hold unescaped (RFC 3986 leaves out whitespace, `"`, `<`, `>` and the backtick). */
+/** Where a URL starts: `scheme://`, or `//` (ioredis reads `//host` as `redis://host`). */
+const URL_START = /(?:[A-Za-z][A-Za-z0-9+.-]*:)?\/\//g;
+/** What ends a URL in running text (RFC 3986 leaves out whitespace, `"`, `<`, `>` and the backtick). */
+const URL_END = /[\s"<>`]/;
+/** What ends a URL's authority (WHATWG URL, as ioredis parses it). */
+const AUTHORITY_END = /[/?#]/;
+/** A run of characters a URL can hold unescaped. */
 const TOKEN = /[^\s"<>`]+/g;
-const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//g;
 /** `[userinfo@]host:port[/db]`: an address without a scheme, as ioredis reads `host:port?password=…`. */
 const HOST_PORT = /^(?:[^@/?#]*@)?[^/?#@]*:\d+(?:\/\d*)?$/;
+/** A token a userinfo can start: `user:pass` or `:pass` (userinfo characters before the `:`), not a `label:` or a time. */
+const USERINFO_START = /^[\w.~%!$&'()*+,;=-]*:(?!$)[^/@]*$/;
 /** A query masked already, then quoted in a sentence: `(… at redis://h:1?***).` stays as it is. */
 const MASKED = /^\?\*\*\*[).,:;]*$/;
 /** A query parameter whose name says it holds a secret, in any token. */
 const SECRET_PARAM =
   /(^|[?&;])([\w.-]*(?:pass|pwd|secret|token|auth)[\w.-]*)=[^&;#]*/gi;
 
-function maskToken(token: string): string {
-  const starts = [...token.matchAll(SCHEME)].map((m) => m.index);
-  if (!starts.length) return maskSchemeless(token);
-  // Each URL of a list (`redis://a@h1,redis://b@h2`) on its own.
-  const pieces = [token.slice(0, starts[0])];
-  starts.forEach((start, i) =>
-    pieces.push(maskUrl(token.slice(start, starts[i + 1]))),
-  );
+function maskLine(line: string): string {
+  const starts = [...line.matchAll(URL_START)].map((m) => m.index);
+  if (!starts.length) return maskSchemeless(line);
+  const pieces = [maskSchemeless(line.slice(0, starts[0]))];
+  // Each URL of a list (`redis://a@h1,redis://b@h2`) on its own; the text after a URL's end may hold a scheme-less one.
+  starts.forEach((start, i) => {
+    const segment = line.slice(start, starts[i + 1]);
+    const { masked, end } = maskUrl(segment);
+    pieces.push(masked, maskSchemeless(segment.slice(end)));
+  });
   return pieces.join('');
 }
 
-/** `scheme://[userinfo@]host[path][?query]`, split as WHATWG URL (and so ioredis) splits it. */
-function maskUrl(url: string): string {
-  const start = url.indexOf('://') + 3;
-  const rest = url.slice(start);
-  const end = rest.search(/[/?#]/);
-  const authority = end === -1 ? rest : rest.slice(0, end);
-  const at = authority.lastIndexOf('@');
-  let tail = end === -1 ? '' : rest.slice(end);
+/**
+ * `[scheme:]//[userinfo@]host[path][?query]` at the start of `segment`, read
+ * as WHATWG URL (and so ioredis) reads it: the userinfo runs to the last `@`
+ * before the authority ends, whatever it holds. Returns the URL masked and
+ * where it ended in `segment`.
+ */
+function maskUrl(segment: string): { masked: string; end: number } {
+  const start = segment.indexOf('//') + 2;
+  const authorityEnd = searchFrom(segment, AUTHORITY_END, start);
+  const at = segment.lastIndexOf('@', authorityEnd - 1);
+  const hostStart = at >= start ? at + 1 : start;
+  const prefix =
+    at >= start ? `${segment.slice(0, start)}***@` : segment.slice(0, start);
+  const hostEnd = searchFrom(segment, /[\s"<>`/?#]/, hostStart);
+  const end = AUTHORITY_END.test(segment.charAt(hostEnd))
+    ? searchFrom(segment, URL_END, hostEnd)
+    : hostEnd;
+  let tail = segment.slice(hostStart, end);
   const query = tail.indexOf('?');
   if (query !== -1 && !MASKED.test(tail.slice(query)))
     tail = `${tail.slice(0, query)}?***`;
-  return `${url.slice(0, start)}${at === -1 ? authority : `***@${authority.slice(at + 1)}`}${tail}`;
+  return { masked: `${prefix}${tail}`, end };
 }
 
-function maskSchemeless(token: string): string {
+/** The index of the first match of `pattern` in `text` from `from` on, or the length of `text`. */
+function searchFrom(text: string, pattern: RegExp, from: number): number {
+  const found = text.slice(from).search(pattern);
+  return found === -1 ? text.length : from + found;
+}
+
+/**
+ * `user:password@host:port[?query]` and `?password=` in text without a
+ * scheme. A password with spaces or quotes is split into several tokens: the
+ * mask then reaches back to the token its userinfo started in (the nearest one
+ * on the line with a `:`, when it reads as `user:pass` or `:pass`).
+ */
+function maskSchemeless(text: string): string {
+  const tokens = [...text.matchAll(TOKEN)].map((m) => ({
+    start: m.index,
+    text: m[0],
+  }));
+  let out = '';
+  let done = 0;
+  tokens.forEach((token, i) => {
+    if (!token.text.includes('@') && !token.text.includes('=')) return;
+    const { masked, userinfo } = maskToken(token.text);
+    if (masked === token.text) return;
+    let from = token.start;
+    if (userinfo !== undefined && !userinfo.includes(':')) {
+      const begun = tokens
+        .slice(0, i)
+        .reverse()
+        .find((t) => t.start >= done && t.text.includes(':'));
+      if (begun && USERINFO_START.test(begun.text)) from = begun.start;
+    }
+    out += text.slice(done, from) + masked;
+    done = token.start + token.text.length;
+  });
+  return out + text.slice(done);
+}
+
+/** One token: its userinfo masked (and what it was), its query or secret parameters masked. */
+function maskToken(token: string): { masked: string; userinfo?: string } {
   let masked = token;
+  let userinfo: string | undefined;
   const at = masked.lastIndexOf('@');
+  const before = masked.slice(0, at);
   const after = masked.slice(at + 1);
   if (
     at !== -1 &&
-    !masked.slice(0, at).includes('/') &&
-    (masked.slice(0, at).includes(':') || /^[^/?#]*:\d+/.test(after))
-  )
+    before !== '***' &&
+    !before.includes('/') &&
+    (before.includes(':') || /^[^/?#]*:\d+/.test(after))
+  ) {
+    userinfo = before;
     masked = `***@${after}`;
+  }
   const query = masked.indexOf('?');
-  if (MASKED.test(masked.slice(query))) return masked;
+  if (query !== -1 && MASKED.test(masked.slice(query)))
+    return { masked, userinfo };
   if (query !== -1 && HOST_PORT.test(masked.slice(0, query)))
-    return `${masked.slice(0, query)}?***`;
-  return masked.replace(SECRET_PARAM, '$1$2=***');
+    return { masked: `${masked.slice(0, query)}?***`, userinfo };
+  return { masked: masked.replace(SECRET_PARAM, '$1$2=***'), userinfo };
 }

@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { redactSecrets } from '../../lib/redact-secrets';
 
 describe('redactSecrets', () => {
@@ -43,7 +44,88 @@ describe('redactSecrets', () => {
     'job items: failed (run 0d1f): poison range at 1201',
     '(Redis at rediss://***@h:1?***) did not answer.',
     'Cannot reach Redis at ***@h:1?***: ECONNREFUSED',
+    'a comment // that says a/b // c',
+    'https://github.com/@org/x and bob@example.com',
+    '[12:00:01] at ***@h:6379',
   ])('leaves %s as it is', (text) => {
     expect(redactSecrets(text)).toBe(text);
   });
+
+  it.each([
+    ['Cannot reach redis://user:p@ss@h.', 'Cannot reach redis://***@h.'],
+    ['(at rediss://:p%40ss@h:6380).', '(at rediss://***@h:6380).'],
+    [
+      'Cannot reach Redis at user:pw half@h:6379: ECONNREFUSED',
+      'Cannot reach Redis at ***@h:6379: ECONNREFUSED',
+    ],
+    ['x //:pw@h:1/0?db=1 y', 'x //***@h:1/0?*** y'],
+    // A URL never spans lines: the next line's address is one of its own.
+    ['redis://:a\nb@h:1', 'redis://:a\n***@h:1'],
+    // The userinfo runs to the last `@` of the authority, as ioredis reads it: more is masked, never less.
+    ['redis://h:6379 then mail ops@example.com', 'redis://***@example.com'],
+  ])('masks %j', (input, shown) => {
+    expect(redactSecrets(input)).toBe(shown);
+  });
+});
+
+describe('redactSecrets on URLs ioredis reads a password from', () => {
+  const passwordOf = (url: string): string | undefined => {
+    const r = new Redis(url, { lazyConnect: true });
+    const p = r.options.password;
+    r.disconnect();
+    return p;
+  };
+
+  // Each input is first checked to be read by ioredis with that password: a failure is a secret printed.
+  it.each([
+    // Protocol-relative: ioredis reads it as redis://….
+    ['//:pw-secret@h:6379', 'pw-secret'],
+    ['//user:pw-secret@h:6379/0', 'pw-secret'],
+    ['REDIS://:pw-secret@h:6379', 'pw-secret'],
+    // Characters ioredis takes in a password as written (new URL percent-encodes them, ioredis decodes them back).
+    ['redis://:pwhalf1 pwhalf2@h:6379', 'pwhalf1 pwhalf2'],
+    ['redis://:pwhalf1"pwhalf2@h:6379', 'pwhalf1"pwhalf2'],
+    ['redis://:pwhalf1<pwhalf2@h:6379', 'pwhalf1<pwhalf2'],
+    ['redis://:pwhalf1`pwhalf2@h:6379', 'pwhalf1`pwhalf2'],
+    ['redis://:pwhalf1 pwhalf2@h:6379/0?db=1', 'pwhalf1 pwhalf2'],
+    ['redis://user:pwhalf1@pwhalf2@h:6379', 'pwhalf1@pwhalf2'],
+    ['rediss://:pwhalf1%40pwhalf2@h:6380', 'pwhalf1@pwhalf2'],
+    ['user:pwhalf1 pwhalf2@h:6379', 'pwhalf1 pwhalf2'],
+    [':pwhalf1"pwhalf2@h:6379', 'pwhalf1"pwhalf2'],
+  ])('%s', (url, password) => {
+    expect(passwordOf(url)).toBe(password);
+    for (const text of [
+      url,
+      `Cannot reach Redis at ${url}`,
+      `Cannot reach Redis at ${url}.`,
+      `(Redis at ${url}): refused`,
+    ]) {
+      const shown = redactSecrets(text);
+      // No part of the password either.
+      for (const part of password.split(/[ "<`@]|%40/))
+        expect(shown).not.toContain(part);
+      expect(shown).toContain('h:63');
+    }
+  });
+});
+
+describe('the CLI with a protocol-relative --redis', () => {
+  it('prints no password when Redis is unreachable', async () => {
+    const { cli } = await import('../../lib/cli/cli');
+    const printed: string[] = [];
+    try {
+      await cli(['status', 'items', '--redis', '//:pw-secret@127.0.0.1:1'], {
+        out: (t: string) => printed.push(t),
+        env: {},
+        interrupted: new Promise<void>(() => undefined),
+      });
+    } catch (e) {
+      // main.ts prints a CliError's message through redactSecrets: the same mask.
+      printed.push(redactSecrets((e as Error).message));
+    }
+    expect(printed.join('\n')).toMatch(
+      /Cannot reach Redis at \/\/\*\*\*@127\.0\.0\.1:1/,
+    );
+    expect(printed.join('\n')).not.toContain('pw-secret');
+  }, 20_000);
 });
