@@ -140,7 +140,7 @@ export class RangeRecorder {
           ? `will be retried in ${retryInMs} ms`
           : 'its lease was already lost';
     logger.warn(
-      `Job "${job.name}": ${describeLease(lease)} failed${ids ? ` for ${ids.length} of its ${lease.range.ids.length} ids (the rest are done)` : ''} and ${what}: ${error.message}`,
+      `Job "${job.name}": ${describeLease(lease)} failed${ids ? ` for ${ids.length} of its ${lease.range.ids.length} ids${outcome === 'stale' ? ' (none counted done: it goes out again whole)' : ' (the rest are done)'}` : ''} and ${what}: ${error.message}`,
     );
     events.emit(
       ParallelWorkerEvent.RangeFailed,
