@@ -80,6 +80,14 @@ export async function failIn(
   token: number,
   options: FailOptions,
 ): Promise<'retry' | 'dead' | 'stale'> {
+  // A partial failure counts its done part as complete counts a range: past the deadline, nothing (the lease expires).
+  if (options.ids) {
+    const held = await tx.get(
+      'SELECT deadline FROM pw_leases WHERE job_id = ? AND token = ?',
+      [s.id, token],
+    );
+    if (held && Number(held.deadline) <= tx.now) return 'stale';
+  }
   const l = await take(tx, s.id, owner, token);
   if (!l) return 'stale';
   const current = l.runId === s.runId ? 1 : 0;
@@ -89,6 +97,8 @@ export async function failIn(
     : l.text;
   const ids = options.ids ? options.ids.length : l.ids;
   const doneIds = current && options.ids ? l.ids - ids : 0;
+  // The done part is a range that ended done; the failed ids go on as a range of their own.
+  const donePart = doneIds > 0 ? 1 : 0;
   if (options.dead)
     await tx.run(
       'INSERT INTO pw_dead_letters (job_id, run_id, range, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -104,8 +114,14 @@ export async function failIn(
       range,
     });
   await tx.run(
-    'UPDATE pw_jobs SET ids = ids + ?, dead = dead + ?, retried = retried + ? WHERE id = ?',
-    [doneIds, options.dead ? current : 0, options.dead ? 0 : current, s.id],
+    'UPDATE pw_jobs SET ids = ids + ?, completed = completed + ?, dead = dead + ?, retried = retried + ? WHERE id = ?',
+    [
+      doneIds,
+      donePart,
+      options.dead ? current : 0,
+      options.dead ? 0 : current,
+      s.id,
+    ],
   );
   return options.dead ? 'dead' : 'retry';
 }
