@@ -1,13 +1,24 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { redactSecrets } from '../redact-secrets';
 import { RateSampler } from '../run/rate-sampler';
-import { RedisStore } from '../store/redis.store';
+import type {
+  CoordinationStore,
+  RunRecord,
+} from '../store/coordination-store.interface';
 import { CliError } from './cli-error';
 import { renderDead, renderHistory } from './history-view';
 import { connect, redisTarget } from './redis-target';
+import {
+  DEFAULT_SQLITE_FILE,
+  sqliteFailure,
+  sqliteTarget,
+  type SqliteTarget,
+} from './sqlite-target';
 import { renderStatus, statusJson } from './status-view';
 
-const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--redis <url>] [--prefix <storageKey>]
+const USAGE = `Usage: nestjs-parallel-worker <command> <job> [--store sqlite:<path> | --redis <url>] [--prefix <storageKey>]
 
 Commands:
   status [--watch]   state, progress, rate, ETA, ranges and leases per host (--watch: live, Ctrl+C to leave;
@@ -23,6 +34,8 @@ Commands:
   reset              cursor back to the start (refused while a run is active)
 
 Where the store is:
+  --store sqlite:<path>      the SQLite file the app's storage option names ('sqlite:<path>'); with no --store and
+                             no Redis named, ./${DEFAULT_SQLITE_FILE} when it exists (the CLI never creates one)
   --redis <url>              Redis URL; default: $PARALLEL_WORKER_REDIS_URL, then $REDIS_URL
   --cluster                  --redis lists Redis Cluster nodes: [user:password@]host:port[,...] (URLs too); the
                              credentials (or ?username=…&password=…) are the nodes'
@@ -46,6 +59,26 @@ const COMMANDS = [
 /** Default `--limit` of the commands that list. */
 const LIMITS: Record<string, number> = { history: 20, dead: 50 };
 
+/** What the commands ask of a store: the same calls on Redis and on SQLite. */
+interface CliStore extends Pick<
+  CoordinationStore,
+  'state' | 'control' | 'reset' | 'retryDead' | 'deadLetters'
+> {
+  history(job: string, limit: number): Promise<RunRecord[]>;
+  leasesByOwner(job: string): Promise<Record<string, number>>;
+  /** Jobs with state under the prefix, listed when the one asked for is unknown. */
+  jobs(): Promise<string[]>;
+}
+
+/** An open store, where it is (for messages), and how to let it go. */
+interface OpenStore {
+  store: CliStore;
+  label: string;
+  /** The store's own failures, said for the CLI (the flag and what to do). */
+  explain: (error: unknown) => unknown;
+  close: () => Promise<void>;
+}
+
 export { CliError } from './cli-error';
 
 interface Io {
@@ -54,11 +87,13 @@ interface Io {
   tty?: boolean;
   /** Where PARALLEL_WORKER_REDIS_URL, REDIS_URL and PARALLEL_WORKER_PREFIX are read. */
   env?: Record<string, string | undefined>;
+  /** Where the default SQLite file is looked for; default the process's working directory. */
+  cwd?: string;
   /** Resolves when the user asks to stop watching (SIGINT). */
   interrupted: Promise<void>;
 }
 
-/** Runs one CLI command against the store in Redis; resolves with the exit code. */
+/** Runs one CLI command against the store (Redis or a SQLite file); resolves with the exit code. */
 export async function cli(argv: string[], io: Io): Promise<number> {
   let parsed;
   try {
@@ -66,6 +101,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
+        store: { type: 'string' },
         redis: { type: 'string' },
         cluster: { type: 'boolean' },
         sentinel: { type: 'string' },
@@ -96,7 +132,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     );
   if (!job)
     throw new CliError(
-      `Name the job: nestjs-parallel-worker ${command} <job> --redis <url>`,
+      `Name the job: nestjs-parallel-worker ${command} <job> [--store sqlite:<path> | --redis <url>]`,
     );
   if (values.limit !== undefined && !(command in LIMITS))
     throw new CliError(`--limit is for history and dead, not ${command}.`);
@@ -108,83 +144,170 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       : whole('--limit', values.limit, 1);
   const offset =
     values.offset === undefined ? 0 : whole('--offset', values.offset, 0);
-  const env = io.env ?? {};
-  const target = redisTarget({
-    ...values,
-    redis: values.redis ?? env.PARALLEL_WORKER_REDIS_URL ?? env.REDIS_URL,
-  });
   const prefix =
-    values.prefix ?? env.PARALLEL_WORKER_PREFIX ?? 'parallel-worker';
-  const redis = await connect(target);
+    values.prefix ?? io.env?.PARALLEL_WORKER_PREFIX ?? 'parallel-worker';
+  const open = await openStore(values, prefix, io);
   try {
-    const store = new RedisStore(redis, prefix);
-    const state = await store.state(job);
-    if (state.state === 'idle' && state.runId === null) {
-      const jobs = await store.jobs();
-      throw new CliError(
-        `No job "${job}" in Redis at ${target.label} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : "No jobs there at all: check --prefix (the module's storageKey)."}`,
-      );
-    }
-    switch (command) {
-      case 'status':
-        return await status(
-          store,
-          job,
-          Boolean(values.watch),
-          Boolean(values.json),
-          io,
-        );
-      case 'history': {
-        const records = store.history ? await store.history(job, limit) : [];
-        io.out(
-          values.json
-            ? JSON.stringify(records)
-            : renderHistory(job, records, limit),
-        );
-        return 0;
-      }
-      case 'dead': {
-        const deadLetters = await store.deadLetters(job, { offset, limit });
-        io.out(
-          values.json
-            ? JSON.stringify({ total: state.dead, offset, deadLetters })
-            : renderDead(job, state.dead, offset, deadLetters),
-        );
-        return 0;
-      }
-      case 'retry-dead':
-        io.out(
-          `${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
-        );
-        return 0;
-      case 'reset':
-        try {
-          await store.reset(job);
-        } catch (e) {
-          throw new CliError(`Cannot reset "${job}": ${(e as Error).message}`);
-        }
-        io.out(`"${job}" reset: its next run starts from the first row.`);
-        return 0;
-      default: {
-        const action = command as 'pause' | 'resume' | 'cancel';
-        const runId = await store.control(job, action);
-        if (!runId)
-          throw new CliError(
-            `"${job}" has no active run to ${action} (it is ${state.state}).`,
-          );
-        io.out(
-          `${action === 'pause' ? 'Paused' : action === 'resume' ? 'Resumed' : 'Cancelled'} run ${runId} of "${job}"; every host follows within a second.`,
-        );
-        return 0;
-      }
-    }
+    return await run(command, job, open, prefix, values, limit, offset, io);
+  } catch (e) {
+    throw open.explain(e);
   } finally {
-    redis.disconnect();
+    await open.close();
+  }
+}
+
+/** The store the flags name: `--store sqlite:<path>`, Redis, or the default file in the working directory. */
+async function openStore(
+  values: {
+    store?: string;
+    redis?: string;
+    cluster?: boolean;
+    sentinel?: string;
+    name?: string;
+  },
+  prefix: string,
+  io: Io,
+): Promise<OpenStore> {
+  const env = io.env ?? {};
+  if (values.store !== undefined) {
+    if (values.redis !== undefined || values.sentinel !== undefined)
+      throw new CliError(
+        'Give one store: --store or --redis/--sentinel, not both.',
+      );
+    if (!values.store.startsWith('sqlite:'))
+      throw new CliError(
+        `--store takes sqlite:<path> (the app's storage option), got "${values.store}"; for Redis use --redis <url>.`,
+      );
+    return openSqlite(
+      sqliteTarget(
+        values.store.slice('sqlite:'.length),
+        `--store ${values.store}`,
+      ),
+      prefix,
+    );
+  }
+  // An empty variable counts as unset, as a shell's `REDIS_URL=` means.
+  const redis = values.redis || env.PARALLEL_WORKER_REDIS_URL || env.REDIS_URL;
+  if (!redis && !values.sentinel) {
+    const cwd = io.cwd ?? process.cwd();
+    const file = join(cwd, DEFAULT_SQLITE_FILE);
+    // The module's default store is not this file yet: a missing one means no store here, never a new one.
+    if (!existsSync(file))
+      throw new CliError(
+        `No store found: no --store or --redis given, $PARALLEL_WORKER_REDIS_URL and $REDIS_URL are not set, and there is no ${DEFAULT_SQLITE_FILE} in ${cwd}. ` +
+          `Name the app's store: --store sqlite:<path> (the file its storage option names) or --redis <url>, e.g. --redis redis://127.0.0.1:6379; or run the CLI in the app's working directory.`,
+      );
+    return openSqlite(
+      sqliteTarget(
+        file,
+        `${DEFAULT_SQLITE_FILE} (the default store, found in the working directory)`,
+      ),
+      prefix,
+    );
+  }
+  const target = redisTarget({ ...values, redis });
+  const client = await connect(target);
+  const { RedisStore } = await import('../store/redis.store');
+  return {
+    store: new RedisStore(client, prefix),
+    label: `Redis at ${target.label}`,
+    explain: (e) => e,
+    close: () => {
+      client.disconnect();
+      return Promise.resolve();
+    },
+  };
+}
+
+async function openSqlite(
+  target: SqliteTarget,
+  prefix: string,
+): Promise<OpenStore> {
+  const { SqliteStore } = await import('../store/sql/sqlite.store');
+  const store = new SqliteStore(target.path, { storageKey: prefix });
+  return {
+    store,
+    label: target.label,
+    explain: (e) => sqliteFailure(e, target),
+    close: () => store.close(),
+  };
+}
+
+/** One command against an open store; the CLI acts as the operator, so no call names an app. */
+async function run(
+  command: string,
+  job: string,
+  { store, label }: OpenStore,
+  prefix: string,
+  values: { watch?: boolean; json?: boolean },
+  limit: number,
+  offset: number,
+  io: Io,
+): Promise<number> {
+  const state = await store.state(job);
+  if (state.state === 'idle' && state.runId === null) {
+    const jobs = await store.jobs();
+    throw new CliError(
+      `No job "${job}" in ${label} under prefix "${prefix}". ${jobs.length ? `Jobs there: ${jobs.join(', ')}.` : "No jobs there at all: check --prefix (the module's storageKey)."}`,
+    );
+  }
+  switch (command) {
+    case 'status':
+      return await status(
+        store,
+        job,
+        Boolean(values.watch),
+        Boolean(values.json),
+        io,
+      );
+    case 'history': {
+      const records = await store.history(job, limit);
+      io.out(
+        values.json
+          ? JSON.stringify(records)
+          : renderHistory(job, records, limit),
+      );
+      return 0;
+    }
+    case 'dead': {
+      const deadLetters = await store.deadLetters(job, { offset, limit });
+      io.out(
+        values.json
+          ? JSON.stringify({ total: state.dead, offset, deadLetters })
+          : renderDead(job, state.dead, offset, deadLetters),
+      );
+      return 0;
+    }
+    case 'retry-dead':
+      io.out(
+        `${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
+      );
+      return 0;
+    case 'reset':
+      try {
+        await store.reset(job);
+      } catch (e) {
+        throw new CliError(`Cannot reset "${job}": ${(e as Error).message}`);
+      }
+      io.out(`"${job}" reset: its next run starts from the first row.`);
+      return 0;
+    default: {
+      const action = command as 'pause' | 'resume' | 'cancel';
+      const runId = await store.control(job, action);
+      if (!runId)
+        throw new CliError(
+          `"${job}" has no active run to ${action} (it is ${state.state}).`,
+        );
+      io.out(
+        `${action === 'pause' ? 'Paused' : action === 'resume' ? 'Resumed' : 'Cancelled'} run ${runId} of "${job}"; every host follows within a second.`,
+      );
+      return 0;
+    }
   }
 }
 
 async function status(
-  store: RedisStore,
+  store: CliStore,
   job: string,
   watch: boolean,
   json: boolean,

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { RunRecord, StoredRange } from '../../lib';
 import { RedisStore } from '../../lib/store/redis.store';
@@ -151,16 +153,19 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
     );
     const usage = await cli('frobnicate', 'items', '--redis', REDIS_URL);
     expect(usage.out).toContain('Unknown command "frobnicate".');
-    const nowhere = await runCli(['status', 'items'], {
-      PARALLEL_WORKER_REDIS_URL: '',
-      REDIS_URL: '',
-    });
+    // No Redis named and no SQLite file in the working directory (the test's temporary one).
+    const nowhere = await runCli(
+      ['status', 'items'],
+      { PARALLEL_WORKER_REDIS_URL: '', REDIS_URL: '' },
+      mkdtempSync(join(tmpdir(), 'pw-cli-')),
+    );
     expect(nowhere).toMatchObject({
       code: 2,
       out: expect.stringMatching(
-        /^Say where the store is: --redis <url> \(or set PARALLEL_WORKER_REDIS_URL or REDIS_URL\)/,
+        /^No store found: no --store or --redis given, \$PARALLEL_WORKER_REDIS_URL and \$REDIS_URL are not set/,
       ),
     });
+    expect(nowhere.out).toContain('--redis <url>');
     const secret = await cli(
       'status',
       'items',

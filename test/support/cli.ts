@@ -4,16 +4,17 @@ import { promisify } from 'node:util';
 
 const CLI = join(__dirname, '../../dist/cli/main.js');
 
-/** The built CLI as a user runs it, from a shell with `env` added (output into a pipe). */
+/** The built CLI as a user runs it, from a shell with `env` added, in `cwd` (output into a pipe). */
 export async function runCli(
   args: string[],
   env: Record<string, string> = {},
+  cwd?: string,
 ): Promise<{ code: number; out: string }> {
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, ...env } },
+      { env: { ...process.env, ...env }, cwd },
     );
     return { code: 0, out: stdout + stderr };
   } catch (e) {
