@@ -122,7 +122,8 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   const write = io.out;
   io = { ...io, out: (text) => write(redactSecrets(text)) };
   if (values.help) {
-    io.out(USAGE);
+    // The usage is this file's own text: its `[user:password@]host:port` patterns are no secret.
+    write(USAGE);
     return 0;
   }
   const [command, job] = positionals;

@@ -262,6 +262,11 @@ describe('nestjs-parallel-worker CLI over a SQLite store (e2e)', () => {
     );
     expect(both.code).toBe(2);
     expect(both.out).toMatch(/^Give one store: --store or --redis/);
+    const help = await cli('--help');
+    expect(help.out).toContain('--store sqlite:<path>');
+    expect(help.out).toContain(
+      '--cluster                  --redis lists Redis Cluster nodes: [user:password@]host:port[,...]',
+    );
     const redisUrl = await cli('status', 'items', '--store', 'redis://x:1');
     expect(redisUrl.code).toBe(2);
     expect(redisUrl.out).toMatch(/^--store takes sqlite:<path>/);
