@@ -242,6 +242,16 @@ describe('nestjs-parallel-worker CLI over a SQLite store (e2e)', () => {
         `No job "nope" in SQLite file ${file} under prefix "parallel-worker". Jobs there: items.`,
       ),
     });
+    // A long write transaction of another process (a SQLite shell, a backup) past the busy timeout.
+    const holder = new Database(file);
+    holder.exec('BEGIN IMMEDIATE');
+    const locked = await cli('pause', 'items', '--store', `sqlite:${file}`);
+    holder.exec('ROLLBACK');
+    holder.close();
+    expect(locked.code).toBe(2);
+    expect(locked.out).toContain(
+      `--store sqlite:${file}: ${file} stayed locked by another process for more than 5000 ms.`,
+    );
     const newer = new Database(file);
     newer.exec('UPDATE pw_schema SET version = 99');
     newer.close();
