@@ -12,8 +12,10 @@ export function redactSecrets(text: string): string {
   return text.split('\n').map(maskLine).join('\n');
 }
 
-/** Where a URL starts: `scheme://`, or `//` (ioredis reads `//host` as `redis://host`). */
-const URL_START = /(?:[A-Za-z][A-Za-z0-9+.-]*:)?\/\//g;
+/** A character of a URL scheme after its first letter. */
+const SCHEME_CHAR = /[A-Za-z0-9+.-]/;
+/** The first character of a URL scheme. */
+const SCHEME_FIRST = /[A-Za-z]/;
 /** What ends a URL in running text (RFC 3986 leaves out whitespace, `"`, `<`, `>` and the backtick). */
 const URL_END = /[\s"<>`]/;
 /** What ends a URL's authority (WHATWG URL, as ioredis parses it). */
@@ -30,8 +32,33 @@ const MASKED = /^\?\*\*\*[).,:;]*$/;
 const SECRET_PARAM =
   /(^|[?&;])([\w.-]*(?:pass|pwd|secret|token|auth)[\w.-]*)=[^&;#]*/gi;
 
+/**
+ * Where URLs start on the line: each `//`, or the `scheme:` before it (ioredis
+ * reads `//host` as `redis://host`). Found from the `//`s and walked back over
+ * the scheme, so the cost stays linear in the line (a regular expression
+ * trying a scheme at every position is quadratic on a long run of letters,
+ * such as a huge error message).
+ */
+function urlStarts(line: string): number[] {
+  const starts: number[] = [];
+  let floor = 0;
+  for (let at = line.indexOf('//'); at !== -1; at = line.indexOf('//', at)) {
+    let start = at;
+    if (at > floor && line[at - 1] === ':') {
+      let first = at - 1;
+      while (first > floor && SCHEME_CHAR.test(line[first - 1])) first--;
+      while (first < at - 1 && !SCHEME_FIRST.test(line[first])) first++;
+      if (first < at - 1) start = first;
+    }
+    starts.push(start);
+    at += 2;
+    floor = at;
+  }
+  return starts;
+}
+
 function maskLine(line: string): string {
-  const starts = [...line.matchAll(URL_START)].map((m) => m.index);
+  const starts = urlStarts(line);
   if (!starts.length) return maskSchemeless(line);
   const pieces = [maskSchemeless(line.slice(0, starts[0]))];
   // Each URL of a list (`redis://a@h1,redis://b@h2`) on its own; the text after a URL's end may hold a scheme-less one.
@@ -92,10 +119,13 @@ function maskSchemeless(text: string): string {
     if (masked === token.text) return;
     let from = token.start;
     if (userinfo !== undefined && !userinfo.includes(':')) {
-      const begun = tokens
-        .slice(0, i)
-        .reverse()
-        .find((t) => t.start >= done && t.text.includes(':'));
+      // Back over the tokens not masked yet only (a bounded walk: the text before `done` is settled).
+      let begun: { start: number; text: string } | undefined;
+      for (let k = i - 1; k >= 0 && tokens[k].start >= done; k--)
+        if (tokens[k].text.includes(':')) {
+          begun = tokens[k];
+          break;
+        }
       if (begun && USERINFO_START.test(begun.text)) from = begun.start;
     }
     out += text.slice(done, from) + masked;

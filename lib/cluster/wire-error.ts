@@ -11,6 +11,16 @@ export interface WireError {
 export const MESSAGE_MAX = 8_000;
 export const STACK_MAX = 16_000;
 
+/**
+ * `text` with its secrets masked, read no further than `max` characters and a
+ * margin (a URL cut by the limit is still masked whole), so a huge message
+ * costs no more than a long one.
+ */
+const redacted = (text: string, max: number): string =>
+  text.length > max + 2_000
+    ? `${redactSecrets(text.slice(0, max + 2_000))}${text.slice(max + 2_000)}`
+    : redactSecrets(text);
+
 /** `text` cut to at most `max` characters, saying how much was left out (so cutting it again changes nothing). */
 const capped = (text: string, max: number): string =>
   text.length > max
@@ -51,10 +61,11 @@ export function toWireError(thrown: unknown): WireError {
   if (!errorLike)
     return {
       message: capped(
-        redactSecrets(
+        redacted(
           typeof thrown === 'string'
             ? thrown
             : `${text(thrown)} (thrown, not an Error)`,
+          MESSAGE_MAX,
         ),
         MESSAGE_MAX,
       ),
@@ -64,15 +75,16 @@ export function toWireError(thrown: unknown): WireError {
   const stack = read(thrown, 'stack');
   return {
     message: capped(
-      redactSecrets(
+      redacted(
         (message !== undefined && text(message)) ||
           (typeof name === 'string' && name) ||
           'an Error with no message',
+        MESSAGE_MAX,
       ),
       MESSAGE_MAX,
     ),
     ...(stack !== undefined && {
-      stack: capped(redactSecrets(text(stack)), STACK_MAX),
+      stack: capped(redacted(text(stack), STACK_MAX), STACK_MAX),
     }),
   };
 }

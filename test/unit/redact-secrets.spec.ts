@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { redactSecrets } from '../../lib/redact-secrets';
+import { toWireError } from '../../lib/cluster/wire-error';
 
 describe('redactSecrets', () => {
   it.each([
@@ -128,4 +129,27 @@ describe('the CLI with a protocol-relative --redis', () => {
     );
     expect(printed.join('\n')).not.toContain('pw-secret');
   }, 20_000);
+});
+
+describe('redactSecrets on huge text', () => {
+  // A handler may throw a message of megabytes: masking reads it in one pass (before: a scheme tried at every letter,
+  // quadratic, and a worker or the primary spun for minutes on a 2 MB message).
+  it('masks after 2 MB of letters, and in 100,000 scheme-less addresses on one line', () => {
+    const letters = 'a'.repeat(2_000_000);
+    expect(redactSecrets(`${letters} redis://:pw@h:1 done`)).toBe(
+      `${letters} redis://***@h:1 done`,
+    );
+    const many = Array.from({ length: 100_000 }, () => 'x@h:1').join(' ');
+    const masked = redactSecrets(many);
+    expect(masked).not.toMatch(/x@/);
+    expect(masked.split(' ')).toHaveLength(100_000);
+  });
+
+  it('masks what a thrown 2 MB message starts with, and cuts it', () => {
+    const error = toWireError(
+      new Error(`redis://:pw@h:1 ${'b'.repeat(2_000_000)}`),
+    );
+    expect(error.message.startsWith('redis://***@h:1 bbb')).toBe(true);
+    expect(error.message.length).toBeLessThanOrEqual(8_000);
+  });
 });
