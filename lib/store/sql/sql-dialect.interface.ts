@@ -67,5 +67,7 @@ export interface SqlDialect {
    * returns it unchanged otherwise.
    */
   explain(error: unknown): unknown;
+  /** The last reason the database could not be used (a lock held past the busy timeout), for the start-up error. */
+  problem?(): string | undefined;
   close(): Promise<void>;
 }

@@ -64,6 +64,11 @@ import {
  */
 export class SqlStore implements CoordinationStore {
   readonly where: string;
+
+  /** Why the database could not be used lately, when the dialect knows (the module's start-up error names it). */
+  problem(): string | undefined {
+    return this.dialect.problem?.();
+  }
   private ready?: Promise<void>;
   private readonly elements: Elements;
 

@@ -237,6 +237,12 @@ export class SqliteDialect implements SqlDialect {
     return db;
   }
 
+  private lastProblem?: string;
+
+  problem(): string | undefined {
+    return this.lastProblem;
+  }
+
   explain(error: unknown): unknown {
     const code = Number((error as { errcode?: unknown })?.errcode) & 0xff;
     const cause = { cause: error };
@@ -254,7 +260,8 @@ export class SqliteDialect implements SqlDialect {
           cause,
         );
       case SQLITE_BUSY:
-        return new Error(SQLITE_LOCKED(this.path, this.busyTimeoutMs), cause);
+        this.lastProblem = SQLITE_LOCKED(this.path, this.busyTimeoutMs);
+        return new Error(this.lastProblem, cause);
       default:
         return error;
     }
