@@ -271,3 +271,7 @@ export const SQL_SCHEMA_NEWER = (where: string, found: number, known: number) =>
 /** `storage: 'sqlite:'` with no path. */
 export const SQLITE_PATH_MISSING =
   "ParallelWorkerModule: option \"storage\" is 'sqlite:' with no path: name the file, as in storage: 'sqlite:./parallel-worker.db' (created on first use).";
+
+/** Logged once per process, at the first run on `storage: 'memory'`. */
+export const MEMORY_STORE_FORGETS = (job: string) =>
+  `Job "${job}": storage 'memory' keeps the cursor, leases and dead letters in this process only: they are gone when it ends, and the next run starts over. Omit storage for the SQLite file parallel-worker.db (runs resume), or give a Redis URL for many hosts.`;

@@ -106,12 +106,15 @@ export function resolveOptions(
   if (
     storage !== undefined &&
     (typeof storage !== 'object' || storage === null) &&
-    !(typeof storage === 'string' && /^(rediss?:\/\/.|sqlite:)/.test(storage))
+    !(
+      typeof storage === 'string' &&
+      (storage === 'memory' || /^(rediss?:\/\/.|sqlite:)/.test(storage))
+    )
   ) {
     fail(
       'storage',
       typeof storage === 'string' ? redactSecrets(storage) : storage,
-      "a Redis URL ('redis://host:port'), ioredis options, an ioredis client, 'sqlite:<path>', a CoordinationStore or an object with get and set",
+      "'sqlite:<path>', 'memory', a Redis URL ('redis://host:port'), ioredis options, an ioredis client, a CoordinationStore or an object with get and set (omit it for the SQLite file parallel-worker.db in the working directory)",
     );
   }
   const idOrder = options.idOrder ?? 'numeric';

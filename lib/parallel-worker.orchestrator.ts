@@ -24,6 +24,7 @@ import { LOG_CONTEXT } from './parallel-worker.constants';
 import { ModuleLogger } from './parallel-worker.logger';
 import { SignalStop } from './signal-stop';
 import {
+  MEMORY_STORE_FORGETS,
   PARAMS_DIFFER,
   show,
   STORE_UNAVAILABLE,
@@ -40,6 +41,8 @@ import {
 import type { EventSink } from './run/run-deps';
 import { RunEngine } from './run/run-engine';
 import type { CoordinationStore } from './store/coordination-store.interface';
+import { KeyValueStore } from './store/key-value.store';
+import { MemoryStore } from './store/memory.store';
 import { recordTotal, startOrJoin, type RunPlanDeps } from './run/run-plan';
 
 /** A run of a job on this host, from `run()` until it resolves. */
@@ -120,6 +123,9 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   dismissWorkers(): Promise<void> {
     return this.fleet.close();
   }
+
+  /** The memory store's warning was logged (once per process). */
+  private saidVolatile = false;
 
   onApplicationBootstrap(): void {
     // EventEmitter2 is an optional peer: found by its shape, never imported.
@@ -238,6 +244,10 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
         PARAMS_DIFFER(def.name, `run ${runId}`, entry.params, started.params),
       );
     const logger = this.logger;
+    if (!this.saidVolatile && forgets(this.store)) {
+      this.saidVolatile = true;
+      logger.warn(MEMORY_STORE_FORGETS(def.name));
+    }
     // Counting may be slow (a COUNT over a big table): it runs beside the start, not before it.
     if (!joined && def.total)
       void recordTotal(this.planDeps, def, runId, params);
@@ -358,3 +368,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     void this.fleet.close();
   }
 }
+
+/** State that lives in this process only (`storage: 'memory'`); a key-value store keeps it in the user's storage. */
+const forgets = (store: CoordinationStore): boolean =>
+  store instanceof MemoryStore && !(store instanceof KeyValueStore);

@@ -39,7 +39,7 @@ class RedisModule implements OnApplicationShutdown {
         // BENCH_SQLITE: the SQLite store on that file, else Redis when REDIS_URL is set, else memory.
         storage: process.env.BENCH_SQLITE
           ? `sqlite:${process.env.BENCH_SQLITE}`
-          : redis,
+          : (redis ?? 'memory'),
         storageKey: process.env.BENCH_PREFIX,
         workers: num('BENCH_WORKERS') ?? 2,
         rangeSize: num('BENCH_RANGE'),

@@ -51,13 +51,15 @@ export type IdOrderOption =
 /** Options of `ParallelWorkerModule.forRoot()`; every one has a default. */
 export interface ParallelWorkerOptions {
   /**
-   * Where coordination state lives. Default: in memory (one host). For many
-   * hosts, a Redis URL (`'redis://…'`, `'rediss://…'`) or ioredis connection
-   * options: the module creates that client, names it, and closes it on
-   * shutdown. `'sqlite:<path>'`: a SQLite file every process of the host
-   * shares (Node 22.13 or later). Or an ioredis `Redis`/`Cluster` client of
-   * the app's (the module never closes it), any `CoordinationStore`, or a
-   * seed-style `{ get, set }` (one host).
+   * Where coordination state lives. Default: an embedded SQLite file,
+   * `parallel-worker.db` in the working directory, that every process of the
+   * host shares (runs resume after any crash or restart; keep it out of
+   * version control). `'sqlite:<path>'` names another file. `'memory'`: state
+   * in the process, gone with it (tests). For many hosts, a Redis URL
+   * (`'redis://…'`, `'rediss://…'`) or ioredis connection options: the module
+   * creates that client, names it, and closes it on shutdown. Or an ioredis
+   * `Redis`/`Cluster` client of the app's (the module never closes it), any
+   * `CoordinationStore`, or a seed-style `{ get, set }` (one host).
    */
   storage?:
     | string

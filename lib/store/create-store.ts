@@ -23,7 +23,10 @@ export function createStore(
   logger: ModuleLogger,
 ): CoordinationStore {
   const storage = options.storage as any;
-  if (storage === undefined) return new MemoryStore();
+  // The default: progress on disk, shared by every process of the host.
+  if (storage === undefined)
+    return sqliteStore(DEFAULT_SQLITE_FILE, options.storageKey);
+  if (storage === 'memory') return new MemoryStore();
   if (typeof storage === 'string' && storage.startsWith(SQLITE))
     return sqliteStore(storage.slice(SQLITE.length), options.storageKey);
   if (typeof storage === 'string' || isConnectionOptions(storage)) {
@@ -55,11 +58,14 @@ export function createStore(
   if (isFn(storage, 'get', 'set'))
     return new KeyValueStore(storage as KeyValueStorage, options.storageKey);
   throw new ParallelWorkerConfigError(
-    'ParallelWorkerModule: option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client, \'sqlite:<path>\', a CoordinationStore, or an object with get(key) and set(key, value). Omit it for the in-memory store (one host).',
+    "ParallelWorkerModule: option \"storage\" must be 'sqlite:<path>', 'memory', a Redis URL, ioredis options, an ioredis Redis or Cluster client, a CoordinationStore, or an object with get(key) and set(key, value). Omit it for the SQLite file parallel-worker.db in the working directory.",
   );
 }
 
 const SQLITE = 'sqlite:';
+
+/** The default store's file, in the working directory. */
+export const DEFAULT_SQLITE_FILE = 'parallel-worker.db';
 
 /** `sqlite:<path>`: a file of the host's, created on first use. */
 function sqliteStore(path: string, storageKey: string): CoordinationStore {

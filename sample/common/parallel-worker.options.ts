@@ -6,7 +6,8 @@ import { intFromEnv } from './env';
  * The samples' `ParallelWorkerModule` options, from the environment:
  * `SAMPLE_WORKERS` processes per host (default 4), and Redis as the store
  * when `REDIS_URL` is set, so several hosts can share one run. Without it the
- * store is in memory and the run belongs to this host alone.
+ * state is in the default store, `parallel-worker.db` in the working
+ * directory: a run stopped with Ctrl+C resumes with `SAMPLE_SEED=0`.
  * `SAMPLE_RANGE_SIZE` fixes the size of a range (default: adaptive, about
  * 500 ms of work each) and `SAMPLE_STORAGE_KEY` the key prefix in the store
  * (default `parallel-worker`), so several copies can share one Redis.

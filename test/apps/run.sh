@@ -2,9 +2,10 @@
 # A fresh Nest 11 app and a fresh Nest 12 app (test/apps/nest11, test/apps/nest12)
 # install the packed library and run the README's examples unchanged:
 #
-#   quick-start  the "Quick start" app.module.ts + main.ts (one host, in-memory store,
+#   quick-start  the "Quick start" app.module.ts + main.ts (one host, the default store,
 #                4 workers) over a fresh PostgreSQL `users` table: exit 0 on its own,
-#                prints "<rows> users in … ms", every row updated exactly once;
+#                prints "<rows> users in … ms", every row updated exactly once; its
+#                ./parallel-worker.db exists, and started again it prints "0 users";
 #   many-hosts   the "Many hosts" AppModule (+ the Quick start's job and main.ts) started
 #                twice at once with REDIS_URL: both exit 0 on their own, both print the
 #                whole run ("<rows> users"), every row updated exactly once;
@@ -169,7 +170,7 @@ for app in "${apps[@]}"; do
   schemas+=("$dir:$schema")
   export DATABASE_URL=$database_url PGOPTIONS="-c search_path=$schema"
 
-  # (a) Quick start: one host, the in-memory store.
+  # (a) Quick start: one host, the default store (./parallel-worker.db).
   t=$SECONDS
   (cd "$dir" && node "$here/support/fixture.js" seed "$schema" "$rows")
   log=$dir/quick-start.log
@@ -179,8 +180,15 @@ for app in "${apps[@]}"; do
   ids=$(printed_ids "$log")
   verify_rows "$dir" "$schema" "$dir/quick-start.verify" || reason="${reason:+$reason; }rows not each handled once: $(cat "$dir/quick-start.verify")"
   [[ $ids == "$rows" ]] || reason="${reason:+$reason; }printed ${ids:-no summary line} instead of '$rows users in … ms'"
+  # The default store keeps the cursor in ./parallel-worker.db: the same main.ts again has nothing new to do.
+  [[ -f $dir/parallel-worker.db ]] || reason="${reason:+$reason; }no parallel-worker.db in the app's directory after the run"
   if [[ -z $reason ]]; then
-    result PASS "$app" quick-start "$rows users, each once ($(cat "$dir/quick-start.verify")), exit 0 ($((SECONDS - t))s)"
+    (cd "$dir" && run_host "$dir/quick-start-again.log" dist/quick-start/main.js "$dir/quick-start-again.state")
+    again=$(printed_ids "$dir/quick-start-again.log")
+    [[ $again == 0 ]] || { show_log "$dir/quick-start-again.log"; reason="the second start printed ${again:-no summary line} instead of '0 users in … ms' (it did not resume from the stored cursor)"; }
+  fi
+  if [[ -z $reason ]]; then
+    result PASS "$app" quick-start "$rows users, each once ($(cat "$dir/quick-start.verify")), exit 0; started again: 0 users ($((SECONDS - t))s)"
   else
     show_log "$log"; result FAIL "$app" quick-start "$reason"
   fi

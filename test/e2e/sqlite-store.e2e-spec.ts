@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunSummary } from '../../lib';
@@ -34,7 +34,7 @@ const killTree = (run: FixtureRun) => {
 };
 
 /** Primaries of the fixture app on one machine, coordinating through one SQLite file. */
-describe("storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
+describe("the default store and storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
   const tables: string[] = [];
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'pw-sqlite-e2e-'))));
@@ -43,7 +43,8 @@ describe("storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
     for (const t of tables) await dropPgTable(t);
   });
 
-  const envFor = async (extra: Record<string, number> = {}) => {
+  /** On the default store: no storage option, so the app's `parallel-worker.db` in its working directory `dir`. */
+  const envFor = async (extra: Record<string, number | string> = {}) => {
     const table = await createPgItems(ROWS);
     tables.push(table);
     return {
@@ -51,7 +52,7 @@ describe("storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
       env: {
         DATABASE_URL,
         FIXTURE_TABLE: table,
-        FIXTURE_STORAGE_URL: `sqlite:${join(dir, 'parallel-worker.db')}`,
+        FIXTURE_CWD: dir,
         FIXTURE_WORKERS: 2,
         FIXTURE_RANGE_SIZE: 200,
         ...extra,
@@ -60,11 +61,19 @@ describe("storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
   };
 
   it('two primaries on one machine over one file work on the job together: every row exactly once', async () => {
-    const { table, env } = await envFor({ FIXTURE_HANDLER_MS: 20 });
+    // A file named by the option, in another directory than the apps' own.
+    const named = join(dir, 'state', 'jobs.db');
+    mkdirSync(join(dir, 'state'));
+    const { table, env } = await envFor({
+      FIXTURE_HANDLER_MS: 20,
+      FIXTURE_STORAGE_URL: `sqlite:${named}`,
+    });
     const results = await Promise.all(
       [startFixture(env), startFixture(env)].map((h) => h.exited),
     );
     for (const r of results) expect(r.code).toBe(0);
+    expect(existsSync(named)).toBe(true);
+    expect(existsSync(join(dir, 'parallel-worker.db'))).toBe(false);
     const summaries = results.map((r) => r.summary as RunSummary);
     expect(new Set(summaries.map((s) => s.runId)).size).toBe(1);
     for (const s of summaries)
@@ -92,6 +101,8 @@ describe("storage: 'sqlite:<path>' on real cluster workers (e2e)", () => {
     killTree(first);
     await first.exited;
     const atKill = await processed(table);
+    // The default store: the file in the app's working directory.
+    expect(existsSync(join(dir, 'parallel-worker.db'))).toBe(true);
 
     const second = await startFixture(env).exited;
     expect(second.code).toBe(0);

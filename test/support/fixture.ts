@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunSummary } from '../../lib';
 
@@ -32,7 +33,13 @@ export interface FixtureResult {
   unavailable?: { message: string; job: string };
 }
 
-/** Starts the compiled fixture app (`npm run build:fixture`) as a real primary that forks real workers. */
+/**
+ * Starts the compiled fixture app (`npm run build:fixture`) as a real primary
+ * that forks real workers. It runs in `FIXTURE_CWD`, or in a fresh directory
+ * of its own (removed when it exits): on the default store (no Redis, no
+ * `FIXTURE_STORAGE_URL`) that is where its `parallel-worker.db` lives, so
+ * each start is a new store unless the test names a directory.
+ */
 export function startFixture(
   env: Record<string, string | number | undefined>,
 ): FixtureRun {
@@ -45,7 +52,11 @@ export function startFixture(
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => [k, String(v)]),
   );
+  const own = clean.FIXTURE_CWD
+    ? undefined
+    : mkdtempSync(join(tmpdir(), 'pw-fixture-'));
   const child = spawn(process.execPath, [FIXTURE_MAIN], {
+    cwd: clean.FIXTURE_CWD ?? own,
     env: { ...process.env, ...clean },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,6 +72,7 @@ export function startFixture(
   child.stderr.on('data', onData);
   const exited = new Promise<FixtureResult>((resolve) =>
     child.on('close', (code, signal) => {
+      if (own) rmSync(own, { recursive: true, force: true });
       const line = (tag: string) =>
         out
           .split('\n')

@@ -38,6 +38,7 @@ class Counting {
 const never = () => new Promise<never>(() => undefined);
 const inline: ParallelWorkerOptions = {
   workers: 0,
+  storage: 'memory',
   rangeSize: 10,
   logging: { level: 'warn' },
 };

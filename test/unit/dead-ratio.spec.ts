@@ -56,6 +56,7 @@ let prefixes = 0;
 
 const inline: ParallelWorkerOptions = {
   workers: 0,
+  storage: 'memory',
   rangeSize: 10,
   maxAttempts: 2,
   retryBackoffMs: 1,

@@ -42,6 +42,7 @@ class Letters {
 
 const inline = {
   workers: 0,
+  storage: 'memory',
   rangeSize: 10,
   retryBackoffMs: 1,
   logging: { enabled: false },

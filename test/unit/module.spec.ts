@@ -76,6 +76,7 @@ class Listener {
 
 const inline: ParallelWorkerOptions = {
   workers: 0,
+  storage: 'memory',
   rangeSize: 10,
   logging: { enabled: false },
 };
@@ -799,7 +800,7 @@ describe('bootstrap errors', () => {
     await expect(
       boot([Numbers], { storage: { nope: true } as any }),
     ).rejects.toThrow(
-      'option "storage" must be a Redis URL, ioredis options, an ioredis Redis or Cluster client',
+      "option \"storage\" must be 'sqlite:<path>', 'memory', a Redis URL, ioredis options, an ioredis Redis or Cluster client",
     );
   });
 

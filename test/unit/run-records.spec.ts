@@ -116,6 +116,7 @@ class Checked {
 
 const inline: ParallelWorkerOptions = {
   workers: 0,
+  storage: 'memory',
   rangeSize: 10,
   retryBackoffMs: 1,
   maxAttempts: 2,

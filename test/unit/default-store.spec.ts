@@ -1,0 +1,127 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type ID,
+  type LoadContext,
+  ParallelWorker,
+  ParallelWorkerModule,
+  type ParallelWorkerOptions,
+  type Range,
+  RangeHandler,
+  RangeLoader,
+} from '../../lib';
+
+const ROWS = 300;
+
+@Injectable()
+class Rows {
+  static handled: ID[] = [];
+  /** Stops the run (as Ctrl+C would) once this many ids were handled. */
+  static stopAt = Infinity;
+  static worker?: ParallelWorker;
+
+  @RangeLoader('rows')
+  next(lastId: ID | null, ctx: LoadContext): number[] {
+    const from = Number(lastId ?? 0) + 1;
+    const n = Math.max(0, Math.min(ctx.limit, ROWS - from + 1));
+    return Array.from({ length: n }, (_, i) => from + i);
+  }
+
+  @RangeHandler('rows')
+  handle({ idsRange }: Range): void {
+    Rows.handled.push(...idsRange);
+    if (Rows.handled.length >= Rows.stopAt) void Rows.worker?.stop();
+  }
+}
+
+const options: ParallelWorkerOptions = {
+  workers: 0,
+  rangeSize: 10,
+  logging: { level: 'warn' },
+};
+
+/** A new app, as a new process of the same program would make it. */
+async function app(extra: ParallelWorkerOptions = {}) {
+  const ref = await Test.createTestingModule({
+    imports: [ParallelWorkerModule.forRoot({ ...options, ...extra })],
+    providers: [Rows],
+  }).compile();
+  const nest = await ref.init();
+  Rows.worker = nest.get(ParallelWorker);
+  return nest;
+}
+
+describe('the default store', () => {
+  const home = process.cwd();
+  let dir: string;
+  let warnings: string[];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pw-default-'));
+    process.chdir(dir);
+    Rows.handled = [];
+    Rows.stopAt = Infinity;
+    warnings = [];
+    jest
+      .spyOn(Logger.prototype, 'warn')
+      .mockImplementation((m: unknown) => void warnings.push(String(m)));
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    process.chdir(home);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps progress in parallel-worker.db in the working directory: a new app resumes a stopped run, nothing twice', async () => {
+    Rows.stopAt = 120;
+    const first = await app();
+    const stopped = await first.get(ParallelWorker).run('rows');
+    await first.close();
+    expect(stopped.status).toBe('stopped');
+    expect(existsSync(join(dir, 'parallel-worker.db'))).toBe(true);
+    const before = Rows.handled.length;
+    expect(before).toBeLessThan(ROWS);
+
+    Rows.stopAt = Infinity;
+    const second = await app();
+    const done = await second.get(ParallelWorker).run('rows');
+    await second.close();
+    expect(done).toMatchObject({ status: 'completed', runId: stopped.runId });
+    expect(done.host.ids).toBe(ROWS - before);
+    expect([...Rows.handled].sort((a, b) => Number(a) - Number(b))).toEqual(
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
+
+    // A run after that has nothing new to do: the cursor was kept.
+    Rows.handled = [];
+    const third = await app();
+    const again = await third.get(ParallelWorker).run('rows');
+    await third.close();
+    expect(again).toMatchObject({ status: 'completed', ids: 0 });
+    expect(Rows.handled).toEqual([]);
+    // The default store says nothing about forgetting.
+    expect(warnings.join('\n')).not.toContain("storage 'memory'");
+  });
+
+  it("storage: 'memory' forgets with the process and says so once, at the first run", async () => {
+    const first = await app({ storage: 'memory' });
+    await first.get(ParallelWorker).run('rows');
+    await first.get(ParallelWorker).run('rows', { from: null });
+    await first.close();
+    expect(existsSync(join(dir, 'parallel-worker.db'))).toBe(false);
+    const said = warnings.filter((w) => w.includes("storage 'memory'"));
+    expect(said).toEqual([
+      expect.stringContaining(
+        'Job "rows": storage \'memory\' keeps the cursor, leases and dead letters in this process only',
+      ),
+    ]);
+    // A new app starts over: every row handled again.
+    Rows.handled = [];
+    const second = await app({ storage: 'memory' });
+    const summary = await second.get(ParallelWorker).run('rows');
+    await second.close();
+    expect(summary.ids).toBe(ROWS);
+  });
+});
