@@ -254,7 +254,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     const span = RunSpan.start(def.name, runId, joined);
     const inline = this.options.workers === 0;
     logger.info(
-      `Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId} with ${inline ? 'no workers (inline)' : `${this.options.workers} workers`}.`,
+      `Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId}${inline ? ' inline (workers: 0)' : ''}.`,
     );
     const engine = new RunEngine({
       job: def,

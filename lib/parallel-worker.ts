@@ -2,6 +2,7 @@ import {
   type BeforeApplicationShutdown,
   Inject,
   Injectable,
+  type OnApplicationBootstrap,
   type OnApplicationShutdown,
   type OnModuleDestroy,
   type OnModuleInit,
@@ -46,6 +47,7 @@ import type {
 export class ParallelWorker
   implements
     OnModuleInit,
+    OnApplicationBootstrap,
     OnModuleDestroy,
     BeforeApplicationShutdown,
     OnApplicationShutdown
@@ -79,6 +81,10 @@ export class ParallelWorker
 
   onModuleInit(): void {
     if (ParallelWorker.isWorker()) silenceSchedulerInWorker(this.discovery);
+  }
+
+  onApplicationBootstrap(): void {
+    if (ParallelWorker.isWorker()) this.worker.booted();
   }
 
   /**

@@ -47,8 +47,13 @@ export class ClusterPool implements WorkerPool, FleetOwner {
     return this.run.trace;
   }
 
+  /** Takes the run's workers: called once the loader found something to hand out (an empty run takes none). */
   start(): void {
     for (let i = 0; i < this.options.workers; i++) this.add(false);
+    const warm = this.options.workers - this.started;
+    this.logger.info(
+      `Job "${this.job}": run ${this.runId} on ${this.options.workers} workers (${this.started} forked${warm ? `, ${warm} warm` : ''}).`,
+    );
   }
 
   slots(): Iterable<WorkerSlot> {
@@ -95,6 +100,13 @@ export class ClusterPool implements WorkerPool, FleetOwner {
 
   returned(worker: FleetWorker): void {
     this.live.delete(worker.id);
+    if (this.draining && this.live.size === 0) this.drained?.();
+  }
+
+  /** The worker's main.ts never serves: replacing it would fail the same way, so the run fails now, saying why. */
+  misused(worker: FleetWorker, reason: string): void {
+    this.live.delete(worker.id);
+    this.listener.fatal(reason);
     if (this.draining && this.live.size === 0) this.drained?.();
   }
 

@@ -67,6 +67,8 @@ export type PrimaryMessage =
 /** Worker to primary: `idle` once its `run()` was called, and again after each release. */
 export type WorkerMessage =
   | { tag: typeof TAG; type: 'idle'; workerId: string }
+  /** The worker's app finished starting (its bootstrap hooks ran) and its main.ts has not called `run()`. */
+  | { tag: typeof TAG; type: 'booted'; workerId: string }
   | { tag: typeof TAG; type: 'results'; results: WireResult[] };
 
 export type RunMessage = Extract<PrimaryMessage, { type: 'ranges' | 'abort' }>;
@@ -210,6 +212,7 @@ export function parseWorkerMessage(
   const v = m as Record<string, any>;
   switch (v.type) {
     case 'idle':
+    case 'booted':
       return typeof v.workerId === 'string' ? (v as WorkerMessage) : undefined;
     case 'results': {
       if (!Array.isArray(v.results)) return undefined;

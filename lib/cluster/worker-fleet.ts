@@ -16,6 +16,8 @@ import type { WorkerSlot } from './worker-pool.interface';
 
 /** A worker that has not said it is up by then is probably not calling `run()` in its main.ts. */
 const READY_WARNING_MS = 30_000;
+/** A worker whose app finished starting calls `run()` within this time, or its main.ts has no worker branch. */
+export const BOOTED_SERVE_MS = 10_000;
 /** How long an exited worker's last messages may take to be read. */
 const EXIT_DRAIN_MS = 1000;
 
@@ -31,6 +33,8 @@ export interface FleetOwner {
   /** The run released the worker and it answered everything it held. */
   returned(worker: FleetWorker): void;
   exited(worker: FleetWorker, code: number | null, signal: string | null): void;
+  /** The worker's main.ts never serves (see `FleetWorker.booted`): the run cannot go on as started. */
+  misused(worker: FleetWorker, reason: string): void;
 }
 
 /** A worker process of this host; it serves one run at a time (its owner), or waits for the next. */
@@ -45,6 +49,8 @@ export class FleetWorker implements WorkerSlot {
   killed = false;
   /** It said it is up (its `run()` was called). */
   up = false;
+  /** Its app finished starting before its main.ts called `run()`. */
+  booted = false;
   owner?: FleetOwner;
   idleTimer?: NodeJS.Timeout;
 
@@ -263,6 +269,7 @@ export class WorkerFleet {
         );
       if (msg.type === 'results')
         return worker.owner?.results(worker, msg.results);
+      if (msg.type === 'booted') return this.booted(worker);
       clearTimeout(warn);
       this.idled(worker);
     });
@@ -285,6 +292,26 @@ export class WorkerFleet {
       child.process.once('disconnect', () => (clearTimeout(timer), exited()));
     });
     return worker;
+  }
+
+  /**
+   * The worker's app finished starting and its main.ts has not called
+   * `run()`: it gets `BOOTED_SERVE_MS` to do so; a worker that exits first
+   * (an HTTP app's `listen()` on the primary's port) is told at its exit.
+   */
+  private booted(worker: FleetWorker): void {
+    if (worker.up) return;
+    worker.booted = true;
+    const timer = setTimeout(() => {
+      if (worker.up || !this.all.has(worker.id)) return;
+      const owner = worker.owner;
+      worker.owner = undefined;
+      owner?.misused(worker, NEVER_SERVES(worker, 'idle'));
+      // It has no listener for a drain: it is ended here.
+      worker.dismissed = true;
+      worker.kill();
+    }, BOOTED_SERVE_MS);
+    timer.unref();
   }
 
   /** The worker said it is up (first time), or answered everything after a release. */
@@ -313,7 +340,9 @@ export class WorkerFleet {
     clearTimeout(worker.idleTimer);
     const owner = worker.owner;
     worker.owner = undefined;
-    if (owner) owner.exited(worker, code, signal);
+    if (owner && worker.booted && !worker.up && !worker.dismissed)
+      owner.misused(worker, NEVER_SERVES(worker, 'exited'));
+    else if (owner) owner.exited(worker, code, signal);
     else if (!worker.dismissed)
       this.logger.warn(
         `Idle worker ${worker.id} (pid ${worker.pid}) exited with ${signal ? `signal ${signal}` : `code ${code}`}; the next run forks a new one.`,
@@ -321,3 +350,7 @@ export class WorkerFleet {
     if (this.all.size === 0) this.gone?.();
   }
 }
+
+/** Why a worker never served its run, and the fix: the worker branch in main.ts. */
+const NEVER_SERVES = (worker: FleetWorker, how: 'idle' | 'exited'): string =>
+  `worker ${worker.id} (pid ${worker.pid}) started the app but ${how === 'exited' ? 'exited' : `did not call ParallelWorker.run() within ${BOOTED_SERVE_MS / 1000} s`} before serving any range: its main.ts does not call ParallelWorker.run() in workers. Workers run the same main.ts; start it with "if (ParallelWorker.isWorker()) { await app.get(ParallelWorker).run(); return app.close(); }" before app.listen() or anything else the primary does${how === 'exited' ? " (an HTTP app's listen() fails in a worker on the port the primary holds)" : ''}`;

@@ -68,6 +68,17 @@ export class WorkerRole {
     return this.serving$;
   }
 
+  /**
+   * The app finished starting in this worker: when its main.ts has not called
+   * `run()` yet, the primary is told, so a main.ts without the worker branch
+   * (an HTTP app listening on the primary's port, a script doing other work)
+   * fails its run at once naming the fix, instead of hanging or crashing
+   * worker after worker.
+   */
+  booted(): void {
+    if (!this.serving$) this.send({ type: 'booted', workerId: this.workerId });
+  }
+
   /** Waits for the ranges in hand (for an app closing by itself, e.g. with shutdown hooks). */
   async idle(timeoutMs: number): Promise<void> {
     const held = [...this.releasing];
@@ -193,7 +204,7 @@ export class WorkerRole {
     };
   }
 
-  private send(body: { type: 'idle'; workerId: string }): void {
+  private send(body: { type: 'idle' | 'booted'; workerId: string }): void {
     if (!process.connected || !process.send) return;
     process.send(message<WorkerMessage>(body), undefined, {}, () => undefined);
   }

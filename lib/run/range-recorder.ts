@@ -203,12 +203,24 @@ export class RangeRecorder {
   /**
    * Leaves the run's record in the job's history (before run() resolves): a
    * stop the store saw as the run's end (cancel) is `cancelled`. One try: a
-   * store that is gone costs the record, not the run's end.
+   * store that is gone costs the record, not the run's end. A run that
+   * completed with nothing handled, retried or dead leaves none.
    */
   async keep(summary: RunSummary): Promise<void> {
     const { job, runId, store, options, logger } = this.d;
     if (!store.recordRun || options.historyLimit === 0) return;
     const s = this.last;
+    // A run with nothing to do (a cron tick after the job caught up) leaves no record: it would push real runs out.
+    if (
+      summary.status === 'completed' &&
+      summary.ids === 0 &&
+      summary.ranges.completed +
+        summary.ranges.retried +
+        summary.ranges.dead ===
+        0 &&
+      (s?.dead ?? 0) === 0
+    )
+      return;
     const record: RunRecord = {
       runId,
       job: job.name,

@@ -336,6 +336,20 @@ describe('history', () => {
     await a.close();
   });
 
+  it('keeps no record of runs with nothing to do (cron ticks after the job caught up), so they never push real runs out', async () => {
+    const { a, pw } = await app({ ...inline, historyLimit: 2 });
+    const real = await pw.run('numbers');
+    expect(real.ids).toBeGreaterThan(0);
+    for (let tick = 0; tick < 5; tick++) {
+      const empty = await pw.run('numbers');
+      expect(empty).toMatchObject({ status: 'completed', ids: 0 });
+    }
+    const h = await pw.history('numbers');
+    expect(h.map((r) => r.runId)).toEqual([real.runId]);
+    expect(h[0].summary.ids).toBe(real.ids);
+    await a.close();
+  });
+
   it('keeps none with historyLimit: 0', async () => {
     const { a, pw } = await app({ ...inline, historyLimit: 0 });
     await pw.run('numbers');
