@@ -253,7 +253,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       void recordTotal(this.planDeps, def, runId, params);
     const span = RunSpan.start(def.name, runId, joined);
     const inline = this.options.workers === 0;
-    logger.info(
+    // At info once there is something to hand out (the pool says so): a run with nothing to do stays quiet.
+    logger.debug(
       `Job "${def.name}": ${joined ? 'joining' : 'starting'} run ${runId}${inline ? ' inline (workers: 0)' : ''}.`,
     );
     const engine = new RunEngine({
@@ -302,7 +303,13 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
           ? undefined
           : { cause: engine.failureCause },
       );
-    logger.info(line);
+    if (
+      summary.status === 'completed' &&
+      summary.ids === 0 &&
+      summary.ranges.completed + summary.ranges.dead === 0
+    )
+      logger.debug(`Job "${def.name}": nothing new to handle (run ${runId}).`);
+    else logger.info(line);
     return summary;
   }
 

@@ -161,6 +161,10 @@ export class RunEngine implements PoolListener {
   private startWorkers(): void {
     if (this.poolStarted || !this.live) return;
     this.poolStarted = true;
+    if (this.d.options.workers === 0)
+      this.d.logger.info(
+        `Job "${this.d.job.name}": run ${this.d.runId} hands out ranges (inline, workers: 0).`,
+      );
     this.pool.start();
   }
 

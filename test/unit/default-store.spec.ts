@@ -105,6 +105,27 @@ describe('the default store', () => {
     expect(warnings.join('\n')).not.toContain("storage 'memory'");
   });
 
+  it('a run with nothing to do logs nothing at info (a quiet cron tick); a run with work says how it runs', async () => {
+    const lines: string[] = [];
+    jest
+      .spyOn(Logger.prototype, 'log')
+      .mockImplementation((m: unknown) => void lines.push(String(m)));
+    const nest = await app({ logging: { level: 'info' } });
+    const pw = nest.get(ParallelWorker);
+    expect((await pw.run('rows')).ids).toBe(ROWS);
+    const worked = lines.splice(0).filter((l) => l.startsWith('Job '));
+    expect(worked).toEqual([
+      expect.stringMatching(
+        /^Job "rows": run \S+ hands out ranges \(inline, workers: 0\)\.$/,
+      ),
+      expect.stringMatching(/^Job "rows" completed: 300 ids in 30 ranges/),
+    ]);
+    for (let tick = 0; tick < 3; tick++)
+      expect((await pw.run('rows')).ids).toBe(0);
+    await nest.close();
+    expect(lines.filter((l) => l.startsWith('Job '))).toEqual([]);
+  });
+
   it("storage: 'memory' forgets with the process and says so once, at the first run", async () => {
     const first = await app({ storage: 'memory' });
     await first.get(ParallelWorker).run('rows');
