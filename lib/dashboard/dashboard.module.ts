@@ -12,6 +12,7 @@ import {
   Inject,
   Module,
   NotFoundException,
+  Optional,
   Param,
   Post,
   Query,
@@ -152,9 +153,13 @@ function dashboardController(o: Resolved): Type<unknown> {
       };
     }
 
-    constructor(
-      @Inject(ParallelWorker) private readonly worker: ParallelWorker,
-    ) {}
+    private readonly worker: ParallelWorker;
+
+    constructor(@Optional() @Inject(ParallelWorker) worker?: ParallelWorker) {
+      // Nest's own error names only a missing dependency: this one says how to give it.
+      if (!worker) throw new ParallelWorkerConfigError(DASHBOARD_NO_WORKER);
+      this.worker = worker;
+    }
 
     @Get()
     @Header('Content-Type', 'text/html; charset=utf-8')
@@ -306,6 +311,11 @@ function dashboardController(o: Resolved): Type<unknown> {
     UseGuards(...o.guards)(ParallelWorkerDashboardController);
   return ParallelWorkerDashboardController;
 }
+
+const DASHBOARD_NO_WORKER =
+  'ParallelWorkerDashboardModule: the dashboard cannot see ParallelWorker, so it has no jobs to show. ' +
+  'Register the module as global, ParallelWorkerModule.forRoot({ isGlobal: true, … }) (or forRootAsync({ isGlobal: true, … })), ' +
+  'or pass the module that imports and exports it: ParallelWorkerDashboardModule.register({ imports: [JobsModule] }).';
 
 /**
  * A page that shows every job of the app (read from the store, so every

@@ -376,3 +376,55 @@ describe('dashboard: a run with dead letters', () => {
     await app.close();
   });
 });
+
+describe('dashboard misuse', () => {
+  it('without a global ParallelWorkerModule: the bootstrap fails saying how to register it, not with a bare DI error', async () => {
+    const boot = Test.createTestingModule({
+      imports: [
+        ParallelWorkerModule.forRoot({
+          workers: 0,
+          storage: 'memory',
+          logging: { enabled: false },
+        }),
+        ParallelWorkerDashboardModule.register({}),
+      ],
+      providers: [Numbers],
+    }).compile();
+    await expect(boot).rejects.toThrow(
+      'ParallelWorkerDashboardModule: the dashboard cannot see ParallelWorker, so it has no jobs to show. Register the module as global, ParallelWorkerModule.forRoot({ isGlobal: true, … })',
+    );
+  });
+
+  it('with the module that exports it in imports: the page shows its jobs', async () => {
+    @Module({
+      imports: [
+        ParallelWorkerModule.forRoot({
+          workers: 0,
+          storage: 'memory',
+          logging: { enabled: false },
+        }),
+      ],
+      providers: [Numbers],
+      exports: [ParallelWorkerModule],
+    })
+    class JobsModule {}
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        JobsModule,
+        ParallelWorkerDashboardModule.register({
+          path: 'jobs',
+          imports: [JobsModule],
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication();
+    await app.listen(0, '127.0.0.1');
+    try {
+      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+      const page = await (await fetch(`${url}/jobs`)).text();
+      expect(page).toContain('numbers');
+    } finally {
+      await app.close();
+    }
+  });
+});
