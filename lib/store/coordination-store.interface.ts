@@ -1,5 +1,6 @@
 import type { ID } from '../interfaces/range.interface';
 import type { RunSummary } from '../interfaces/run-summary.interface';
+import type { JobStore } from './job-store.interface';
 
 /** The seed's storage shape: anything with `get` and `set`, such as a Map-like cache (`KeyValueStore` keeps a job's state in it). */
 export interface KeyValueStorage {
@@ -77,20 +78,6 @@ export type CommitResult =
   /** Another host moved the cursor since the load started: discard the load and reload. */
   | { type: 'conflict'; cursor: ID | null };
 
-export interface FailOptions {
-  error: { message: string; stack?: string };
-  /**
-   * Only these ids of the range failed (a `RangeItemsFailedError`): the
-   * others count as done, and the retry or dead letter holds these only.
-   * Omitted: the whole range failed.
-   */
-  ids?: ID[];
-  /** Send to the dead letters instead of retrying. */
-  dead: boolean;
-  /** Delay before the retry is due. */
-  retryInMs: number;
-}
-
 export interface DeadLetter {
   runId: string;
   range: StoredRange;
@@ -120,7 +107,7 @@ export interface RunStart {
 }
 
 /**
- * What `startRun` answers: the run started or joined, or `replanFrom` when
+ * What `start` answers: the run started or joined, or `replanFrom` when
  * the partitions given were planned from a cursor the job no longer has.
  */
 export type StartRunResult =
@@ -203,185 +190,21 @@ export interface PreviousRun {
 }
 
 /**
- * Where coordination state lives. `MemoryStore` (one host) and the Redis store
- * (any number of hosts) implement it and pass one contract suite; implement it
- * to coordinate through something else.
- *
- * Every method is atomic with respect to the others for one job.
- *
- * `declaredBy` (the last argument of the calls an app makes on a job: state,
- * control, reset, retryDead, deadLetters, history, leasesByOwner) names the
- * app's loader and handler, as `startRun` does: when the job holds another
- * declaration the call throws `RunRefusedError` and changes nothing, checked
- * in the same atomic step as the call. Not checked when omitted (the CLI acts
- * on any job) or when the job holds none yet (the first run stores it).
+ * Where coordination state lives. `MemoryStore` (one host), the SQLite store
+ * (the processes of one machine) and the Redis store (any number of hosts)
+ * implement it and pass one contract suite; implement it to coordinate
+ * through something else. Each job's state is reached through its handle,
+ * `job(name)`, whose calls say what they promise (`JobStore`).
  */
 export interface CoordinationStore {
-  /**
-   * Starts a run of `job` with `runId`, or joins the active one (its id is
-   * returned). `from` (when not `undefined`) moves the cursor first; that is
-   * refused while the active run is active: a host holds a live lease of it
-   * or took part in it within its lease time and has not left (it may be
-   * waiting out a retry's backoff or a pause).
-   * `declaredBy` names the app's loader and handler: a job the store keeps for
-   * another declaration is refused (two apps on one store never share a
-   * cursor by accident) unless `from` is given, which takes the job over.
-   * `partitions`: the job's partitions, each starting at its `after`; kept
-   * with the job (and its cursors) from run to run. A new run stores them
-   * when the job has none stored, or with `from` (which replaces the stored
-   * ones, none when not given); a run joined ignores them.
-   * `start`: params, startedBy and host, stored with a new run; a run joined
-   * answers with its own `params` (absent when it has none), so the caller
-   * can refuse to join with different ones.
-   * `plannedFrom`: the job's cursor `partitions` were clipped at, as the
-   * caller read it (a job with partitions passes it with none too, when it
-   * read stored ones). A new run that would store partitions (none stored,
-   * no `from`) starts only while the job's cursor is still that one and
-   * partitions are given; else it changes nothing and answers
-   * `{ replanFrom }`, the cursor now, to plan again from: a plan clipped at
-   * a cursor that a reset moved back would skip the ids in between.
-   */
-  startRun(
-    job: string,
-    runId: string,
-    from?: ID | null,
-    declaredBy?: string,
-    partitions?: PartitionBounds[],
-    start?: RunStart,
-    plannedFrom?: ID | null,
-  ): Promise<StartRunResult>;
-  /**
-   * `request` (optional): the owner's id for this call, unique among its
-   * recent calls. A claim or commit that arrives twice with the same one (a
-   * client resending after a reconnect) answers the same the second time and
-   * leases nothing more. Claims, commits and heartbeats also mark the owner as
-   * taking part in the run until `leaseMs` from now.
-   * With partitions, a `load` names the partition to load: not exhausted, not
-   * in `loading` (those the owner loads already), not being loaded by another
-   * host; the one with the fewest ids handed out this run. It is the owner's to
-   * load until `leaseMs` after its last claim, commit or heartbeat.
-   */
-  claim(
-    job: string,
-    owner: string,
-    leaseMs: number,
-    request?: string,
-    loading?: number[],
-  ): Promise<Claim>;
-  /**
-   * Compares and sets the cursor from `expected` to the last range's
-   * `lastId` and leases the ranges (consecutive loads, each after the one
-   * before) with the next tokens, in one step; marks loading exhausted when
-   * `ranges` is empty. With partitions, all of that is `partition`'s cursor
-   * (the run's loading is exhausted once every partition is).
-   */
-  commit(
-    job: string,
-    owner: string,
-    expected: ID | null,
-    ranges: StoredRange[],
-    leaseMs: number,
-    request?: string,
-    partition?: number,
-  ): Promise<CommitResult>;
-  /** Renews the owner's leases (none: only marks it as taking part); returns the tokens that are no longer the owner's. */
-  heartbeat(
-    job: string,
-    owner: string,
-    tokens: number[],
-    leaseMs: number,
-  ): Promise<number[]>;
-  /** Counts the ranges as done, in one step; false for each whose lease was lost (not counted). */
-  complete(job: string, owner: string, tokens: number[]): Promise<boolean[]>;
-  /**
-   * Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. With `ids` (a partial
-   * failure) the rest of the range counts as a completed range, and only those ids go on; past the lease's deadline
-   * nothing is counted ('stale': the lease expires and the whole range goes out again at attempt + 1).
-   */
-  fail(
-    job: string,
-    owner: string,
-    token: number,
-    options: FailOptions,
-  ): Promise<'retry' | 'dead' | 'stale'>;
-  /** Gives leases back to be handed out again with the same attempt. */
-  release(job: string, owner: string, tokens: number[]): Promise<void>;
-  /**
-   * The owner stopped taking part in the job's run (its leases were given
-   * back first): it no longer keeps the run active for `reset` and `from`.
-   * Optional: without it, a host counts as taking part until `leaseMs` after
-   * its last call.
-   */
-  leave?(job: string, owner: string): Promise<void>;
-  /** Ends the active run `runId` as completed or failed (no-op if it already ended). */
-  endRun(
-    job: string,
-    runId: string,
-    state: 'completed' | 'failed',
-    error?: string,
-  ): Promise<void>;
-  /**
-   * Pauses, resumes or cancels the active run, for every host. Cancel ends it
-   * as stopped: hosts release their leases, the cursor stays. Returns the
-   * run's id, or null when no run is active.
-   */
-  control(
-    job: string,
-    action: 'pause' | 'resume' | 'cancel',
-    declaredBy?: string,
-  ): Promise<string | null>;
-  /** Cursor back to the start (partitions forgotten) and nothing left to retry; refused while a run is active (as for `startRun` with `from`). */
-  reset(job: string, declaredBy?: string): Promise<void>;
-  /** Records the job's total for run `runId` (for percent and ETA). */
-  setTotal(job: string, runId: string, total: number): Promise<void>;
-  /**
-   * Takes up to `wanted` of the job's `perSecond` hand-outs for the current
-   * second (store time, shared by every host). Returns how many were granted
-   * and, when none, how long until the next second.
-   */
-  takePermits(
-    job: string,
-    wanted: number,
-    perSecond: number,
-  ): Promise<{ granted: number; waitMs: number }>;
-  /** Adds to the run's worker counters. */
-  countWorkers(
-    job: string,
-    runId: string,
-    started: number,
-    restarted: number,
-  ): Promise<void>;
-  /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
-  retryDead(job: string, declaredBy?: string): Promise<number>;
-  state(job: string, declaredBy?: string): Promise<StoreRunState>;
-  /** The job's dead letters, oldest first; `page` picks `limit` of them from `offset`. */
-  deadLetters(
-    job: string,
-    page?: { offset: number; limit: number },
-    declaredBy?: string,
-  ): Promise<DeadLetter[]>;
-  /**
-   * Keeps `record` of an ended run, newest first, and the newest `keep`
-   * records of the job. A record of the same run replaces the one kept
-   * (moving it first), unless the kept one is the run's end (`completed`,
-   * `cancelled`), or this one is `stopped` and the kept one is not (a host
-   * that stopped while others ended the run). Kept across `reset`.
-   * Optional: a store without it keeps no history.
-   */
-  recordRun?(job: string, record: RunRecord, keep: number): Promise<void>;
-  /** The newest `limit` records of the job's ended runs, newest first. */
-  history?(
-    job: string,
-    limit: number,
-    declaredBy?: string,
-  ): Promise<RunRecord[]>;
-  /** Live leases per host (owner id), for views of the run. Optional. */
-  leasesByOwner?(
-    job: string,
-    declaredBy?: string,
-  ): Promise<Record<string, number>>;
+  /** The job's handle: every call on the job's state. A store may answer the same handle for a name each time. */
+  job(name: string): JobStore;
   /** Where the state lives, without credentials (`Redis at host:port`), for errors and logs. Optional. */
   readonly where?: string;
+  /** Why the store cannot be reached now, when it knows (the module's start-up error names it). Optional. */
+  problem?(): string | undefined;
+  /** Jobs that have state in the store (the CLI lists them when asked for an unknown one). Optional. */
+  jobs?(): Promise<string[]>;
   /** Closes what the store itself opened; the module calls it at shutdown. Optional. */
   close?(): Promise<void>;
 }

@@ -35,22 +35,8 @@ export function createStore(
     const RedisStore = redisStore();
     return new RedisStore(own.client as never, options.storageKey, own, logger);
   }
-  if (
-    isFn(
-      storage,
-      'claim',
-      'commit',
-      'heartbeat',
-      'complete',
-      'fail',
-      'release',
-      'startRun',
-      'endRun',
-      'state',
-    )
-  ) {
-    return storage as CoordinationStore;
-  }
+  // A CoordinationStore: its jobs are reached through `job(name)`.
+  if (isFn(storage, 'job')) return storage as CoordinationStore;
   if (isFn(storage, 'defineCommand', 'evalsha')) {
     const RedisStore = redisStore();
     return new RedisStore(storage, options.storageKey, undefined, logger);

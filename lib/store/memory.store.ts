@@ -12,9 +12,7 @@ import type {
   RunControl,
   CoordinationStore,
   DeadLetter,
-  FailOptions,
   Lease,
-  PartitionBounds,
   PreviousRun,
   RunCounters,
   RunRecord,
@@ -24,6 +22,25 @@ import type {
   StoredPartition,
   StoredRange,
 } from './coordination-store.interface';
+import type {
+  ClaimOptions,
+  CommitOptions,
+  ControlOptions,
+  CountWorkersOptions,
+  DeadLettersOptions,
+  DeclaredBy,
+  EndRunOptions,
+  FailOptions,
+  HeartbeatOptions,
+  HistoryOptions,
+  JobStore,
+  LeaseTokens,
+  LeaveOptions,
+  RecordRunOptions,
+  SetTotalOptions,
+  StartOptions,
+  TakePermitsOptions,
+} from './job-store.interface';
 import {
   dropLoader,
   freshPartitions,
@@ -33,6 +50,7 @@ import {
 } from './partitions';
 import { refuseOtherApp } from './declaration';
 import { REPLY_SLOTS } from './reply-slots';
+import { pageOf } from './page';
 
 interface Pending {
   range: StoredRange;
@@ -90,61 +108,97 @@ const zeroCounters = (): RunCounters => ({
 const WAIT_MS = 100;
 
 /**
+ * Store time: the wall clock at process start plus monotonic time since,
+ * so a wall-clock step (NTP, a resumed VM) does not expire every lease at once.
+ */
+export const processTime = (): number =>
+  Math.round(performance.timeOrigin + performance.now());
+
+/** A job that has no state yet. */
+export const newJobState = (): MemoryJobState => ({
+  runId: null,
+  state: 'idle',
+  control: 'run',
+  cursor: null,
+  exhausted: false,
+  nextToken: 1,
+  counters: zeroCounters(),
+  leases: new Map(),
+  pending: [],
+  dead: [],
+  startedAt: null,
+  endedAt: null,
+});
+
+/** What a job's state machine takes from its store: the store's time, and where a change goes. */
+export interface MemoryJobHooks {
+  now(): number;
+  /** Called after every change to the job's state; stores that persist save it. */
+  saved(state: MemoryJobState): Promise<void>;
+}
+
+/**
  * Coordination state in this process: the default, for one host. Leases,
  * retries and dead letters are kept as in the Redis store, so a crashed worker's
  * range is handed out again, but everything is gone when the process exits.
  */
 export class MemoryStore implements CoordinationStore {
-  protected readonly jobs = new Map<string, MemoryJobState>();
-  /** By job, owner and request slot: the request and what it was answered. */
+  private readonly handles = new Map<string, MemoryJob>();
+
+  /** Store time (`processTime`); tests give their own. */
+  protected now(): number {
+    return processTime();
+  }
+
+  job(name: string): JobStore {
+    let job = this.handles.get(name);
+    if (!job) {
+      job = new MemoryJob(name, newJobState(), {
+        now: () => this.now(),
+        saved: () => Promise.resolve(),
+      });
+      this.handles.set(name, job);
+    }
+    return job;
+  }
+}
+
+/**
+ * One job's state machine, on plain data (`MemoryJobState`): the memory
+ * store's job handle, and the key-value store's between its load and saves.
+ */
+export class MemoryJob implements JobStore {
+  /** By owner and request slot: the request and what it was answered. */
   private readonly replies = new Map<
     string,
     { request: string; answer: Claim | CommitResult }
   >();
+  private permits?: { second: number; used: number };
 
-  /**
-   * Store time: the wall clock at process start plus monotonic time since,
-   * so a wall-clock step (NTP, a resumed VM) does not expire every lease at once.
-   */
-  protected now(): number {
-    return Math.round(performance.timeOrigin + performance.now());
+  constructor(
+    readonly name: string,
+    /** The job's state, changed in place (`hooks.saved` is told after every change). */
+    readonly s: MemoryJobState,
+    private readonly hooks: MemoryJobHooks,
+  ) {}
+
+  private now(): number {
+    return this.hooks.now();
   }
 
-  /** Called after every change to a job; stores that persist override it. */
-  protected async saved(_job: string): Promise<void> {}
-
-  protected job(job: string): MemoryJobState {
-    let s = this.jobs.get(job);
-    if (!s) {
-      s = {
-        runId: null,
-        state: 'idle',
-        control: 'run',
-        cursor: null,
-        exhausted: false,
-        nextToken: 1,
-        counters: zeroCounters(),
-        leases: new Map(),
-        pending: [],
-        dead: [],
-        startedAt: null,
-        endedAt: null,
-      };
-      this.jobs.set(job, s);
-    }
-    return s;
+  private saved(): Promise<void> {
+    return this.hooks.saved(this.s);
   }
 
-  async startRun(
-    job: string,
-    runId: string,
-    from?: ID | null,
-    declaredBy?: string,
-    partitions?: PartitionBounds[],
-    start?: RunStart,
-    plannedFrom?: ID | null,
-  ): Promise<StartRunResult> {
-    const s = this.job(job);
+  async start({
+    runId,
+    from,
+    declaredBy,
+    partitions,
+    start,
+    plannedFrom,
+  }: StartOptions): Promise<StartRunResult> {
+    const { s, name: job } = this;
     const now = this.now();
     if (
       declaredBy &&
@@ -190,7 +244,7 @@ export class MemoryStore implements CoordinationStore {
         : undefined;
     } else if (s.partitions) restartPartitions(s.partitions);
     else if (partitions?.length) s.partitions = freshPartitions(partitions);
-    this.forgetReplies(job);
+    this.forgetReplies();
     s.previous = endedRun(s);
     Object.assign(s, {
       runId,
@@ -204,39 +258,37 @@ export class MemoryStore implements CoordinationStore {
       endedAt: null,
       start: { ...start },
     });
-    await this.saved(job);
+    await this.saved();
     return { runId, joined: false };
   }
 
-  async claim(
-    job: string,
-    owner: string,
-    leaseMs: number,
-    request?: string,
-    loading?: number[],
-  ): Promise<Claim> {
-    const s = this.job(job);
+  async claim({
+    owner,
+    leaseMs,
+    request,
+    loading,
+  }: ClaimOptions): Promise<Claim> {
+    const s = this.s;
     if (s.state === 'failed')
       return { type: 'failed', error: s.error ?? 'failed' };
     if (s.state === 'stopped') return { type: 'cancelled' };
     if (s.state !== 'running' || !s.runId) return { type: 'done' };
     const now = this.now();
     this.present(s, owner, now + leaseMs);
-    const again = this.replayed(job, owner, request);
+    const again = this.replayed(owner, request);
     if (
       again?.type === 'lease' &&
       s.leases.get(again.lease.token)?.owner === owner
     )
       return again;
     if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
-    const claim = await this.claimNow(s, job, owner, leaseMs, now, loading);
-    if (claim.type === 'lease') this.remember(job, owner, request, claim);
+    const claim = await this.claimNow(s, owner, leaseMs, now, loading);
+    if (claim.type === 'lease') this.remember(owner, request, claim);
     return claim;
   }
 
   private async claimNow(
     s: MemoryJobState,
-    job: string,
     owner: string,
     leaseMs: number,
     now: number,
@@ -254,7 +306,7 @@ export class MemoryStore implements CoordinationStore {
         now,
       );
       s.counters.retried++;
-      await this.saved(job);
+      await this.saved();
       return { type: 'lease', lease, reason: 'expired' };
     }
     let due = -1;
@@ -268,7 +320,7 @@ export class MemoryStore implements CoordinationStore {
     if (due >= 0) {
       const [p] = s.pending.splice(due, 1);
       const lease = this.lease(s, p.range, p.attempt, owner, leaseMs, now);
-      await this.saved(job);
+      await this.saved();
       return { type: 'lease', lease, reason: p.reason };
     }
     if (s.partitions) {
@@ -282,7 +334,7 @@ export class MemoryStore implements CoordinationStore {
       if (typeof pick === 'number') {
         const p = s.partitions[pick];
         p.loader = { owner, until: now + leaseMs };
-        await this.saved(job);
+        await this.saved();
         return { type: 'load', cursor: p.cursor, partition: pick };
       }
       if (pick === 'wait') return { type: 'wait', retryInMs: WAIT_MS };
@@ -297,20 +349,19 @@ export class MemoryStore implements CoordinationStore {
     };
   }
 
-  async commit(
-    job: string,
-    owner: string,
-    expected: ID | null,
-    ranges: StoredRange[],
-    leaseMs: number,
-    request?: string,
-    partition?: number,
-  ): Promise<CommitResult> {
-    const s = this.job(job);
-    const again = this.replayed(job, owner, request);
+  async commit({
+    owner,
+    expected,
+    ranges,
+    leaseMs,
+    request,
+    partition,
+  }: CommitOptions): Promise<CommitResult> {
+    const s = this.s;
+    const again = this.replayed(owner, request);
     if (again?.type === 'leased') return again;
     // The cursor it moves: the job's, or its partition's.
-    const part = this.partitionOf(s, job, partition);
+    const part = this.partitionOf(s, partition);
     const at = part ?? s;
     const now = this.now();
     // Another host loads the partition now (it took it over): this load is thrown away, as when the cursor moved.
@@ -324,7 +375,7 @@ export class MemoryStore implements CoordinationStore {
     if (ranges.length === 0) {
       at.exhausted = true;
       if (part) delete part.loader;
-      await this.saved(job);
+      await this.saved();
       return { type: 'exhausted' };
     }
     at.cursor = ranges[ranges.length - 1].lastId;
@@ -339,18 +390,17 @@ export class MemoryStore implements CoordinationStore {
       this.lease(s, range, 1, owner, leaseMs, now),
     );
     const result: CommitResult = { type: 'leased', leases, due };
-    this.remember(job, owner, request, result);
-    await this.saved(job);
+    this.remember(owner, request, result);
+    await this.saved();
     return result;
   }
 
-  async heartbeat(
-    job: string,
-    owner: string,
-    tokens: number[],
-    leaseMs: number,
-  ): Promise<number[]> {
-    const s = this.job(job);
+  async heartbeat({
+    owner,
+    tokens,
+    leaseMs,
+  }: HeartbeatOptions): Promise<number[]> {
+    const s = this.s;
     const deadline = this.now() + leaseMs;
     if (s.state === 'running') this.present(s, owner, deadline);
     renewLoader(s.partitions, owner, deadline);
@@ -360,16 +410,12 @@ export class MemoryStore implements CoordinationStore {
       if (l && l.owner === owner) l.deadline = deadline;
       else lost.push(token);
     }
-    await this.saved(job);
+    await this.saved();
     return lost;
   }
 
-  async complete(
-    job: string,
-    owner: string,
-    tokens: number[],
-  ): Promise<boolean[]> {
-    const s = this.job(job);
+  async complete({ owner, tokens }: LeaseTokens): Promise<boolean[]> {
+    const s = this.s;
     const now = this.now();
     const counted = tokens.map((token) => {
       // Past its deadline the lease is not the owner's to complete, even before a claim took it over: it expires.
@@ -381,17 +427,13 @@ export class MemoryStore implements CoordinationStore {
       }
       return l !== undefined;
     });
-    await this.saved(job);
+    await this.saved();
     return counted;
   }
 
-  async fail(
-    job: string,
-    owner: string,
-    token: number,
-    options: FailOptions,
-  ): Promise<'retry' | 'dead' | 'stale'> {
-    const s = this.job(job);
+  async fail(options: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
+    const { owner, token } = options;
+    const s = this.s;
     const now = this.now();
     // A partial failure counts its done part as complete() counts a range: past the deadline, nothing (it expires).
     if (options.ids && (s.leases.get(token)?.deadline ?? Infinity) <= now)
@@ -424,12 +466,12 @@ export class MemoryStore implements CoordinationStore {
       });
       if (current) s.counters.retried++;
     }
-    await this.saved(job);
+    await this.saved();
     return options.dead ? 'dead' : 'retry';
   }
 
-  async release(job: string, owner: string, tokens: number[]): Promise<void> {
-    const s = this.job(job);
+  async release({ owner, tokens }: LeaseTokens): Promise<void> {
+    const s = this.s;
     const now = this.now();
     for (const token of tokens) {
       const l = this.take(s, owner, token);
@@ -442,55 +484,42 @@ export class MemoryStore implements CoordinationStore {
           reason: 'released',
         });
     }
-    await this.saved(job);
+    await this.saved();
   }
 
-  async leave(job: string, owner: string): Promise<void> {
-    const s = this.job(job);
+  async leave({ owner }: LeaveOptions): Promise<void> {
+    const s = this.s;
     if (s.hosts) delete s.hosts[owner];
     dropLoader(s.partitions, owner);
-    for (let i = 0; i < REPLY_SLOTS; i++)
-      this.replies.delete(`${job}\0${owner}\0${i}`);
-    await this.saved(job);
+    for (let i = 0; i < REPLY_SLOTS; i++) this.replies.delete(`${owner}\0${i}`);
+    await this.saved();
   }
 
-  async endRun(
-    job: string,
-    runId: string,
-    state: 'completed' | 'failed',
-    error?: string,
-  ): Promise<void> {
-    const s = this.job(job);
+  async endRun({ runId, state, error }: EndRunOptions): Promise<void> {
+    const s = this.s;
     if (s.runId !== runId || s.state !== 'running') return;
     Object.assign(s, { state, error, endedAt: this.now() });
-    await this.saved(job);
+    await this.saved();
   }
 
-  private readonly permits = new Map<
-    string,
-    { second: number; used: number }
-  >();
-
-  async takePermits(
-    job: string,
-    wanted: number,
-    perSecond: number,
-  ): Promise<{ granted: number; waitMs: number }> {
+  async takePermits({
+    wanted,
+    perSecond,
+  }: TakePermitsOptions): Promise<{ granted: number; waitMs: number }> {
     const now = this.now();
     const second = Math.floor(now / 1000);
-    const p = this.permits.get(job);
+    const p = this.permits;
     const used = p && p.second === second ? p.used : 0;
     const granted = Math.max(0, Math.min(wanted, perSecond - used));
-    this.permits.set(job, { second, used: used + granted });
+    this.permits = { second, used: used + granted };
     return { granted, waitMs: granted ? 0 : 1000 - (now % 1000) };
   }
 
-  async control(
-    job: string,
-    action: 'pause' | 'resume' | 'cancel',
-    declaredBy?: string,
-  ): Promise<string | null> {
-    const s = this.job(job);
+  async control({
+    action,
+    declaredBy,
+  }: ControlOptions): Promise<string | null> {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, action);
     if (s.state !== 'running') return null;
     if (action === 'cancel')
@@ -500,12 +529,12 @@ export class MemoryStore implements CoordinationStore {
         endedAt: this.now(),
       });
     else s.control = action === 'pause' ? 'pause' : 'run';
-    await this.saved(job);
+    await this.saved();
     return s.runId;
   }
 
-  async reset(job: string, declaredBy?: string): Promise<void> {
-    const s = this.job(job);
+  async reset({ declaredBy }: DeclaredBy = {}): Promise<void> {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
     const now = this.now();
     if (
@@ -513,7 +542,7 @@ export class MemoryStore implements CoordinationStore {
       this.active(s, now)
     )
       throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
-    this.forgetReplies(job);
+    this.forgetReplies();
     Object.assign(s, {
       state: 'idle',
       control: 'run',
@@ -530,30 +559,29 @@ export class MemoryStore implements CoordinationStore {
       endedAt: null,
       lost: undefined,
     });
-    await this.saved(job);
+    await this.saved();
   }
 
-  async setTotal(job: string, runId: string, total: number): Promise<void> {
-    const s = this.job(job);
+  async setTotal({ runId, total }: SetTotalOptions): Promise<void> {
+    const s = this.s;
     if (s.runId === runId) s.total = total;
-    await this.saved(job);
+    await this.saved();
   }
 
-  async countWorkers(
-    job: string,
-    runId: string,
-    started: number,
-    restarted: number,
-  ): Promise<void> {
-    const s = this.job(job);
+  async countWorkers({
+    runId,
+    started,
+    restarted,
+  }: CountWorkersOptions): Promise<void> {
+    const s = this.s;
     if (s.runId !== runId) return;
     s.counters.workersStarted += started;
     s.counters.workersRestarted += restarted;
-    await this.saved(job);
+    await this.saved();
   }
 
-  async state(job: string, declaredBy?: string): Promise<StoreRunState> {
-    const s = this.job(job);
+  async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'status');
     const now = this.now();
     return {
@@ -589,8 +617,8 @@ export class MemoryStore implements CoordinationStore {
     };
   }
 
-  async retryDead(job: string, declaredBy?: string): Promise<number> {
-    const s = this.job(job);
+  async retryDead({ declaredBy }: DeclaredBy = {}): Promise<number> {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
     const dead = s.dead.splice(0);
     const now = this.now();
@@ -602,17 +630,14 @@ export class MemoryStore implements CoordinationStore {
         dueAt: now,
         reason: 'retry',
       });
-    await this.saved(job);
+    await this.saved();
     return dead.length;
   }
 
-  async deadLetters(
-    job: string,
-    page?: { offset: number; limit: number },
-    declaredBy?: string,
-  ): Promise<DeadLetter[]> {
-    const s = this.job(job);
-    refuseOtherApp(job, s.declaredBy, declaredBy, 'deadLetters');
+  async deadLetters(options?: DeadLettersOptions): Promise<DeadLetter[]> {
+    const { s, name: job } = this;
+    refuseOtherApp(job, s.declaredBy, options?.declaredBy, 'deadLetters');
+    const page = pageOf(options);
     const dead = s.dead;
     const some = page
       ? dead.slice(page.offset, page.offset + page.limit)
@@ -620,8 +645,8 @@ export class MemoryStore implements CoordinationStore {
     return some.map((d) => ({ ...d }));
   }
 
-  async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
-    const s = this.job(job);
+  async recordRun({ record, keep }: RecordRunOptions): Promise<void> {
+    const s = this.s;
     const history = s.history ?? [];
     const kept = history.find((r) => r.runId === record.runId);
     if (kept && !replaces(record.status, kept.status)) return;
@@ -629,14 +654,13 @@ export class MemoryStore implements CoordinationStore {
       structuredClone(record),
       ...history.filter((r) => r !== kept),
     ].slice(0, keep);
-    await this.saved(job);
+    await this.saved();
   }
 
-  async leasesByOwner(
-    job: string,
-    declaredBy?: string,
-  ): Promise<Record<string, number>> {
-    const s = this.job(job);
+  async leasesByOwner({ declaredBy }: DeclaredBy = {}): Promise<
+    Record<string, number>
+  > {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'leasesByHost');
     const owners: Record<string, number> = {};
     for (const l of s.leases.values())
@@ -644,12 +668,8 @@ export class MemoryStore implements CoordinationStore {
     return owners;
   }
 
-  async history(
-    job: string,
-    limit: number,
-    declaredBy?: string,
-  ): Promise<RunRecord[]> {
-    const s = this.job(job);
+  async history({ limit, declaredBy }: HistoryOptions): Promise<RunRecord[]> {
+    const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'history');
     return structuredClone((s.history ?? []).slice(0, limit));
   }
@@ -657,14 +677,13 @@ export class MemoryStore implements CoordinationStore {
   /** The partition a commit names (none: the job's own cursor); it must match how the job is split. */
   private partitionOf(
     s: MemoryJobState,
-    job: string,
     partition: number | undefined,
   ): StoredPartition | undefined {
     if (partition === undefined && !s.partitions) return undefined;
     const p = partition === undefined ? undefined : s.partitions?.[partition];
     if (!p)
       throw new Error(
-        `Job "${job}": a commit for partition ${partition} of a job with ${s.partitions?.length ?? 'no'} partitions; hosts of different versions of the app may be sharing the store.`,
+        `Job "${this.name}": a commit for partition ${partition} of a job with ${s.partitions?.length ?? 'no'} partitions; hosts of different versions of the app may be sharing the store.`,
       );
     return p;
   }
@@ -692,31 +711,28 @@ export class MemoryStore implements CoordinationStore {
   }
 
   private replayed<T extends Claim | CommitResult>(
-    job: string,
     owner: string,
     request?: string,
   ): T | undefined {
     if (request === undefined) return undefined;
-    const r = this.replies.get(`${job}\0${owner}\0${slot(request)}`);
+    const r = this.replies.get(`${owner}\0${slot(request)}`);
     return r?.request === request ? (r.answer as T) : undefined;
   }
 
   private remember(
-    job: string,
     owner: string,
     request: string | undefined,
     answer: Claim | CommitResult,
   ): void {
     if (request !== undefined)
-      this.replies.set(`${job}\0${owner}\0${slot(request)}`, {
+      this.replies.set(`${owner}\0${slot(request)}`, {
         request,
         answer,
       });
   }
 
-  private forgetReplies(job: string): void {
-    for (const key of this.replies.keys())
-      if (key.startsWith(`${job}\0`)) this.replies.delete(key);
+  private forgetReplies(): void {
+    this.replies.clear();
   }
 
   private lease(
