@@ -1,45 +1,18 @@
 import { STATE_LOST_PART } from '../parallel-worker.messages';
-import { MemoryStore, type MemoryJobState } from './memory.store';
+import {
+  MemoryJob,
+  newJobState,
+  processTime,
+  type MemoryJobState,
+} from './memory.store';
 import type {
   CoordinationStore,
   KeyValueStorage,
   Lease,
 } from './coordination-store.interface';
+import type { JobStore } from './job-store.interface';
 
 export type { KeyValueStorage };
-
-/**
- * Every store call, each of which reads or changes one job (its first
- * argument). Typed as a record of the interface's methods, so a method added
- * to `CoordinationStore` does not compile until it is listed here, and loaded.
- */
-const JOB_CALLS: Record<
-  Exclude<keyof CoordinationStore, 'where' | 'close'>,
-  true
-> = {
-  startRun: true,
-  claim: true,
-  commit: true,
-  heartbeat: true,
-  complete: true,
-  fail: true,
-  release: true,
-  leave: true,
-  endRun: true,
-  control: true,
-  reset: true,
-  setTotal: true,
-  takePermits: true,
-  countWorkers: true,
-  retryDead: true,
-  state: true,
-  deadLetters: true,
-  recordRun: true,
-  history: true,
-  leasesByOwner: true,
-};
-
-type JobCall = (job: string, ...rest: unknown[]) => Promise<unknown>;
 
 const isTime = (v: unknown) => v === null || typeof v === 'number';
 const isObject = (v: unknown) => typeof v === 'object' && v !== null;
@@ -81,31 +54,38 @@ const OPTIONAL_PARTS: Record<string, (v: unknown) => boolean> = {
  * call a process makes first. One host only: two hosts writing the same key
  * would overwrite each other.
  */
-export class KeyValueStore extends MemoryStore {
-  /** By job: its saved state, read once per process (every call waits for the same read). */
-  private readonly loads = new Map<string, Promise<void>>();
+export class KeyValueStore implements CoordinationStore {
+  private readonly handles = new Map<string, KeyValueJob>();
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly storage: KeyValueStorage,
     private readonly prefix: string,
-  ) {
-    super();
-    // One wrapper for every call rather than an override each: none can act on a job before its saved state is in.
-    // The most derived method is wrapped, so a subclass's override loads first too.
-    for (const name of Object.keys(JOB_CALLS)) {
-      const call = (this as unknown as Record<string, JobCall>)[name];
-      Object.defineProperty(this, name, {
-        value: async (job: string, ...rest: unknown[]) => {
-          await this.load(job);
-          return call.call(this, job, ...rest);
-        },
-      });
-    }
+  ) {}
+
+  /** Store time, as `MemoryStore`'s; tests give their own. */
+  protected now(): number {
+    return processTime();
   }
 
-  protected override async saved(job: string): Promise<void> {
-    const state = this.jobs.get(job) as MemoryJobState;
+  job(name: string): JobStore {
+    let job = this.handles.get(name);
+    if (!job) {
+      job = new KeyValueJob(name, {
+        read: () => this.storage.get(this.key(name)),
+        write: (state) => this.write(name, state),
+        now: () => this.now(),
+      });
+      this.handles.set(name, job);
+    }
+    return job;
+  }
+
+  private key(job: string): string {
+    return `${this.prefix}:${job}`;
+  }
+
+  private async write(job: string, state: MemoryJobState): Promise<void> {
     const value = JSON.stringify({
       ...state,
       leases: [...state.leases.values()],
@@ -117,25 +97,80 @@ export class KeyValueStore extends MemoryStore {
     this.writes = write.catch(() => undefined);
     await write;
   }
+}
 
-  private key(job: string): string {
-    return `${this.prefix}:${job}`;
-  }
+/** What a job's handle takes from its key-value store. */
+interface Saving {
+  /** The job's saved value, as the storage answers it. */
+  read(): unknown;
+  write(state: MemoryJobState): Promise<void>;
+  now(): number;
+}
 
-  private load(job: string): Promise<void> {
-    let loading = this.loads.get(job);
-    if (!loading) {
-      loading = this.read(job);
+/**
+ * One job of a `KeyValueStore`: the memory store's state machine over the
+ * job's saved state, read before its first call (every call waits for it),
+ * and saved after every change it makes.
+ */
+class KeyValueJob implements JobStore {
+  /** The job's state machine, once its saved state is read. */
+  private loaded?: Promise<MemoryJob>;
+
+  constructor(
+    private readonly name: string,
+    private readonly saving: Saving,
+  ) {}
+
+  start: JobStore['start'] = async (o) => (await this.load()).start(o);
+  claim: JobStore['claim'] = async (o) => (await this.load()).claim(o);
+  commit: JobStore['commit'] = async (o) => (await this.load()).commit(o);
+  heartbeat: JobStore['heartbeat'] = async (o) =>
+    (await this.load()).heartbeat(o);
+  complete: JobStore['complete'] = async (o) => (await this.load()).complete(o);
+  fail: JobStore['fail'] = async (o) => (await this.load()).fail(o);
+  release: JobStore['release'] = async (o) => (await this.load()).release(o);
+  leave: NonNullable<JobStore['leave']> = async (o) =>
+    (await this.load()).leave(o);
+  endRun: JobStore['endRun'] = async (o) => (await this.load()).endRun(o);
+  control: JobStore['control'] = async (o) => (await this.load()).control(o);
+  reset: JobStore['reset'] = async (o) => (await this.load()).reset(o);
+  setTotal: JobStore['setTotal'] = async (o) => (await this.load()).setTotal(o);
+  takePermits: JobStore['takePermits'] = async (o) =>
+    (await this.load()).takePermits(o);
+  countWorkers: JobStore['countWorkers'] = async (o) =>
+    (await this.load()).countWorkers(o);
+  retryDead: JobStore['retryDead'] = async (o) =>
+    (await this.load()).retryDead(o);
+  state: JobStore['state'] = async (o) => (await this.load()).state(o);
+  deadLetters: JobStore['deadLetters'] = async (o) =>
+    (await this.load()).deadLetters(o);
+  recordRun: NonNullable<JobStore['recordRun']> = async (o) =>
+    (await this.load()).recordRun(o);
+  history: NonNullable<JobStore['history']> = async (o) =>
+    (await this.load()).history(o);
+  leasesByOwner: NonNullable<JobStore['leasesByOwner']> = async (o) =>
+    (await this.load()).leasesByOwner(o);
+
+  /** The job's state machine: its saved state is read once per process (every call waits for the same read). */
+  private load(): Promise<MemoryJob> {
+    if (!this.loaded) {
+      this.loaded = this.read();
       // A failed read (storage unreachable) is tried again by the next call, not remembered.
-      loading.catch(() => this.loads.delete(job));
-      this.loads.set(job, loading);
+      this.loaded.catch(() => (this.loaded = undefined));
     }
-    return loading;
+    return this.loaded;
   }
 
-  private async read(job: string): Promise<void> {
-    const raw = await this.storage.get(this.key(job));
-    if (raw === null || raw === undefined) return;
+  private machine(state: MemoryJobState): MemoryJob {
+    return new MemoryJob(this.name, state, {
+      now: () => this.saving.now(),
+      saved: (s) => this.saving.write(s),
+    });
+  }
+
+  private async read(): Promise<MemoryJob> {
+    const raw = await this.saving.read();
+    if (raw === null || raw === undefined) return this.machine(newJobState());
     const saved = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Omit<
       MemoryJobState,
       'leases'
@@ -149,14 +184,12 @@ export class KeyValueStore extends MemoryStore {
           saved[part as never] !== undefined && !fits(saved[part as never]),
       ),
     ].map(([part]) => part);
-    if (!lost.length) {
-      this.jobs.set(job, {
+    if (!lost.length)
+      return this.machine({
         ...saved,
         leases: new Map(saved.leases.map((l) => [l.token, l])),
       });
-      return;
-    }
-    await this.lost(job, saved, lost);
+    return this.lost(saved, lost);
   }
 
   /**
@@ -165,11 +198,11 @@ export class KeyValueStore extends MemoryStore {
    * refused until `from` (what is left is the state again) or reset.
    */
   private async lost(
-    job: string,
     saved: Record<string, unknown>,
     parts: string[],
-  ): Promise<void> {
-    const s = this.job(job);
+  ): Promise<MemoryJob> {
+    const job = this.name;
+    const s = newJobState();
     // What is left is kept as saved; a part lost keeps its empty start.
     for (const [part, value] of Object.entries(saved))
       if (!parts.includes(part) && part !== 'leases' && part !== 'lost')
@@ -182,8 +215,9 @@ export class KeyValueStore extends MemoryStore {
       Object.assign(s, {
         state: 'failed',
         error: STATE_LOST_PART(job, s.runId, s.lost),
-        endedAt: this.now(),
+        endedAt: this.saving.now(),
       });
-    await this.saved(job);
+    await this.saving.write(s);
+    return this.machine(s);
   }
 }
