@@ -1,4 +1,4 @@
-import type { FailOptions } from '../coordination-store.interface';
+import type { FailOptions } from '../job-store.interface';
 import type { SqlTransaction } from './sql-dialect.interface';
 import type { JobRow } from './sql.rows';
 import { addPending, present, take } from './sql-leases';

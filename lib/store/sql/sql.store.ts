@@ -1,4 +1,3 @@
-import type { ID } from '../../interfaces/range.interface';
 import { ParallelWorkerConfigError } from '../../errors/parallel-worker-config.error';
 import { SQL_SCHEMA_NEWER } from '../../parallel-worker.messages';
 import type {
@@ -6,14 +5,30 @@ import type {
   CommitResult,
   CoordinationStore,
   DeadLetter,
-  FailOptions,
-  PartitionBounds,
   RunRecord,
-  RunStart,
   StartRunResult,
   StoreRunState,
-  StoredRange,
 } from '../coordination-store.interface';
+import type {
+  ClaimOptions,
+  CommitOptions,
+  ControlOptions,
+  CountWorkersOptions,
+  DeadLettersOptions,
+  DeclaredBy,
+  EndRunOptions,
+  FailOptions,
+  HeartbeatOptions,
+  HistoryOptions,
+  JobStore,
+  LeaseTokens,
+  LeaveOptions,
+  RecordRunOptions,
+  SetTotalOptions,
+  StartOptions,
+  TakePermitsOptions,
+} from '../job-store.interface';
+import { pageOf } from '../page';
 import { refuseOtherApp } from '../declaration';
 import type { SqlDialect, SqlTransaction } from './sql-dialect.interface';
 import { jobRow, setJob, type JobRow } from './sql.rows';
@@ -163,225 +178,19 @@ export class SqlStore implements CoordinationStore {
     await this.dialect.close();
   }
 
-  async startRun(
-    job: string,
-    runId: string,
-    from?: ID | null,
-    declaredBy?: string,
-    partitions?: PartitionBounds[],
-    start?: RunStart,
-    plannedFrom?: ID | null,
-  ): Promise<StartRunResult> {
-    return this.write(job, (tx, s) =>
-      startRunIn(tx, s, {
-        job,
-        runId,
-        from,
-        declaredBy,
-        partitions,
-        start,
-        plannedFrom,
-      }),
-    );
-  }
+  private readonly handles = new Map<string, SqlJob>();
 
-  async claim(
-    job: string,
-    owner: string,
-    leaseMs: number,
-    request?: string,
-    loading?: number[],
-  ): Promise<Claim> {
-    return this.write(job, (tx, s) =>
-      claimIn(tx, s, owner, leaseMs, request, loading),
-    );
-  }
-
-  async commit(
-    job: string,
-    owner: string,
-    expected: ID | null,
-    ranges: StoredRange[],
-    leaseMs: number,
-    request?: string,
-    partition?: number,
-  ): Promise<CommitResult> {
-    return this.write(job, (tx, s) =>
-      commitIn(tx, s, this.elements, {
-        job,
-        owner,
-        expected,
-        ranges,
-        leaseMs,
-        request,
-        partition,
-      }),
-    );
-  }
-
-  async heartbeat(
-    job: string,
-    owner: string,
-    tokens: number[],
-    leaseMs: number,
-  ): Promise<number[]> {
-    return this.write(job, (tx, s) =>
-      heartbeatIn(tx, s, this.elements, owner, tokens, leaseMs),
-    );
-  }
-
-  async complete(
-    job: string,
-    owner: string,
-    tokens: number[],
-  ): Promise<boolean[]> {
-    if (tokens.length === 0) return [];
-    return this.write(job, (tx, s) =>
-      completeIn(tx, s, this.elements, owner, tokens),
-    );
-  }
-
-  async fail(
-    job: string,
-    owner: string,
-    token: number,
-    options: FailOptions,
-  ): Promise<'retry' | 'dead' | 'stale'> {
-    return this.write(job, (tx, s) => failIn(tx, s, owner, token, options));
-  }
-
-  async release(job: string, owner: string, tokens: number[]): Promise<void> {
-    if (tokens.length === 0) return;
-    await this.write(job, (tx, s) => releaseIn(tx, s, owner, tokens));
-  }
-
-  async leave(job: string, owner: string): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      await tx.run('DELETE FROM pw_hosts WHERE job_id = ? AND owner = ?', [
-        s.id,
-        owner,
-      ]);
-      await tx.run(
-        'UPDATE pw_partitions SET loader = NULL, loader_until = NULL WHERE job_id = ? AND loader = ?',
-        [s.id, owner],
-      );
-      await tx.run('DELETE FROM pw_replies WHERE job_id = ? AND owner = ?', [
-        s.id,
-        owner,
-      ]);
-    });
-  }
-
-  async endRun(
-    job: string,
-    runId: string,
-    state: 'completed' | 'failed',
-    error?: string,
-  ): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      if (s.runId !== runId || s.state !== 'running') return;
-      await setJob(tx, s.id, { state, error: error ?? null, ended_at: tx.now });
-    });
-  }
-
-  async takePermits(
-    job: string,
-    wanted: number,
-    perSecond: number,
-  ): Promise<{ granted: number; waitMs: number }> {
-    return this.write(job, async (tx, s) => {
-      const second = Math.floor(tx.now / 1000);
-      const used = s.permitSecond === second ? s.permitUsed : 0;
-      const granted = Math.max(0, Math.min(wanted, perSecond - used));
-      await setJob(tx, s.id, {
-        permit_second: second,
-        permit_used: used + granted,
+  job(name: string): SqlJob {
+    let job = this.handles.get(name);
+    if (!job) {
+      job = new SqlJob(name, this.elements, {
+        write: (job, work) => this.write(job, work),
+        read: (job, declaredBy, call, work) =>
+          this.read(job, declaredBy, call, work),
       });
-      return { granted, waitMs: granted ? 0 : 1000 - (tx.now % 1000) };
-    });
-  }
-
-  async control(
-    job: string,
-    action: 'pause' | 'resume' | 'cancel',
-    declaredBy?: string,
-  ): Promise<string | null> {
-    return this.write(job, async (tx, s) => {
-      refuseOtherApp(job, s.declaredBy, declaredBy, action);
-      if (s.state !== 'running') return null;
-      await setJob(
-        tx,
-        s.id,
-        action === 'cancel'
-          ? { state: 'stopped', control: 'run', ended_at: tx.now }
-          : { control: action === 'pause' ? 'pause' : 'run' },
-      );
-      return s.runId;
-    });
-  }
-
-  async reset(job: string, declaredBy?: string): Promise<void> {
-    await this.write(job, (tx, s) => resetIn(tx, s, job, declaredBy));
-  }
-
-  async setTotal(job: string, runId: string, total: number): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      if (s.runId === runId) await setJob(tx, s.id, { total });
-    });
-  }
-
-  async countWorkers(
-    job: string,
-    runId: string,
-    started: number,
-    restarted: number,
-  ): Promise<void> {
-    await this.write(job, async (tx, s) => {
-      if (s.runId === runId)
-        await tx.run(
-          'UPDATE pw_jobs SET workers_started = workers_started + ?, workers_restarted = workers_restarted + ? WHERE id = ?',
-          [started, restarted, s.id],
-        );
-    });
-  }
-
-  async retryDead(job: string, declaredBy?: string): Promise<number> {
-    return this.write(job, (tx, s) => retryDeadIn(tx, s, job, declaredBy));
-  }
-
-  async state(job: string, declaredBy?: string): Promise<StoreRunState> {
-    return this.read(job, declaredBy, 'status', stateOf);
-  }
-
-  async deadLetters(
-    job: string,
-    page?: { offset: number; limit: number },
-    declaredBy?: string,
-  ): Promise<DeadLetter[]> {
-    return this.read(job, declaredBy, 'deadLetters', (tx, s) =>
-      deadLettersOf(tx, s, page),
-    );
-  }
-
-  async recordRun(job: string, record: RunRecord, keep: number): Promise<void> {
-    await this.write(job, (tx, s) => recordRunIn(tx, s, record, keep));
-  }
-
-  async history(
-    job: string,
-    limit: number,
-    declaredBy?: string,
-  ): Promise<RunRecord[]> {
-    return this.read(job, declaredBy, 'history', (tx, s) =>
-      historyOf(tx, s, limit),
-    );
-  }
-
-  async leasesByOwner(
-    job: string,
-    declaredBy?: string,
-  ): Promise<Record<string, number>> {
-    return this.read(job, declaredBy, 'leasesByHost', leasesByOwnerOf);
+      this.handles.set(name, job);
+    }
+    return job;
   }
 
   /** Jobs that have state under this `storageKey` (the CLI lists them when asked for an unknown one). */
@@ -399,5 +208,205 @@ export class SqlStore implements CoordinationStore {
     } catch (e) {
       throw this.dialect.explain(e);
     }
+  }
+}
+
+/** The transactions a job's handle runs, on its store's database. */
+interface SqlAccess {
+  write<T>(
+    job: string,
+    work: (tx: SqlTransaction, row: JobRow) => Promise<T>,
+  ): Promise<T>;
+  read<T>(
+    job: string,
+    declaredBy: string | undefined,
+    call: string,
+    work: (tx: SqlTransaction, row: JobRow | undefined) => Promise<T>,
+  ): Promise<T>;
+}
+
+/** One job of a `SqlStore`: every call is one transaction on the job's rows. */
+export class SqlJob implements JobStore {
+  constructor(
+    private readonly name: string,
+    private readonly elements: Elements,
+    private readonly access: SqlAccess,
+  ) {}
+
+  /** One writing transaction on the job's row (created when missing), locked for the transaction. */
+  private write<T>(
+    work: (tx: SqlTransaction, row: JobRow) => Promise<T>,
+  ): Promise<T> {
+    return this.access.write(this.name, work);
+  }
+
+  /** One reading transaction, refusing another app's `call` first; `row` is undefined for a job the database does not hold. */
+  private read<T>(
+    declaredBy: string | undefined,
+    call: string,
+    work: (tx: SqlTransaction, row: JobRow | undefined) => Promise<T>,
+  ): Promise<T> {
+    return this.access.read(this.name, declaredBy, call, work);
+  }
+
+  async start(options: StartOptions): Promise<StartRunResult> {
+    return this.write((tx, s) =>
+      startRunIn(tx, s, { job: this.name, ...options }),
+    );
+  }
+
+  async claim({
+    owner,
+    leaseMs,
+    request,
+    loading,
+  }: ClaimOptions): Promise<Claim> {
+    return this.write((tx, s) =>
+      claimIn(tx, s, owner, leaseMs, request, loading),
+    );
+  }
+
+  async commit(options: CommitOptions): Promise<CommitResult> {
+    return this.write((tx, s) =>
+      commitIn(tx, s, this.elements, { job: this.name, ...options }),
+    );
+  }
+
+  async heartbeat({
+    owner,
+    tokens,
+    leaseMs,
+  }: HeartbeatOptions): Promise<number[]> {
+    return this.write((tx, s) =>
+      heartbeatIn(tx, s, this.elements, owner, tokens, leaseMs),
+    );
+  }
+
+  async complete({ owner, tokens }: LeaseTokens): Promise<boolean[]> {
+    if (tokens.length === 0) return [];
+    return this.write((tx, s) =>
+      completeIn(tx, s, this.elements, owner, tokens),
+    );
+  }
+
+  async fail(options: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
+    return this.write((tx, s) =>
+      failIn(tx, s, options.owner, options.token, options),
+    );
+  }
+
+  async release({ owner, tokens }: LeaseTokens): Promise<void> {
+    if (tokens.length === 0) return;
+    await this.write((tx, s) => releaseIn(tx, s, owner, tokens));
+  }
+
+  async leave({ owner }: LeaveOptions): Promise<void> {
+    await this.write(async (tx, s) => {
+      await tx.run('DELETE FROM pw_hosts WHERE job_id = ? AND owner = ?', [
+        s.id,
+        owner,
+      ]);
+      await tx.run(
+        'UPDATE pw_partitions SET loader = NULL, loader_until = NULL WHERE job_id = ? AND loader = ?',
+        [s.id, owner],
+      );
+      await tx.run('DELETE FROM pw_replies WHERE job_id = ? AND owner = ?', [
+        s.id,
+        owner,
+      ]);
+    });
+  }
+
+  async endRun({ runId, state, error }: EndRunOptions): Promise<void> {
+    await this.write(async (tx, s) => {
+      if (s.runId !== runId || s.state !== 'running') return;
+      await setJob(tx, s.id, { state, error: error ?? null, ended_at: tx.now });
+    });
+  }
+
+  async takePermits({
+    wanted,
+    perSecond,
+  }: TakePermitsOptions): Promise<{ granted: number; waitMs: number }> {
+    return this.write(async (tx, s) => {
+      const second = Math.floor(tx.now / 1000);
+      const used = s.permitSecond === second ? s.permitUsed : 0;
+      const granted = Math.max(0, Math.min(wanted, perSecond - used));
+      await setJob(tx, s.id, {
+        permit_second: second,
+        permit_used: used + granted,
+      });
+      return { granted, waitMs: granted ? 0 : 1000 - (tx.now % 1000) };
+    });
+  }
+
+  async control({
+    action,
+    declaredBy,
+  }: ControlOptions): Promise<string | null> {
+    return this.write(async (tx, s) => {
+      refuseOtherApp(this.name, s.declaredBy, declaredBy, action);
+      if (s.state !== 'running') return null;
+      await setJob(
+        tx,
+        s.id,
+        action === 'cancel'
+          ? { state: 'stopped', control: 'run', ended_at: tx.now }
+          : { control: action === 'pause' ? 'pause' : 'run' },
+      );
+      return s.runId;
+    });
+  }
+
+  async reset({ declaredBy }: DeclaredBy = {}): Promise<void> {
+    await this.write((tx, s) => resetIn(tx, s, this.name, declaredBy));
+  }
+
+  async setTotal({ runId, total }: SetTotalOptions): Promise<void> {
+    await this.write(async (tx, s) => {
+      if (s.runId === runId) await setJob(tx, s.id, { total });
+    });
+  }
+
+  async countWorkers({
+    runId,
+    started,
+    restarted,
+  }: CountWorkersOptions): Promise<void> {
+    await this.write(async (tx, s) => {
+      if (s.runId === runId)
+        await tx.run(
+          'UPDATE pw_jobs SET workers_started = workers_started + ?, workers_restarted = workers_restarted + ? WHERE id = ?',
+          [started, restarted, s.id],
+        );
+    });
+  }
+
+  async retryDead({ declaredBy }: DeclaredBy = {}): Promise<number> {
+    return this.write((tx, s) => retryDeadIn(tx, s, this.name, declaredBy));
+  }
+
+  async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
+    return this.read(declaredBy, 'status', stateOf);
+  }
+
+  async deadLetters(options?: DeadLettersOptions): Promise<DeadLetter[]> {
+    return this.read(options?.declaredBy, 'deadLetters', (tx, s) =>
+      deadLettersOf(tx, s, pageOf(options)),
+    );
+  }
+
+  async recordRun({ record, keep }: RecordRunOptions): Promise<void> {
+    await this.write((tx, s) => recordRunIn(tx, s, record, keep));
+  }
+
+  async history({ limit, declaredBy }: HistoryOptions): Promise<RunRecord[]> {
+    return this.read(declaredBy, 'history', (tx, s) => historyOf(tx, s, limit));
+  }
+
+  async leasesByOwner({ declaredBy }: DeclaredBy = {}): Promise<
+    Record<string, number>
+  > {
+    return this.read(declaredBy, 'leasesByHost', leasesByOwnerOf);
   }
 }
