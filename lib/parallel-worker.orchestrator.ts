@@ -261,7 +261,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       job: def,
       runId,
       hostId: this.hostId,
-      store: this.store,
+      store: this.store.job(def.name),
       options: this.options,
       logger,
       events: this.events,
@@ -347,9 +347,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
             (e as Error).message.startsWith('no answer after')
           ) {
             const where = this.store.where ?? 'the coordination store';
-            const problem =
-              (this.store as { problem?(): string | undefined }).problem?.() ??
-              (e as Error).message;
+            const problem = this.store.problem?.() ?? (e as Error).message;
             throw new StoreUnavailableError(
               job,
               STORE_UNAVAILABLE(job, where, timeoutMs, problem),

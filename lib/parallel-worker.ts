@@ -109,7 +109,9 @@ export class ParallelWorker
   async leasesByHost(job?: string): Promise<Record<string, number>> {
     const def = this.job(job);
     return (
-      (await this.store.leasesByOwner?.(def.name, declarationOf(def))) ?? {}
+      (await this.store
+        .job(def.name)
+        .leasesByOwner?.({ declaredBy: declarationOf(def) })) ?? {}
     );
   }
 
@@ -122,7 +124,9 @@ export class ParallelWorker
   async status(job?: string): Promise<JobStatus> {
     const def = this.job(job);
     const name = def.name;
-    const s = await this.store.state(name, declarationOf(def));
+    const s = await this.store
+      .job(name)
+      .state({ declaredBy: declarationOf(def) });
     const local = this.orchestrator.isRunning(name);
     const state: JobStatus['state'] =
       s.state === 'running' && this.orchestrator.engine(name)?.stopping
@@ -199,7 +203,7 @@ export class ParallelWorker
     const name = def.name;
     if (this.orchestrator.isRunning(name))
       throw new RunRefusedError(name, m.RESET_HERE(name));
-    await this.store.reset(name, declarationOf(def));
+    await this.store.job(name).reset({ declaredBy: declarationOf(def) });
     this.logger.info(
       `Job "${name}": reset; the next run starts from the first row.`,
     );
@@ -211,7 +215,9 @@ export class ParallelWorker
   ): Promise<void> {
     const def = this.job(job);
     const name = def.name;
-    const runId = await this.store.control(name, action, declarationOf(def));
+    const runId = await this.store
+      .job(name)
+      .control({ action, declaredBy: declarationOf(def) });
     if (!runId) throw new RunRefusedError(name, m.NO_ACTIVE_RUN(name, action));
     this.logger.info(`Job "${name}": ${action} requested for run ${runId}.`);
     // This host obeys at once; the others within a second.
@@ -232,7 +238,9 @@ export class ParallelWorker
   async retryDead(job?: string): Promise<number> {
     const def = this.job(job);
     const name = def.name;
-    const moved = await this.store.retryDead(name, declarationOf(def));
+    const moved = await this.store
+      .job(name)
+      .retryDead({ declaredBy: declarationOf(def) });
     if (moved)
       this.logger.info(
         `Job "${name}": ${moved} dead-lettered ranges will be handed out again.`,
@@ -258,8 +266,9 @@ export class ParallelWorker
       throw new RangeError(
         `history('${name}', { limit }): limit must be a whole number ≥ 0, got ${m.show(limit)}.`,
       );
-    return this.store.history
-      ? this.store.history(name, limit, declarationOf(def))
+    const store = this.store.job(name);
+    return store.history
+      ? store.history({ limit, declaredBy: declarationOf(def) })
       : [];
   }
 
@@ -281,12 +290,14 @@ export class ParallelWorker
           `deadLetters('${name}', { ${key} }): ${key} must be a whole number ≥ 0, got ${m.show(value)}.`,
         );
     if (offset === 0 && limit === undefined)
-      return this.store.deadLetters(name, undefined, declarationOf(def));
-    return this.store.deadLetters(
-      name,
-      { offset, limit: limit ?? Number.MAX_SAFE_INTEGER },
-      declarationOf(def),
-    );
+      return this.store
+        .job(name)
+        .deadLetters({ declaredBy: declarationOf(def) });
+    return this.store.job(name).deadLetters({
+      offset,
+      limit: limit ?? Number.MAX_SAFE_INTEGER,
+      declaredBy: declarationOf(def),
+    });
   }
 
   onModuleDestroy(): void {

@@ -3,10 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { redactSecrets } from '../redact-secrets';
 import { RateSampler } from '../run/rate-sampler';
-import type {
-  CoordinationStore,
-  RunRecord,
-} from '../store/coordination-store.interface';
+import type { JobStore } from '../store/job-store.interface';
 import { CliError } from './cli-error';
 import { renderDead, renderHistory } from './history-view';
 import { connect, redisTarget } from './redis-target';
@@ -59,13 +56,16 @@ const COMMANDS = [
 /** Default `--limit` of the commands that list. */
 const LIMITS: Record<string, number> = { history: 20, dead: 50 };
 
-/** What the commands ask of a store: the same calls on Redis and on SQLite. */
-interface CliStore extends Pick<
-  CoordinationStore,
+/** What the commands ask of a job: the same calls on Redis and on SQLite. */
+type CliJob = Pick<
+  JobStore,
   'state' | 'control' | 'reset' | 'retryDead' | 'deadLetters'
-> {
-  history(job: string, limit: number): Promise<RunRecord[]>;
-  leasesByOwner(job: string): Promise<Record<string, number>>;
+> &
+  Required<Pick<JobStore, 'history' | 'leasesByOwner'>>;
+
+/** What the commands ask of a store. */
+interface CliStore {
+  job(name: string): CliJob;
   /** Jobs with state under the prefix, listed when the one asked for is unknown. */
   jobs(): Promise<string[]>;
 }
@@ -245,7 +245,7 @@ async function run(
   offset: number,
   io: Io,
 ): Promise<number> {
-  const state = await store.state(job);
+  const state = await store.job(job).state();
   if (state.state === 'idle' && state.runId === null) {
     const jobs = await store.jobs();
     throw new CliError(
@@ -262,7 +262,7 @@ async function run(
         io,
       );
     case 'history': {
-      const records = await store.history(job, limit);
+      const records = await store.job(job).history({ limit });
       io.out(
         values.json
           ? JSON.stringify(records)
@@ -271,7 +271,7 @@ async function run(
       return 0;
     }
     case 'dead': {
-      const deadLetters = await store.deadLetters(job, { offset, limit });
+      const deadLetters = await store.job(job).deadLetters({ offset, limit });
       io.out(
         values.json
           ? JSON.stringify({ total: state.dead, offset, deadLetters })
@@ -281,12 +281,12 @@ async function run(
     }
     case 'retry-dead':
       io.out(
-        `${await store.retryDead(job)} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
+        `${await store.job(job).retryDead()} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
       );
       return 0;
     case 'reset':
       try {
-        await store.reset(job);
+        await store.job(job).reset();
       } catch (e) {
         throw new CliError(`Cannot reset "${job}": ${(e as Error).message}`);
       }
@@ -294,7 +294,7 @@ async function run(
       return 0;
     default: {
       const action = command as 'pause' | 'resume' | 'cancel';
-      const runId = await store.control(job, action);
+      const runId = await store.job(job).control({ action });
       if (!runId)
         throw new CliError(
           `"${job}" has no active run to ${action} (it is ${state.state}).`,
@@ -318,9 +318,9 @@ async function status(
   let stop = false;
   void io.interrupted.then(() => (stop = true));
   do {
-    const s = await store.state(job);
+    const s = await store.job(job).state();
     const rate = rates.rate(job, s);
-    const owners = await store.leasesByOwner(job);
+    const owners = await store.job(job).leasesByOwner();
     if (json) {
       io.out(JSON.stringify(statusJson(job, s, rate, owners)));
       if (watch)

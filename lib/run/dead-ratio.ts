@@ -35,12 +35,9 @@ export class DeadRatio {
       return undefined;
     // Another host dead-lettered them: its newest dead letter holds the error.
     this.lastError ??= await store
-      .state(job.name)
+      .state()
       .then((s) =>
-        store.deadLetters(job.name, {
-          offset: Math.max(0, s.dead - 1),
-          limit: 1,
-        }),
+        store.deadLetters({ offset: Math.max(0, s.dead - 1), limit: 1 }),
       )
       .then(([letter]) => letter && firstLine(letter.error.message))
       .catch(() => undefined);

@@ -225,15 +225,14 @@ export class FeedLane {
             () =>
               retrying(
                 () =>
-                  store.commit(
-                    job.name,
-                    hostId,
+                  store.commit({
+                    owner: hostId,
                     expected,
                     ranges,
-                    options.leaseMs,
+                    leaseMs: options.leaseMs,
                     request,
                     partition,
-                  ),
+                  }),
                 logger,
                 `commit for job "${job.name}"`,
               ),
@@ -335,7 +334,11 @@ export class FeedLane {
     if (options.maxRangesPerSecond <= 0) return wanted;
     const ask = Math.min(wanted, MAX_BATCH);
     const { granted, waitMs } = await retrying(
-      () => store.takePermits(job.name, ask, options.maxRangesPerSecond),
+      () =>
+        store.takePermits({
+          wanted: ask,
+          perSecond: options.maxRangesPerSecond,
+        }),
       logger,
       `permits for job "${job.name}"`,
     );
@@ -358,7 +361,12 @@ export class FeedLane {
         () =>
           retrying(
             () =>
-              store.claim(job.name, hostId, options.leaseMs, request, loading),
+              store.claim({
+                owner: hostId,
+                leaseMs: options.leaseMs,
+                request,
+                loading,
+              }),
             logger,
             `claim for job "${job.name}"`,
           ),

@@ -120,7 +120,7 @@ export class LeaseKeeper {
     if (tokens.length === 0) return;
     const { job, store, hostId, logger } = this.d;
     await retrying(
-      () => store.release(job.name, hostId, tokens),
+      () => store.release({ owner: hostId, tokens }),
       logger,
       `release for job "${job.name}"`,
     );
@@ -188,7 +188,7 @@ export class LeaseKeeper {
     // Without leases the beat still tells the store this host takes part (a run waiting out a backoff or a pause is active).
     if (this.held.size === 0)
       return void store
-        .heartbeat(job.name, hostId, [], this.leaseMs)
+        .heartbeat({ owner: hostId, tokens: [], leaseMs: this.leaseMs })
         .catch(() => undefined);
     const tokens = [...this.held.keys()];
     for (const h of this.held.values()) {
@@ -197,7 +197,11 @@ export class LeaseKeeper {
     }
     let lost: number[];
     try {
-      lost = await store.heartbeat(job.name, hostId, tokens, this.leaseMs);
+      lost = await store.heartbeat({
+        owner: hostId,
+        tokens,
+        leaseMs: this.leaseMs,
+      });
     } catch (e) {
       logger.warn(
         `Job "${job.name}": renewing ${tokens.length} leases failed (${(e as Error).message}); retrying at the next beat.`,

@@ -121,7 +121,7 @@ export class RangeFeed {
   private partitions(): Promise<LoadPartition[]> {
     const { store, job, logger } = this.d;
     this.bounds ??= retrying(
-      () => store.state(job.name),
+      () => store.state(),
       logger,
       `state for job "${job.name}"`,
     ).then((s) =>

@@ -46,11 +46,10 @@ export class RangeRecorder {
     const { job, runId, store, hostId, logger, events } = this.d;
     const counted = await retrying(
       () =>
-        store.complete(
-          job.name,
-          hostId,
-          done.map((f) => f.lease.token),
-        ),
+        store.complete({
+          owner: hostId,
+          tokens: done.map((f) => f.lease.token),
+        }),
       logger,
       `complete for job "${job.name}"`,
     );
@@ -89,7 +88,9 @@ export class RangeRecorder {
     const error = { message: `${reason} while the handler was still running` };
     await retrying(
       () =>
-        store.fail(job.name, hostId, lease.token, {
+        store.fail({
+          owner: hostId,
+          token: lease.token,
           error,
           dead: false,
           retryInMs: 0,
@@ -118,7 +119,9 @@ export class RangeRecorder {
     const retryInMs = delayMs ?? backoff(lease.attempt, options);
     const outcome = await retrying(
       () =>
-        store.fail(job.name, hostId, lease.token, {
+        store.fail({
+          owner: hostId,
+          token: lease.token,
           error,
           dead,
           retryInMs,
@@ -177,7 +180,7 @@ export class RangeRecorder {
     durationMs: number,
   ): Promise<RunSummary> {
     const { job, runId, store } = this.d;
-    const s = await store.state(job.name).catch(() => undefined);
+    const s = await store.state().catch(() => undefined);
     this.last = s && s.runId === runId ? s : undefined;
     const c = this.last?.counters;
     return {
@@ -238,7 +241,7 @@ export class RangeRecorder {
       deadLetters: s?.dead ?? summary.ranges.dead,
     };
     await store
-      .recordRun(job.name, record, options.historyLimit)
+      .recordRun({ record, keep: options.historyLimit })
       .catch((e) =>
         logger.warn(
           `Job "${job.name}": run ${runId} left no history record: ${(e as Error).message}`,

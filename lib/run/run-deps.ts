@@ -2,7 +2,7 @@ import type AsyncLock from 'async-lock';
 import type { ResolvedParallelWorkerOptions } from '../interfaces/parallel-worker-options.interface';
 import type { JobDefinition } from '../job.registry';
 import type { ModuleLogger } from '../parallel-worker.logger';
-import type { CoordinationStore } from '../store/coordination-store.interface';
+import type { JobStore } from '../store/job-store.interface';
 import type { Clock } from './clock';
 
 /** Where a run's events go (EventEmitter2 when the app has it, and the metrics module). */
@@ -15,7 +15,8 @@ export interface RunDeps {
   job: JobDefinition;
   runId: string;
   hostId: string;
-  store: CoordinationStore;
+  /** The job's handle in the store. */
+  store: JobStore;
   options: ResolvedParallelWorkerOptions;
   logger: ModuleLogger;
   events: EventSink;

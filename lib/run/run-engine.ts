@@ -307,12 +307,11 @@ export class RunEngine implements PoolListener {
 
   forked(restart: boolean): void {
     void this.d.store
-      .countWorkers(
-        this.d.job.name,
-        this.d.runId,
-        restart ? 0 : 1,
-        restart ? 1 : 0,
-      )
+      .countWorkers({
+        runId: this.d.runId,
+        started: restart ? 0 : 1,
+        restarted: restart ? 1 : 0,
+      })
       .catch(() => undefined);
   }
 
@@ -324,7 +323,7 @@ export class RunEngine implements PoolListener {
   async followControl(): Promise<void> {
     const { job, store, runId, logger } = this.d;
     if (!this.live) return;
-    const s = await store.state(job.name).catch(() => undefined);
+    const s = await store.state().catch(() => undefined);
     if (!s || !this.live) return;
     if (s.runId !== runId) {
       this.replaced(s);
@@ -346,7 +345,7 @@ export class RunEngine implements PoolListener {
   /** The store's cursor is behind one this host committed: the run's state is gone, or went back (same run id). */
   private async wentBack(cursor: ID | null, committed: ID): Promise<void> {
     const { job, store, runId } = this.d;
-    const s = await store.state(job.name).catch(() => undefined);
+    const s = await store.state().catch(() => undefined);
     if (!this.live) return;
     if (s && s.runId !== runId) return this.replaced(s);
     void this.end(
@@ -360,7 +359,7 @@ export class RunEngine implements PoolListener {
   /** A claim answered with a lease of another run: the store holds another run now. */
   private async otherRun(found: string | null): Promise<void> {
     const { job, store, runId } = this.d;
-    const s = await store.state(job.name).catch(() => undefined);
+    const s = await store.state().catch(() => undefined);
     if (!this.live) return;
     if (s && s.runId !== runId) return this.replaced(s);
     void this.end(
@@ -411,7 +410,7 @@ export class RunEngine implements PoolListener {
       return;
     const { job, store, runId, logger } = this.d;
     const s = await retrying(
-      () => store.state(job.name),
+      () => store.state(),
       logger,
       `state for job "${job.name}"`,
     ).catch(() => undefined);
@@ -454,8 +453,8 @@ export class RunEngine implements PoolListener {
 
   /** A range went to the dead letters: past maxDeadRatio (the whole run's counts) the run fails at once, on every host. */
   private async judgeDeadLetters(): Promise<void> {
-    const { job, store, runId } = this.d;
-    const s = await store.state(job.name).catch(() => undefined);
+    const { store, runId } = this.d;
+    const s = await store.state().catch(() => undefined);
     if (!this.live || !s || s.runId !== runId || s.state !== 'running') return;
     const tooManyDead = await this.deadRatio.exceeded(s.counters);
     if (tooManyDead && this.live) void this.end('failed', tooManyDead);
@@ -608,9 +607,11 @@ export class RunEngine implements PoolListener {
       .catch(() => undefined);
     this.keeper.stop();
     // This host no longer keeps the run active (for reset and `from`).
-    await store.leave?.(job.name, this.d.hostId).catch(() => undefined);
+    await store.leave?.({ owner: this.d.hostId }).catch(() => undefined);
     if (status !== 'stopped' && everywhere)
-      await store.endRun(job.name, runId, status, error).catch(() => undefined);
+      await store
+        .endRun({ runId, state: status, error })
+        .catch(() => undefined);
     for (const timer of this.timers) clearInterval(timer);
     this.throttle.stop();
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000));

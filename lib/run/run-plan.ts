@@ -60,15 +60,14 @@ export async function startOrJoin(
   let plan = await firstPlan(deps, def, request);
   for (let plans = 1; ; plans++) {
     const started = await deps.firstCall(def.name, () =>
-      deps.store.startRun(
-        def.name,
-        request.runId,
-        request.from,
-        request.declaredBy,
-        plan?.bounds,
-        request.start,
-        plan?.from,
-      ),
+      deps.store.job(def.name).start({
+        runId: request.runId,
+        from: request.from,
+        declaredBy: request.declaredBy,
+        partitions: plan?.bounds,
+        start: request.start,
+        plannedFrom: plan?.from,
+      }),
     );
     if (!('replanFrom' in started)) return started;
     if (plans >= MAX_PLANS)
@@ -97,7 +96,9 @@ async function firstPlan(
   // With `from` the store sets the cursor the plan is clipped at in the same step: nothing can move it between.
   if (from !== undefined)
     return { bounds: await plannedPartitions(deps, def, request, from) };
-  const s = await deps.firstCall(def.name, () => deps.store.state(def.name));
+  const s = await deps.firstCall(def.name, () =>
+    deps.store.job(def.name).state(),
+  );
   const active = s.state === 'running' && s.runId !== null;
   if (active || s.partitions?.length) return { from: s.cursor };
   return {
@@ -171,7 +172,7 @@ export async function recordTotal(
     const total = Number(value);
     if (!Number.isFinite(total) || total < 0)
       throw new Error(`it returned ${show(value)}, not a count`);
-    await deps.store.setTotal(def.name, runId, total);
+    await deps.store.job(def.name).setTotal({ runId, total });
   } catch (e) {
     deps.logger.warn(
       e instanceof TimeLimitError
