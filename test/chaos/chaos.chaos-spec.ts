@@ -167,7 +167,9 @@ describe('chaos', () => {
       expect(duplicated.filter((r) => Number(r.max_attempt) < 2)).toEqual([]);
 
       const redis = new Redis(REDIS_URL);
-      const dead = await new RedisStore(redis, prefix).deadLetters('items');
+      const dead = await new RedisStore(redis, prefix)
+        .job('items')
+        .deadLetters();
       await redis.quit();
       expect(dead).toHaveLength(1);
       expect(dead[0]).toMatchObject({ attempts: 5 });

@@ -233,7 +233,7 @@ describe('nestjs-parallel-worker CLI over a SQLite store (e2e)', () => {
     );
 
     const store = new SqliteStore(file);
-    await store.startRun('items', 'run-1');
+    await store.job('items').start({ runId: 'run-1' });
     await store.close();
     const unknown = await cli('status', 'nope', '--store', `sqlite:${file}`);
     expect(unknown).toMatchObject({

@@ -188,8 +188,8 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
     redis = new Redis(REDIS_URL);
     store = new RedisStore(redis, prefix);
     // A job's store keys exist once it ran: the CLI refuses jobs it cannot find.
-    await store.startRun('items', 'run-dead');
-    await store.startRun('quiet', 'run-quiet');
+    await store.job('items').start({ runId: 'run-dead' });
+    await store.job('quiet').start({ runId: 'run-quiet' });
   });
   afterAll(async () => {
     const keys = await redis.keys(`{${prefix}:*`);
@@ -229,38 +229,35 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
   };
 
   it('lists the ended runs newest first, as a table or as JSON', async () => {
-    await store.recordRun(
-      'items',
-      record('run-1', 'completed', {
+    await store.job('items').recordRun({
+      record: record('run-1', 'completed', {
         startedBy: 'cron',
         host: 'web-1:101:aaaaaa',
         endedAt: T + 12_300,
         ids: 12_345,
       }),
-      100,
-    );
-    await store.recordRun(
-      'items',
-      record('run-2', 'cancelled', {
+      keep: 100,
+    });
+    await store.job('items').recordRun({
+      record: record('run-2', 'cancelled', {
         startedBy: 'alice',
         host: 'web-2:202:bbbbbb',
         startedAt: T + 60_000,
         endedAt: T + 60_000 + 242_000,
         params: { tenant: 'acme', since: '2024-01-01', note: 'x'.repeat(80) },
       }),
-      100,
-    );
-    await store.recordRun(
-      'items',
-      record('run-3', 'failed', {
+      keep: 100,
+    });
+    await store.job('items').recordRun({
+      record: record('run-3', 'failed', {
         startedAt: T + 3_600_000,
         endedAt: T + 3_600_000 + 500,
         params: { dryRun: true },
         error: 'the handler threw: connection refused',
         deadLetters: 3,
       }),
-      100,
-    );
+      keep: 100,
+    });
 
     const shown = await cli('history', 'items', ...opts);
     expect(shown.code).toBe(0);
@@ -299,7 +296,7 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
     const json = await cli('history', 'items', '--json', ...opts);
     expect(json.code).toBe(0);
     expect(json.out).toBe(
-      `${JSON.stringify(await store.history('items', 20))}\n`,
+      `${JSON.stringify(await store.job('items').history({ limit: 20 }))}\n`,
     );
     expect(
       (JSON.parse(json.out) as RunRecord[]).map((r) => [r.runId, r.status]),
@@ -325,7 +322,7 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
   it('pages through the dead letters, oldest first', async () => {
     const owner = 'cli-test:1:abcdef';
     const lease = async (ids: number[]) => {
-      const claim = await store.claim('items', owner, 10_000);
+      const claim = await store.job('items').claim({ owner, leaseMs: 10_000 });
       if (claim.type !== 'load')
         throw new Error(`expected load, got ${claim.type}`);
       const range: StoredRange = {
@@ -333,13 +330,12 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
         lastId: ids[ids.length - 1],
         prev: claim.cursor,
       };
-      const result = await store.commit(
-        'items',
+      const result = await store.job('items').commit({
         owner,
-        claim.cursor,
-        [range],
-        10_000,
-      );
+        expected: claim.cursor,
+        ranges: [range],
+        leaseMs: 10_000,
+      });
       if (result.type !== 'leased')
         throw new Error(`expected leased, got ${result.type}`);
       return result.leases[0];
@@ -355,7 +351,9 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
     for (const [ids, message] of failures) {
       const l = await lease(ids);
       expect(
-        await store.fail('items', owner, l.token, {
+        await store.job('items').fail({
+          owner,
+          token: l.token,
           error: { message, stack: `Error: ${message}` },
           dead: true,
           retryInMs: 0,
@@ -407,7 +405,9 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
     expect(JSON.parse(json.out)).toEqual({
       total: 3,
       offset: 1,
-      deadLetters: await store.deadLetters('items', { offset: 1, limit: 50 }),
+      deadLetters: await store
+        .job('items')
+        .deadLetters({ offset: 1, limit: 50 }),
     });
     expect(
       JSON.parse(json.out).deadLetters.map(
@@ -457,31 +457,34 @@ describe('nestjs-parallel-worker CLI: status of a run with dead letters (e2e)', 
     redis = new Redis(REDIS_URL);
     const store = new RedisStore(redis, prefix);
     const owner = 'cli-test:1:abcdef';
-    await store.startRun('items', 'run-with-dead');
-    const claim = await store.claim('items', owner, 10_000);
+    await store.job('items').start({ runId: 'run-with-dead' });
+    const claim = await store.job('items').claim({ owner, leaseMs: 10_000 });
     const ranges: StoredRange[] = [
       { ids: [1, 2], lastId: 2, prev: null },
       { ids: [3, 4], lastId: 4, prev: 2 },
       { ids: [5], lastId: 5, prev: 4 },
     ];
-    const committed = await store.commit(
-      'items',
+    const committed = await store.job('items').commit({
       owner,
-      claim.type === 'load' ? claim.cursor : null,
+      expected: claim.type === 'load' ? claim.cursor : null,
       ranges,
-      10_000,
-    );
+      leaseMs: 10_000,
+    });
     if (committed.type !== 'leased')
       throw new Error(`expected leased, got ${committed.type}`);
     const [first, second, third] = committed.leases;
-    await store.complete('items', owner, [first.token]);
+    await store.job('items').complete({ owner, tokens: [first.token] });
     for (const lease of [second, third])
-      await store.fail('items', owner, lease.token, {
+      await store.job('items').fail({
+        owner,
+        token: lease.token,
         error: { message: 'row is broken' },
         dead: true,
         retryInMs: 0,
       });
-    await store.endRun('items', 'run-with-dead', 'completed');
+    await store
+      .job('items')
+      .endRun({ runId: 'run-with-dead', state: 'completed' });
 
     const shown = await cli('status', 'items', ...opts);
     expect(shown.code).toBe(0);

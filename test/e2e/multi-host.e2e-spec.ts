@@ -200,7 +200,7 @@ describe('many hosts on one Redis (e2e)', () => {
       );
       const store = new RedisStore(client, 'pw-cluster');
       for (const job of ['alpha', 'beta', 'gamma', 'delta'])
-        await store.startRun(job, `run-${job}`);
+        await store.job(job).start({ runId: `run-${job}` });
       expect(await store.jobs()).toEqual([
         'alpha',
         'beta',

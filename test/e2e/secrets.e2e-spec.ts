@@ -46,9 +46,13 @@ describe('secrets in the CLI (e2e)', () => {
     await server.start();
     const redis = new Redis(server.url, { password: PW });
     const store = new RedisStore(redis, PREFIX);
-    await store.startRun('items', 'run-1');
-    await store.endRun('items', 'run-1', 'failed', STORED_ERROR);
-    await store.recordRun('items', record('run-1', STORED_ERROR), 10);
+    await store.job('items').start({ runId: 'run-1' });
+    await store
+      .job('items')
+      .endRun({ runId: 'run-1', state: 'failed', error: STORED_ERROR });
+    await store
+      .job('items')
+      .recordRun({ record: record('run-1', STORED_ERROR), keep: 10 });
     await redis.quit();
   });
   afterAll(() => server.stop());
@@ -162,8 +166,10 @@ describe('the CLI and a password-protected Redis Cluster (e2e)', () => {
       { redisOptions: { password: PW } },
     );
     const store = new RedisStore(client, PREFIX);
-    await store.startRun('items', 'run-c');
-    await store.endRun('items', 'run-c', 'failed', STORED_ERROR);
+    await store.job('items').start({ runId: 'run-c' });
+    await store
+      .job('items')
+      .endRun({ runId: 'run-c', state: 'failed', error: STORED_ERROR });
     await client.quit();
   });
   afterAll(() => cluster.stop());
@@ -248,9 +254,11 @@ describe('the CLI through a password-protected Sentinel (e2e)', () => {
       password: PW,
     });
     const store = new RedisStore(redis, PREFIX);
-    await store.startRun('items', 'run-s');
+    await store.job('items').start({ runId: 'run-s' });
     // A host takes part for the whole test: the run is active, so status says running.
-    await store.heartbeat('items', 'host-s', [], 3_600_000);
+    await store
+      .job('items')
+      .heartbeat({ owner: 'host-s', tokens: [], leaseMs: 3_600_000 });
     await redis.quit();
   });
   afterAll(() => sentinel.stop());

@@ -73,9 +73,9 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
       // B acts while A's run is held open and has a dead letter to steer.
       await a.waitFor(/^HOLD_RANGE/m, 60_000);
       const operator = new RedisStore(redis, prefix);
-      while ((await operator.state('items')).dead < 1)
+      while ((await operator.job('items').state()).dead < 1)
         await new Promise((r) => setTimeout(r, 50));
-      expect(await operator.state('items')).toMatchObject({
+      expect(await operator.job('items').state()).toMatchObject({
         state: 'running',
         control: 'run',
       });
@@ -106,7 +106,7 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
       }
 
       // Nothing B did changed A's run: still running, not paused.
-      expect(await operator.state('items')).toMatchObject({
+      expect(await operator.job('items').state()).toMatchObject({
         state: 'running',
         control: 'run',
         dead: 1,
@@ -122,7 +122,7 @@ describe('two apps declaring the same job on one Redis (e2e)', () => {
       const counts = sqliteCounts(db);
       expect(counts).toMatchObject({ duplicated: [], total: ROWS });
       expect(counts.once).toBe(ROWS - 250);
-      expect(await operator.deadLetters('items')).toHaveLength(1);
+      expect(await operator.job('items').deadLetters()).toHaveLength(1);
     } finally {
       a.child.kill('SIGKILL');
       await b.close();

@@ -4,6 +4,7 @@ import type {
   Claim,
   CommitResult,
   CoordinationStore,
+  JobStore,
   DeadLetter,
   FailOptions,
   ID,
@@ -208,13 +209,9 @@ export class StoreUnderTest {
     declaredBy: string,
     partitions?: PartitionBounds[],
   ): Promise<{ runId: string; joined: boolean }> {
-    const started = await this.store.startRun(
-      JOB,
-      runId,
-      from,
-      declaredBy,
-      partitions,
-    );
+    const started = await this.store
+      .job(JOB)
+      .start({ runId, from, declaredBy, partitions });
     if ('replanFrom' in started)
       throw new Error(
         `startRun without a plan answered replanFrom ${String(started.replanFrom)}`,
@@ -253,17 +250,19 @@ export class StoreUnderTest {
         },
       },
     } as unknown as JobDefinition;
-    const store = this.store;
-    // run-plan.ts asks the store only for the state and the start.
-    const counted = {
-      state: (...args: Parameters<CoordinationStore['state']>) =>
-        store.state(...args),
-      startRun: async (...args: Parameters<CoordinationStore['startRun']>) => {
-        const answer = await store.startRun(...args);
-        if ('replanFrom' in answer) this.replans++;
-        return answer;
-      },
-    } as CoordinationStore;
+    const job = this.store.job(JOB);
+    // run-plan.ts asks the job only for the state and the start.
+    const counted: CoordinationStore = {
+      job: () =>
+        ({
+          state: (o) => job.state(o),
+          start: async (o) => {
+            const answer = await job.start(o);
+            if ('replanFrom' in answer) this.replans++;
+            return answer;
+          },
+        }) as Pick<JobStore, 'state' | 'start'> as JobStore,
+    };
     const deps: RunPlanDeps = {
       store: counted,
       options: {
@@ -286,7 +285,7 @@ export class StoreUnderTest {
   }
 
   claim(owner: string, request?: string): Promise<Claim> {
-    return this.store.claim(JOB, owner, LEASE_MS, request);
+    return this.store.job(JOB).claim({ owner, leaseMs: LEASE_MS, request });
   }
 
   commit(
@@ -295,35 +294,29 @@ export class StoreUnderTest {
     ranges: StoredRange[],
     partition?: number,
   ): Promise<CommitResult> {
-    return this.store.commit(
-      JOB,
-      owner,
-      expected,
-      ranges,
-      LEASE_MS,
-      undefined,
-      partition,
-    );
+    return this.store
+      .job(JOB)
+      .commit({ owner, expected, ranges, leaseMs: LEASE_MS, partition });
   }
 
   heartbeat(owner: string, tokens: number[]): Promise<number[]> {
-    return this.store.heartbeat(JOB, owner, tokens, LEASE_MS);
+    return this.store.job(JOB).heartbeat({ owner, tokens, leaseMs: LEASE_MS });
   }
 
   complete(owner: string, tokens: number[]): Promise<boolean[]> {
-    return this.store.complete(JOB, owner, tokens);
+    return this.store.job(JOB).complete({ owner, tokens });
   }
 
   fail(
     owner: string,
     token: number,
-    options: FailOptions,
+    options: Omit<FailOptions, 'owner' | 'token'>,
   ): Promise<'retry' | 'dead' | 'stale'> {
-    return this.store.fail(JOB, owner, token, options);
+    return this.store.job(JOB).fail({ owner, token, ...options });
   }
 
   release(owner: string, tokens: number[]): Promise<void> {
-    return this.store.release(JOB, owner, tokens);
+    return this.store.job(JOB).release({ owner, tokens });
   }
 
   endRun(
@@ -331,27 +324,27 @@ export class StoreUnderTest {
     state: 'completed' | 'failed',
     error?: string,
   ): Promise<void> {
-    return this.store.endRun(JOB, runId, state, error);
+    return this.store.job(JOB).endRun({ runId, state, error });
   }
 
   reset(declaredBy: string): Promise<void> {
-    return this.store.reset(JOB, declaredBy);
+    return this.store.job(JOB).reset({ declaredBy });
   }
 
   control(
     action: 'pause' | 'resume' | 'cancel',
     declaredBy: string,
   ): Promise<string | null> {
-    return this.store.control(JOB, action, declaredBy);
+    return this.store.job(JOB).control({ action, declaredBy });
   }
 
   retryDead(declaredBy: string): Promise<number> {
-    return this.store.retryDead(JOB, declaredBy);
+    return this.store.job(JOB).retryDead({ declaredBy });
   }
 
   /** The job's state as the app asks it (`status()`). */
   state(): Promise<StoreRunState> {
-    return this.store.state(JOB, OUR_APP);
+    return this.store.job(JOB).state({ declaredBy: OUR_APP });
   }
 
   /**
@@ -360,12 +353,12 @@ export class StoreUnderTest {
    * its first.
    */
   observe(): Promise<StoreRunState> {
-    if (this.kind !== 'key-value') return this.store.state(JOB);
-    return new ClockedKeyValueStore(this.storage, this.clock).state(JOB);
+    if (this.kind !== 'key-value') return this.store.job(JOB).state();
+    return new ClockedKeyValueStore(this.storage, this.clock).job(JOB).state();
   }
 
   deadLetters(): Promise<DeadLetter[]> {
-    return this.store.deadLetters(JOB, undefined, OUR_APP);
+    return this.store.job(JOB).deadLetters({ declaredBy: OUR_APP });
   }
 }
 

@@ -14,7 +14,7 @@ export async function hostLoop(
 ): Promise<{ ids: number[]; token: number }[]> {
   const leased: { ids: number[]; token: number }[] = [];
   for (;;) {
-    const claim = await store.claim(job, owner, leaseMs);
+    const claim = await store.job(job).claim({ owner, leaseMs });
     if (claim.type === 'done') return leased;
     if (claim.type === 'wait') {
       await new Promise((r) => setTimeout(r, claim.retryInMs));
@@ -25,7 +25,7 @@ export async function hostLoop(
         ids: claim.lease.range.ids as number[],
         token: claim.lease.token,
       });
-      await store.complete(job, owner, [claim.lease.token]);
+      await store.job(job).complete({ owner, tokens: [claim.lease.token] });
       continue;
     }
     if (claim.type !== 'load')
@@ -35,25 +35,22 @@ export async function hostLoop(
       { length: Math.min(10, last - after) },
       (_, i) => after + 1 + i,
     );
-    const result = await store.commit(
-      job,
+    const result = await store.job(job).commit({
       owner,
-      claim.cursor,
-      ids.length
+      expected: claim.cursor,
+      ranges: ids.length
         ? [{ ids, lastId: ids[ids.length - 1], prev: claim.cursor }]
         : [],
       leaseMs,
-    );
+    });
     if (result.type !== 'leased') continue;
     for (const l of result.leases)
       leased.push({ ids: l.range.ids as number[], token: l.token });
     // The handlers' time: a real host is not in the store all the time, so other processes get the file between its
     // calls (without it, one process in a tight loop can hold SQLite's write lock through a whole run).
     await new Promise((r) => setTimeout(r, 1));
-    await store.complete(
-      job,
-      owner,
-      result.leases.map((l) => l.token),
-    );
+    await store
+      .job(job)
+      .complete({ owner, tokens: result.leases.map((l) => l.token) });
   }
 }

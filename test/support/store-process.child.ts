@@ -1,5 +1,4 @@
 import { SqliteStore } from '../../lib/store/sql/sqlite.store';
-import type { CoordinationStore } from '../../lib/store/coordination-store.interface';
 import { hostLoop } from './store-host-loop';
 
 // Started by StoreProcess: a store over the file named first, answering calls by IPC.
@@ -12,14 +11,16 @@ const methods: Record<string, (...args: any[]) => Promise<unknown>> = {
 process.on(
   'message',
   (call: { id: number; method: string; args: unknown[] }) => {
+    // Any other call is one of a job's: its name, then the call's options.
     const method =
       methods[call.method] ??
-      (
-        store as unknown as Record<
-          string,
-          (...a: unknown[]) => Promise<unknown>
-        >
-      )[call.method]?.bind(store as CoordinationStore);
+      ((job: string, options: unknown) =>
+        (
+          store.job(job) as unknown as Record<
+            string,
+            (o: unknown) => Promise<unknown>
+          >
+        )[call.method](options));
     Promise.resolve()
       .then(() => method(...call.args))
       .then(

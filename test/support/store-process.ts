@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 
-/** A store method's name, as a child process is asked to call it. */
+/** A job's call (or `hostLoop`), as a child process is asked to make it. */
 type Call = { id: number; method: string; args: unknown[] };
 type Answer = {
   id: number;
@@ -35,7 +35,10 @@ export class StoreProcess {
     this.child.on('message', (a: Answer) => this.waiting.get(a.id)?.(a));
   }
 
-  /** Calls `method` of the child's store; rejects with the error it threw (its name and message). */
+  /**
+   * Calls `method` of a job of the child's store (`call('claim', job, options)`), or `hostLoop`; rejects with the
+   * error it threw (its name and message).
+   */
   async call<T = unknown>(method: string, ...args: unknown[]): Promise<T> {
     await this.ready;
     const id = this.next++;

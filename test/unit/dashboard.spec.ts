@@ -275,15 +275,14 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
     const redis = new Redis('redis://127.0.0.1:6379');
     const store = new RedisStore(redis, `${PREFIX}-${apps}`);
     const [run] = await pw.history('numbers');
-    await store.recordRun(
-      'numbers',
-      {
+    await store.job('numbers').recordRun({
+      record: {
         ...run,
         runId: 'old-run',
         error: 'lost redis://:dash-s3cret@10.1.1.1:6379',
       },
-      10,
-    );
+      keep: 10,
+    });
     await redis.quit();
     const html = await (await fetch(`${url}/parallel-worker`)).text();
     expect(html).toContain(

@@ -237,7 +237,7 @@ describe('status() of a running run on a host that takes no part in it', () => {
     try {
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const s = await store.state('rows');
+        const s = await store.job('rows').state();
         if (s.counters.completed === 4 && s.leased === 0 && s.retrying === 1)
           break;
         if (Date.now() > deadline)
@@ -245,15 +245,15 @@ describe('status() of a running run on a host that takes no part in it', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
       expect((await other.status('rows')).state).toBe('running');
-      const s = await store.state('rows');
+      const s = await store.job('rows').state();
       expect(renderStatus('rows', s, 0, {})).toMatch(/^job rows: running /);
       await host.stop('rows');
       expect(await run).toMatchObject({ status: 'stopped' });
       // Every host left: the next run() resumes it. Both views say so.
       expect((await other.status('rows')).state).toBe('stopped');
-      expect(renderStatus('rows', await store.state('rows'), 0, {})).toMatch(
-        /^job rows: stopped /,
-      );
+      expect(
+        renderStatus('rows', await store.job('rows').state(), 0, {}),
+      ).toMatch(/^job rows: stopped /);
     } finally {
       redis.disconnect();
     }

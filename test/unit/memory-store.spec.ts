@@ -1,4 +1,10 @@
-import { KeyValueStore, MemoryStore, RunRefusedError } from '../../lib';
+import {
+  type JobStore,
+  KeyValueStore,
+  MemoryStore,
+  RunRefusedError,
+} from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
 import { storeContract } from '../contract/store.contract';
 
 storeContract('MemoryStore', async () => ({
@@ -32,14 +38,13 @@ describe('KeyValueStore', () => {
       set: async (k: string, v: string) => void kv.set(k, v),
     };
     const first = new KeyValueStore(storage, 'pw');
-    await first.startRun('users', 'r1');
-    const claim = await first.commit(
-      'users',
-      'h1',
-      null,
-      [{ ids: [1, 2], lastId: 2, prev: null }],
-      10_000,
-    );
+    await first.job('users').start({ runId: 'r1' });
+    const claim = await first.job('users').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+      leaseMs: 10_000,
+    });
     expect(claim.type).toBe('leased');
     expect(JSON.parse(kv.get('pw:users') as string)).toMatchObject({
       cursor: 2,
@@ -47,11 +52,11 @@ describe('KeyValueStore', () => {
     });
 
     const second = new KeyValueStore(storage, 'pw');
-    expect(await second.startRun('users', 'r2')).toEqual({
+    expect(await second.job('users').start({ runId: 'r2' })).toEqual({
       runId: 'r1',
       joined: true,
     });
-    expect((await second.state('users')).leased).toBe(1);
+    expect((await second.job('users').state()).leased).toBe(1);
   });
 });
 
@@ -77,46 +82,54 @@ describe('KeyValueStore with part of its saved state lost', () => {
         set: (k: string, v: string) => void kv.set(k, v),
       };
       const first = new KeyValueStore(storage, 'pw');
-      await first.startRun('users', 'r1', undefined, 'A.load + A.handle');
-      await first.commit(
-        'users',
-        'h1',
-        null,
-        [{ ids: [1, 2], lastId: 2, prev: null }],
-        10_000,
-      );
+      await first
+        .job('users')
+        .start({ runId: 'r1', declaredBy: 'A.load + A.handle' });
+      await first.job('users').commit({
+        owner: 'h1',
+        expected: null,
+        ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+        leaseMs: 10_000,
+      });
       const saved = JSON.parse(kv.get('pw:users') as string);
       if (value === undefined) delete saved[part];
       else saved[part] = value;
       kv.set('pw:users', JSON.stringify(saved));
 
       const second = new KeyValueStore(storage, 'pw');
-      const claim = await second.claim('users', 'h2', 10_000);
+      const claim = await second
+        .job('users')
+        .claim({ owner: 'h2', leaseMs: 10_000 });
       expect(claim).toMatchObject({ type: 'failed' });
       expect(claim.type === 'failed' && claim.error).toContain(
         `part of the coordination state of job "users" (run r1) was lost from the store (${part}`,
       );
       await expect(
-        second.startRun('users', 'r2', undefined, 'A.load + A.handle'),
+        second
+          .job('users')
+          .start({ runId: 'r2', declaredBy: 'A.load + A.handle' }),
       ).rejects.toThrow(RunRefusedError);
       // A third process sees the loss too: it was saved.
       await expect(
-        new KeyValueStore(storage, 'pw').startRun('users', 'r2'),
+        new KeyValueStore(storage, 'pw').job('users').start({ runId: 'r2' }),
       ).rejects.toThrow('was lost from the store');
 
       expect(
-        await second.startRun('users', 'r3', null, 'A.load + A.handle'),
+        await second
+          .job('users')
+          .start({ runId: 'r3', from: null, declaredBy: 'A.load + A.handle' }),
       ).toEqual({ runId: 'r3', joined: false });
-      expect(await second.deadLetters('users')).toEqual([]);
-      const next = await second.claim('users', 'h2', 10_000);
+      expect(await second.job('users').deadLetters()).toEqual([]);
+      const next = await second
+        .job('users')
+        .claim({ owner: 'h2', leaseMs: 10_000 });
       expect(next).toMatchObject({ type: 'load', cursor: null });
-      const leased = await second.commit(
-        'users',
-        'h2',
-        null,
-        [{ ids: [1, 2], lastId: 2, prev: null }],
-        10_000,
-      );
+      const leased = await second.job('users').commit({
+        owner: 'h2',
+        expected: null,
+        ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+        leaseMs: 10_000,
+      });
       expect(leased.type === 'leased' && leased.leases[0].token).toEqual(
         expect.any(Number),
       );
@@ -133,18 +146,18 @@ describe('KeyValueStore with part of its saved state lost', () => {
       get: (k: string) => kv.get(k),
       set: (k: string, v: string) => void kv.set(k, v),
     };
-    await new KeyValueStore(storage, 'pw').startRun('users', 'r1');
+    await new KeyValueStore(storage, 'pw').job('users').start({ runId: 'r1' });
     const saved = JSON.parse(kv.get('pw:users') as string);
     delete saved.dead;
     kv.set('pw:users', JSON.stringify(saved));
 
     const second = new KeyValueStore(storage, 'pw');
-    await expect(second.startRun('users', 'r2')).rejects.toThrow(
+    await expect(second.job('users').start({ runId: 'r2' })).rejects.toThrow(
       RunRefusedError,
     );
-    await second.reset('users');
-    expect(await second.deadLetters('users')).toEqual([]);
-    expect(await second.startRun('users', 'r3')).toEqual({
+    await second.job('users').reset();
+    expect(await second.job('users').deadLetters()).toEqual([]);
+    expect(await second.job('users').start({ runId: 'r3' })).toEqual({
       runId: 'r3',
       joined: false,
     });
@@ -158,17 +171,22 @@ describe('KeyValueStore subclass', () => {
       get: (k: string) => kv.get(k),
       set: (k: string, v: string) => void kv.set(k, v),
     };
-    await new KeyValueStore(storage, 'pw').startRun('users', 'r1');
+    await new KeyValueStore(storage, 'pw').job('users').start({ runId: 'r1' });
     class Counting extends KeyValueStore {
       seen: string[] = [];
-      override async state(job: string, declaredBy?: string) {
-        const s = await super.state(job, declaredBy);
-        this.seen.push(String(s.runId));
-        return s;
+      override job(name: string): JobStore {
+        const job = super.job(name);
+        return replaceCalls(job, {
+          state: async (o) => {
+            const s = await job.state(o);
+            this.seen.push(String(s.runId));
+            return s;
+          },
+        });
       }
     }
     const store = new Counting(storage, 'pw');
-    expect((await store.state('users')).runId).toBe('r1');
+    expect((await store.job('users').state()).runId).toBe('r1');
     expect(store.seen).toEqual(['r1']);
   });
 });
@@ -178,18 +196,19 @@ describe('MemoryStore time', () => {
 
   it('keeps leases through a wall-clock step forward', async () => {
     const store = new MemoryStore();
-    await store.startRun('items', 'r1');
-    await store.commit(
-      'items',
-      'h1',
-      null,
-      [{ ids: [1, 2], lastId: 2, prev: null }],
-      10_000,
-    );
+    await store.job('items').start({ runId: 'r1' });
+    await store.job('items').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+      leaseMs: 10_000,
+    });
     const wall = Date.now();
     jest.spyOn(Date, 'now').mockImplementation(() => wall + 3_600_000);
     // Another host's claim finds nothing expired: the lease is still h1's.
-    expect(await store.claim('items', 'h2', 10_000)).toEqual({
+    expect(
+      await store.job('items').claim({ owner: 'h2', leaseMs: 10_000 }),
+    ).toEqual({
       type: 'load',
       cursor: 2,
     });

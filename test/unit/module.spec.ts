@@ -2,6 +2,7 @@ import { Injectable, Logger, Module, Scope } from '@nestjs/common';
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import {
+  type JobStore,
   type ID,
   type LoadContext,
   ParallelWorker,
@@ -22,6 +23,7 @@ import {
   UnknownJobError,
   InvalidRangeError,
 } from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
 import {
   ENV_WORKER_ID,
   LOG_CONTEXT,
@@ -442,11 +444,16 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
         return (this.seen = super.now());
       }
 
-      override async takePermits(job: string, wanted: number, max: number) {
-        const taken = await super.takePermits(job, wanted, max);
-        const second = Math.floor(this.seen / 1000);
-        perSecond.set(second, (perSecond.get(second) ?? 0) + taken.granted);
-        return taken;
+      override job(name: string): JobStore {
+        const job = super.job(name);
+        return replaceCalls(job, {
+          takePermits: async (o) => {
+            const taken = await job.takePermits(o);
+            const second = Math.floor(this.seen / 1000);
+            perSecond.set(second, (perSecond.get(second) ?? 0) + taken.granted);
+            return taken;
+          },
+        });
       }
     }
     const a = await app([
@@ -644,8 +651,10 @@ describe('ParallelWorkerModule (in process, workers: 0)', () => {
     const reasons: string[] = [];
     const attempts: number[] = [];
     class Unreachable extends MemoryStore {
-      override async heartbeat(): Promise<number[]> {
-        throw new Error('connection refused');
+      override job(name: string): JobStore {
+        return replaceCalls(super.job(name), {
+          heartbeat: () => Promise.reject(new Error('connection refused')),
+        });
       }
     }
     @Injectable()

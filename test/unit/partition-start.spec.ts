@@ -86,9 +86,13 @@ function raceReset(
   it(`${name}: a reset landing while @RangePartitions runs: every id is handled, and the next run keeps the whole plan`, async () => {
     const { storage, other, close } = await setup();
     try {
-      await other.startRun('planned', 'before-partitions', 1000);
-      await other.endRun('planned', 'before-partitions', 'completed');
-      Planned.during = () => other.reset('planned');
+      await other
+        .job('planned')
+        .start({ runId: 'before-partitions', from: 1000 });
+      await other
+        .job('planned')
+        .endRun({ runId: 'before-partitions', state: 'completed' });
+      Planned.during = () => other.job('planned').reset();
       const moduleRef = await Test.createTestingModule({
         imports: [
           ParallelWorkerModule.forRoot({

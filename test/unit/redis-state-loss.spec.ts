@@ -210,7 +210,7 @@ describe('RedisStore: state lost in part is state lost', () => {
         const probe = new RedisStore(a.redis, storageKey);
         const run = outcome(a.pw.run(job));
         for (;;) {
-          if (moment(await probe.state(job))) break;
+          if (moment(await probe.job(job).state())) break;
           await sleep(10);
         }
         await a.redis.del(...keys.map((k) => `{${storageKey}:${job}}:${k}`));
@@ -279,7 +279,7 @@ describe('RedisStore: state lost in part is state lost', () => {
       try {
         const probe = new RedisStore(a.redis, storageKey);
         const run = outcome(a.pw.run('parted'));
-        while (!moment(await probe.state('parted'))) await sleep(10);
+        while (!moment(await probe.job('parted').state())) await sleep(10);
         await a.redis.del(...keys.map((k) => `{${storageKey}:parted}:${k}`));
         if (!holdOn) gate.release();
         const first = await run;
@@ -320,31 +320,32 @@ describe('RedisStore: state lost in part is state lost', () => {
     const store = new RedisStore(redis, storageKey);
     const meta = `{${storageKey}:rows}:meta`;
     try {
-      await store.startRun('rows', 'r');
-      await store.claim('rows', 'A', 60_000);
-      await store.commit(
-        'rows',
-        'A',
-        null,
-        [{ ids: [1, 2], lastId: 2, prev: null }],
-        60_000,
-      );
+      await store.job('rows').start({ runId: 'r' });
+      await store.job('rows').claim({ owner: 'A', leaseMs: 60_000 });
+      await store.job('rows').commit({
+        owner: 'A',
+        expected: null,
+        ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+        leaseMs: 60_000,
+      });
       await redis.del(meta);
-      await expect(store.startRun('rows', 'r2')).rejects.toThrow(
+      await expect(store.job('rows').start({ runId: 'r2' })).rejects.toThrow(
         /part of the coordination state of job "rows" was lost from the store \(meta: /,
       );
-      await store.leave('rows', 'A');
-      expect(await store.startRun('rows', 'r3', null)).toMatchObject({
+      await store.job('rows').leave({ owner: 'A' });
+      expect(
+        await store.job('rows').start({ runId: 'r3', from: null }),
+      ).toMatchObject({
         runId: 'r3',
       });
       // The lease left is the state again: it expires and goes out again, nothing skipped.
-      expect((await store.state('rows')).error).toBeUndefined();
+      expect((await store.job('rows').state()).error).toBeUndefined();
       await redis.del(meta, `{${storageKey}:rows}:leases`);
       await redis.del(`{${storageKey}:rows}:deadlines`);
-      expect(await store.startRun('rows', 'r4')).toMatchObject({
+      expect(await store.job('rows').start({ runId: 'r4' })).toMatchObject({
         runId: 'r4',
       });
-      expect((await store.state('rows')).cursor).toBeNull();
+      expect((await store.job('rows').state()).cursor).toBeNull();
     } finally {
       const left = await redis.keys(`{${storageKey}:*`);
       if (left.length) await redis.del(...left);
@@ -357,28 +358,33 @@ describe('RedisStore: state lost in part is state lost', () => {
     const redis = new Redis(REDIS_URL);
     const store = new RedisStore(redis, storageKey);
     try {
-      await store.startRun('rows', 'r');
-      expect(await store.claim('rows', 'A', 60_000)).toMatchObject({
+      await store.job('rows').start({ runId: 'r' });
+      expect(
+        await store.job('rows').claim({ owner: 'A', leaseMs: 60_000 }),
+      ).toMatchObject({
         type: 'load',
       });
-      await store.commit(
-        'rows',
-        'A',
-        null,
-        [{ ids: [1, 2], lastId: 2, prev: null }],
-        60_000,
-      );
+      await store.job('rows').commit({
+        owner: 'A',
+        expected: null,
+        ranges: [{ ids: [1, 2], lastId: 2, prev: null }],
+        leaseMs: 60_000,
+      });
       await redis.del(`{${storageKey}:rows}:deadlines`);
-      await expect(store.reset('rows')).rejects.toThrow(/^run r is active/);
-      expect(await store.claim('rows', 'A', 60_000)).toMatchObject({
+      await expect(store.job('rows').reset()).rejects.toThrow(
+        /^run r is active/,
+      );
+      expect(
+        await store.job('rows').claim({ owner: 'A', leaseMs: 60_000 }),
+      ).toMatchObject({
         type: 'failed',
         error: expect.stringMatching(
           /part of the coordination state of job "rows" \(run r\) was lost from the store \(deadlines/,
         ),
       });
-      await store.leave('rows', 'A');
-      await store.reset('rows');
-      expect((await store.state('rows')).state).toBe('idle');
+      await store.job('rows').leave({ owner: 'A' });
+      await store.job('rows').reset();
+      expect((await store.job('rows').state()).state).toBe('idle');
     } finally {
       const left = await redis.keys(`{${storageKey}:*`);
       if (left.length) await redis.del(...left);
@@ -404,8 +410,8 @@ describe('RedisStore: state lost in part is state lost', () => {
         undefined,
         logger as never,
       );
-      await looking.startRun('look', 'r1');
-      await looking.startRun('look', 'r2');
+      await looking.job('look').start({ runId: 'r1' });
+      await looking.job('look').start({ runId: 'r2' });
       expect(warned).toEqual([
         expect.stringMatching(
           /maxmemory-policy allkeys-lru: .* evict a job's coordination state/,
@@ -413,7 +419,7 @@ describe('RedisStore: state lost in part is state lost', () => {
       ]);
       const probe = new RedisStore(a.redis, storageKey);
       const run = outcome(a.pw.run('rows'));
-      while (!backingOff(await probe.state('rows'))) await sleep(10);
+      while (!backingOff(await probe.job('rows').state())) await sleep(10);
       // Redis keeps access times to the second: the keys no script touches while the run waits (the retries' ranges)
       // are then older than every filler, as after a long backoff in a busy Redis.
       await sleep(2000);

@@ -33,14 +33,13 @@ describe('RedisStore', () => {
   it('keeps every key of a job under one hash tag', async () => {
     const prefix = `pw-test-${randomBytes(4).toString('hex')}`;
     const store = new RedisStore(redis, prefix);
-    await store.startRun('users', 'r');
-    await store.commit(
-      'users',
-      'h',
-      null,
-      [{ ids: [1], lastId: 1, prev: null }],
-      10_000,
-    );
+    await store.job('users').start({ runId: 'r' });
+    await store.job('users').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [{ ids: [1], lastId: 1, prev: null }],
+      leaseMs: 10_000,
+    });
     const keys = await redis.keys(`*${prefix}*`);
     expect(keys.length).toBeGreaterThan(1);
     for (const key of keys)
@@ -51,9 +50,11 @@ describe('RedisStore', () => {
   it('runs its scripts again after Redis lost its script cache', async () => {
     const prefix = `pw-test-${randomBytes(4).toString('hex')}`;
     const store = new RedisStore(redis, prefix);
-    await store.startRun('users', 'r');
+    await store.job('users').start({ runId: 'r' });
     await redis.script('FLUSH');
-    expect(await store.claim('users', 'h', 1000)).toEqual({
+    expect(
+      await store.job('users').claim({ owner: 'h', leaseMs: 1000 }),
+    ).toEqual({
       type: 'load',
       cursor: null,
     });
@@ -63,17 +64,16 @@ describe('RedisStore', () => {
   it('keeps fencing tokens going up when its token counter goes back, as on a replica promoted after a failover', async () => {
     const prefix = `pw-test-${randomBytes(4).toString('hex')}`;
     const store = new RedisStore(redis, prefix);
-    await store.startRun('users', 'r');
-    const first = await store.commit(
-      'users',
-      'h',
-      null,
-      [
+    await store.job('users').start({ runId: 'r' });
+    const first = await store.job('users').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [
         { ids: [1], lastId: 1, prev: null },
         { ids: [2], lastId: 2, prev: 1 },
       ],
-      10_000,
-    );
+      leaseMs: 10_000,
+    });
     if (first.type !== 'leased') throw new Error(first.type);
     const issued = first.leases.map((l) => l.token);
     // The replica had not seen those tokens yet: its counter is where the master's was before them. A promotion takes
@@ -85,15 +85,16 @@ describe('RedisStore', () => {
     const issuedAt = await ms();
     while ((await ms()) <= issuedAt) await new Promise((r) => setImmediate(r));
     await redis.hset(`{${prefix}:users}:meta`, 'token', 0);
-    await store.release('users', 'h', [issued[0]]);
-    const again = await store.claim('users', 'h2', 10_000);
-    const next = await store.commit(
-      'users',
-      'h2',
-      2,
-      [{ ids: [3], lastId: 3, prev: 2 }],
-      10_000,
-    );
+    await store.job('users').release({ owner: 'h', tokens: [issued[0]] });
+    const again = await store
+      .job('users')
+      .claim({ owner: 'h2', leaseMs: 10_000 });
+    const next = await store.job('users').commit({
+      owner: 'h2',
+      expected: 2,
+      ranges: [{ ids: [3], lastId: 3, prev: 2 }],
+      leaseMs: 10_000,
+    });
     if (again.type !== 'lease' || next.type !== 'leased')
       throw new Error(`${again.type} ${next.type}`);
     for (const token of [again.lease.token, next.leases[0].token])
@@ -101,21 +102,22 @@ describe('RedisStore', () => {
     expect(Number.isSafeInteger(next.leases[0].token)).toBe(true);
     // Large tokens work as keys: renewed, completed and counted by token.
     expect(
-      await store.heartbeat(
-        'users',
-        'h2',
-        [again.lease.token, next.leases[0].token],
-        10_000,
-      ),
+      await store.job('users').heartbeat({
+        owner: 'h2',
+        tokens: [again.lease.token, next.leases[0].token],
+        leaseMs: 10_000,
+      }),
     ).toEqual([]);
     expect(
-      await store.complete('users', 'h2', [
-        again.lease.token,
-        next.leases[0].token,
-      ]),
+      await store.job('users').complete({
+        owner: 'h2',
+        tokens: [again.lease.token, next.leases[0].token],
+      }),
     ).toEqual([true, true]);
-    expect(await store.complete('users', 'h', [issued[1]])).toEqual([true]);
-    expect((await store.state('users')).counters).toMatchObject({
+    expect(
+      await store.job('users').complete({ owner: 'h', tokens: [issued[1]] }),
+    ).toEqual([true]);
+    expect((await store.job('users').state()).counters).toMatchObject({
       completed: 3,
       ids: 3,
     });
@@ -177,7 +179,7 @@ describe('RedisStore over a connection that drops before the reply (the client s
     redis = new Redis(REDIS_URL);
     prefix = `pw-test-${randomBytes(4).toString('hex')}`;
     store = new RedisStore(client, prefix);
-    await store.startRun('users', 'r');
+    await store.job('users').start({ runId: 'r' });
   });
   afterEach(async () => {
     const keys = await redis.keys(`{${prefix}:*`);
@@ -188,30 +190,36 @@ describe('RedisStore over a connection that drops before the reply (the client s
   });
 
   it('a commit sent twice leases its ranges once, and the host gets those leases', async () => {
-    expect(await store.claim('users', 'h', 10_000, '1')).toEqual({
+    expect(
+      await store
+        .job('users')
+        .claim({ owner: 'h', leaseMs: 10_000, request: '1' }),
+    ).toEqual({
       type: 'load',
       cursor: null,
     });
     proxy.loseNextReply();
-    const r = await store.commit(
-      'users',
-      'h',
-      null,
-      [
+    const r = await store.job('users').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [
         { ids: [1, 2], lastId: 2, prev: null },
         { ids: [3], lastId: 3, prev: 2 },
       ],
-      10_000,
-      '2',
-    );
+      leaseMs: 10_000,
+      request: '2',
+    });
     expect(r.type).toBe('leased');
     const tokens = (r as { leases: { token: number }[] }).leases.map(
       (l) => l.token,
     );
     // Every lease in the store is one the host knows: nothing is orphaned to expire and cost an attempt.
-    expect((await store.state('users')).leased).toBe(2);
-    expect(await store.complete('users', 'h', tokens)).toEqual([true, true]);
-    expect((await store.state('users')).counters).toMatchObject({
+    expect((await store.job('users').state()).leased).toBe(2);
+    expect(await store.job('users').complete({ owner: 'h', tokens })).toEqual([
+      true,
+      true,
+    ]);
+    expect((await store.job('users').state()).counters).toMatchObject({
       ids: 3,
       completed: 2,
       retried: 0,
@@ -219,31 +227,32 @@ describe('RedisStore over a connection that drops before the reply (the client s
   });
 
   it('a claim sent twice hands its range out once, to this host', async () => {
-    const c = await store.commit(
-      'users',
-      'h',
-      null,
-      [{ ids: [1], lastId: 1, prev: null }],
-      10_000,
-      '1',
-    );
-    await store.release(
-      'users',
-      'h',
-      (c as { leases: { token: number }[] }).leases.map((l) => l.token),
-    );
+    const c = await store.job('users').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [{ ids: [1], lastId: 1, prev: null }],
+      leaseMs: 10_000,
+      request: '1',
+    });
+    await store.job('users').release({
+      owner: 'h',
+      tokens: (c as { leases: { token: number }[] }).leases.map((l) => l.token),
+    });
     proxy.loseNextReply();
-    const claim = await store.claim('users', 'h', 10_000, '2');
+    const claim = await store
+      .job('users')
+      .claim({ owner: 'h', leaseMs: 10_000, request: '2' });
     expect(claim).toMatchObject({
       type: 'lease',
       reason: 'released',
       lease: { attempt: 1, range: { ids: [1] } },
     });
-    expect((await store.state('users')).leased).toBe(1);
+    expect((await store.job('users').state()).leased).toBe(1);
     expect(
-      await store.complete('users', 'h', [
-        (claim as { lease: { token: number } }).lease.token,
-      ]),
+      await store.job('users').complete({
+        owner: 'h',
+        tokens: [(claim as { lease: { token: number } }).lease.token],
+      }),
     ).toEqual([true]);
   });
 });

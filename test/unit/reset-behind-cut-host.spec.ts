@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
+  type JobStore,
   type ID,
   type LoadContext,
   MemoryStore,
@@ -11,6 +12,7 @@ import {
   RangeHandler,
   RangeLoader,
 } from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
 
 /**
  * A host cut off from its store for longer than leaseMs (a network partition,
@@ -54,19 +56,8 @@ class Rows {
   }
 }
 
-/** The store as the host reaches it: while cut, its calls wait (queued in the client) until healed. */
-class Partitioned extends MemoryStore {
-  private healed: Promise<void> = Promise.resolve();
-  heal: () => void = () => undefined;
-  cut(): void {
-    this.healed = new Promise((r) => (this.heal = r));
-  }
-  /** The operator's reset from elsewhere (the CLI): not behind the partition. */
-  resetFromElsewhere(job: string): Promise<void> {
-    return super.reset(job);
-  }
-}
-for (const name of [
+/** The calls that wait while the host is cut off. */
+const BEHIND_THE_CUT = [
   'claim',
   'commit',
   'heartbeat',
@@ -81,16 +72,31 @@ for (const name of [
   'countWorkers',
   'setTotal',
   'recordRun',
-] as const) {
-  const original = MemoryStore.prototype[name] as (
-    ...a: unknown[]
-  ) => Promise<unknown>;
-  Object.defineProperty(Partitioned.prototype, name, {
-    value: async function (this: Partitioned, ...args: unknown[]) {
-      await (this as unknown as { healed: Promise<void> }).healed;
-      return original.apply(this, args);
-    },
-  });
+] as const;
+
+/** The store as the host reaches it: while cut, its calls wait (queued in the client) until healed. */
+class Partitioned extends MemoryStore {
+  private healed: Promise<void> = Promise.resolve();
+  heal: () => void = () => undefined;
+  cut(): void {
+    this.healed = new Promise((r) => (this.heal = r));
+  }
+  /** The operator's reset from elsewhere (the CLI): not behind the partition. */
+  resetFromElsewhere(job: string): Promise<void> {
+    return super.job(job).reset();
+  }
+  override job(name: string): JobStore {
+    const job = super.job(name);
+    const calls: Record<string, (o: never) => Promise<unknown>> = {};
+    for (const call of BEHIND_THE_CUT) {
+      const original = job[call] as (o: never) => Promise<unknown>;
+      calls[call] = async (o) => {
+        await this.healed;
+        return original.call(job, o);
+      };
+    }
+    return replaceCalls(job, calls);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -124,7 +130,7 @@ describe('a reset while the only host is cut off for longer than leaseMs', () =>
       await firstStarted;
       // Loading is over and the other range is done: only the held range is left, on this host.
       for (;;) {
-        const s = await store.state('rows');
+        const s = await store.job('rows').state();
         if (s.exhausted && s.counters.completed >= 1) break;
         await sleep(10);
       }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
+  type JobStore,
   type ID,
   type LoadContext,
   MemoryStore,
@@ -10,6 +11,7 @@ import {
   RangeHandler,
   RangeLoader,
 } from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
 
 /**
  * retryDead() (from the CLI, another host, or this app) landing between a
@@ -41,16 +43,19 @@ class Rows {
 /** The interleaving, made certain: the operator's retryDead lands right after a claim answered done. */
 class RetryDeadAtTheEnd extends MemoryStore {
   private done = false;
-  override async claim(
-    ...args: Parameters<MemoryStore['claim']>
-  ): ReturnType<MemoryStore['claim']> {
-    const claim = await super.claim(...args);
-    if (claim.type === 'done' && !this.done) {
-      this.done = true;
-      Rows.fixed = true;
-      await this.retryDead(args[0]);
-    }
-    return claim;
+  override job(name: string): JobStore {
+    const job = super.job(name);
+    return replaceCalls(job, {
+      claim: async (o) => {
+        const claim = await job.claim(o);
+        if (claim.type === 'done' && !this.done) {
+          this.done = true;
+          Rows.fixed = true;
+          await job.retryDead();
+        }
+        return claim;
+      },
+    });
   }
 }
 

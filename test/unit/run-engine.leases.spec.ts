@@ -2,7 +2,9 @@ import AsyncLock from 'async-lock';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { KeyValueStore, MemoryStore, RedisStore } from '../../lib';
-import type { CoordinationStore } from '../../lib/store/coordination-store.interface';
+import type { CoordinationStore, JobStore } from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
+import { newJobState, type MemoryJobState } from '../../lib/store/memory.store';
 import { REDIS_URL } from '../support/redis-server';
 import type { WireRange, WireResult } from '../../lib/cluster/ipc.messages';
 import type {
@@ -47,13 +49,32 @@ class ClockedStore extends MemoryStore {
     return this.clock.real ? performance.now() : this.clock.t;
   }
 
-  override heartbeat(
-    ...args: Parameters<MemoryStore['heartbeat']>
-  ): Promise<number[]> {
-    this.renewals++;
-    return this.hang
-      ? new Promise(() => undefined)
-      : this.queued(() => super.heartbeat(...args));
+  /** Calls a test replaces, each given the handle's own. */
+  private replaced?: (job: JobStore) => Partial<JobStore>;
+
+  replace(calls: (job: JobStore) => Partial<JobStore>): void {
+    this.replaced = calls;
+  }
+
+  override job(name: string): JobStore {
+    const job = this.clocked(super.job(name));
+    return this.replaced ? replaceCalls(job, this.replaced(job)) : job;
+  }
+
+  private clocked(job: JobStore): JobStore {
+    return replaceCalls(job, {
+      heartbeat: (o) => {
+        this.renewals++;
+        return this.hang
+          ? new Promise(() => undefined)
+          : this.queued(() => job.heartbeat(o));
+      },
+      claim: (o) => this.queued(() => job.claim(o)),
+      commit: (o) => this.queued(() => job.commit(o)),
+      complete: (o) => this.queued(() => job.complete(o)),
+      fail: (o) => this.queued(() => job.fail(o)),
+      release: (o) => this.queued(() => job.release(o)),
+    });
   }
 
   /** While frozen (a Redis stopped with SIGSTOP), every call waits, then runs in the order it came. */
@@ -72,26 +93,6 @@ class ClockedStore extends MemoryStore {
   private async queued<T>(call: () => Promise<T>): Promise<T> {
     if (this.gate) await this.gate;
     return call();
-  }
-
-  override claim(...args: Parameters<MemoryStore['claim']>) {
-    return this.queued(() => super.claim(...args));
-  }
-
-  override commit(...args: Parameters<MemoryStore['commit']>) {
-    return this.queued(() => super.commit(...args));
-  }
-
-  override complete(...args: Parameters<MemoryStore['complete']>) {
-    return this.queued(() => super.complete(...args));
-  }
-
-  override fail(...args: Parameters<MemoryStore['fail']>) {
-    return this.queued(() => super.fail(...args));
-  }
-
-  override release(...args: Parameters<MemoryStore['release']>) {
-    return this.queued(() => super.release(...args));
   }
 }
 
@@ -207,7 +208,10 @@ async function harness(setup: Setup = {}) {
     },
     handler: { name: 'Items.handle', call: () => undefined },
   };
-  await coordination.startRun('items', 'run-1').catch(() => undefined);
+  await coordination
+    .job('items')
+    .start({ runId: 'run-1' })
+    .catch(() => undefined);
   const slots = Array.from(
     { length: setup.slots ?? 1 },
     (_, i) => new Slot(`w-${i + 1}`, setup.capacity ?? 1, !setup.inline),
@@ -224,7 +228,7 @@ async function harness(setup: Setup = {}) {
     job,
     runId: 'run-1',
     hostId: 'h-1',
-    store: coordination,
+    store: coordination.job('items'),
     startedAt: clock.t,
     lock: new AsyncLock(),
     events: { emit: () => undefined },
@@ -296,7 +300,7 @@ describe('RunEngine leases', () => {
     }));
     const summary = await answerAll();
     expect(summary.status).toBe('completed');
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       completed: 5,
       ids: 50,
       retried: 1,
@@ -318,7 +322,7 @@ describe('RunEngine leases', () => {
     });
     await until(
       'three commits',
-      async () => (await store.state('items')).leased === 3,
+      async () => (await store.job('items').state()).leased === 3,
     );
     // leaseMs and more pass while the fourth loader call hangs; the host renews every heartbeatMs.
     for (let i = 0; i < 5; i++) {
@@ -326,7 +330,9 @@ describe('RunEngine leases', () => {
       advance(30);
       await until('a renewal', () => store.renewals > before, 500, false);
     }
-    const other = await store.claim('items', 'h-2', 100);
+    const other = await store
+      .job('items')
+      .claim({ owner: 'h-2', leaseMs: 100 });
     expect(other.type).toBe('load');
     gate();
   });
@@ -354,7 +360,7 @@ describe('RunEngine leases', () => {
     });
     expect((await answerAll()).status).toBe('completed');
     expect(slot.sent.filter((r) => r.attempt > 1)).toEqual([]);
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       completed: 30,
       ids: 300,
       retried: 0,
@@ -401,15 +407,15 @@ describe('RunEngine leases', () => {
       notStarted: true,
     }));
     expect((await stopped).status).toBe('stopped');
-    const s = await store.state('items');
+    const s = await store.job('items').state();
     expect(s.counters).toMatchObject({ completed: 1 + 2, retried: 0 });
     expect(s.leased).toBe(0);
     // Only the ranges it never started (and those never sent) come back, at the same attempt.
     const back: [number, number][] = [];
     for (
-      let c = await store.claim('items', 'h-2', 100);
+      let c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 });
       c.type === 'lease';
-      c = await store.claim('items', 'h-2', 100)
+      c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 })
     )
       back.push([c.lease.range.ids[0] as number, c.lease.attempt]);
     expect(back.filter(([, attempt]) => attempt !== 1)).toEqual([]);
@@ -427,9 +433,9 @@ describe('RunEngine leases', () => {
     expect((await engine.stop()).status).toBe('stopped');
     const back = new Map<unknown, number>();
     for (
-      let c = await store.claim('items', 'h-2', 100);
+      let c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 });
       c.type === 'lease';
-      c = await store.claim('items', 'h-2', 100)
+      c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 })
     )
       back.set(c.lease.range.ids[0], c.lease.attempt);
     expect(back.get(slot.sent[0].ids[0])).toBe(2);
@@ -455,11 +461,11 @@ describe('RunEngine leases', () => {
       },
     ]);
     await until('the failure recorded', async () => {
-      const c = (await store.state('items')).counters;
+      const c = (await store.job('items').state()).counters;
       return c.completed + c.retried > 0;
     });
     await new Promise((r) => setImmediate(r));
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       completed: 0,
       retried: 1,
     });
@@ -475,30 +481,30 @@ describe('RunEngine leases', () => {
     await ticks(20);
     expect(slot.aborted).toEqual([]);
     expect((await answerAll()).status).toBe('completed');
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       completed: 5,
       retried: 0,
     });
   });
 
   it('8. a commit that lands after stop() is released before the run resolves', async () => {
-    const store = new ClockedStore(clock);
     let commits = 0;
     let landed!: () => void;
     const gate = new Promise<void>((r) => (landed = r));
     let second: Promise<unknown> | undefined;
-    const commit = store.commit.bind(store);
-    store.commit = (...args) => {
-      if (++commits !== 2) return commit(...args);
-      const p = gate.then(() => commit(...args));
-      second = p;
-      return p;
-    };
-    const release = store.release.bind(store);
-    store.release = async (...args) => {
-      await new Promise((r) => setTimeout(r, 20));
-      return release(...args);
-    };
+    const store = new ClockedStore(clock);
+    store.replace((job) => ({
+      commit: (o) => {
+        if (++commits !== 2) return job.commit(o);
+        const p = gate.then(() => job.commit(o));
+        second = p;
+        return p;
+      },
+      release: async (o) => {
+        await new Promise((r) => setTimeout(r, 20));
+        return job.release(o);
+      },
+    }));
     const { slot, engine, answer } = await harness({
       store,
       options: { prefetch: 3 },
@@ -511,7 +517,7 @@ describe('RunEngine leases', () => {
     await stopped;
     await second;
     await new Promise((r) => setImmediate(r));
-    expect((await store.state('items')).leased).toBe(0);
+    expect((await store.job('items').state()).leased).toBe(0);
   });
 
   it('keeps its leases when heartbeatMs is close to leaseMs', async () => {
@@ -525,27 +531,30 @@ describe('RunEngine leases', () => {
       await ticks(2);
     }
     expect(slot.aborted).toEqual([]);
-    expect((await store.state('items')).leased).toBeGreaterThan(0);
-    expect(await store.claim('items', 'h-2', 100)).toMatchObject({
+    expect((await store.job('items').state()).leased).toBeGreaterThan(0);
+    expect(
+      await store.job('items').claim({ owner: 'h-2', leaseMs: 100 }),
+    ).toMatchObject({
       type: 'load',
     });
   });
 
   it('lets a lease expire when its result could not be written, so the range goes out again and the run ends', async () => {
     const store = new ClockedStore(clock);
-    const complete = store.complete.bind(store);
     let broken = true;
-    store.complete = async (...args) => {
-      if (broken) {
-        broken = false;
-        // The store stayed unreachable past the 30 s of retries.
-        jest
-          .spyOn(performance, 'now')
-          .mockReturnValue(performance.now() + 3_600_000);
-        throw new Error('connection refused');
-      }
-      return complete(...args);
-    };
+    store.replace((job) => ({
+      complete: async (o) => {
+        if (broken) {
+          broken = false;
+          // The store stayed unreachable past the 30 s of retries.
+          jest
+            .spyOn(performance, 'now')
+            .mockReturnValue(performance.now() + 3_600_000);
+          throw new Error('connection refused');
+        }
+        return job.complete(o);
+      },
+    }));
     const { slot, answer, answerAll } = await harness({
       store,
       rows: 30,
@@ -559,14 +568,14 @@ describe('RunEngine leases', () => {
     const ended = answerAll();
     for (
       let i = 0;
-      i < 100 && (await store.state('items')).state === 'running';
+      i < 100 && (await store.job('items').state()).state === 'running';
       i++
     ) {
       advance(100);
       await ticks(2);
     }
     expect((await ended).status).toBe('completed');
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       completed: 3,
       ids: 30,
       retried: 1,
@@ -615,12 +624,12 @@ describe('RunEngine leases', () => {
       notStarted: true,
     }));
     await stopped;
-    expect((await store.state('items')).dead).toBe(0);
+    expect((await store.job('items').state()).dead).toBe(0);
     const back = new Map<unknown, number>();
     for (
-      let c = await store.claim('items', 'h-2', 100);
+      let c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 });
       c.type === 'lease';
-      c = await store.claim('items', 'h-2', 100)
+      c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 })
     )
       back.set(c.lease.range.ids[0], c.lease.attempt);
     expect(back.get(started.ids[0])).toBe(2);
@@ -650,20 +659,21 @@ describe('RunEngine leases', () => {
   it('fails the run, never completes it, when the store issues a token this host still holds', async () => {
     // A store whose token counter went back (a failover to a replica that lagged): its second commit reuses the first's tokens.
     const store = new ClockedStore(clock);
-    const commit = store.commit.bind(store);
     let firstTokens: number[] = [];
-    store.commit = async (...args) => {
-      const result = await commit(...args);
-      if (result.type !== 'leased') return result;
-      if (firstTokens.length === 0)
-        firstTokens = result.leases.map((l) => l.token);
-      else
-        result.leases = result.leases.map((l, i) => ({
-          ...l,
-          token: firstTokens[i % firstTokens.length],
-        }));
-      return result;
-    };
+    store.replace((job) => ({
+      commit: async (o) => {
+        const result = await job.commit(o);
+        if (result.type !== 'leased') return result;
+        if (firstTokens.length === 0)
+          firstTokens = result.leases.map((l) => l.token);
+        else
+          result.leases = result.leases.map((l, i) => ({
+            ...l,
+            token: firstTokens[i % firstTokens.length],
+          }));
+        return result;
+      },
+    }));
     // Each load is slower than the feed's batching window, so each is committed alone.
     const { slot, engine } = await harness({
       store,
@@ -683,6 +693,16 @@ describe('RunEngine leases', () => {
     expect(new Set(tokens).size).toBe(tokens.length);
   });
 
+  /** The state a memory store's job handle holds (the key-value store's, once loaded). */
+  const stateOf = (job: JobStore) =>
+    (job as unknown as { s: MemoryJobState }).s;
+  /** Everything the job's state held is gone, as if the store had never seen the job. */
+  const lose = (job: JobStore) => {
+    const s = stateOf(job);
+    for (const key of Object.keys(s)) delete s[key as keyof MemoryJobState];
+    Object.assign(s, newJobState());
+  };
+
   describe("when the store loses the run's state", () => {
     const redis = new Redis(REDIS_URL);
     // disconnect, not quit: ioredis's QUIT can race the server's close of the socket and reject "Connection is closed".
@@ -694,22 +714,17 @@ describe('RunEngine leases', () => {
       (store: ClockedStore, coordination?: CoordinationStore) => unknown,
     ];
     const cases: Case[] = [
-      [
-        'MemoryStore',
-        () => undefined,
-        (store) =>
-          (store as unknown as { jobs: Map<string, unknown> }).jobs.clear(),
-      ],
+      ['MemoryStore', () => undefined, (store) => lose(store.job('items'))],
       [
         'KeyValueStore (its state and the saved copy gone)',
         () => new KeyValueStore(new Map(), 'pw'),
-        (_, coordination) => {
-          const kv = coordination as unknown as {
-            jobs: Map<string, unknown>;
-            storage: Map<string, string>;
-          };
-          kv.jobs.clear();
-          kv.storage.clear();
+        async (_, coordination) => {
+          const kv = coordination as KeyValueStore;
+          const loaded = (
+            kv.job('items') as unknown as { loaded: Promise<JobStore> }
+          ).loaded;
+          lose(await loaded);
+          (kv as unknown as { storage: Map<string, string> }).storage.clear();
         },
       ],
       [
@@ -765,10 +780,7 @@ describe('RunEngine leases', () => {
       [
         'MemoryStore',
         () => undefined,
-        (store) =>
-          void ((
-            store as unknown as { jobs: Map<string, { cursor: unknown }> }
-          ).jobs.get('items')!.cursor = 2),
+        (store) => void (stateOf(store.job('items')).cursor = 2),
       ],
       [
         'Redis store',
@@ -874,7 +886,7 @@ describe('RunEngine: done means done', () => {
     }));
     expect((await answerAll()).status).toBe('completed');
     expect(attemptsOf(slot, first)).toEqual([1, 2]);
-    expect(await store.state('items')).toMatchObject({
+    expect(await store.job('items').state()).toMatchObject({
       dead: 0,
       counters: { ids: 30, completed: 3, dead: 0 },
     });
@@ -887,7 +899,7 @@ describe('RunEngine: done means done', () => {
     }));
     expect((await answerAll()).status).toBe('completed');
     expect(attemptsOf(slot, first)).toEqual([1, 2]);
-    expect(await store.state('items')).toMatchObject({
+    expect(await store.job('items').state()).toMatchObject({
       dead: 0,
       counters: { ids: 30, completed: 3, dead: 0 },
     });
@@ -901,7 +913,7 @@ describe('RunEngine: done means done', () => {
     }));
     expect((await answerAll()).status).toBe('completed');
     expect(attemptsOf(slot, first)).toEqual([1]);
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       ids: 30,
       completed: 3,
     });
@@ -917,7 +929,7 @@ describe('RunEngine: done means done', () => {
     );
     expect((await answerAll()).status).toBe('completed');
     expect(attemptsOf(slot, first)).toEqual([1, 2]);
-    expect((await store.state('items')).counters).toMatchObject({
+    expect((await store.job('items').state()).counters).toMatchObject({
       ids: 30,
       completed: 3,
     });
@@ -943,14 +955,14 @@ describe('RunEngine: done means done', () => {
       notStarted: true,
     }));
     await stopped;
-    const s = await store.state('items');
+    const s = await store.job('items').state();
     expect(s.dead).toBe(0);
     expect(s.counters.completed).toBe(2);
     const back = new Map<unknown, number>();
     for (
-      let c = await store.claim('items', 'h-2', 100);
+      let c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 });
       c.type === 'lease';
-      c = await store.claim('items', 'h-2', 100)
+      c = await store.job('items').claim({ owner: 'h-2', leaseMs: 100 })
     )
       back.set(c.lease.range.ids[0], c.lease.attempt);
     expect(back.get(started.ids[0])).toBe(2);

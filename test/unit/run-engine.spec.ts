@@ -9,6 +9,7 @@ import type { JobDefinition } from '../../lib/job.registry';
 import { ModuleLogger } from '../../lib/parallel-worker.logger';
 import { resolveOptions } from '../../lib/parallel-worker.options';
 import { RunEngine } from '../../lib/run/run-engine';
+import { replaceCalls } from '../support/replace-calls';
 
 /** A worker slot the test answers for: what the engine sent, aborted, and whether it can still be reached. */
 class Slot implements WorkerSlot {
@@ -83,7 +84,10 @@ async function engine(
     },
     handler: { name: 'Items.handle', call: () => undefined },
   };
-  await store.startRun('items', 'run-1').catch(() => undefined);
+  await store
+    .job('items')
+    .start({ runId: 'run-1' })
+    .catch(() => undefined);
   const slot = new Slot('w-1', 2);
   const pool: WorkerPool = {
     started: 1,
@@ -95,13 +99,14 @@ async function engine(
   };
   // As if another host had moved the cursor just before this host's first commit.
   let refused = !refuseFirstCommit;
-  const own = Object.assign(Object.create(store) as MemoryStore, {
-    commit: (...args: Parameters<MemoryStore['commit']>) =>
+  const items = store.job('items');
+  const own = replaceCalls(items, {
+    commit: (o) =>
       refused
-        ? store.commit(...args)
+        ? items.commit(o)
         : ((refused = true),
-          store
-            .state('items')
+          items
+            .state()
             .then((s) => ({ type: 'conflict' as const, cursor: s.cursor }))),
   });
   const e = new RunEngine({
@@ -153,15 +158,17 @@ describe('RunEngine and a worker backlog', () => {
     e.slotExited(slot, null, 'SIGKILL', false);
     // The two answered before the death are recorded in their own batch (next turn of the event loop).
     await until("the dead worker's ranges back in the store", async () => {
-      const s = await store.state('items');
+      const s = await store.job('items').state();
       return s.retrying === held && s.counters.completed === 2;
     });
-    const s = await store.state('items');
+    const s = await store.job('items').state();
     expect(s.counters).toMatchObject({ completed: 2, retried: 2 });
     // The two it was running come back at attempt 2, the rest at attempt 1.
     const claims = [];
     for (let i = 0; i < held; i++) {
-      const c = await store.claim('items', 'h-2', 10_000);
+      const c = await store
+        .job('items')
+        .claim({ owner: 'h-2', leaseMs: 10_000 });
       if (c.type === 'lease')
         claims.push([c.lease.range.ids[0], c.lease.attempt]);
     }
@@ -183,9 +190,9 @@ describe('RunEngine and a worker backlog', () => {
     }));
     await until(
       'the release',
-      async () => (await store.state('items')).retrying === 1,
+      async () => (await store.job('items').state()).retrying === 1,
     );
-    expect((await store.state('items')).counters.retried).toBe(0);
+    expect((await store.job('items').state()).counters.retried).toBe(0);
     await until('its place refilled', () => slot.active === 2);
 
     // The worker cannot be reached: what was meant for it stays with this host and goes out once it can be.
@@ -218,7 +225,7 @@ describe('RunEngine and a worker backlog', () => {
       await engine(store, false, true),
     ];
     await new Promise((r) => setTimeout(r, 100));
-    expect((await store.state('items')).state).toBe('running');
+    expect((await store.job('items').state()).state).toBe('running');
     a.engine.slotReady();
     b.engine.slotReady();
     const firsts = new Map<number, number>();
@@ -228,7 +235,9 @@ describe('RunEngine and a worker backlog', () => {
         for (const r of fresh) firsts.set(r.token, r.ids[0] as number);
         if (fresh.length) h.answer(fresh);
       }
-      return (await store.state('items')).counters.completed === ROWS / 10;
+      return (
+        (await store.job('items').state()).counters.completed === ROWS / 10
+      );
     });
     const ids = [...firsts.values()].sort((x, y) => x - y);
     expect(ids).toEqual(

@@ -81,31 +81,36 @@ describe('SqliteStore: a fresh store over the same file', () => {
   it('sees the run as the first left it: cursor, leases, retries, dead letters, history; tokens go up', async () => {
     const file = freshFile();
     const first = new SqliteStore(file);
-    await first.startRun('items', 'r1', undefined, 'A.load + A.handle');
-    const committed = await first.commit(
-      'items',
-      'h1',
-      null,
-      [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
-      LEASE,
-    );
+    await first
+      .job('items')
+      .start({ runId: 'r1', declaredBy: 'A.load + A.handle' });
+    const committed = await first.job('items').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
+      leaseMs: LEASE,
+    });
     if (committed.type !== 'leased') throw new Error(committed.type);
     const [dead, retry] = committed.leases;
-    await first.fail('items', 'h1', dead.token, {
+    await first.job('items').fail({
+      owner: 'h1',
+      token: dead.token,
       error: { message: 'boom' },
       dead: true,
       retryInMs: 0,
     });
-    await first.fail('items', 'h1', retry.token, {
+    await first.job('items').fail({
+      owner: 'h1',
+      token: retry.token,
       error: { message: 'again' },
       dead: false,
       retryInMs: 60_000,
     });
-    await first.recordRun('items', record('r0'), 10);
+    await first.job('items').recordRun({ record: record('r0'), keep: 10 });
     await first.close();
 
     const second = new SqliteStore(file);
-    expect(await second.state('items')).toMatchObject({
+    expect(await second.job('items').state()).toMatchObject({
       runId: 'r1',
       state: 'running',
       cursor: 6,
@@ -114,22 +119,29 @@ describe('SqliteStore: a fresh store over the same file', () => {
       dead: 1,
       counters: { dead: 1, retried: 1 },
     });
-    expect(await second.leasesByOwner('items')).toEqual({ h1: 1 });
-    expect(await second.deadLetters('items')).toEqual([
+    expect(await second.job('items').leasesByOwner()).toEqual({ h1: 1 });
+    expect(await second.job('items').deadLetters()).toEqual([
       expect.objectContaining({
         runId: 'r1',
         range: range([1, 2], null),
         error: { message: 'boom' },
       }),
     ]);
-    expect((await second.history('items', 10)).map((r) => r.runId)).toEqual([
-      'r0',
-    ]);
+    expect(
+      (await second.job('items').history({ limit: 10 })).map((r) => r.runId),
+    ).toEqual(['r0']);
     // The app's declaration stayed with the job: another app is refused.
     await expect(
-      second.startRun('items', 'r2', undefined, 'B.load + B.handle'),
+      second
+        .job('items')
+        .start({ runId: 'r2', declaredBy: 'B.load + B.handle' }),
     ).rejects.toThrow(RunRefusedError);
-    const next = await second.commit('items', 'h2', 6, [range([7], 6)], LEASE);
+    const next = await second.job('items').commit({
+      owner: 'h2',
+      expected: 6,
+      ranges: [range([7], 6)],
+      leaseMs: LEASE,
+    });
     if (next.type !== 'leased') throw new Error(next.type);
     expect(next.leases[0].token).toBeGreaterThan(
       Math.max(...committed.leases.map((l) => l.token)),
@@ -140,27 +152,25 @@ describe('SqliteStore: a fresh store over the same file', () => {
   it('floors tokens at store time in ms x 1000, so they go up even when the counter went back (a file restored from a backup)', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1');
-    const before = await store.commit(
-      'items',
-      'h',
-      null,
-      [range([1], null)],
-      LEASE,
-    );
+    await store.job('items').start({ runId: 'r1' });
+    const before = await store.job('items').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [range([1], null)],
+      leaseMs: LEASE,
+    });
     if (before.type !== 'leased') throw new Error(before.type);
     await store.close();
     const db = raw(file);
     db.exec('UPDATE pw_jobs SET token = 0');
     db.close();
     const restored = new SqliteStore(file);
-    const after = await restored.commit(
-      'items',
-      'h',
-      1,
-      [range([2], 1)],
-      LEASE,
-    );
+    const after = await restored.job('items').commit({
+      owner: 'h',
+      expected: 1,
+      ranges: [range([2], 1)],
+      leaseMs: LEASE,
+    });
     if (after.type !== 'leased') throw new Error(after.type);
     expect(after.leases[0].token).toBeGreaterThan(before.leases[0].token);
     await restored.close();
@@ -170,28 +180,33 @@ describe('SqliteStore: a fresh store over the same file', () => {
 describe('SqliteStore: leases past their deadline and state lost in part', () => {
   it('refuses to complete a lease past its deadline, even by its holder: not counted, handed out again at attempt + 1', async () => {
     const store = new SqliteStore(freshFile());
-    await store.startRun('items', 'r1');
-    const r = await store.commit(
-      'items',
-      'h1',
-      null,
-      [range([1, 2], null), range([3], 2)],
-      50,
-    );
+    await store.job('items').start({ runId: 'r1' });
+    const r = await store.job('items').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [range([1, 2], null), range([3], 2)],
+      leaseMs: 50,
+    });
     if (r.type !== 'leased') throw new Error(r.type);
     const [late, live] = r.leases;
-    expect(await store.heartbeat('items', 'h1', [live.token], LEASE)).toEqual(
-      [],
-    );
+    expect(
+      await store
+        .job('items')
+        .heartbeat({ owner: 'h1', tokens: [live.token], leaseMs: LEASE }),
+    ).toEqual([]);
     await sleep(80);
     expect(
-      await store.complete('items', 'h1', [late.token, live.token]),
+      await store
+        .job('items')
+        .complete({ owner: 'h1', tokens: [late.token, live.token] }),
     ).toEqual([false, true]);
-    expect(await store.state('items')).toMatchObject({
+    expect(await store.job('items').state()).toMatchObject({
       leased: 1,
       counters: { ids: 1, completed: 1 },
     });
-    const again = await store.claim('items', 'h2', LEASE);
+    const again = await store
+      .job('items')
+      .claim({ owner: 'h2', leaseMs: LEASE });
     expect(again).toMatchObject({
       type: 'lease',
       reason: 'expired',
@@ -203,21 +218,24 @@ describe('SqliteStore: leases past their deadline and state lost in part', () =>
   it('a job row gone while its leases, retries and partitions stay: the run is not the one the host runs (state lost), and the next run starts from the first row', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1', undefined, undefined, [
-      { after: null, upTo: 10 },
-      { after: 10, upTo: null },
-    ]);
-    const r = await store.commit(
-      'items',
-      'h1',
-      null,
-      [range([1, 2], null), range([3], 2)],
-      LEASE,
-      undefined,
-      0,
-    );
+    await store.job('items').start({
+      runId: 'r1',
+      partitions: [
+        { after: null, upTo: 10 },
+        { after: 10, upTo: null },
+      ],
+    });
+    const r = await store.job('items').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [range([1, 2], null), range([3], 2)],
+      leaseMs: LEASE,
+      partition: 0,
+    });
     if (r.type !== 'leased') throw new Error(r.type);
-    await store.fail('items', 'h1', r.leases[0].token, {
+    await store.job('items').fail({
+      owner: 'h1',
+      token: r.leases[0].token,
       error: { message: 'x' },
       dead: false,
       retryInMs: 0,
@@ -227,33 +245,35 @@ describe('SqliteStore: leases past their deadline and state lost in part', () =>
     db.exec("DELETE FROM pw_jobs WHERE name = 'items'");
     db.close();
     // The host's next claim finds no run: the engine then sees another run id (none) and fails "state lost".
-    expect(await store.claim('items', 'h1', LEASE)).toEqual({ type: 'done' });
-    expect(await store.state('items')).toMatchObject({
+    expect(
+      await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).toEqual({ type: 'done' });
+    expect(await store.job('items').state()).toMatchObject({
       runId: null,
       state: 'idle',
       cursor: null,
       leased: 0,
       retrying: 0,
     });
-    expect(await store.complete('items', 'h1', [r.leases[1].token])).toEqual([
-      false,
-    ]);
+    expect(
+      await store
+        .job('items')
+        .complete({ owner: 'h1', tokens: [r.leases[1].token] }),
+    ).toEqual([false]);
     // Started again with a plan from the first row: every id is handed out again, none skipped.
     expect(
-      await store.startRun(
-        'items',
-        'r2',
-        undefined,
-        undefined,
-        [
+      await store.job('items').start({
+        runId: 'r2',
+        partitions: [
           { after: null, upTo: 10 },
           { after: 10, upTo: null },
         ],
-        undefined,
-        null,
-      ),
+        plannedFrom: null,
+      }),
     ).toEqual({ runId: 'r2', joined: false });
-    expect(await store.claim('items', 'h1', LEASE)).toEqual({
+    expect(
+      await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).toEqual({
       type: 'load',
       cursor: null,
       partition: 0,
@@ -266,36 +286,43 @@ describe('SqliteStore: what it keeps exactly', () => {
   it('keeps ids and cursors as the JSON sent: long digit strings, quotes, other scripts; in leases, cursors, retries and dead letters', async () => {
     const store = new SqliteStore(freshFile());
     const ids = ['123456789012345678901234567890', 'a"b\\c', 'ünï — 字', "o'k"];
-    await store.startRun('items', 'r1', undefined, undefined, [
-      { after: null, upTo: ids[1] },
-      { after: ids[1], upTo: null },
-    ]);
+    await store.job('items').start({
+      runId: 'r1',
+      partitions: [
+        { after: null, upTo: ids[1] },
+        { after: ids[1], upTo: null },
+      ],
+    });
     const stored = { ids, lastId: ids[3], prev: null };
-    const r = await store.commit(
-      'items',
-      'h',
-      null,
-      [stored],
-      LEASE,
-      undefined,
-      0,
-    );
+    const r = await store.job('items').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [stored],
+      leaseMs: LEASE,
+      partition: 0,
+    });
     if (r.type !== 'leased') throw new Error(r.type);
-    expect((await store.state('items')).partitions?.[0]).toMatchObject({
+    expect((await store.job('items').state()).partitions?.[0]).toMatchObject({
       cursor: ids[3],
       upTo: ids[1],
     });
-    await store.release('items', 'h', [r.leases[0].token]);
-    const again = await store.claim('items', 'h', LEASE);
+    await store
+      .job('items')
+      .release({ owner: 'h', tokens: [r.leases[0].token] });
+    const again = await store
+      .job('items')
+      .claim({ owner: 'h', leaseMs: LEASE });
     if (again.type !== 'lease') throw new Error(again.type);
     expect(again.lease.range).toEqual(stored);
-    await store.fail('items', 'h', again.lease.token, {
+    await store.job('items').fail({
+      owner: 'h',
+      token: again.lease.token,
       error: { message: 'no' },
       dead: true,
       retryInMs: 0,
       ids: [ids[0]],
     });
-    expect((await store.deadLetters('items'))[0].range).toEqual({
+    expect((await store.job('items').deadLetters())[0].range).toEqual({
       ...stored,
       ids: [ids[0]],
     });
@@ -306,19 +333,28 @@ describe('SqliteStore: what it keeps exactly', () => {
     const file = freshFile();
     const a = new SqliteStore(file, { storageKey: 'app-a' });
     const b = new SqliteStore(file, { storageKey: 'app-b' });
-    await a.startRun('items', 'ra', undefined, 'A.load + A.handle');
-    await a.commit('items', 'h', null, [range([1, 2], null)], LEASE);
+    await a
+      .job('items')
+      .start({ runId: 'ra', declaredBy: 'A.load + A.handle' });
+    await a.job('items').commit({
+      owner: 'h',
+      expected: null,
+      ranges: [range([1, 2], null)],
+      leaseMs: LEASE,
+    });
     expect(
-      await b.startRun('items', 'rb', undefined, 'B.load + B.handle'),
+      await b
+        .job('items')
+        .start({ runId: 'rb', declaredBy: 'B.load + B.handle' }),
     ).toEqual({
       runId: 'rb',
       joined: false,
     });
-    expect(await b.claim('items', 'h', LEASE)).toEqual({
+    expect(await b.job('items').claim({ owner: 'h', leaseMs: LEASE })).toEqual({
       type: 'load',
       cursor: null,
     });
-    expect((await a.state('items')).cursor).toBe(2);
+    expect((await a.job('items').state()).cursor).toBe(2);
     expect(await a.jobs()).toEqual(['items']);
     await a.close();
     await b.close();
@@ -339,27 +375,27 @@ describe('SqliteStore: another process over the same file', () => {
   it("takes over a killed process's leases once they expire, with higher tokens; its dead letters and history stay", async () => {
     const file = freshFile();
     const other = spawn(file);
-    await other.call('startRun', 'items', 'r1');
-    const committed = await other.call<CommitResult>(
-      'commit',
-      'items',
-      'dead-host',
-      null,
-      [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
-      300,
-    );
+    await other.call('start', 'items', { runId: 'r1' });
+    const committed = await other.call<CommitResult>('commit', 'items', {
+      owner: 'dead-host',
+      expected: null,
+      ranges: [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
+      leaseMs: 300,
+    });
     if (committed.type !== 'leased') throw new Error(committed.type);
-    await other.call('fail', 'items', 'dead-host', committed.leases[0].token, {
+    await other.call('fail', 'items', {
+      owner: 'dead-host',
+      token: committed.leases[0].token,
       error: { message: 'boom' },
       dead: true,
       retryInMs: 0,
     });
-    await other.call('recordRun', 'items', record('r0'), 10);
+    await other.call('recordRun', 'items', { record: record('r0'), keep: 10 });
     // SIGKILL: no call of its own ends, nothing is closed; what it committed is in the file.
     await other.kill();
 
     const store = new SqliteStore(file);
-    expect(await store.state('items')).toMatchObject({
+    expect(await store.job('items').state()).toMatchObject({
       runId: 'r1',
       cursor: 6,
       leased: 2,
@@ -367,8 +403,8 @@ describe('SqliteStore: another process over the same file', () => {
     });
     await sleep(350);
     const taken: Claim[] = [
-      await store.claim('items', 'h2', LEASE),
-      await store.claim('items', 'h2', LEASE),
+      await store.job('items').claim({ owner: 'h2', leaseMs: LEASE }),
+      await store.job('items').claim({ owner: 'h2', leaseMs: LEASE }),
     ];
     expect(taken).toEqual([
       expect.objectContaining({ type: 'lease', reason: 'expired' }),
@@ -385,60 +421,64 @@ describe('SqliteStore: another process over the same file', () => {
       expect(l.attempt).toBe(2);
       expect(l.token).toBeGreaterThan(committed.leases[2].token);
     }
-    expect((await store.deadLetters('items')).map((d) => d.range.ids)).toEqual([
-      [1, 2],
-    ]);
-    expect((await store.history('items', 10)).map((r) => r.runId)).toEqual([
-      'r0',
-    ]);
+    expect(
+      (await store.job('items').deadLetters()).map((d) => d.range.ids),
+    ).toEqual([[1, 2]]);
+    expect(
+      (await store.job('items').history({ limit: 10 })).map((r) => r.runId),
+    ).toEqual(['r0']);
     await store.close();
   });
 
   it('sees what this process wrote: a second process joins the run, refuses another app, and its tokens go up', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1', undefined, 'A.load + A.handle');
-    const mine = await store.commit(
-      'items',
-      'h1',
-      null,
-      [range([1], null)],
-      LEASE,
-    );
+    await store
+      .job('items')
+      .start({ runId: 'r1', declaredBy: 'A.load + A.handle' });
+    const mine = await store.job('items').commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [range([1], null)],
+      leaseMs: LEASE,
+    });
     if (mine.type !== 'leased') throw new Error(mine.type);
     const other = spawn(file);
     expect(
-      await other.call(
-        'startRun',
-        'items',
-        'r2',
-        undefined,
-        'A.load + A.handle',
-      ),
+      await other.call('start', 'items', {
+        runId: 'r2',
+        declaredBy: 'A.load + A.handle',
+      }),
     ).toEqual({
       runId: 'r1',
       joined: true,
     });
     await expect(
-      other.call('startRun', 'items', 'r3', undefined, 'B.load + B.handle'),
+      other.call('start', 'items', {
+        runId: 'r3',
+        declaredBy: 'B.load + B.handle',
+      }),
     ).rejects.toThrow('belongs to another app');
-    const claim = await other.call<Claim>('claim', 'items', 'h2', LEASE);
+    const claim = await other.call<Claim>('claim', 'items', {
+      owner: 'h2',
+      leaseMs: LEASE,
+    });
     expect(claim).toEqual({ type: 'load', cursor: 1 });
-    const theirs = await other.call<CommitResult>(
-      'commit',
-      'items',
-      'h2',
-      1,
-      [range([2], 1)],
-      LEASE,
-    );
+    const theirs = await other.call<CommitResult>('commit', 'items', {
+      owner: 'h2',
+      expected: 1,
+      ranges: [range([2], 1)],
+      leaseMs: LEASE,
+    });
     if (theirs.type !== 'leased') throw new Error(theirs.type);
     expect(theirs.leases[0].token).toBeGreaterThan(mine.leases[0].token);
     // Its lease is in the file: this process cannot complete it, and sees it leased.
     expect(
-      await store.complete('items', 'h1', [theirs.leases[0].token]),
+      await store
+        .job('items')
+        .complete({ owner: 'h1', tokens: [theirs.leases[0].token] }),
     ).toEqual([false]);
-    expect(await store.leasesByOwner('items')).toEqual({ h1: 1, h2: 1 });
+    expect(await store.job('items').leasesByOwner()).toEqual({ h1: 1, h2: 1 });
     await store.close();
   });
 
@@ -446,7 +486,9 @@ describe('SqliteStore: another process over the same file', () => {
     const file = freshFile();
     const others = [spawn(file), spawn(file), spawn(file)];
     const started = await Promise.all(
-      others.map((other, i) => other.call('startRun', 'items', `r${i}`)),
+      others.map((other, i) =>
+        other.call('start', 'items', { runId: `r${i}` }),
+      ),
     );
     // One of them started the run; the others joined it.
     expect(
@@ -465,7 +507,7 @@ describe('SqliteStore: another process over the same file', () => {
   it('two processes and this one loading at once: every id leased exactly once, tokens never shared', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1');
+    await store.job('items').start({ runId: 'r1' });
     const last = 10_000;
     const others = [spawn(file), spawn(file)];
     // Both up and reading the file before any loop starts.
@@ -487,7 +529,7 @@ describe('SqliteStore: another process over the same file', () => {
     expect(ids.length).toBe(last);
     expect(new Set(ids).size).toBe(last);
     expect(new Set(tokens).size).toBe(tokens.length);
-    expect(await store.state('items')).toMatchObject({
+    expect(await store.job('items').state()).toMatchObject({
       cursor: last,
       leased: 0,
       counters: { ids: last },
@@ -500,7 +542,7 @@ describe('SqliteStore: its tables and bad input', () => {
   it('creates its tables on first use, at the schema version it knows; opens them again unchanged', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1');
+    await store.job('items').start({ runId: 'r1' });
     await store.close();
     const db = raw(file);
     expect(db.prepare('SELECT version FROM pw_schema').all()).toEqual([
@@ -511,20 +553,20 @@ describe('SqliteStore: its tables and bad input', () => {
     ]);
     db.close();
     const again = new SqliteStore(file);
-    expect((await again.state('items')).runId).toBe('r1');
+    expect((await again.job('items').state()).runId).toBe('r1');
     await again.close();
   });
 
   it('refuses a file whose tables are of a newer schema, naming the versions and what to do; nothing changed', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
-    await store.startRun('items', 'r1');
+    await store.job('items').start({ runId: 'r1' });
     await store.close();
     const db = raw(file);
     db.exec(`UPDATE pw_schema SET version = ${SCHEMA_VERSION + 1}`);
     db.close();
     const newer = new SqliteStore(file);
-    const refused = newer.startRun('items', 'r2');
+    const refused = newer.job('items').start({ runId: 'r2' });
     await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
     await expect(refused).rejects.toThrow(
       `holds the store's tables at schema version ${SCHEMA_VERSION + 1}, newer than this version of nestjs-parallel-worker knows (${SCHEMA_VERSION}); nothing was changed. Upgrade nestjs-parallel-worker`,
@@ -540,7 +582,7 @@ describe('SqliteStore: its tables and bad input', () => {
   it('a directory it cannot create the file in: a config error naming the storage option, the path and what to do; no file made', async () => {
     const file = join(freshFile(), '..', 'missing', 'state.db');
     const store = new SqliteStore(file);
-    const refused = store.startRun('items', 'r1');
+    const refused = store.job('items').start({ runId: 'r1' });
     await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
     await expect(refused).rejects.toThrow(
       `option "storage" ('sqlite:${file}'): cannot open or create the SQLite file ${file} (unable to open database file). Make its directory exist`,
@@ -554,7 +596,7 @@ describe('SqliteStore: its tables and bad input', () => {
     const text = 'id,name\n1,not a database\n'.repeat(20);
     writeFileSync(file, text);
     const store = new SqliteStore(file);
-    const refused = store.state('items');
+    const refused = store.job('items').state();
     await expect(refused).rejects.toThrow(ParallelWorkerConfigError);
     await expect(refused).rejects.toThrow(
       `option "storage" ('sqlite:${file}'): ${file} is not a SQLite database (the file holds something else); nothing was written to it.`,
@@ -567,15 +609,19 @@ describe('SqliteStore: its tables and bad input', () => {
   it('a file another program holds locked past the busy timeout: an error naming the path and what to do; it works once the lock is gone', async () => {
     const file = freshFile();
     const store = new SqliteStore(file, { busyTimeoutMs: 100 });
-    await store.startRun('items', 'r1');
+    await store.job('items').start({ runId: 'r1' });
     const holder = raw(file);
     holder.exec('BEGIN IMMEDIATE');
-    await expect(store.claim('items', 'h1', LEASE)).rejects.toThrow(
+    await expect(
+      store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).rejects.toThrow(
       `the SQLite file ${file} stayed locked by another process for more than 100 ms (the busy timeout)`,
     );
     holder.exec('ROLLBACK');
     holder.close();
-    expect(await store.claim('items', 'h1', LEASE)).toEqual({
+    expect(
+      await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).toEqual({
       type: 'load',
       cursor: null,
     });
@@ -587,10 +633,10 @@ describe('SqliteStore: its tables and bad input', () => {
     const holder = raw(file);
     holder.exec('BEGIN IMMEDIATE');
     const store = new SqliteStore(file, { busyTimeoutMs: 100 });
-    await expect(store.state('items')).rejects.toThrow('stayed locked');
+    await expect(store.job('items').state()).rejects.toThrow('stayed locked');
     holder.exec('ROLLBACK');
     holder.close();
-    expect((await store.state('items')).state).toBe('idle');
+    expect((await store.job('items').state()).state).toBe('idle');
     await store.close();
   });
 });
