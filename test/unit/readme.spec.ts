@@ -1,41 +1,94 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import * as ts from 'typescript';
 
 const root = join(__dirname, '../..');
 
-/** The README's TypeScript examples compile as written (against lib/, with a small `Db` for `./db`). */
-describe('README examples', () => {
+/** README.md and every page of docs/, as paths from the repository root. */
+function docPages(): string[] {
+  return [
+    'README.md',
+    ...readdirSync(join(root, 'docs'))
+      .filter((file) => file.endsWith('.md'))
+      .sort()
+      .map((file) => `docs/${file}`),
+  ];
+}
+
+// The examples import their neighbours: ./db.js (a database helper) and ./app.module.js,
+// which a page may leave to the reader.
+const STUB_DB =
+  'export class Db { async query<T = unknown>(_sql: string, _params: unknown[] = []): Promise<T[]> { return [] } }\n';
+const STUB_APP_MODULE = 'export class AppModule {}\n';
+
+/** `// users-backfill.ts: …` names the file a block is; a block without a name is a file of its own. */
+const fileName = (code: string) =>
+  /^\/\/ ([\w.-]+\.ts)\b/.exec(code)?.[1] ?? null;
+
+/**
+ * The TypeScript examples of the README and docs/ compile as written (against lib/).
+ * Named blocks of one page build one project, in order (the Quick start's db.ts,
+ * job, app.module.ts, main.ts): a name seen again starts a copy of the project with
+ * that file replaced, so a later main.ts still sees the app.module.ts before it.
+ */
+describe('README and docs examples', () => {
   const dir = join(root, 'test/.readme');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('type-check', () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8');
-    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)]
-      .map((m) => m[1])
-      .filter((code) => code.includes('import '));
-    expect(blocks.length).toBeGreaterThanOrEqual(4);
     rmSync(dir, { recursive: true, force: true });
-    const files = blocks.map((code, i) => {
-      const folder = join(dir, `example-${i}`);
+    const files: string[] = [];
+    let folders = 0;
+    const writeFolder = (project: Map<string, string>) => {
+      const folder = join(dir, `example-${folders++}`);
       mkdirSync(folder, { recursive: true });
-      // The examples import their neighbours: ./db (a database helper) and ./app.module.
-      writeFileSync(
-        join(folder, 'db.ts'),
-        'export class Db { async query<T = unknown>(_sql: string, _params: unknown[] = []): Promise<T[]> { return [] } }\n',
-      );
-      if (!code.includes('export class AppModule'))
-        writeFileSync(
-          join(folder, 'app.module.ts'),
-          'export class AppModule {}\n',
-        );
-      const file = join(
-        folder,
-        code.includes('export class AppModule') ? 'app.module.ts' : 'main.ts',
-      );
-      writeFileSync(file, code);
-      return file;
-    });
+      writeFileSync(join(folder, 'db.ts'), STUB_DB);
+      writeFileSync(join(folder, 'app.module.ts'), STUB_APP_MODULE);
+      for (const [name, code] of project)
+        writeFileSync(join(folder, name), code);
+      return folder;
+    };
+    const counts: Record<string, number> = {};
+    for (const page of docPages()) {
+      const blocks = [
+        ...readFileSync(join(root, page), 'utf8').matchAll(
+          /```ts\n([\s\S]*?)```/g,
+        ),
+      ]
+        .map((m) => m[1])
+        .filter((code) => code.includes('import '));
+      counts[page] = blocks.length;
+      let project = new Map<string, string>();
+      let folder = '';
+      for (const code of blocks) {
+        const name = fileName(code);
+        if (!name) {
+          const file = code.includes('export class AppModule')
+            ? 'app.module.ts'
+            : 'main.ts';
+          files.push(join(writeFolder(new Map([[file, code]])), file));
+          continue;
+        }
+        if (!folder || project.has(name)) {
+          project = new Map(project);
+          project.set(name, code);
+          folder = writeFolder(project);
+        } else {
+          project.set(name, code);
+          writeFileSync(join(folder, name), code);
+        }
+        files.push(join(folder, name));
+      }
+    }
+    // The Quick start alone is 4 files (db.ts, the job, app.module.ts, main.ts) and the @Cron version 2.
+    expect(counts['README.md']).toBeGreaterThanOrEqual(6);
+    expect(files.length).toBeGreaterThanOrEqual(14);
     const config = ts.getParsedCommandLineOfConfigFile(
       join(root, 'tsconfig.json'),
       {},
