@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # A fresh Nest 11 app and a fresh Nest 12 app (test/apps/nest11, test/apps/nest12)
-# install the packed library and run the README's examples unchanged:
+# install the packed library and run the examples of the README and docs/ unchanged:
 #
-#   quick-start  the "Quick start" app.module.ts + main.ts (one host, the default store,
-#                4 workers) over a fresh PostgreSQL `users` table: exit 0 on its own,
+#   quick-start  the README's "Quick start" files (db.ts, users-backfill.ts, app.module.ts,
+#                main.ts: one host, the default store, 4 workers) over a fresh PostgreSQL
+#                `users` table made by its CREATE TABLE: exit 0 on its own,
 #                prints "<rows> users in … ms", every row updated exactly once; its
 #                ./parallel-worker.db exists, and started again it prints "0 users";
-#   many-hosts   the "Many hosts" AppModule (+ the Quick start's job and main.ts) started
+#   many-hosts   the "Many hosts" AppModule of docs/many-hosts.md (+ the Quick start's job and main.ts) started
 #                twice at once with REDIS_URL: both exit 0 on their own, both print the
 #                whole run ("<rows> users"), every row updated exactly once;
 #   dashboard-express, dashboard-fastify
-#                the "Dashboard" AppModule (+ the Quick start's job) as an HTTP app on
+#                the "Dashboard" AppModule of docs/operating.md (+ the Quick start's job) as an HTTP app on
 #                that adapter, a free port and REDIS_URL: the page, live.json and its
 #                assets are served; a control without the x-parallel-worker-dashboard
 #                header is 403, pause with it 409 "no active run"; then one run of the
@@ -18,8 +19,8 @@
 #                page as completed with its <rows> ids, and reset from the page is 200.
 #                The app must still be up at the end; it is killed then (and on exit).
 #
-# The README's code blocks are written into each app's src/ at test time by
-# support/extract-readme.js; the README itself is only read. The dashboard step's
+# The code blocks are written into each app's src/ at test time by
+# support/extract-readme.js; the README and docs/ are only read. The dashboard step's
 # HTTP checks are support/dashboard-check.js.
 #
 # usage: test/apps/run.sh [nest11|nest12 …]          (default: both)
@@ -27,7 +28,7 @@
 #        (redis://127.0.0.1:6379; the apps use its db 11 and 12), APPS_ROWS (20000),
 #        APPS_TIMEOUT (120 s per process), APPS_EXIT_GRACE (20 s from the summary line to
 #        the process exit), APPS_KEEP=1 keeps the temp dir, APPS_README (README.md of the
-#        repo) extracts the examples from another file (to try a README change first).
+#        repo) extracts the examples from another file and the docs/ next to it (to try a change first).
 # Needs the npm registry (npm ci, npm install of the tarball), PostgreSQL and Redis.
 set -euo pipefail
 

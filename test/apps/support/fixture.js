@@ -2,7 +2,9 @@
 // The data around the README's examples, for run.sh. Run it from an installed app
 // directory: pg and ioredis are taken from that app's node_modules.
 //
-//   node fixture.js seed   <schema> <rows>   fresh <schema>.users(id int, updated int): ids 1..rows, updated 0
+//   node fixture.js seed   <schema> <rows>   a fresh <schema>, its users table made by the README's
+//                                            CREATE TABLE (src/quick-start/users.sql, written by
+//                                            extract-readme.js), ids 1..rows, updated 0
 //   node fixture.js verify <schema> <rows>   every id 1..rows has updated = 1 (each row handled exactly once)
 //   node fixture.js drop   <schema>
 //   node fixture.js redis-clean <redis url> <job>   deletes the job's keys ({<storageKey>:<job>}…) in that Redis db
@@ -10,6 +12,7 @@
 // DATABASE_URL is the PostgreSQL to use.
 'use strict';
 const { createRequire } = require('node:module');
+const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const appRequire = createRequire(join(process.cwd(), 'package.json'));
@@ -35,14 +38,17 @@ async function withPg(fn) {
 const commands = {
   async seed(schema, rows) {
     const s = ident(schema);
+    const createTable = readFileSync(
+      join(process.cwd(), 'src/quick-start/users.sql'),
+      'utf8',
+    );
     await withPg(async (c) => {
       await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
       await c.query(`CREATE SCHEMA ${s}`);
+      await c.query(`SET search_path TO ${s}`);
+      await c.query(createTable);
       await c.query(
-        `CREATE TABLE ${s}.users (id int PRIMARY KEY, updated int NOT NULL DEFAULT 0)`,
-      );
-      await c.query(
-        `INSERT INTO ${s}.users (id) SELECT generate_series(1, $1::int)`,
+        `INSERT INTO users (id) SELECT generate_series(1, $1::int)`,
         [Number(rows)],
       );
     });
