@@ -22,6 +22,10 @@ const SHIPPED_FILES = new Set([
   'docs/dashboard.png',
 ]);
 const SHIPPED_DIRS = ['dist/'];
+// The guide: every page of docs/ (the README links them), nothing else from there.
+const SHIPPED_PATTERNS = [/^docs\/[\w-]+\.md$/];
+// Linked from the README for readers of the repository, deliberately not shipped.
+const REPOSITORY_ONLY_LINKS = new Set(['CONTRIBUTING.md']);
 const MAX_DTS_BYTES = 20_000;
 
 const problems = [];
@@ -86,10 +90,11 @@ if (!fs.existsSync(path.join(root, 'dist'))) {
 for (const file of files.keys()) {
   if (
     !SHIPPED_FILES.has(file) &&
-    !SHIPPED_DIRS.some((dir) => file.startsWith(dir))
+    !SHIPPED_DIRS.some((dir) => file.startsWith(dir)) &&
+    !SHIPPED_PATTERNS.some((pattern) => pattern.test(file))
   ) {
     fail(
-      `${file}: not meant to be in the package (only ${SHIPPED_DIRS.join(', ')} and ${[...SHIPPED_FILES].join(', ')})`,
+      `${file}: not meant to be in the package (only ${SHIPPED_DIRS.join(', ')}, docs/*.md and ${[...SHIPPED_FILES].join(', ')})`,
     );
   }
 }
@@ -160,9 +165,9 @@ for (const [file, { size }] of files) {
   }
 }
 
-// 5. README links that resolve inside the package (npm shows only what is shipped).
-if (shipped('README.md')) {
-  const text = read('README.md')
+// 5. Links of the README and the guide (docs/*.md) that resolve inside the package (npm shows only what is shipped).
+for (const page of [...files.keys()].filter((file) => file.endsWith('.md'))) {
+  const text = read(page)
     .replace(/^ {0,3}(`{3,}|~{3,})[^\n]*\n[\s\S]*?^ {0,3}\1[^\n]*$/gm, '') // fenced code blocks
     .replace(/<!--[\s\S]*?-->/g, '')
     .replace(/(`+)[\s\S]*?\1/g, ''); // code spans
@@ -181,10 +186,11 @@ if (shipped('README.md')) {
     targets.add(match[1]);
   for (const target of targets) {
     if (/^(?:[a-z][a-z0-9+.-]*:|\/\/|#)/i.test(target)) continue; // absolute URLs, anchors
-    const file = resolveFrom('README.md', target.replace(/[?#].*$/, ''));
+    const file = resolveFrom(page, target.replace(/[?#].*$/, ''));
+    if (REPOSITORY_ONLY_LINKS.has(file)) continue;
     if (!file || !(shipped(file) || shippedDir(file))) {
       fail(
-        `README.md: links ${target}, which is not in the package (inline it as text, or add it to "files")`,
+        `${page}: links ${target}, which is not in the package (inline it as text, or add it to "files")`,
       );
     }
   }
