@@ -32,7 +32,10 @@ const fileName = (code: string) =>
   /^\/\/ ([\w.-]+\.ts)\b/.exec(code)?.[1] ?? null;
 
 /**
- * The TypeScript examples of the README and docs/ compile as written (against lib/).
+ * The TypeScript examples of the README and docs/ compile as written (against lib/),
+ * in a CommonJS app (the repository's tsconfig) and in an ESM app as today's
+ * `nest new` makes it ("type": "module", `module`/`moduleResolution` nodenext),
+ * where a relative import needs its `.js` extension.
  * Named blocks of one page build one project, in order (the Quick start's db.ts,
  * job, app.module.ts, main.ts): a name seen again starts a copy of the project with
  * that file replaced, so a later main.ts still sees the app.module.ts before it.
@@ -41,12 +44,17 @@ describe('README and docs examples', () => {
   const dir = join(root, 'test/.readme');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('type-check', () => {
-    rmSync(dir, { recursive: true, force: true });
+  /** Writes the blocks under `dir/<kind>` (with that package.json); returns the files to compile. */
+  function writeExamples(kind: string, packageJson?: object): string[] {
+    const base = join(dir, kind);
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(base, { recursive: true });
+    if (packageJson)
+      writeFileSync(join(base, 'package.json'), JSON.stringify(packageJson));
     const files: string[] = [];
     let folders = 0;
     const writeFolder = (project: Map<string, string>) => {
-      const folder = join(dir, `example-${folders++}`);
+      const folder = join(base, `example-${folders++}`);
       mkdirSync(folder, { recursive: true });
       writeFileSync(join(folder, 'db.ts'), STUB_DB);
       writeFileSync(join(folder, 'app.module.ts'), STUB_APP_MODULE);
@@ -89,6 +97,13 @@ describe('README and docs examples', () => {
     // The Quick start alone is 4 files (db.ts, the job, app.module.ts, main.ts) and the @Cron version 2.
     expect(counts['README.md']).toBeGreaterThanOrEqual(6);
     expect(files.length).toBeGreaterThanOrEqual(14);
+    return files;
+  }
+
+  function typeErrors(
+    files: string[],
+    overrides: ts.CompilerOptions = {},
+  ): string[] {
     const config = ts.getParsedCommandLineOfConfigFile(
       join(root, 'tsconfig.json'),
       {},
@@ -96,14 +111,28 @@ describe('README and docs examples', () => {
     )!;
     const program = ts.createProgram(files, {
       ...config.options,
+      ...overrides,
       noEmit: true,
     });
-    const errors = ts
+    return ts
       .getPreEmitDiagnostics(program)
       .map(
         (d) =>
           `${d.file?.fileName}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`,
       );
-    expect(errors).toEqual([]);
+  }
+
+  it('type-check in a CommonJS app', () => {
+    expect(typeErrors(writeExamples('cjs'))).toEqual([]);
+  });
+
+  it('type-check in an ESM app ("type": "module", nodenext)', () => {
+    const files = writeExamples('esm', { type: 'module' });
+    expect(
+      typeErrors(files, {
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      }),
+    ).toEqual([]);
   });
 });
