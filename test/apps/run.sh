@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# A fresh Nest 11 app and a fresh Nest 12 app (test/apps/nest11, test/apps/nest12)
-# install the packed library and run the examples of the README and docs/ unchanged:
+# Fresh Nest apps install the packed library and run the examples of the README and docs/
+# unchanged: test/apps/nest11 and test/apps/nest12 (CommonJS), and test/apps/nest12-esm, an
+# ESM app as today's `nest new` makes it ("type": "module", `module`/`moduleResolution`
+# nodenext, isolatedModules), where relative imports need their `.js` and the library is
+# imported from ESM (named imports of a CommonJS package); its cluster workers fork the
+# same ESM entry. Each app:
 #
 #   quick-start  the README's "Quick start" files (db.ts, users-backfill.ts, app.module.ts,
 #                main.ts: one host, the default store, 4 workers) over a fresh PostgreSQL
@@ -23,9 +27,9 @@
 # support/extract-readme.js; the README and docs/ are only read. The dashboard step's
 # HTTP checks are support/dashboard-check.js.
 #
-# usage: test/apps/run.sh [nest11|nest12 …]          (default: both)
+# usage: test/apps/run.sh [nest11|nest12|nest12-esm …]   (default: all three)
 # env:   PW_TEST_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test), PW_TEST_REDIS_URL
-#        (redis://127.0.0.1:6379; the apps use its db 11 and 12), APPS_ROWS (20000),
+#        (redis://127.0.0.1:6379; the apps use its db 11, 12 and 13), APPS_ROWS (20000),
 #        APPS_TIMEOUT (120 s per process), APPS_EXIT_GRACE (20 s from the summary line to
 #        the process exit), APPS_KEEP=1 keeps the temp dir, APPS_README (README.md of the
 #        repo) extracts the examples from another file and the docs/ next to it (to try a change first).
@@ -43,7 +47,7 @@ exit_grace=${APPS_EXIT_GRACE:-20}
 readme=${APPS_README:-$root/README.md}
 apps=("$@")
 unset REDIS_URL # only the many-hosts and dashboard steps set it
-[[ ${#apps[@]} -gt 0 ]] || apps=(nest11 nest12)
+[[ ${#apps[@]} -gt 0 ]] || apps=(nest11 nest12 nest12-esm)
 
 # The line the Quick start's main.ts prints in the primary: `${summary.ids} users in ${summary.durationMs} ms`.
 summary_re='^([0-9]+) users in ([0-9]+) ms$'
@@ -167,7 +171,7 @@ for app in "${apps[@]}"; do
   fi
   result PASS "$app" build "nest build ($((SECONDS - t))s)"
 
-  schema="pw_apps_${app}_$$"
+  schema="pw_apps_${app//[!a-z0-9]/_}_$$" # a plain SQL identifier (nest12-esm: pw_apps_nest12_esm_…)
   schemas+=("$dir:$schema")
   export DATABASE_URL=$database_url PGOPTIONS="-c search_path=$schema"
 
@@ -196,7 +200,12 @@ for app in "${apps[@]}"; do
 
   # (b) Many hosts: two processes at once on one Redis (a db of its own per app).
   t=$SECONDS
-  redis_url="$redis_base/${app//[!0-9]/}"
+  # A Redis db of its own per app: nest11 11, nest12 12, nest12-esm 13.
+  case $app in
+    nest12-esm) redis_db=13 ;;
+    *) redis_db=${app//[!0-9]/} ;;
+  esac
+  redis_url="$redis_base/$redis_db"
   (cd "$dir" && node "$here/support/fixture.js" seed "$schema" "$rows" && node "$here/support/fixture.js" redis-clean "$redis_url" users)
   export REDIS_URL=$redis_url
   (cd "$dir"
