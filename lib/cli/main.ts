@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './quiet-sqlite-warning';
 import { redactSecrets } from '../redact-secrets';
 import { cli, CliError } from './cli';
 
