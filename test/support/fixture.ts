@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,38 @@ export interface FixtureResult {
   unavailable?: { message: string; job: string };
 }
 
+/** Fixture apps still running, with their workers. */
+const running = new Set<ChildProcess>();
+
+/** Ends a primary and its workers at once (SIGKILL). */
+function killTree(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  let workers: number[] = [];
+  try {
+    workers = execFileSync('pgrep', ['-P', String(pid)])
+      .toString()
+      .trim()
+      .split('\n')
+      .map(Number);
+  } catch {
+    // pgrep exits 1 when the primary has no children.
+  }
+  for (const each of [pid, ...workers])
+    try {
+      process.kill(each, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+}
+
+// A test that fails midway (say, with its app paused, waiting for a resume that never comes)
+// must not keep that app, and with it jest, running: what a test file left is ended after it.
+if (typeof afterAll === 'function')
+  afterAll(() => {
+    for (const child of running) killTree(child);
+  });
+
 /**
  * Starts the compiled fixture app (`npm run build:fixture`) as a real primary
  * that forks real workers. It runs in `FIXTURE_CWD`, or in a fresh directory
@@ -60,6 +92,8 @@ export function startFixture(
     env: { ...process.env, ...clean },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('close', () => running.delete(child));
   let out = '';
   const chunks: { at: number; text: string }[] = [];
   const waiters = new Set<() => void>();
