@@ -617,6 +617,8 @@ describe('SqliteStore: its tables and bad input', () => {
     ).rejects.toThrow(
       `the SQLite file ${file} stayed locked by another process for more than 100 ms (the busy timeout)`,
     );
+    // The problem the module's health and start-up error name, while it lasts.
+    expect(store.problem()).toMatch(/stayed locked by another process/);
     holder.exec('ROLLBACK');
     holder.close();
     expect(
@@ -625,6 +627,8 @@ describe('SqliteStore: its tables and bad input', () => {
       type: 'load',
       cursor: null,
     });
+    // Gone once the database works again: no stale problem is reported.
+    expect(store.problem()).toBeUndefined();
     await store.close();
   });
 

@@ -173,6 +173,8 @@ export class SqliteDialect implements SqlDialect {
         }
       }
       this.statement('COMMIT').run();
+      // The database works again: a lock that held it up before is no longer the problem.
+      this.lastProblem = undefined;
     } catch (e) {
       try {
         this.statement('ROLLBACK').run();
