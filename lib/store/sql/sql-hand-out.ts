@@ -5,7 +5,7 @@ import type {
   StoredRange,
 } from '../coordination-store.interface';
 import { pickPartition } from '../partitions';
-import type { SqlTransaction } from './sql-dialect.interface';
+import type { SqlTransaction, SqlValue } from './sql-dialect.interface';
 import {
   LEASE_COLUMNS,
   leaseRow,
@@ -140,8 +140,6 @@ async function claimNow(
 export async function commitIn(
   tx: SqlTransaction,
   s: JobRow,
-  /** The dialect's subquery over a JSON array's elements (see SqlDialect.elements). */
-  elements: { integer: string; text: string },
   c: {
     job: string;
     owner: string;
@@ -222,21 +220,7 @@ export async function commitIn(
     part ? [s.token, s.id, now, now] : [s.token, next, s.id, now, now],
   );
   const due = Number(moved?.due) === 1;
-  // Every lease in one statement: the ranges' JSON (as text elements, kept exactly) beside their id counts.
-  await tx.run(
-    `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS})
-      SELECT ?, ? + r.idx, ?, ?, 1, ?, n.value, r.value
-      FROM ${elements.text} r JOIN ${elements.integer} n ON n.idx = r.idx`,
-    [
-      s.id,
-      first,
-      s.runId,
-      owner,
-      deadline,
-      JSON.stringify(ranges.map((range) => JSON.stringify(range))),
-      JSON.stringify(ranges.map((range) => range.ids.length)),
-    ],
-  );
+  await insertLeases(tx, s, owner, first, deadline, ranges);
   const runId = s.runId as string;
   await remember(tx, s.id, owner, c.request, {
     type: 'leased',
@@ -258,6 +242,48 @@ export async function commitIn(
     due,
   };
 }
+
+/** Rows one INSERT of new leases takes at most: statements of 1, 2, 4 … LEASE_ROWS rows, each prepared once. */
+const LEASE_ROWS = 32;
+
+/**
+ * The leases of a commit, a few multi-row INSERTs: each range's JSON bound as
+ * a parameter of its own (kept exactly as sent), no JSON array for the
+ * database to take apart.
+ */
+async function insertLeases(
+  tx: SqlTransaction,
+  s: JobRow,
+  owner: string,
+  first: number,
+  deadline: number,
+  ranges: StoredRange[],
+): Promise<void> {
+  for (let at = 0; at < ranges.length;) {
+    let rows = 1;
+    while (rows * 2 <= Math.min(LEASE_ROWS, ranges.length - at)) rows *= 2;
+    const params: SqlValue[] = [];
+    for (let i = at; i < at + rows; i++)
+      params.push(
+        s.id,
+        first + i,
+        s.runId,
+        owner,
+        1,
+        deadline,
+        ranges[i].ids.length,
+        JSON.stringify(ranges[i]),
+      );
+    await tx.run(INSERT_LEASES[rows], params);
+    at += rows;
+  }
+}
+
+/** The INSERT of `n` leases, by `n`. */
+const INSERT_LEASES: Record<number, string> = {};
+for (let n = 1; n <= LEASE_ROWS; n *= 2)
+  INSERT_LEASES[n] =
+    `INSERT INTO pw_leases (job_id, ${LEASE_COLUMNS}) VALUES ${Array(n).fill('(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
 
 /** The job is split into partitions and `partition` is one of them. */
 const partOf = (s: JobRow, partition: number): boolean =>

@@ -268,7 +268,7 @@ export class SqlJob implements JobStore {
 
   async commit(options: CommitOptions): Promise<CommitResult> {
     return this.write((tx, s) =>
-      commitIn(tx, s, this.elements, { job: this.name, ...options }),
+      commitIn(tx, s, { job: this.name, ...options }),
     );
   }
 

@@ -126,8 +126,9 @@ export class SqliteDialect implements SqlDialect {
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length > 0) {
-        // Yields first, so calls made in the same turn of the event loop join the group.
-        await Promise.resolve();
+        // Waits for the event loop's turn to end, so calls made in it (a lane's pipelined commits, a turn's
+        // completions) join the group: one transaction's commit and pages for them all.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         await this.group(this.waiting.splice(0, GROUP_CALLS));
       }
     } finally {
