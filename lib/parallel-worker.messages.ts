@@ -87,12 +87,17 @@ export const STATE_LOST_PART = (
   job: string,
   runId: string | null,
   parts: string,
+  /** `sql`: a database the store's own tables are in (rows deleted from outside), not Redis. */
+  store: 'redis' | 'sql' = 'redis',
 ) =>
-  `part of the coordination state of job "${job}"${runId ? ` (run ${runId})` : ''} was lost from the store (${parts}: evicted, deleted, or ` +
-  `missing after a failover), so ranges it held may never be handed out again. Nothing was reported completed over it. ` +
+  `part of the coordination state of job "${job}"${runId ? ` (run ${runId})` : ''} was lost from the store (${parts}: ` +
+  `${store === 'sql' ? 'rows deleted, or a table dropped or emptied, by another program' : 'evicted, deleted, or missing after a failover'}), ` +
+  `so ranges it held may never be handed out again. Nothing was reported completed over it. ` +
   `Start the job again from a cursor before which every row was handled: run('${job}', { from }) (from: null starts over; ` +
-  `the ranges still in the store are kept), or reset('${job}'); run() without from is refused until then. Keep Redis ` +
-  `persistent (appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`;
+  `the ranges still in the store are kept), or reset('${job}'); run() without from is refused until then. ` +
+  (store === 'sql'
+    ? `Leave the store's tables (pw_*) to nestjs-parallel-worker: edit or restore them only with no run going on.`
+    : `Keep Redis persistent (appendonly) and without eviction (maxmemory-policy noeviction) to avoid this.`);
 
 /** The Redis server may evict keys of running jobs. */
 export const REDIS_EVICTS = (where: string, policy: string) =>

@@ -215,7 +215,7 @@ describe('SqliteStore: leases past their deadline and state lost in part', () =>
     await store.close();
   });
 
-  it('a job row gone while its leases, retries and partitions stay: the run is not the one the host runs (state lost), and the next run starts from the first row', async () => {
+  it('a job row gone while its leases, retries and partitions stay: the run fails state lost (job row), and run() starts again only from a cursor', async () => {
     const file = freshFile();
     const store = new SqliteStore(file);
     await store.job('items').start({
@@ -244,31 +244,42 @@ describe('SqliteStore: leases past their deadline and state lost in part', () =>
     db.exec('PRAGMA foreign_keys = OFF');
     db.exec("DELETE FROM pw_jobs WHERE name = 'items'");
     db.close();
-    // The host's next claim finds no run: the engine then sees another run id (none) and fails "state lost".
+    // The host's next claim: its run lost its row (cursor, counters) while rows of it stayed.
     expect(
       await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
-    ).toEqual({ type: 'done' });
-    expect(await store.job('items').state()).toMatchObject({
-      runId: null,
-      state: 'idle',
-      cursor: null,
-      leased: 0,
-      retrying: 0,
+    ).toEqual({
+      type: 'failed',
+      error: expect.stringMatching(
+        /^part of the coordination state of job "items" \(run r1\) was lost from the store \(job row: /,
+      ),
     });
-    expect(
-      await store
-        .job('items')
-        .complete({ owner: 'h1', tokens: [r.leases[1].token] }),
-    ).toEqual([false]);
-    // Started again with a plan from the first row: every id is handed out again, none skipped.
-    expect(
-      await store.job('items').start({
+    expect(await store.job('items').state()).toMatchObject({
+      runId: 'r1',
+      state: 'failed',
+      cursor: null,
+      leased: 1,
+      retrying: 1,
+    });
+    // A new run with a plan from the first row, without from: refused, the cursor to go on from is the user's call.
+    await expect(
+      store.job('items').start({
         runId: 'r2',
         partitions: [
           { after: null, upTo: 10 },
           { after: 10, upTo: null },
         ],
         plannedFrom: null,
+      }),
+    ).rejects.toThrow(RunRefusedError);
+    // From the first row: every id is handed out again, none skipped.
+    expect(
+      await store.job('items').start({
+        runId: 'r2',
+        from: null,
+        partitions: [
+          { after: null, upTo: 10 },
+          { after: 10, upTo: null },
+        ],
       }),
     ).toEqual({ runId: 'r2', joined: false });
     expect(

@@ -4,6 +4,7 @@ import {
   JOB_DECLARED_ELSEWHERE,
   RESET_BUSY,
   RUN_BUSY,
+  STATE_LOST_PART,
 } from '../../parallel-worker.messages';
 import type {
   PartitionBounds,
@@ -15,6 +16,7 @@ import type {
 import { refuseOtherApp } from '../declaration';
 import type { SqlTransaction, SqlValue } from './sql-dialect.interface';
 import { setJob, ZERO_COUNTERS, type JobRow } from './sql.rows';
+import { windingDown } from './sql-integrity';
 import { active, addPending } from './sql-leases';
 import { replaces } from './sql-views';
 
@@ -57,6 +59,15 @@ export async function startRunIn(
       job,
       JOB_DECLARED_ELSEWHERE(job, s.declaredBy, declaredBy),
     );
+  if (s.lost && from === undefined)
+    throw new RunRefusedError(
+      job,
+      STATE_LOST_PART(job, s.runId, s.lost, 'sql'),
+    );
+  // A run failed for state lost stays active until its hosts left: `from` now would take their leases' ranges away
+  // before any of them saw the loss.
+  if (from !== undefined && (await windingDown(tx, s)))
+    throw new RunRefusedError(job, RUN_BUSY(s.runId ?? '(lost)'));
   if (s.state === 'running' && s.runId) {
     if (from === undefined)
       return {
@@ -78,6 +89,8 @@ export async function startRunIn(
   const columns: Record<string, SqlValue> = {};
   if (declaredBy) columns.declared_by = declaredBy;
   if (from !== undefined) {
+    // What is left is the job's state again, as the user said where to go on from.
+    columns.lost = null;
     columns.cursor = JSON.stringify(from);
     if (from === null)
       await tx.run('DELETE FROM pw_pending WHERE job_id = ?', [s.id]);
@@ -138,8 +151,11 @@ export async function resetIn(
   declaredBy?: string,
 ): Promise<void> {
   refuseOtherApp(job, s.declaredBy, declaredBy, 'reset');
-  if (s.state === 'running' && (await active(tx, s.id)))
-    throw new RunRefusedError(job, RESET_BUSY(s.runId as string));
+  if (
+    (s.state === 'running' || (await windingDown(tx, s))) &&
+    (await active(tx, s.id))
+  )
+    throw new RunRefusedError(job, RESET_BUSY(s.runId ?? '(lost)'));
   for (const table of RUN_TABLES)
     await tx.run(`DELETE FROM ${table} WHERE job_id = ?`, [s.id]);
   await setJob(tx, s.id, {
@@ -153,6 +169,7 @@ export async function resetIn(
     error: null,
     started_at: null,
     ended_at: null,
+    lost: null,
   });
 }
 

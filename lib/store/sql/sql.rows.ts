@@ -32,6 +32,10 @@ export interface JobRow {
   permitUsed: number;
   /** The run the active one replaced, as it ended. */
   previous?: PreviousRun;
+  /** The parts of the state found lost (see sql-integrity): a run without `from` is refused until `from` or reset. */
+  lost: string | null;
+  /** Rows of each part of the state as the last call left them, in STATE_PARTS' order; null: no record yet. */
+  recorded: number[] | null;
 }
 
 const numberOrNull = (v: unknown): number | null =>
@@ -67,6 +71,16 @@ export function jobRow(r: SqlRow): JobRow {
     endedAt: numberOrNull(r.ended_at),
     permitSecond: numberOrNull(r.permit_second),
     permitUsed: Number(r.permit_used),
+    lost: textOrNull(r.lost),
+    recorded:
+      r.n_leases === null || r.n_leases === undefined
+        ? null
+        : [
+            Number(r.n_leases),
+            Number(r.n_pending),
+            Number(r.n_dead),
+            Number(r.n_partitions),
+          ],
     ...(r.previous_run_id !== null &&
       r.previous_run_id !== undefined && {
         previous: {

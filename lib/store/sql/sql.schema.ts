@@ -114,6 +114,14 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
     )${keyed}`,
     'CREATE INDEX pw_history_seq ON pw_history (job_id, seq)',
   ],
+  // State lost in part: the parts found lost, and how many rows of each part the last call left (NULL: no record yet).
+  ({ integer: int }) => [
+    'ALTER TABLE pw_jobs ADD COLUMN lost TEXT',
+    `ALTER TABLE pw_jobs ADD COLUMN n_leases ${int}`,
+    `ALTER TABLE pw_jobs ADD COLUMN n_pending ${int}`,
+    `ALTER TABLE pw_jobs ADD COLUMN n_dead ${int}`,
+    `ALTER TABLE pw_jobs ADD COLUMN n_partitions ${int}`,
+  ],
 ];
 
 /** The schema version this code writes and reads. */

@@ -33,6 +33,7 @@ import { refuseOtherApp } from '../declaration';
 import type { SqlDialect, SqlTransaction } from './sql-dialect.interface';
 import { jobRow, setJob, type JobRow } from './sql.rows';
 import { migrate, SCHEMA_VERSION } from './sql.schema';
+import { checkParts, madeAgain, recordParts } from './sql-integrity';
 import { claimIn, commitIn } from './sql-hand-out';
 import {
   completeIn,
@@ -41,13 +42,7 @@ import {
   releaseIn,
   type Elements,
 } from './sql-lease-ends';
-import {
-  recordRunIn,
-  resetIn,
-  retryDeadIn,
-  RUN_TABLES,
-  startRunIn,
-} from './sql-runs';
+import { recordRunIn, resetIn, retryDeadIn, startRunIn } from './sql-runs';
 import {
   deadLettersOf,
   historyOf,
@@ -67,15 +62,19 @@ import {
  *
  * State lost in part: each operation is one transaction, so a crash never
  * leaves half of one behind; what remains is a file edited or restored from
- * outside. A job row gone while rows of its run stay: the job starts over as
- * new (idle, no run), its leftover rows are dropped when its row is made
- * again, and a host of the old run sees another run id (none) and fails
- * "state lost", never done; the next run starts from the first row, so ids
- * are handled again, never skipped. A file restored from an older copy holds
- * an older cursor and leases already completed: those are handled again
- * (duplicates, never gaps), the running host's commit sees the cursor went
- * back, and tokens stay above every one issued before, being floored at store
- * time.
+ * outside. Every writing operation first compares how many rows each part of
+ * the job's state holds (leases, retries, dead letters, partitions) with the
+ * counts the last one recorded in the job's row (sql-integrity): rows deleted
+ * or a table emptied mark the job lost, its run fails "state lost" and
+ * run() without `from` is refused until `from` or reset, as in Redis. A job
+ * row gone while rows of its run stay is lost the same way (part `job row`);
+ * a job row gone with nothing of a run left starts over as a new job. A file
+ * restored from an older copy holds an older cursor and leases already
+ * completed: those are handled again (duplicates, never gaps), the running
+ * host's commit sees the cursor went back, and tokens stay above every one
+ * issued before, being floored at store time. A file replaced while a
+ * process has it open is not seen by that process (it keeps the file it
+ * opened).
  */
 export class SqlStore implements CoordinationStore {
   readonly where: string;
@@ -123,9 +122,13 @@ export class SqlStore implements CoordinationStore {
   ): Promise<T> {
     try {
       await this.prepare();
-      return await this.dialect.transaction(true, async (tx) =>
-        work(tx, await this.lockJob(tx, job)),
-      );
+      return await this.dialect.transaction(true, async (tx) => {
+        const row = await this.lockJob(tx, job);
+        await checkParts(tx, row, job);
+        const result = await work(tx, row);
+        await recordParts(tx, row.id);
+        return result;
+      });
     } catch (e) {
       throw this.dialect.explain(e);
     }
@@ -166,12 +169,9 @@ export class SqlStore implements CoordinationStore {
         [this.space, job],
       );
       row = await tx.get(select, [this.space, job]);
-      // Rows left by a job row deleted from outside, under an id the database gave again: never the new job's.
-      const id = Number((row as Record<string, unknown>).id);
-      for (const table of [...RUN_TABLES, 'pw_dead_letters', 'pw_history'])
-        await tx.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
+      return madeAgain(tx, jobRow(row as Record<string, unknown>), job);
     }
-    return jobRow(row as Record<string, unknown>);
+    return jobRow(row);
   }
 
   async close(): Promise<void> {
