@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { chart } from './chart';
 
 /**
- * `npm run bench`: this library (memory and Redis store), BullMQ (one job per
+ * `npm run bench`: this library (memory, Redis and SQLite store), BullMQ (one job per
  * range) and a plain single-process keyset loop, side by side, several rounds;
  * prints a table of medians and ratios and writes bench/results.{json,md,svg}.
  * BENCH_SMOKE=1 runs a tiny version (CI) that only checks everything runs.
@@ -228,7 +228,10 @@ async function main(): Promise<void> {
       for (const [name, run] of [
         ['this library, memory store', () => ours('memory', 'memory', env)],
         ['this library, Redis store', () => ours('memory', 'redis', env)],
-        ['this library, SQLite store', () => ours('memory', 'sqlite', env)],
+        [
+          'this library, SQLite store (the default)',
+          () => ours('memory', 'sqlite', env),
+        ],
         ['BullMQ, job per range', () => bullmq('memory', env)],
       ] as const) {
         const r = await run();
@@ -381,6 +384,11 @@ async function main(): Promise<void> {
       [
         'this library, defaults',
         () => ours('update', 'memory', { BENCH_WORKERS: 2 }),
+      ],
+      // The same in the same round with the SQLite store, whose file every process of a host shares.
+      [
+        'this library, SQLite store (the default)',
+        () => ours('update', 'sqlite', { BENCH_WORKERS: 2 }),
       ],
       // The same without forking: shows what starting two workers costs.
       [
@@ -564,6 +572,18 @@ function report(rows: Row[]): void {
       (x) => x >= 6,
     ],
     [
+      'SQLite store vs memory store, ids from memory, concurrency 16',
+      m(C16, 'this library, SQLite') / m(C16, 'this library, memory'),
+      '>= 0.8x',
+      (x) => x >= 0.8,
+    ],
+    [
+      'SQLite store vs memory store, ids from memory, defaults',
+      m(C1, 'this library, SQLite') / m(C1, 'this library, memory'),
+      '>= 0.8x',
+      (x) => x >= 0.8,
+    ],
+    [
       'loader ignoring ctx.limit vs rangeSize: 10, memory store, defaults',
       m(C1, 'loader ignoring') / m(C1, 'this library, memory'),
       '>= 0.90',
@@ -595,6 +615,12 @@ function report(rows: Row[]): void {
       m('UPDATE', 'this library, defaults') / m('UPDATE', 'one set-based'),
       '<= 1.3x',
       (x) => x <= 1.3,
+    ],
+    [
+      'UPDATE, SQLite store vs memory store, defaults (time)',
+      m(UPD, 'this library, SQLite') / m(UPD, 'this library, defaults'),
+      '<= 1.25x',
+      (x) => x <= 1.25,
     ],
     [
       'keyset loader with 5 ms per call: 8 partitions vs 1 (second run)',
