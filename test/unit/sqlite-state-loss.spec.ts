@@ -187,6 +187,14 @@ describe('SqliteStore: rows of a running job deleted from outside are state lost
     });
     if (r.type !== 'leased') throw new Error(r.type);
     edit(file, `DELETE FROM pw_leases WHERE token = ${r.leases[1].token}`);
+    // Seen by the host's next call of any kind: here a completion of another of its leases.
+    await store
+      .job('items')
+      .complete({ owner: 'h1', tokens: [r.leases[0].token] });
+    expect(await store.job('items').state()).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(lostPart('leases')),
+    });
     expect(
       await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
     ).toEqual({

@@ -25,48 +25,76 @@ const STATE_PARTS = [
   { part: 'partitions', table: 'pw_partitions', column: 'n_partitions' },
 ];
 
-const COUNTS = `SELECT ${STATE_PARTS.map(
-  ({ table }, i) => `(SELECT COUNT(*) FROM ${table} WHERE job_id = ?) AS n${i}`,
-).join(', ')}`;
+/**
+ * Which parts a call counts: `leases` for the calls of the hot path (commit,
+ * complete, heartbeat), which change no other part, and count the one part
+ * bounded by the work in flight (retries and dead letters may run to
+ * thousands); `all` for every other call, so a part lost is seen at the next
+ * claim at the latest (a host claims before its run can end `completed`).
+ */
+export type Scope = 'leases' | 'all';
 
-const RECORD = `UPDATE pw_jobs SET ${STATE_PARTS.map(
-  ({ table, column }) =>
-    `${column} = (SELECT COUNT(*) FROM ${table} WHERE job_id = pw_jobs.id)`,
-).join(', ')} WHERE id = ?`;
+const partsOf = (scope: Scope) =>
+  scope === 'leases' ? STATE_PARTS.slice(0, 1) : STATE_PARTS;
 
-/** How many rows each part of the job's state holds, in STATE_PARTS' order. */
+const COUNTS = (scope: Scope) =>
+  `SELECT ${partsOf(scope)
+    .map(
+      ({ table }, i) =>
+        `(SELECT COUNT(*) FROM ${table} WHERE job_id = ?) AS n${i}`,
+    )
+    .join(', ')}`;
+
+const RECORD = (scope: Scope) =>
+  `UPDATE pw_jobs SET ${partsOf(scope)
+    .map(
+      ({ table, column }) =>
+        `${column} = (SELECT COUNT(*) FROM ${table} WHERE job_id = pw_jobs.id)`,
+    )
+    .join(', ')} WHERE id = ?`;
+
+const STATEMENTS = {
+  leases: { counts: COUNTS('leases'), record: RECORD('leases') },
+  all: { counts: COUNTS('all'), record: RECORD('all') },
+};
+
+/** How many rows each part of the job's state (of `scope`) holds, in STATE_PARTS' order. */
 export async function countParts(
   tx: SqlTransaction,
   jobId: number,
+  scope: Scope = 'all',
 ): Promise<number[]> {
+  const parts = partsOf(scope);
   const row = await tx.get(
-    COUNTS,
-    STATE_PARTS.map(() => jobId),
+    STATEMENTS[scope].counts,
+    parts.map(() => jobId),
   );
-  return STATE_PARTS.map((_, i) => Number(row?.[`n${i}`]));
+  return parts.map((_, i) => Number(row?.[`n${i}`]));
 }
 
-/** Compares the parts with the record the last call left; marks the job lost when any differs. */
+/** Compares the parts of `scope` with the record the last call left; marks the job lost when any differs. */
 export async function checkParts(
   tx: SqlTransaction,
   s: JobRow,
   job: string,
+  scope: Scope,
 ): Promise<void> {
   const kept = s.recorded;
   if (!kept) return;
-  const counts = await countParts(tx, s.id);
-  const lost = STATE_PARTS.filter((_, i) => counts[i] !== kept[i]).map(
-    (p) => p.part,
-  );
+  const counts = await countParts(tx, s.id, scope);
+  const lost = partsOf(scope)
+    .filter((_, i) => counts[i] !== kept[i])
+    .map((p) => p.part);
   if (lost.length) await markLost(tx, s, job, lost.join(', '));
 }
 
-/** Records how many rows each part holds now: the next call compares with these. */
+/** Records how many rows each part of `scope` holds now: the next call compares with these. */
 export async function recordParts(
   tx: SqlTransaction,
   jobId: number,
+  scope: Scope,
 ): Promise<void> {
-  await tx.run(RECORD, [jobId]);
+  await tx.run(STATEMENTS[scope].record, [jobId]);
 }
 
 /**

@@ -33,7 +33,12 @@ import { refuseOtherApp } from '../declaration';
 import type { SqlDialect, SqlTransaction } from './sql-dialect.interface';
 import { jobRow, setJob, type JobRow } from './sql.rows';
 import { migrate, SCHEMA_VERSION } from './sql.schema';
-import { checkParts, madeAgain, recordParts } from './sql-integrity';
+import {
+  checkParts,
+  madeAgain,
+  recordParts,
+  type Scope,
+} from './sql-integrity';
 import { claimIn, commitIn } from './sql-hand-out';
 import {
   completeIn,
@@ -119,14 +124,16 @@ export class SqlStore implements CoordinationStore {
   private async write<T>(
     job: string,
     work: (tx: SqlTransaction, row: JobRow) => Promise<T>,
+    /** The parts of the state it checks and records (see sql-integrity): the hot path counts only leases. */
+    scope: Scope = 'all',
   ): Promise<T> {
     try {
       await this.prepare();
       return await this.dialect.transaction(true, async (tx) => {
         const row = await this.lockJob(tx, job);
-        await checkParts(tx, row, job);
+        await checkParts(tx, row, job, scope);
         const result = await work(tx, row);
-        await recordParts(tx, row.id);
+        await recordParts(tx, row.id, scope);
         return result;
       });
     } catch (e) {
@@ -184,7 +191,7 @@ export class SqlStore implements CoordinationStore {
     let job = this.handles.get(name);
     if (!job) {
       job = new SqlJob(name, this.elements, {
-        write: (job, work) => this.write(job, work),
+        write: (job, work, scope) => this.write(job, work, scope),
         read: (job, declaredBy, call, work) =>
           this.read(job, declaredBy, call, work),
       });
@@ -216,6 +223,7 @@ interface SqlAccess {
   write<T>(
     job: string,
     work: (tx: SqlTransaction, row: JobRow) => Promise<T>,
+    scope?: Scope,
   ): Promise<T>;
   read<T>(
     job: string,
@@ -236,8 +244,10 @@ export class SqlJob implements JobStore {
   /** One writing transaction on the job's row (created when missing), locked for the transaction. */
   private write<T>(
     work: (tx: SqlTransaction, row: JobRow) => Promise<T>,
+    /** The parts of the state it checks and records (see sql-integrity): the hot path counts only leases. */
+    scope?: Scope,
   ): Promise<T> {
-    return this.access.write(this.name, work);
+    return this.access.write(this.name, work, scope);
   }
 
   /** One reading transaction, refusing another app's `call` first; `row` is undefined for a job the database does not hold. */
@@ -267,8 +277,9 @@ export class SqlJob implements JobStore {
   }
 
   async commit(options: CommitOptions): Promise<CommitResult> {
-    return this.write((tx, s) =>
-      commitIn(tx, s, { job: this.name, ...options }),
+    return this.write(
+      (tx, s) => commitIn(tx, s, { job: this.name, ...options }),
+      'leases',
     );
   }
 
@@ -277,15 +288,17 @@ export class SqlJob implements JobStore {
     tokens,
     leaseMs,
   }: HeartbeatOptions): Promise<number[]> {
-    return this.write((tx, s) =>
-      heartbeatIn(tx, s, this.elements, owner, tokens, leaseMs),
+    return this.write(
+      (tx, s) => heartbeatIn(tx, s, this.elements, owner, tokens, leaseMs),
+      'leases',
     );
   }
 
   async complete({ owner, tokens }: LeaseTokens): Promise<boolean[]> {
     if (tokens.length === 0) return [];
-    return this.write((tx, s) =>
-      completeIn(tx, s, this.elements, owner, tokens),
+    return this.write(
+      (tx, s) => completeIn(tx, s, this.elements, owner, tokens),
+      'leases',
     );
   }
 
