@@ -283,6 +283,44 @@ describe('SqliteStore: rows of a running job deleted from outside are state lost
     await store.close();
   });
 
+  it('a run from before the counts were recorded (a file of schema version 1) goes on: never taken for state lost', async () => {
+    const file = freshFile();
+    const store = await midRun(file);
+    edit(
+      file,
+      'UPDATE pw_jobs SET n_leases = NULL, n_pending = NULL, n_dead = NULL, n_partitions = NULL',
+    );
+    // The hot path first (it counts only the leases), then a claim that counts every part.
+    const r = await store.job('items').commit({
+      owner: 'h1',
+      expected: 6,
+      ranges: [range([7, 8], 6)],
+      leaseMs: LEASE,
+      partition: 0,
+    });
+    expect(r.type).toBe('leased');
+    expect(
+      await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).toMatchObject({
+      type: 'load',
+    });
+    expect(await store.job('items').state()).toMatchObject({
+      state: 'running',
+      leased: 2,
+      retrying: 1,
+      dead: 1,
+    });
+    // Recorded from then on: a part lost now is seen.
+    edit(file, 'DELETE FROM pw_dead_letters');
+    expect(
+      await store.job('items').claim({ owner: 'h1', leaseMs: LEASE }),
+    ).toMatchObject({
+      type: 'failed',
+      error: expect.stringMatching(lostPart('dead letters')),
+    });
+    await store.close();
+  });
+
   it('reset after state lost: the job is idle, run() works again', async () => {
     const file = freshFile();
     const store = await midRun(file);

@@ -80,10 +80,11 @@ export async function checkParts(
   scope: Scope,
 ): Promise<void> {
   const kept = s.recorded;
-  if (!kept) return;
+  // No record yet (a job row just made, a file from before records): the call records one.
+  if (partsOf(scope).every((_, i) => kept[i] === null)) return;
   const counts = await countParts(tx, s.id, scope);
   const lost = partsOf(scope)
-    .filter((_, i) => counts[i] !== kept[i])
+    .filter((_, i) => kept[i] !== null && counts[i] !== kept[i])
     .map((p) => p.part);
   if (lost.length) await markLost(tx, s, job, lost.join(', '));
 }

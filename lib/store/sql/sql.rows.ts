@@ -34,8 +34,8 @@ export interface JobRow {
   previous?: PreviousRun;
   /** The parts of the state found lost (see sql-integrity): a run without `from` is refused until `from` or reset. */
   lost: string | null;
-  /** Rows of each part of the state as the last call left them, in STATE_PARTS' order; null: no record yet. */
-  recorded: number[] | null;
+  /** Rows of each part of the state as the last call that counted it left them, in STATE_PARTS' order; null: no record yet. */
+  recorded: (number | null)[];
 }
 
 const numberOrNull = (v: unknown): number | null =>
@@ -72,15 +72,9 @@ export function jobRow(r: SqlRow): JobRow {
     permitSecond: numberOrNull(r.permit_second),
     permitUsed: Number(r.permit_used),
     lost: textOrNull(r.lost),
-    recorded:
-      r.n_leases === null || r.n_leases === undefined
-        ? null
-        : [
-            Number(r.n_leases),
-            Number(r.n_pending),
-            Number(r.n_dead),
-            Number(r.n_partitions),
-          ],
+    recorded: [r.n_leases, r.n_pending, r.n_dead, r.n_partitions].map(
+      numberOrNull,
+    ),
     ...(r.previous_run_id !== null &&
       r.previous_run_id !== undefined && {
         previous: {
