@@ -7,7 +7,7 @@
  */
 const emitWarning = process.emitWarning.bind(process);
 
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
   const text = typeof warning === 'string' ? warning : warning?.message;
   const type =
     typeof rest[0] === 'string'
@@ -15,6 +15,6 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
       : (rest[0] as { type?: string } | undefined)?.type;
   if (type === 'ExperimentalWarning' && /^SQLite\b/.test(text ?? '')) return;
   return (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
+};
 
 export {};
