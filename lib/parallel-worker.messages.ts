@@ -245,16 +245,24 @@ export const TOO_MANY_DEAD = (
   `${dead} of the ${ended} ranges of job "${job}" that ended in this run went to the dead letters ` +
   `(${Math.round((dead / ended) * 100)}%, more than maxDeadRatio ${maxDeadRatio}); the last handler error: ${lastError}. ` +
   `Fix the handler, then retryDead('${job}') and run again; or raise maxDeadRatio (1: never fail for dead letters).`;
-const SQLITE_OPTION = (path: string) => `option "storage" ('sqlite:${path}')`;
+/** How the messages name the file: the option the user gave, or the default they got by giving none. */
+const SQLITE_OPTION = (path: string, byDefault = false) =>
+  byDefault
+    ? `option "storage" (not set: the default store, the SQLite file parallel-worker.db in the working directory, ${path})`
+    : `option "storage" ('sqlite:${path}')`;
 
 /** The SQLite file cannot be opened or created (a missing or read-only directory, a read-only file). */
-export const SQLITE_CANNOT_OPEN = (path: string, reason: string) =>
-  `ParallelWorkerModule: ${SQLITE_OPTION(path)}: cannot open or create the SQLite file ${path} (${reason}). ` +
+export const SQLITE_CANNOT_OPEN = (
+  path: string,
+  reason: string,
+  byDefault?: boolean,
+) =>
+  `ParallelWorkerModule: ${SQLITE_OPTION(path, byDefault)}: cannot open or create the SQLite file ${path} (${reason}). ` +
   `Make its directory exist and let this process write the directory and the file, or name another path with storage: 'sqlite:<path>'.`;
 
 /** The file at the SQLite path holds something else. */
-export const SQLITE_NOT_A_DATABASE = (path: string) =>
-  `ParallelWorkerModule: ${SQLITE_OPTION(path)}: ${path} is not a SQLite database (the file holds something else); nothing was written to it. ` +
+export const SQLITE_NOT_A_DATABASE = (path: string, byDefault?: boolean) =>
+  `ParallelWorkerModule: ${SQLITE_OPTION(path, byDefault)}: ${path} is not a SQLite database (the file holds something else); nothing was written to it. ` +
   `Name another file with storage: 'sqlite:<path>', or move that file away if it is not needed.`;
 
 /** Another process held the SQLite file's write lock past the busy timeout. */
@@ -264,8 +272,12 @@ export const SQLITE_LOCKED = (path: string, busyTimeoutMs: number) =>
   `or give this app a file of its own with the "storage" option (storage: 'sqlite:<path>')`;
 
 /** node:sqlite is missing: Node older than 22.13. */
-export const SQLITE_NEEDS_NODE = (path: string, version: string) =>
-  `ParallelWorkerModule: ${SQLITE_OPTION(path)}: the SQLite store needs Node 22.13 or later (node:sqlite); this is Node ${version}. ` +
+export const SQLITE_NEEDS_NODE = (
+  path: string,
+  version: string,
+  byDefault?: boolean,
+) =>
+  `ParallelWorkerModule: ${SQLITE_OPTION(path, byDefault)}: the SQLite store needs Node 22.13 or later (node:sqlite); this is Node ${version}. ` +
   `Upgrade Node, or choose another store with the "storage" option.`;
 
 /** The database's schema is newer than this version of the module knows. */

@@ -4,6 +4,8 @@ import type { CoordinationStore } from './coordination-store.interface';
 import { KeyValueStore, type KeyValueStorage } from './key-value.store';
 import { MemoryStore } from './memory.store';
 import { ownRedis } from './owned-redis';
+import { SqlStore } from './sql/sql.store';
+import { SqliteDialect } from './sql/sqlite.dialect';
 import { SqliteStore } from './sql/sqlite.store';
 import { SQLITE_PATH_MISSING } from '../parallel-worker.messages';
 import type { ModuleLogger } from '../parallel-worker.logger';
@@ -25,7 +27,10 @@ export function createStore(
   const storage = options.storage as any;
   // The default: progress on disk, shared by every process of the host.
   if (storage === undefined)
-    return sqliteStore(DEFAULT_SQLITE_FILE, options.storageKey);
+    return new SqlStore(
+      new SqliteDialect(DEFAULT_SQLITE_FILE, undefined, undefined, true),
+      options.storageKey,
+    );
   if (storage === 'memory') return new MemoryStore();
   if (typeof storage === 'string' && storage.startsWith(SQLITE))
     return sqliteStore(storage.slice(SQLITE.length), options.storageKey);

@@ -1,12 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type ID,
   type LoadContext,
   ParallelWorker,
+  ParallelWorkerConfigError,
   ParallelWorkerModule,
   type ParallelWorkerOptions,
   type Range,
@@ -124,6 +125,26 @@ describe('the default store', () => {
       expect((await pw.run('rows')).ids).toBe(0);
     await nest.close();
     expect(lines.filter((l) => l.startsWith('Job '))).toEqual([]);
+  });
+
+  it('a working directory it cannot write: run() rejects at once naming the default store, its path and what to do', async () => {
+    const file = join(dir, 'parallel-worker.db');
+    // A directory where the file should be: SQLite cannot open it (as a read-only directory, even for root).
+    mkdirSync(file);
+    const nest = await app();
+    const failed = await nest
+      .get(ParallelWorker)
+      .run('rows')
+      .catch((e: Error) => e);
+    await nest.close();
+    expect(failed).toBeInstanceOf(ParallelWorkerConfigError);
+    expect((failed as Error).message).toContain(
+      `option "storage" (not set: the default store, the SQLite file parallel-worker.db in the working directory, ${file}): cannot open or create the SQLite file ${file}`,
+    );
+    expect((failed as Error).message).toContain(
+      "or name another path with storage: 'sqlite:<path>'",
+    );
+    expect(Rows.handled).toEqual([]);
   });
 
   it("storage: 'memory' forgets with the process and says so once, at the first run", async () => {

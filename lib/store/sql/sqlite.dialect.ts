@@ -99,10 +99,12 @@ export class SqliteDialect implements SqlDialect {
   private draining?: Promise<void>;
 
   /** `clock`: store time in ms; the host's clock (a test may move it). */
+  /** `byDefault`: the module's default store (no `storage` option), as its errors say. */
   constructor(
     path: string,
     private readonly busyTimeoutMs = SQLITE_BUSY_TIMEOUT_MS,
     private readonly clock: () => number = Date.now,
+    private readonly byDefault = false,
   ) {
     this.path = resolve(path);
     this.where = `SQLite file ${this.path}`;
@@ -219,7 +221,7 @@ export class SqliteDialect implements SqlDialect {
       ({ DatabaseSync } = require('node:sqlite'));
     } catch (e) {
       throw new ParallelWorkerConfigError(
-        SQLITE_NEEDS_NODE(this.path, process.version),
+        SQLITE_NEEDS_NODE(this.path, process.version, this.byDefault),
         { cause: e },
       );
     }
@@ -254,12 +256,12 @@ export class SqliteDialect implements SqlDialect {
       case SQLITE_CANTOPEN:
       case SQLITE_READONLY:
         return new ParallelWorkerConfigError(
-          SQLITE_CANNOT_OPEN(this.path, reason),
+          SQLITE_CANNOT_OPEN(this.path, reason, this.byDefault),
           cause,
         );
       case SQLITE_NOTADB:
         return new ParallelWorkerConfigError(
-          SQLITE_NOT_A_DATABASE(this.path),
+          SQLITE_NOT_A_DATABASE(this.path, this.byDefault),
           cause,
         );
       case SQLITE_BUSY:
