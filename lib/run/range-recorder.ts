@@ -209,7 +209,7 @@ export class RangeRecorder {
    * store that is gone costs the record, not the run's end. A run that
    * completed with nothing handled, retried or dead leaves none.
    */
-  async keep(summary: RunSummary): Promise<void> {
+  async keep(summary: RunSummary, stack?: string): Promise<void> {
     const { job, runId, store, options, logger } = this.d;
     if (!store.recordRun || options.historyLimit === 0) return;
     const s = this.last;
@@ -238,6 +238,7 @@ export class RangeRecorder {
       endedAt: s?.endedAt ?? s?.now ?? Date.now(),
       summary,
       ...(summary.error !== undefined && { error: summary.error }),
+      ...(stack !== undefined && { stack }),
       deadLetters: s?.dead ?? summary.ranges.dead,
     };
     await store

@@ -33,6 +33,7 @@ import { describeLease } from './lease-format';
 import { LeaseKeeper } from './lease-keeper';
 import { RangeFeed } from './range-feed';
 import { RangeRecorder } from './range-recorder';
+import { toWireError } from '../cluster/wire-error';
 import { RangeSizer } from './range-sizer';
 import { ResultWriter } from './result-writer';
 import type { RunDeps } from './run-deps';
@@ -621,7 +622,13 @@ export class RunEngine implements PoolListener {
       this.pool,
       Math.round(this.clock.now() - this.d.startedAt),
     );
-    await this.recorder.keep(summary);
+    // The cause's stack (masked and capped as a dead letter's is) tells where a failed run broke.
+    await this.recorder.keep(
+      summary,
+      status === 'failed' && typeof cause === 'object' && cause !== null
+        ? toWireError(cause).stack
+        : undefined,
+    );
     this.setMode('ended');
     if (status === 'stopped')
       this.d.events.emit(

@@ -133,6 +133,8 @@ export interface RunRecord {
   /** The summary of the host that wrote the record (counters are the whole run's, `host` that host's share). */
   summary: RunSummary;
   error?: string;
+  /** The stack of the error that failed the run (secrets masked), when it had one. */
+  stack?: string;
   /** Dead letters the job holds after the run. */
   deadLetters: number;
 }
