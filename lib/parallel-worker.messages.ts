@@ -150,6 +150,10 @@ const FIX_ORDER =
 export const RESET_HERE = (job: string) =>
   `Job "${job}" is running on this host; cancel() it or wait for it before reset().`;
 
+/** A run asked to start (the dashboard's) while the job already runs on this host. */
+export const ACTIVE_HERE = (job: string) =>
+  `Job "${job}" is running on this host already: pause, cancel or wait for it before starting another run.`;
+
 /** `pause()`, `resume()` or `cancel()` with no run to act on. */
 export const NO_ACTIVE_RUN = (job: string, action: string) =>
   `Job "${job}" has no active run to ${action}.`;

@@ -24,6 +24,7 @@ import { LOG_CONTEXT } from './parallel-worker.constants';
 import { ModuleLogger } from './parallel-worker.logger';
 import { SignalStop } from './signal-stop';
 import {
+  ACTIVE_HERE,
   MEMORY_STORE_FORGETS,
   PARAMS_DIFFER,
   show,
@@ -53,6 +54,8 @@ interface ActiveRun {
   promise: Promise<RunSummary>;
   /** stop() came before the engine existed (the run was still starting). */
   stopRequested?: boolean;
+  /** Told once the store started (or joined) the run: `begin()` waits for it. */
+  onStart?: (runId: string, joined: boolean) => void;
 }
 
 /**
@@ -200,6 +203,42 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
     }
   }
 
+  /**
+   * Starts a run of `def` in the background and resolves as soon as the
+   * store started it (or joined another host's, started a moment before):
+   * `finished` is the run's own promise. Refused at once while the job runs
+   * on this host.
+   */
+  async begin(
+    def: JobDefinition,
+    options: RunOptions,
+  ): Promise<{
+    runId: string;
+    joined: boolean;
+    finished: Promise<RunSummary>;
+  }> {
+    if (this.runs.has(def.name))
+      throw new RunRefusedError(def.name, ACTIVE_HERE(def.name));
+    const finished = this.run(def, options);
+    const entry = this.runs.get(def.name);
+    // run() refused before it began (bad params): its rejection is the answer.
+    if (!entry)
+      return finished.then((s) => ({
+        runId: s.runId,
+        joined: false,
+        finished,
+      }));
+    const started = new Promise<{ runId: string; joined: boolean }>(
+      (resolve) =>
+        (entry.onStart = (runId, joined) => resolve({ runId, joined })),
+    );
+    const first = await Promise.race([
+      started,
+      finished.then((s) => ({ runId: s.runId, joined: false })),
+    ]);
+    return { ...first, finished };
+  }
+
   /** Graceful stop of these jobs (every running one when omitted): resolves when their runs resolved. */
   async stop(names: string[] = [...this.runs.keys()]): Promise<void> {
     await Promise.all(
@@ -237,6 +276,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
       startedAt,
     });
     const { runId, joined } = started;
+    entry.onStart?.(runId, joined);
     // Every host and worker of a run sees the same params: one that would join with others is refused.
     if (joined && started.params !== entry.params)
       throw new RunRefusedError(

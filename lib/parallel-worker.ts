@@ -37,6 +37,7 @@ import type {
   DeadLetter,
   RunRecord,
 } from './store/coordination-store.interface';
+import type { DeadLetterKey } from './store/job-store.interface';
 
 /**
  * Runs jobs: in the primary `run()` takes warm workers or forks them and
@@ -103,6 +104,36 @@ export class ParallelWorker
   jobs(): string[] {
     this.explorer.explore();
     return this.registry.names();
+  }
+
+  /**
+   * @internal Starts a run in the background for the dashboard: resolves once
+   * the store started it (refused as run() refuses, and while the job runs on
+   * this host); `finished` is what run() would resolve with.
+   */
+  begin(
+    job: string,
+    options: RunOptions,
+  ): Promise<{
+    runId: string;
+    joined: boolean;
+    finished: Promise<RunSummary>;
+  }> {
+    return this.orchestrator.begin(this.job(job), options);
+  }
+
+  /** @internal What a job declares besides its loader and handler, for the dashboard. */
+  traits(job: string): {
+    total: boolean;
+    partitions: boolean;
+    params: boolean;
+  } {
+    const def = this.job(job);
+    return {
+      total: def.total !== undefined,
+      partitions: def.partitions !== undefined,
+      params: def.loader.params !== undefined,
+    };
   }
 
   /** @internal Live leases per host (all hosts), for the dashboard. */
@@ -233,17 +264,35 @@ export class ParallelWorker
 
   /**
    * Hands the job's dead letters out again (attempt 1): at once when the job
-   * is running, else in its next run. Resolves with how many were requeued.
+   * is running, else in its next run. With `only`, just that dead letter
+   * (`{ runId, firstId }`: its run and the first id of its range, as
+   * `deadLetters()` lists them); one already retried, by someone else too,
+   * answers 0 and retries nothing else. Resolves with how many were requeued.
    */
-  async retryDead(job?: string): Promise<number> {
+  async retryDead(
+    job?: string,
+    options: { only?: DeadLetterKey } = {},
+  ): Promise<number> {
     const def = this.job(job);
     const name = def.name;
-    const moved = await this.store
-      .job(name)
-      .retryDead({ declaredBy: declarationOf(def) });
+    const { only } = options;
+    if (
+      only !== undefined &&
+      (typeof only?.runId !== 'string' ||
+        !['string', 'number'].includes(typeof only.firstId))
+    )
+      throw new RangeError(
+        `retryDead('${name}', { only }): only must be { runId: string, firstId: number | string }, got ${m.show(only)}.`,
+      );
+    const moved = await this.store.job(name).retryDead({
+      declaredBy: declarationOf(def),
+      ...(only && { only: { runId: only.runId, firstId: only.firstId } }),
+    });
     if (moved)
       this.logger.info(
-        `Job "${name}": ${moved} dead-lettered ranges will be handed out again.`,
+        only
+          ? `Job "${name}": the dead letter of run ${only.runId} starting at id ${String(only.firstId)} will be handed out again.`
+          : `Job "${name}": ${moved} dead-lettered ranges will be handed out again.`,
       );
     this.orchestrator.engine(name)?.wake();
     return moved;

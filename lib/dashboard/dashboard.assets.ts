@@ -33,14 +33,36 @@ button:hover { background: var(--panel); }
 button:focus-visible, a:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 button[data-action="reset"], button[data-action="cancel"] { border-color: var(--bad); color: var(--bad); }
 .outcome { margin: 0; flex-basis: 100%; min-height: 1.4em; }
+.buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+.buttons:empty { display: none; }
+form.start { display: flex; flex-wrap: wrap; gap: 0.25rem 0.5rem; align-items: flex-end; flex: 1 1 24rem; }
+form.start[hidden] { display: none; }
+form.start label { flex-basis: 100%; font-size: 0.8rem; color: var(--muted); }
+form.start textarea { flex: 1 1 16rem; font: 0.85rem ui-monospace, SFMono-Regular, Menlo, monospace; min-height: 2.25rem; padding: 0.3rem; border: 1px solid var(--line); border-radius: 6px; resize: vertical; }
+.bar.small { height: 0.7rem; min-width: 6rem; }
+.fill.done { background: var(--ok); }
+.fill.unknown { width: 100%; background: repeating-linear-gradient(45deg, var(--panel), var(--panel) 6px, var(--line) 6px, var(--line) 12px); }
+td.part-bar { width: 40%; vertical-align: middle; }
+.chart { margin: 0.5rem 0; }
+.chart svg { display: block; width: 100%; height: 5rem; background: var(--panel); border-radius: 4px; }
+.chart .line { fill: none; stroke: var(--accent); stroke-width: 2; vector-effect: non-scaling-stroke; }
+.chart .area { fill: var(--accent); fill-opacity: 0.12; stroke: none; }
+.chart figcaption { font-size: 0.8rem; }
+details.stack { margin-top: 0.25rem; color: var(--fg); font-weight: normal; }
+details.stack summary { cursor: pointer; color: var(--muted); font-size: 0.85rem; }
+details.stack pre { font: 0.75rem/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap; overflow-wrap: anywhere; background: var(--panel); padding: 0.5rem; border-radius: 4px; max-height: 16rem; overflow: auto; }
+div.error p { margin: 0.25rem 0; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 a { color: var(--accent); }
 @media (max-width: 40rem) { body { font-size: 14px; } .figures { grid-template-columns: repeat(2, 1fr); } }
 `;
 
 /**
- * The page's script: polls the live figures (at most once a second) and
- * replaces the parts that changed; sends the controls as same-origin POSTs
- * with the header the server requires, after a confirmation where asked.
+ * The page's script: polls the live figures (at most once a second),
+ * replaces the parts that changed and keeps the running jobs first; sends
+ * the controls as same-origin POSTs with the header the server requires
+ * (the start form's params and a dead letter's key as JSON), after a
+ * confirmation where asked.
  */
 export const DASHBOARD_JS: string = `(() => {
   'use strict';
@@ -48,7 +70,19 @@ export const DASHBOARD_JS: string = `(() => {
   const base = body.dataset.base || '';
   const pollMs = Math.max(1000, Number(body.dataset.pollMs) || 1000);
   const note = document.querySelector('[data-live-note]');
+  const main = document.querySelector('main');
   const query = new URLSearchParams(location.search);
+
+  /** The running jobs first: moved only while nobody is typing in a form of the page. */
+  function reorder(order) {
+    if (!Array.isArray(order) || !main) return;
+    const sections = [...main.querySelectorAll(':scope > section.job')];
+    const now = sections.map((s) => s.dataset.job);
+    if (now.join('\\n') === order.join('\\n')) return;
+    if (main.contains(document.activeElement) && document.activeElement.matches('textarea, input')) return;
+    const byJob = new Map(sections.map((s) => [s.dataset.job, s]));
+    for (const job of order) if (byJob.has(job)) main.appendChild(byJob.get(job));
+  }
 
   async function poll() {
     try {
@@ -67,7 +101,10 @@ export const DASHBOARD_JS: string = `(() => {
           const html = parts[region.dataset.live];
           if (typeof html === 'string' && region.innerHTML !== html) region.innerHTML = html;
         }
+        const start = section.querySelector('form[data-start]');
+        if (start && typeof parts.canStart === 'boolean') start.hidden = !parts.canStart;
       }
+      reorder(live.order);
       if (note) note.textContent = 'Updated ' + new Date().toLocaleTimeString() + '.';
     } catch (e) {
       if (note) note.textContent = 'Cannot reach the app (' + e.message + '); retrying.';
@@ -83,16 +120,21 @@ export const DASHBOARD_JS: string = `(() => {
     event.preventDefault();
     const ask = button.dataset.confirm;
     if (ask && !window.confirm(ask)) return;
-    const outcome = form.closest('.controls').querySelector('.outcome');
+    const outcome = form.closest('section.job').querySelector('.outcome');
+    const textarea = form.querySelector('textarea[name="params"]');
+    const sent = textarea ? { params: textarea.value } : button.dataset.letter ? { letter: JSON.parse(button.dataset.letter) } : undefined;
     button.disabled = true;
     try {
+      const headers = { 'x-parallel-worker-dashboard': '1', accept: 'application/json' };
+      if (sent) headers['content-type'] = 'application/json';
       const res = await fetch(form.action, {
         method: 'POST',
         credentials: 'same-origin',
-        headers: { 'x-parallel-worker-dashboard': '1', accept: 'application/json' },
+        headers,
+        body: sent ? JSON.stringify(sent) : undefined,
       });
       const reply = await res.json().catch(() => ({}));
-      outcome.textContent = reply.message || ('HTTP ' + res.status);
+      outcome.textContent = (Array.isArray(reply.message) ? reply.message.join('; ') : reply.message) || ('HTTP ' + res.status);
       outcome.className = 'outcome' + (res.ok ? '' : ' error');
     } catch (e) {
       outcome.textContent = 'Not sent: ' + e.message;

@@ -182,6 +182,22 @@ export interface DeadLettersOptions extends DeclaredBy {
   limit?: number;
 }
 
+/**
+ * One dead letter, by what stays true of it while the list changes: the run
+ * it died in and the first id of its range (a run hands each id out in one
+ * range at a time). Ids compare as text: a job's ids are all numbers or all
+ * strings, so `50` and `'50'` name the same letter.
+ */
+export interface DeadLetterKey {
+  runId: string;
+  firstId: ID;
+}
+
+export interface RetryDeadOptions extends DeclaredBy {
+  /** Only this dead letter; when no letter matches (retried or reset already) nothing is retried and 0 answered. */
+  only?: DeadLetterKey;
+}
+
 export interface RecordRunOptions {
   record: RunRecord;
   /** How many of the job's newest records are kept. */
@@ -261,8 +277,12 @@ export interface JobStore {
   ): Promise<{ granted: number; waitMs: number }>;
   /** Adds to the run's worker counters. */
   countWorkers(options: CountWorkersOptions): Promise<void>;
-  /** Moves every dead letter back to be handed out again (attempt 1); returns how many. */
-  retryDead(options?: DeclaredBy): Promise<number>;
+  /**
+   * Moves every dead letter (with `only`, that one) back to be handed out
+   * again (attempt 1), in one step; returns how many. Two callers naming the
+   * same letter at once: one gets 1, the other 0.
+   */
+  retryDead(options?: RetryDeadOptions): Promise<number>;
   /** The job's state now, as every host sees it. */
   state(options?: DeclaredBy): Promise<StoreRunState>;
   /** The job's dead letters, oldest first; with `offset` and `limit`, that page of them. */
