@@ -27,7 +27,8 @@ Commands:
   pause              no host hands out anything until resume (leases are kept)
   resume             hands out again
   cancel             ends the active run on every host; the cursor stays
-  retry-dead         hands the dead-lettered ranges out again
+  retry-dead         hands the dead-lettered ranges out again (--run <runId> --first <id>: only the dead letter
+                     of that run whose range starts at that id, as dead lists them)
   reset              cursor back to the start (refused while a run is active)
 
 Where the store is:
@@ -111,6 +112,8 @@ export async function cli(argv: string[], io: Io): Promise<number> {
         json: { type: 'boolean' },
         limit: { type: 'string' },
         offset: { type: 'string' },
+        run: { type: 'string' },
+        first: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -139,6 +142,15 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     throw new CliError(`--limit is for history and dead, not ${command}.`);
   if (values.offset !== undefined && command !== 'dead')
     throw new CliError(`--offset is for dead, not ${command}.`);
+  if (
+    (values.run !== undefined || values.first !== undefined) &&
+    command !== 'retry-dead'
+  )
+    throw new CliError(`--run and --first are for retry-dead, not ${command}.`);
+  if ((values.run === undefined) !== (values.first === undefined))
+    throw new CliError(
+      'retry-dead names one dead letter with both --run <runId> and --first <id> (as dead lists them), or neither for all of them.',
+    );
   const limit =
     values.limit === undefined
       ? LIMITS[command]
@@ -240,7 +252,7 @@ async function run(
   job: string,
   { store, label }: OpenStore,
   prefix: string,
-  values: { watch?: boolean; json?: boolean },
+  values: { watch?: boolean; json?: boolean; run?: string; first?: string },
   limit: number,
   offset: number,
   io: Io,
@@ -280,6 +292,18 @@ async function run(
       return 0;
     }
     case 'retry-dead':
+      if (values.run !== undefined && values.first !== undefined) {
+        // The store compares ids as text, so the flag's text names a numeric id too.
+        const only = { runId: values.run, firstId: values.first };
+        if (!(await store.job(job).retryDead({ only })))
+          throw new CliError(
+            `No dead letter of "${job}" from run ${only.runId} starts at id ${only.firstId} (retried or reset already?); nothing was retried. dead lists them.`,
+          );
+        io.out(
+          `The dead letter of "${job}" from run ${only.runId} starting at id ${only.firstId} will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
+        );
+        return 0;
+      }
       io.out(
         `${await store.job(job).retryDead()} dead-lettered ranges of "${job}" will be handed out again${state.state === 'running' ? '' : ' by its next run'}.`,
       );

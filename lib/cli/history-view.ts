@@ -123,6 +123,6 @@ export function renderDead(
   return [
     `job ${job}: ${num(total)} ${noun} (oldest first), showing ${offset + 1}–${last}${last < total ? `; --offset ${last} for the next` : ''}`,
     ...rows,
-    'retry-dead hands them all out again.',
+    'retry-dead hands them all out again; retry-dead --run <RUN> --first <first id> only that one.',
   ].join('\n');
 }

@@ -29,6 +29,7 @@ import type {
   CountWorkersOptions,
   DeadLettersOptions,
   DeclaredBy,
+  RetryDeadOptions,
   EndRunOptions,
   FailOptions,
   HeartbeatOptions,
@@ -49,6 +50,7 @@ import {
   restartPartitions,
 } from './partitions';
 import { refuseOtherApp } from './declaration';
+import { isLetter } from './dead-letter-key';
 import { REPLY_SLOTS } from './reply-slots';
 import { pageOf } from './page';
 
@@ -617,10 +619,19 @@ export class MemoryJob implements JobStore {
     };
   }
 
-  async retryDead({ declaredBy }: DeclaredBy = {}): Promise<number> {
+  async retryDead({
+    declaredBy,
+    only,
+  }: RetryDeadOptions = {}): Promise<number> {
     const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
-    const dead = s.dead.splice(0);
+    const one = only && s.dead.findIndex((d) => isLetter(d, only));
+    const dead =
+      one === undefined
+        ? s.dead.splice(0)
+        : one < 0
+          ? []
+          : s.dead.splice(one, 1);
     const now = this.now();
     for (const d of dead)
       s.pending.push({

@@ -670,6 +670,68 @@ export function storeContract(
       });
     });
 
+    it('retries one dead letter by its run and first id; a letter already retried answers 0 and retries no other', async () => {
+      await store.job(job).start({ runId: 'r' });
+      const kill = async (ids: number[]) => {
+        const lease = await leaseFresh(A, ids);
+        expect(
+          await store.job(job).fail({
+            owner: A,
+            token: lease.token,
+            error: {
+              message: `poison ${ids[0]}`,
+              stack: `Error: poison ${ids[0]}\n    at handle`,
+            },
+            dead: true,
+            retryInMs: 0,
+          }),
+        ).toBe('dead');
+      };
+      await kill([1, 2]);
+      await kill([3, 4]);
+      await kill([5, 6]);
+      const letters = await store.job(job).deadLetters();
+      expect(letters.map((d) => d.range.ids)).toEqual([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]);
+      expect(letters[1].error.stack).toBe('Error: poison 3\n    at handle');
+      // Not in the list: another run, another first id (an id inside a range does not name it).
+      for (const only of [
+        { runId: 'other', firstId: 3 },
+        { runId: 'r', firstId: 4 },
+        { runId: 'r', firstId: 7 },
+      ])
+        expect(await store.job(job).retryDead({ only })).toBe(0);
+      // Two operators naming the same letter at once: one retries it, the other gets 0.
+      const both = await Promise.all([
+        store.job(job).retryDead({ only: { runId: 'r', firstId: 3 } }),
+        store.job(job).retryDead({ only: { runId: 'r', firstId: '3' } }),
+      ]);
+      expect(both.sort()).toEqual([0, 1]);
+      expect(
+        await store.job(job).retryDead({ only: { runId: 'r', firstId: 3 } }),
+      ).toBe(0);
+      expect(
+        (await store.job(job).deadLetters()).map((d) => d.range.ids),
+      ).toEqual([
+        [1, 2],
+        [5, 6],
+      ]);
+      expect((await store.job(job).state()).dead).toBe(2);
+      expect(
+        await store.job(job).claim({ owner: B, leaseMs: LEASE }),
+      ).toMatchObject({
+        type: 'lease',
+        reason: 'retry',
+        lease: { attempt: 1, range: { ids: [3, 4] } },
+      });
+      // Without `only`, every letter left.
+      expect(await store.job(job).retryDead()).toBe(2);
+      expect(await store.job(job).deadLetters()).toEqual([]);
+    });
+
     it('shares maxRangesPerSecond permits per second between hosts', async () => {
       await store.job(job).start({ runId: 'r' });
       const first = await store

@@ -103,9 +103,25 @@ describe('nestjs-parallel-worker CLI (e2e)', () => {
       ranges: { dead: 1 },
     });
 
-    const retried = await cli('retry-dead', 'items', ...opts);
-    expect(retried.out).toBe(
-      '1 dead-lettered ranges of "items" will be handed out again by its next run.\n',
+    // One dead letter by its run and first id, as dead lists them; a second time it is gone, and nothing else is retried.
+    const [letter] = (
+      JSON.parse((await cli('dead', 'items', '--json', ...opts)).out) as {
+        deadLetters: { runId: string; range: { ids: number[] } }[];
+      }
+    ).deadLetters;
+    const key = ['--run', letter.runId, '--first', String(letter.range.ids[0])];
+    const retried = await cli('retry-dead', 'items', ...key, ...opts);
+    expect(retried).toEqual({
+      code: 0,
+      out: `The dead letter of "items" from run ${letter.runId} starting at id ${letter.range.ids[0]} will be handed out again by its next run.\n`,
+    });
+    const twice = await cli('retry-dead', 'items', ...key, ...opts);
+    expect(twice.code).not.toBe(0);
+    expect(twice.out).toContain(
+      `No dead letter of "items" from run ${letter.runId} starts at id ${letter.range.ids[0]} (retried or reset already?); nothing was retried.`,
+    );
+    expect((await cli('retry-dead', 'items', ...opts)).out).toBe(
+      '0 dead-lettered ranges of "items" will be handed out again by its next run.\n',
     );
     const again = await startFixture({
       DATABASE_URL,

@@ -19,6 +19,7 @@ import type {
   CountWorkersOptions,
   DeadLettersOptions,
   DeclaredBy,
+  RetryDeadOptions,
   EndRunOptions,
   FailOptions,
   HeartbeatOptions,
@@ -32,6 +33,7 @@ import type {
   TakePermitsOptions,
 } from '../job-store.interface';
 import { RunRefusedError } from '../../errors/run-refused.error';
+import { isLetter } from '../dead-letter-key';
 import {
   JOB_DECLARED_ELSEWHERE,
   RESET_BUSY,
@@ -511,13 +513,19 @@ export class RedisJob implements JobStore {
     };
   }
 
-  async retryDead({ declaredBy }: DeclaredBy = {}): Promise<number> {
+  async retryDead({
+    declaredBy,
+    only,
+  }: RetryDeadOptions = {}): Promise<number> {
     const job = this.name;
     // Parsed here, not in Lua: cjson would round long numeric ids.
     const entries = await this.readDead(0, -1, declaredBy, 'retryDead');
     let moved = 0;
     for (const entry of entries) {
-      const { range } = JSON.parse(entry) as DeadLetter;
+      const letter = JSON.parse(entry) as DeadLetter;
+      // The script removes the exact entry: a letter someone retried meanwhile answers 0, never another one.
+      if (only && !isLetter(letter, only)) continue;
+      const { range } = letter;
       moved += Number(
         allowed(
           job,

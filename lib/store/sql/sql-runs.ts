@@ -14,6 +14,8 @@ import type {
   StoredRange,
 } from '../coordination-store.interface';
 import { refuseOtherApp } from '../declaration';
+import { isLetter } from '../dead-letter-key';
+import type { DeadLetterKey } from '../job-store.interface';
 import type { SqlTransaction, SqlValue } from './sql-dialect.interface';
 import { setJob, ZERO_COUNTERS, type JobRow } from './sql.rows';
 import { windingDown } from './sql-integrity';
@@ -178,12 +180,26 @@ export async function retryDeadIn(
   s: JobRow,
   job: string,
   declaredBy?: string,
+  only?: DeadLetterKey,
 ): Promise<number> {
   refuseOtherApp(job, s.declaredBy, declaredBy, 'retryDead');
-  const dead = await tx.all(
-    'SELECT id, run_id, range FROM pw_dead_letters WHERE job_id = ? ORDER BY id',
-    [s.id],
+  const listed = await tx.all(
+    only
+      ? 'SELECT id, run_id, range FROM pw_dead_letters WHERE job_id = ? AND run_id = ? ORDER BY id'
+      : 'SELECT id, run_id, range FROM pw_dead_letters WHERE job_id = ? ORDER BY id',
+    only ? [s.id, only.runId] : [s.id],
   );
+  const dead = only
+    ? listed.filter((d) =>
+        isLetter(
+          {
+            runId: String(d.run_id),
+            range: JSON.parse(String(d.range)) as StoredRange,
+          },
+          only,
+        ),
+      )
+    : listed;
   for (const d of dead) {
     const range = String(d.range);
     await addPending(tx, s.id, {
@@ -195,7 +211,13 @@ export async function retryDeadIn(
       range,
     });
   }
-  await tx.run('DELETE FROM pw_dead_letters WHERE job_id = ?', [s.id]);
+  if (only)
+    for (const d of dead)
+      await tx.run('DELETE FROM pw_dead_letters WHERE job_id = ? AND id = ?', [
+        s.id,
+        d.id as SqlValue,
+      ]);
+  else await tx.run('DELETE FROM pw_dead_letters WHERE job_id = ?', [s.id]);
   return dead.length;
 }
 

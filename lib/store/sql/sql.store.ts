@@ -16,6 +16,7 @@ import type {
   CountWorkersOptions,
   DeadLettersOptions,
   DeclaredBy,
+  RetryDeadOptions,
   EndRunOptions,
   FailOptions,
   HeartbeatOptions,
@@ -395,8 +396,13 @@ export class SqlJob implements JobStore {
     });
   }
 
-  async retryDead({ declaredBy }: DeclaredBy = {}): Promise<number> {
-    return this.write((tx, s) => retryDeadIn(tx, s, this.name, declaredBy));
+  async retryDead({
+    declaredBy,
+    only,
+  }: RetryDeadOptions = {}): Promise<number> {
+    return this.write((tx, s) =>
+      retryDeadIn(tx, s, this.name, declaredBy, only),
+    );
   }
 
   async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
