@@ -183,7 +183,9 @@ describe.each(['express', 'fastify'] as const)('dashboard on %s', (adapter) => {
       controls: true,
     });
     const html = await (await fetch(`${url}/ops/jobs`)).text();
-    expect(html).toContain('<button type="submit" data-action="pause">');
+    // Idle: nothing to pause; a run can be started, the cursor reset.
+    expect(html).not.toContain('data-action="pause"');
+    expect(html).toContain('<button type="submit" data-action="start">');
     expect(html).toContain('data-confirm="Job &quot;numbers&quot;: Reset');
     const post = (action: string, headers: Record<string, string> = {}) =>
       fetch(`${url}/ops/jobs/numbers/${action}`, {
