@@ -241,7 +241,7 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
         ...env,
         SAMPLE_DASHBOARD_CONTROLS: '0',
       });
-      page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     }, 60_000);
 
     afterAll(async () => {
@@ -252,11 +252,34 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
       await deleteRedisKeys(prefix);
     }, 30_000);
 
-    it('shows the run progressing without a reload', async () => {
-      const res = await fetch(`${app.url}/run`, { method: 'POST' });
-      expect(res.status).toBe(202);
-
+    it('starts a run with params from the page and shows it progressing without a reload', async () => {
       await page.goto(`${app.url}/jobs`);
+      const section = page.locator('section[data-job="users"]');
+      await section
+        .locator('textarea[name="params"]')
+        .fill('{"note": "from the page"}');
+      await section.locator('button[data-action="start"]').click();
+      const started = await until(
+        async () => {
+          const text =
+            (await section.locator('.outcome[role="status"]').textContent()) ??
+            '';
+          return (
+            /^Started run [0-9a-f]{8} of "users" on this host with params \{"note":"from the page"\}\.$/.test(
+              text,
+            ) && text
+          );
+        },
+        () => `no outcome for start:\n${app.output().slice(-2000)}`,
+        10_000,
+      );
+      // The form goes away while the run is active; the buttons that fit a running job come.
+      await until(
+        async () =>
+          (await section.locator('form[data-start]').isHidden()) &&
+          (await section.locator('button[data-action="pause"]').count()) === 1,
+        () => 'the controls did not follow the running state',
+      );
       expect(await page.title()).toBe('nestjs-parallel-worker sample');
       // Set once: a reload would lose it.
       await page.evaluate(() => ((globalThis as any).__loadedOnce = true));
@@ -294,8 +317,22 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
         true,
       );
       expect(await figure(page, 'Ids done')).toBeLessThan(USERS);
+      // The running job is at the top: its state and progress are visible at 1280x900 without scrolling.
+      const figureBox = await section
+        .locator('[data-figure="Ids done"]')
+        .boundingBox();
+      expect(figureBox).not.toBeNull();
+      expect(figureBox!.y + figureBox!.height).toBeLessThanOrEqual(900);
+      expect(await page.evaluate(() => (globalThis as any).scrollY)).toBe(0);
+      // The rate chart is drawn from the page's own polls.
+      await until(
+        async () =>
+          (await section.locator('svg[data-chart="rate"]').count()) === 1,
+        () => 'no rate chart',
+        10_000,
+      );
       console.log(
-        `${http}: Ids done ${first.ids} → ${second}, progress ${firstPercent}% → ${secondPercent}%, no reload`,
+        `${http}: ${started} Ids done ${first.ids} → ${second}, progress ${firstPercent}% → ${secondPercent}%, no reload`,
       );
     }, 40_000);
 
@@ -352,7 +389,7 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
       );
     }, 40_000);
 
-    it('Retry dead letters hands the dead range to the handler again', async () => {
+    it('Retry on a dead letter hands that range to the handler again', async () => {
       const poisonError = `User ${POISON} cannot be processed (SAMPLE_FAIL_IDS)`;
       const dead = await until(
         async () => {
@@ -383,8 +420,9 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
 
       const attempts = () => app.output().split(poisonError).length - 1;
       const before = attempts();
+      // Retry that one dead letter (its own button), not all of them.
       await page.click(
-        'section[data-job="users"] button[data-action="retry-dead"]',
+        'section[data-job="users"] button[data-action="retry-letter"]',
       );
       const outcome = page.locator(
         'section[data-job="users"] .outcome[role="status"]',
