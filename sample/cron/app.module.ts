@@ -9,13 +9,16 @@ import {
   RedisModule,
   SampleLoggerModule,
 } from '../common';
+import { DatabaseModule } from '../database';
 import { UsersModule } from '../users';
 import { UsersController } from './users.controller';
+import { DigestJob } from './digest.job';
 import { UsersCron } from './users.cron';
 
 /**
  * The HTTP sample: the `users` job of the standalone sample, started by a
- * cron (or `POST /run`), watched and steered on the dashboard at `/jobs`.
+ * cron (or `POST /run`), and `digest`, started from the page with params,
+ * watched and steered on the dashboard at `/jobs`.
  */
 @Module({
   imports: [
@@ -36,8 +39,9 @@ import { UsersCron } from './users.cron';
       controls: flagFromEnv('SAMPLE_DASHBOARD_CONTROLS', true),
     }),
     UsersModule,
+    DatabaseModule,
   ],
   controllers: [UsersController],
-  providers: [UsersCron],
+  providers: [UsersCron, DigestJob],
 })
 export class CronAppModule {}

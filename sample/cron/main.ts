@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { flagFromEnv, intFromEnv } from '../common';
 import { UsersTable } from '../users';
 import { CronAppModule } from './app.module';
+import { DigestJob } from './digest.job';
 
 /** Express by default; Fastify with `SAMPLE_HTTP=fastify` (loaded only then). */
 async function createApp(http: string): Promise<INestApplication> {
@@ -34,6 +35,7 @@ async function bootstrap(): Promise<void> {
   // Unlike the standalone sample this keeps the table across restarts, since
   // a cursor kept in Redis (REDIS_URL) still points into it.
   await app.get(UsersTable).ensure(intFromEnv('SAMPLE_USERS', 100_000));
+  await app.get(DigestJob).ensureTable();
   app.enableShutdownHooks();
   const port = intFromEnv('PORT', 3000);
   await app.listen(port);
