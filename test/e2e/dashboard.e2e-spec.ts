@@ -254,6 +254,12 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
 
     it('starts a run with params from the page and shows it progressing without a reload', async () => {
       await page.goto(`${app.url}/jobs`);
+      const order = () =>
+        page
+          .locator('main > section.job')
+          .evaluateAll((s) => s.map((e) => e.getAttribute('data-job')));
+      // Neither job runs yet (users ended, digest never ran): by name.
+      expect(await order()).toEqual(['digest', 'users']);
       const section = page.locator('section[data-job="users"]');
       await section
         .locator('textarea[name="params"]')
@@ -317,7 +323,17 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
         true,
       );
       expect(await figure(page, 'Ids done')).toBeLessThan(USERS);
-      // The running job is at the top: its state and progress are visible at 1280x900 without scrolling.
+      // The running job moved to the top, without a reload: its state and
+      // progress are visible at 1280x900 without scrolling.
+      let seen: unknown[] = [];
+      await until(
+        async () => (seen = await order()).join() === 'users,digest',
+        () => `the sections stayed in the order ${seen.join(', ')}`,
+        5_000,
+      );
+      expect(await page.evaluate(() => (globalThis as any).__loadedOnce)).toBe(
+        true,
+      );
       const figureBox = await section
         .locator('[data-figure="Ids done"]')
         .boundingBox();
@@ -497,5 +513,86 @@ describeIfChromium('dashboard in the HTTP sample, in Chromium (e2e)', () => {
       };
       expect(status.state).toBe('running');
     }, 20_000);
+
+    it('starts the partitioned job: refused without its params, then its partition bars fill', async () => {
+      const digest = page.locator('section[data-job="digest"]');
+      const outcome = digest.locator('.outcome[role="status"]');
+      const params = digest.locator('textarea[name="params"]');
+      const queued = async () =>
+        (
+          await pg.query<{ n: string; subjects: string[] | null }>(
+            'SELECT COUNT(*) AS n, ARRAY_AGG(DISTINCT subject) AS subjects FROM digests',
+          )
+        ).rows[0];
+      // The job checks its params before anything starts.
+      await params.fill('{}');
+      await digest.locator('button[data-action="start"]').click();
+      const refused = await until(
+        async () => {
+          const text = (await outcome.textContent()) ?? '';
+          return /a digest needs a subject/.test(text) && text;
+        },
+        () => 'no refusal for a start without a subject',
+        5_000,
+      );
+      expect(await outcome.getAttribute('class')).toContain('error');
+      expect(await digest.locator('[data-figure="State"]').textContent()).toBe(
+        'idle',
+      );
+      expect(await queued()).toEqual({ n: '0', subjects: null });
+
+      await params.fill('{"subject": "Your week"}');
+      await digest.locator('button[data-action="start"]').click();
+      await until(
+        async () =>
+          /^Started run [0-9a-f]{8} of "digest" on this host with params \{"subject":"Your week"\}\.$/.test(
+            (await outcome.textContent()) ?? '',
+          ),
+        () => `no outcome for the digest start:\n${app.output().slice(-2000)}`,
+        10_000,
+      );
+      // Four partitions, each with its own bar, filling as the run goes.
+      const rows = digest.locator('table.partitions tr[data-partition]');
+      await until(
+        async () => (await rows.count()) === 4,
+        () => 'no four partitions on the page',
+        10_000,
+      );
+      const labels = await rows
+        .locator('[role="progressbar"]')
+        .evaluateAll((bars) => bars.map((b) => b.getAttribute('aria-label')));
+      expect(labels).toEqual(
+        [1, 2, 3, 4].map((n) => `Partition ${n} of digest`),
+      );
+      const filled = async () =>
+        (
+          await rows
+            .locator('[role="progressbar"][aria-valuenow]')
+            .evaluateAll((bars) =>
+              bars.map((b) => Number(b.getAttribute('aria-valuenow'))),
+            )
+        ).reduce((a, b) => a + b, 0);
+      const before = await filled();
+      const after = await until(
+        async () => {
+          const now = await filled();
+          return now > before && now;
+        },
+        () => `the partition bars stayed at ${before} in all`,
+        15_000,
+      );
+      const rowsQueued = await until(
+        async () => {
+          const q = await queued();
+          return Number(q.n) > 0 && q;
+        },
+        () => 'nothing was queued',
+        5_000,
+      );
+      expect(rowsQueued.subjects).toEqual(['Your week']);
+      console.log(
+        `${http}: ${refused} Then the partition bars went ${before} → ${after} (percent points in all); ${rowsQueued.n} digests queued`,
+      );
+    }, 40_000);
   });
 });
