@@ -17,6 +17,7 @@ import {
   RangeLoader,
   RangePartitions,
   RangeTotal,
+  RunRefusedError,
 } from 'nestjs-parallel-worker';
 import {
   DASHBOARD_HEADER,
@@ -149,6 +150,38 @@ beforeEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The history record of run `runId`. A run's state turns completed in the
+ * store before its workers are drained and its record is kept, so a record
+ * is awaited by its run id, never taken as the newest once the state moved.
+ */
+async function recordOf(pw: ParallelWorker, job: string, runId: string) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const record = (await pw.history(job)).find((r) => r.runId === runId);
+    if (record) return record;
+    if (Date.now() > deadline)
+      throw new Error(`no history record of run ${runId} of "${job}"`);
+    await sleep(50);
+  }
+}
+
+/** reset() once the run has ended on this host too: that comes a moment after its record is kept. */
+async function resetWhenEnded(pw: ParallelWorker, job: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await pw.reset(job);
+    } catch (e) {
+      const stillHere =
+        e instanceof RunRefusedError &&
+        e.message.includes('is running on this host');
+      if (!stillHere || Date.now() > deadline) throw e;
+      await sleep(50);
+    }
+  }
+}
+
 /** The HTML of a job's section. */
 const section = (html: string, job: string): string =>
   html.match(
@@ -236,19 +269,17 @@ describe.each(['express', 'fastify'] as const)(
       );
       const html = await page();
       expect(startHidden(html, 'numbers')).toBe(true);
-      while ((await pw.status('numbers')).state === 'running') await sleep(50);
-      const [record] = await pw.history('numbers');
-      expect(record).toMatchObject({
-        runId: running.runId,
+      expect(await recordOf(pw, 'numbers', running.runId!)).toMatchObject({
         status: 'completed',
         params: { batch: 'b-1' },
         startedBy: 'dashboard (alice)',
       });
       // Empty params: a run with none (over the rows again: a run with nothing to do leaves no record).
-      await pw.reset('numbers');
+      await resetWhenEnded(pw, 'numbers');
       expect((await post('numbers/start', { params: '  ' })).status).toBe(200);
-      while ((await pw.status('numbers')).state === 'running') await sleep(50);
-      expect((await pw.history('numbers'))[0].params).toBeNull();
+      const second = await pw.status('numbers');
+      expect(second.runId).not.toBe(running.runId);
+      expect((await recordOf(pw, 'numbers', second.runId!)).params).toBeNull();
     }, 30_000);
 
     it('retries one dead letter by its run and first id; one retried already answers 409 and retries no other', async () => {
