@@ -42,7 +42,6 @@ import {
 import type { EventSink } from './run/run-deps';
 import { RunEngine } from './run/run-engine';
 import type { CoordinationStore } from './store/coordination-store.interface';
-import { KeyValueStore } from './store/key-value.store';
 import { MemoryStore } from './store/memory.store';
 import { recordTotal, startOrJoin, type RunPlanDeps } from './run/run-plan';
 
@@ -414,6 +413,6 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   }
 }
 
-/** State that lives in this process only (`storage: 'memory'`); a key-value store keeps it in the user's storage. */
+/** State that lives in this process only (`storage: 'memory'`, or a `MemoryStore` given). */
 const forgets = (store: CoordinationStore): boolean =>
-  store instanceof MemoryStore && !(store instanceof KeyValueStore);
+  store instanceof MemoryStore;

@@ -1,10 +1,10 @@
 import { STATE_LOST_PART } from '../parallel-worker.messages';
 import {
-  MemoryJob,
   newJobState,
   processTime,
   type MemoryJobState,
-} from './memory.store';
+} from './memory-job-state';
+import { MemoryJob } from './memory.store';
 import type {
   CoordinationStore,
   KeyValueStorage,

@@ -1,4 +1,3 @@
-import type { ID } from '../interfaces/range.interface';
 import { RunRefusedError } from '../errors/run-refused.error';
 import {
   JOB_DECLARED_ELSEWHERE,
@@ -9,14 +8,10 @@ import {
 import type {
   Claim,
   CommitResult,
-  RunControl,
   CoordinationStore,
   DeadLetter,
   Lease,
-  PreviousRun,
-  RunCounters,
   RunRecord,
-  RunStart,
   StartRunResult,
   StoreRunState,
   StoredPartition,
@@ -53,96 +48,24 @@ import { refuseOtherApp } from './declaration';
 import { isLetter } from './dead-letter-key';
 import { REPLY_SLOTS } from './reply-slots';
 import { pageOf } from './page';
-
-interface Pending {
-  range: StoredRange;
-  runId: string;
-  /** Attempt number of the next hand-out. */
-  attempt: number;
-  dueAt: number;
-  reason: 'retry' | 'released';
-}
-
-/** Everything the store knows about one job; plain data so it can be saved as JSON. */
-export interface MemoryJobState {
-  runId: string | null;
-  state: StoreRunState['state'];
-  control: RunControl;
-  total?: number;
-  error?: string;
-  cursor: ID | null;
-  exhausted: boolean;
-  /** The job's partitions, each with its own cursor (then `cursor` and `exhausted` are unused). */
-  partitions?: StoredPartition[];
-  /** The next fencing token, unless store time in ms x 1000 has passed it (see `lease`). */
-  nextToken: number;
-  counters: RunCounters;
-  /** By token, in the order they were leased. */
-  leases: Map<number, Lease>;
-  pending: Pending[];
-  dead: DeadLetter[];
-  startedAt: number | null;
-  endedAt: number | null;
-  /** The loader and handler of the app whose job this is (`Class.method + Class.method`). */
-  declaredBy?: string;
-  /** Hosts taking part in the run: owner to the store time until which it counts as present. */
-  hosts?: Record<string, number>;
-  /** The active (or last) run's params (JSON text), startedBy and host. */
-  start?: RunStart;
-  /** Ended runs, newest first. */
-  history?: RunRecord[];
-  /** The run the active one replaced, as it ended. */
-  previous?: PreviousRun;
-  /** The parts of the state found lost (a store that saves it): a run without `from` is refused until `from` or reset. */
-  lost?: string;
-}
-
-const zeroCounters = (): RunCounters => ({
-  ids: 0,
-  completed: 0,
-  retried: 0,
-  dead: 0,
-  workersStarted: 0,
-  workersRestarted: 0,
-});
+import {
+  endedRun,
+  type MemoryJobHooks,
+  type MemoryJobState,
+  newJobState,
+  processTime,
+  replaces,
+  zeroCounters,
+} from './memory-job-state';
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100;
 
 /**
- * Store time: the wall clock at process start plus monotonic time since,
- * so a wall-clock step (NTP, a resumed VM) does not expire every lease at once.
- */
-export const processTime = (): number =>
-  Math.round(performance.timeOrigin + performance.now());
-
-/** A job that has no state yet. */
-export const newJobState = (): MemoryJobState => ({
-  runId: null,
-  state: 'idle',
-  control: 'run',
-  cursor: null,
-  exhausted: false,
-  nextToken: 1,
-  counters: zeroCounters(),
-  leases: new Map(),
-  pending: [],
-  dead: [],
-  startedAt: null,
-  endedAt: null,
-});
-
-/** What a job's state machine takes from its store: the store's time, and where a change goes. */
-export interface MemoryJobHooks {
-  now(): number;
-  /** Called after every change to the job's state; stores that persist save it. */
-  saved(state: MemoryJobState): Promise<void>;
-}
-
-/**
- * Coordination state in this process: the default, for one host. Leases,
- * retries and dead letters are kept as in the Redis store, so a crashed worker's
- * range is handed out again, but everything is gone when the process exits.
+ * Coordination state in this process (`storage: 'memory'`, for tests): one
+ * host. Leases, retries and dead letters are kept as in the other stores, so a
+ * crashed worker's range is handed out again, but everything is gone when the
+ * process exits.
  */
 export class MemoryStore implements CoordinationStore {
   private readonly handles = new Map<string, MemoryJob>();
@@ -797,27 +720,3 @@ const some = (
   leases: Map<number, Lease>,
   test: (l: Lease) => boolean,
 ): boolean => find(leases, test) !== undefined;
-
-/**
- * Whether a record of a run may replace the kept one of the same run: a
- * `completed` or `cancelled` record is the run's end and stays; `stopped`
- * (one host stopped) replaces only `stopped`.
- */
-function replaces(next: RunRecord['status'], kept: RunRecord['status']) {
-  if (kept === 'completed' || kept === 'cancelled') return false;
-  return next !== 'stopped' || kept === 'stopped';
-}
-
-/** The job's run as it ended, for the run that replaces it; undefined when it had not ended (or was reset). */
-function endedRun(s: MemoryJobState): PreviousRun | undefined {
-  if (
-    !s.runId ||
-    (s.state !== 'completed' && s.state !== 'failed' && s.state !== 'stopped')
-  )
-    return undefined;
-  return {
-    runId: s.runId,
-    state: s.state,
-    ...(s.error !== undefined && { error: s.error }),
-  };
-}

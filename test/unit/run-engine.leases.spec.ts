@@ -4,7 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { KeyValueStore, MemoryStore, RedisStore } from '../../lib';
 import type { CoordinationStore, JobStore } from '../../lib';
 import { replaceCalls } from '../support/replace-calls';
-import { newJobState, type MemoryJobState } from '../../lib/store/memory.store';
+import {
+  newJobState,
+  type MemoryJobState,
+} from '../../lib/store/memory-job-state';
 import { REDIS_URL } from '../support/redis-server';
 import type { WireRange, WireResult } from '../../lib/cluster/ipc.messages';
 import type {
