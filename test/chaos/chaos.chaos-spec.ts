@@ -1,6 +1,9 @@
 import Redis from 'ioredis';
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { RedisStore, type RunSummary } from '../../lib';
 import { type FixtureRun, startFixture } from '../support/fixture';
@@ -15,7 +18,7 @@ import { OwnRedis, REDIS_URL } from '../support/redis-server';
 const ROWS = 100_000;
 const RANGE = 500;
 const POISON = 61_234;
-/** A range whose handler waits for its signal (rangeTimeoutMs) on its first attempt, then gives up as told. */
+/** A range whose handler waits for its signal (rangeTimeoutMs) the first time one gets it, then gives up as told. */
 const OBEY = 30_123;
 const poisonFirst = Math.floor((POISON - 1) / RANGE) * RANGE + 1;
 
@@ -46,8 +49,10 @@ describe('chaos', () => {
     for (const h of running)
       if (h.child.exitCode === null) h.child.kill('SIGKILL');
   });
+  const markers: string[] = [];
   afterAll(async () => {
     for (const t of tables) await dropPgTable(t);
+    for (const m of markers) rmSync(m, { force: true });
   });
 
   it.each([
@@ -59,6 +64,8 @@ describe('chaos', () => {
       const table = await createPgItems(ROWS);
       tables.push(table);
       const prefix = `pw-chaos-${randomBytes(4).toString('hex')}`;
+      const obeyFile = join(tmpdir(), `${prefix}-obey`);
+      markers.push(obeyFile);
       const env = {
         DATABASE_URL,
         FIXTURE_TABLE: table,
@@ -75,6 +82,7 @@ describe('chaos', () => {
         FIXTURE_BACKOFF_MS: 100,
         FIXTURE_RANGE_TIMEOUT_MS: 3000,
         FIXTURE_OBEY_IDS: OBEY,
+        FIXTURE_OBEY_FILE: obeyFile,
         ...partitions,
       };
       const started = Date.now();
