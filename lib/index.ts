@@ -1,5 +1,6 @@
 export * from './decorators';
 export * from './errors';
+export * from './fence';
 export type {
   ID,
   LoadContext,

@@ -5,6 +5,7 @@ import type {
   ParallelWorkerOptions,
   ResolvedParallelWorkerOptions,
 } from './interfaces/parallel-worker-options.interface';
+import { DEFAULT_FENCE_TABLE, fenceTableProblem } from './fence/fence-ddl';
 import { show } from './parallel-worker.messages';
 import { redactSecrets } from './redact-secrets';
 
@@ -145,8 +146,16 @@ export function resolveOptions(
       options.throttle,
       'a function ({ job, runId }) => boolean | ms',
     );
+  const fence = options.fence ?? {};
+  if (typeof fence !== 'object' || fence === null)
+    fail('fence', fence, 'an object { table?: string }');
+  const table = fence.table ?? DEFAULT_FENCE_TABLE;
+  const tableProblem = fenceTableProblem(table);
+  if (tableProblem)
+    fail('fence.table', table, tableProblem.replace(/, got .*$/, ''));
   return {
     storage,
+    fence: { table },
     throttle: options.throttle,
     healthTimeoutMs: int(options, 'healthTimeoutMs', 2000, 1),
     maxRangesPerSecond: int(options, 'maxRangesPerSecond', 0, 0),

@@ -325,6 +325,7 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
               def,
               run,
               engine,
+              this.options.fence.table,
             )
           : new ClusterPool(run, this.options, engine, logger, this.fleet),
       );

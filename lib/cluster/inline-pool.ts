@@ -23,8 +23,9 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     job: JobDefinition,
     run: AssignedRun,
     private readonly listener: PoolListener,
+    fenceTable: string,
   ) {
-    this.executor = new RangeExecutor(job, run, id);
+    this.executor = new RangeExecutor(job, run, id, fenceTable);
   }
 
   start(): void {

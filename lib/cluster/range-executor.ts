@@ -1,4 +1,6 @@
 import { Logger } from '@nestjs/common';
+import { DEFAULT_FENCE_TABLE } from '../fence/fence-ddl';
+import { RangeFence } from '../fence/range-fence';
 import type { JobDefinition } from '../job.registry';
 import type { ID, Range, RangeContext } from '../interfaces/range.interface';
 import { show } from '../parallel-worker.messages';
@@ -99,12 +101,17 @@ export class RangeExecutor {
   private readonly runId: string;
   private readonly params?: Record<string, unknown>;
 
+  private readonly fence: RangeFence;
+
+  /** `fenceTable`: the `fence` option's table, where `ctx.fence()` writes. */
   constructor(
     private readonly job: JobDefinition,
     private readonly run: AssignedRun,
     private readonly workerId: string,
+    fenceTable = DEFAULT_FENCE_TABLE,
   ) {
     this.runId = run.runId;
+    this.fence = new RangeFence(job.name, run.runId, fenceTable);
     // As in the primary: one range's handler cannot change what the next one sees.
     this.params = run.params && frozen(run.params);
     this.logger = new Logger(`ParallelWorker:${job.name}`);
@@ -140,6 +147,7 @@ export class RangeExecutor {
       workerId: this.workerId,
       logger: this.logger,
       ...(this.params && { params: this.params }),
+      fence: this.fence.forRange(wire.ids, wire.token),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,

@@ -136,7 +136,13 @@ export class WorkerRole {
       this.end('failed', e);
       return;
     }
-    this.runner = new WorkerRunner(def, run, this.workerId, concurrency);
+    this.runner = new WorkerRunner(
+      def,
+      run,
+      this.workerId,
+      concurrency,
+      this.options.fence.table,
+    );
   }
 
   /** Answers what the current run's runner holds; `idle` or the exit follows. */

@@ -44,8 +44,9 @@ export class WorkerRunner {
     run: AssignedRun,
     workerId: string,
     private readonly concurrency: number,
+    fenceTable: string,
   ) {
-    this.executor = new RangeExecutor(job, run, workerId);
+    this.executor = new RangeExecutor(job, run, workerId, fenceTable);
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 

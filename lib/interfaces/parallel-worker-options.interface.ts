@@ -166,15 +166,21 @@ export interface ParallelWorkerOptions {
   workerExec?: string;
   /** The order of the ids the loader returns. Default `'numeric'`. */
   idOrder?: IdOrderOption;
+  /**
+   * `ctx.fence()`'s table in the handler's database (create it with
+   * `fenceDdl()`). Default `{ table: 'parallel_worker_fence' }`.
+   */
+  fence?: { table?: string };
 }
 
 /** Options with every default filled in. */
 export interface ResolvedParallelWorkerOptions extends Required<
   Omit<
     ParallelWorkerOptions,
-    'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder'
+    'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder' | 'fence'
   >
 > {
+  fence: { table: string };
   idOrder: IdOrderOption;
   storage?: ParallelWorkerOptions['storage'];
   throttle?: ThrottleFn;

@@ -1,3 +1,7 @@
+import type {
+  FenceCallOptions,
+  FenceTransaction,
+} from '../fence/fence-transaction';
 import type { Logger } from '@nestjs/common';
 
 /** An id as the loader returns it. `bigint` ids travel as their decimal string. */
@@ -65,6 +69,18 @@ export interface RangeContext {
   logger: Logger;
   /** What `run(job, { params })` was given (the same on every host and worker of the run). */
   params?: Record<string, unknown>;
+  /**
+   * Exactly-once effects: call it inside the transaction that writes the
+   * range's effects, first. It records the range in the fence table of that
+   * database, in that transaction, and resolves `true` when this transaction
+   * is the first to apply the range (go on), `false` when an earlier attempt
+   * committed it (skip the writes: the range counts done, once). While another
+   * attempt's transaction holding the range is open, it waits for it. `tx`: a
+   * node-postgres client, a mysql2 connection, a better-sqlite3 or node:sqlite
+   * database, a Knex transaction, a TypeORM `EntityManager` or `QueryRunner`,
+   * or a function `(sql, params) => rows changed` with `{ dialect }`.
+   */
+  fence(tx: FenceTransaction, options?: FenceCallOptions): Promise<boolean>;
 }
 
 /** What `@RangeLoader(job, { params })` takes: a class (checked with class-validator) or a function. */

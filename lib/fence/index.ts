@@ -1,0 +1,6 @@
+export { fenceDdl, type FenceDialect } from './fence-ddl';
+export type {
+  FenceCallOptions,
+  FenceQuery,
+  FenceTransaction,
+} from './fence-transaction';

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { ParallelWorkerConfigError } from '../errors/parallel-worker-config.error';
+import type { ID } from '../interfaces/range.interface';
+import {
+  fenceDdl,
+  fenceStatements,
+  FENCE_JOB_MAX,
+  type FenceDialect,
+} from './fence-ddl';
+import {
+  fenceConnection,
+  type FenceCallOptions,
+  type FenceTransaction,
+} from './fence-transaction';
+
+/** How long rows of other runs stay before a prune may delete them (a zombie attempt of an ended run still meets its row). */
+export const FENCE_KEEP_MS = 24 * 60 * 60 * 1000;
+/** Every how many fence calls of a process one prunes (and the first of each run). */
+const PRUNE_EVERY = 256;
+
+/** `ctx.fence`: see RangeContext. */
+export type Fence = (
+  tx: FenceTransaction,
+  options?: FenceCallOptions,
+) => Promise<boolean>;
+
+/** A range's identity for the fence: the same however often it is handed out; a failed-ids sub-range has its own. */
+export function fenceKey(job: string, runId: string, ids: ID[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify([job, runId, ids]))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+/** Driver errors that mean the fence table is not there. */
+function missingTable(e: unknown): boolean {
+  const errors = [e, (e as { driverError?: unknown })?.driverError];
+  return errors.some((x) => {
+    const err = x as { code?: unknown; errno?: unknown; message?: unknown };
+    return (
+      err?.code === '42P01' ||
+      err?.code === 'ER_NO_SUCH_TABLE' ||
+      err?.errno === 1146 ||
+      (typeof err?.message === 'string' && /no such table/i.test(err.message))
+    );
+  });
+}
+
+/**
+ * The fence of one run's ranges in one process: gives each range its
+ * `ctx.fence`, and now and then deletes a few rows of the job's other runs.
+ */
+export class RangeFence {
+  private calls = 0;
+
+  constructor(
+    private readonly job: string,
+    private readonly runId: string,
+    private readonly table: string,
+  ) {}
+
+  /** `ctx.fence` for one attempt at a range. */
+  forRange(ids: ID[], token: number): Fence {
+    let applied = false;
+    return async (tx, options) => {
+      const outcome = await this.fence(tx, options, ids, token, applied);
+      if (outcome) applied = true;
+      return outcome;
+    };
+  }
+
+  private async fence(
+    tx: FenceTransaction,
+    options: FenceCallOptions | undefined,
+    ids: ID[],
+    token: number,
+    appliedBefore: boolean,
+  ): Promise<boolean> {
+    const { job, runId, table } = this;
+    const conn = fenceConnection(tx, options);
+    if ('unusable' in conn)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}": ctx.fence() cannot use ${conn.unusable}. Pass the transaction the handler writes the range's effects in: a node-postgres client inside BEGIN, a mysql2 connection inside beginTransaction(), a better-sqlite3 or node:sqlite database inside a transaction, a Knex transaction, a TypeORM EntityManager or QueryRunner of a transaction, or a function (sql, params) => rows changed with { dialect }.`,
+      );
+    if (job.length > FENCE_JOB_MAX)
+      throw new ParallelWorkerConfigError(
+        `Job "${job.slice(0, 40)}…": ctx.fence() keeps job names of up to ${FENCE_JOB_MAX} characters; this one has ${job.length}. Give the job a shorter name.`,
+      );
+    if ((await conn.inTransaction()) === false)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}": ctx.fence() was given ${conn.kind} that is not inside a transaction: the fence row would commit on its own, apart from the range's effects. Call it inside the transaction that writes them.`,
+      );
+    const statements = fenceStatements(conn.dialect, table);
+    let inserted: number;
+    try {
+      inserted = await conn.run(statements.insert, [
+        job,
+        runId,
+        fenceKey(job, runId, ids),
+        String(ids[0]).slice(0, 255),
+        ids.length,
+        token,
+        Date.now(),
+      ]);
+    } catch (e) {
+      if (missingTable(e))
+        throw new ParallelWorkerConfigError(
+          `Job "${job}": ctx.fence() found no table ${table} in this ${name(conn.dialect)} database. Create it once, outside any transaction (a migration or a start-up step): ${fenceDdl(conn.dialect, table).replace(/\s+/g, ' ')}`,
+          { cause: e },
+        );
+      throw e;
+    }
+    if (inserted === 0 && appliedBefore)
+      throw new ParallelWorkerConfigError(
+        `Job "${job}": ctx.fence() was called again for a range whose earlier call in this attempt committed: call it once per range, in the one transaction that writes all of the range's effects.`,
+      );
+    if (inserted > 0 && this.calls++ % PRUNE_EVERY === 0)
+      await conn.run(statements.prune, [
+        job,
+        runId,
+        Date.now() - FENCE_KEEP_MS,
+      ]);
+    return inserted > 0;
+  }
+}
+
+const name = (d: FenceDialect): string =>
+  d === 'postgres' ? 'PostgreSQL' : d === 'mysql' ? 'MySQL/MariaDB' : 'SQLite';
