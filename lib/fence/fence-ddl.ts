@@ -64,21 +64,57 @@ export function fenceDdl(
 /** How many rows of ended runs one prune deletes at most. */
 export const FENCE_PRUNE_ROWS = 500;
 
-/** The statements `ctx.fence()` runs, with `?` placeholders (numbered for PostgreSQL by the caller). */
+/**
+ * The statements `ctx.fence()` runs, with `?` placeholders (numbered for
+ * PostgreSQL by the caller). A prune must not wait for another open fence
+ * transaction (a range whose transaction is open must never hold up another
+ * range), so it deletes only rows it could lock at once:
+ * - PostgreSQL: `FOR UPDATE SKIP LOCKED` picks the rows; SQLite has one
+ *   writer and nothing to skip.
+ * - MySQL/MariaDB: a locking `DELETE … WHERE job = ? AND at < ?` would lock
+ *   every row of the job it scans under REPEATABLE READ, fresh rows of other
+ *   open transactions included, and wait for them (measured on MariaDB 10.11:
+ *   another range's fence waited for the pruning transaction to end, and two
+ *   pruning transactions deadlock). So a plain (non-locking) read finds the
+ *   candidates, `pruneLock` locks each by its whole key with `SKIP LOCKED`
+ *   (MySQL 8.0, MariaDB 10.6 and later), and `pruneKey` deletes it when it
+ *   was locked.
+ */
 export function fenceStatements(
   dialect: FenceDialect,
   table: string,
-): { insert: string; prune: string } {
+): {
+  insert: string;
+  /** MySQL: the candidates' SELECT; the others: the whole prune. */
+  prune: string;
+  /** The prune of a function on MySQL, which cannot read rows: a locking DELETE. */
+  pruneLocking: string;
+  pruneLock: string;
+  pruneKey: string;
+} {
   const cols = '(job, run_id, range_key, first_id, ids, token, at)';
   const values = 'VALUES (?, ?, ?, ?, ?, ?, ?)';
+  // One whole key at a time: an IN list is a scan of the run's rows to InnoDB, with next-key locks that hold up
+  // inserts of other ranges (measured); an equality on the whole primary key locks that row alone.
+  const key = 'job = ? AND run_id = ? AND range_key = ?';
+  const pruneLock = `SELECT range_key FROM ${table} WHERE ${key} FOR UPDATE SKIP LOCKED`;
+  const pruneKey = `DELETE FROM ${table} WHERE ${key}`;
+  const candidates = `SELECT job, run_id, range_key FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS}`;
+  const prune = `DELETE FROM ${table} WHERE (job, run_id, range_key) IN (${candidates}${dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : ''})`;
   if (dialect === 'mysql')
     return {
       // IGNORE: a row already there (committed, or waited for until its transaction committed) changes nothing.
       insert: `INSERT IGNORE INTO ${table} ${cols} ${values}`,
-      prune: `DELETE FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS}`,
+      prune: candidates,
+      pruneLocking: `DELETE FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS}`,
+      pruneLock,
+      pruneKey,
     };
   return {
     insert: `INSERT INTO ${table} ${cols} ${values} ON CONFLICT DO NOTHING`,
-    prune: `DELETE FROM ${table} WHERE (job, run_id, range_key) IN (SELECT job, run_id, range_key FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS})`,
+    prune,
+    pruneLocking: prune,
+    pruneLock,
+    pruneKey,
   };
 }

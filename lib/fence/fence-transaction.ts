@@ -25,6 +25,11 @@ export interface FenceConnection {
   kind: string;
   /** Runs a statement with `?` placeholders in the transaction; resolves rows changed. */
   run(sql: string, params: (string | number)[]): Promise<number>;
+  /** Runs a `SELECT` with `?` placeholders in the transaction; resolves its rows. Absent for a function. */
+  select?(
+    sql: string,
+    params: (string | number)[],
+  ): Promise<Record<string, unknown>[]>;
   /** Whether the connection is inside a transaction; undefined where that cannot be told. */
   inTransaction(): Promise<boolean | undefined> | boolean | undefined;
 }
@@ -101,6 +106,12 @@ export function fenceConnection(
       dialect,
       kind: 'a Knex transaction',
       run: async (sql, params) => changed(await t.raw(sql, params)),
+      // pg: a Result; mysql2: [rows, fields]; SQLite: the rows.
+      select: async (sql, params) => {
+        const result = (await t.raw(sql, params)) as unknown;
+        if (dialect === 'postgres') return (result as { rows: Any[] }).rows;
+        return (dialect === 'mysql' ? (result as Any[][])[0] : result) as Any[];
+      },
       inTransaction: () => true,
     };
   }
@@ -132,7 +143,8 @@ export function fenceConnection(
       return {
         unusable: `a TypeORM ${type} connection, a database the fence does not know`,
       };
-    const runner = fn(t, 'release') ? t : t.queryRunner;
+    // An EntityManager has release() too (TypeORM 1.x); only a QueryRunner starts transactions.
+    const runner = fn(t, 'startTransaction') ? t : t.queryRunner;
     if (!runner)
       return {
         unusable:
@@ -149,6 +161,11 @@ export function fenceConnection(
             true,
           ),
         ),
+      select: async (sql, params) =>
+        (await runner.query(
+          dialect === 'postgres' ? numbered(sql) : sql,
+          params,
+        )) as Any[],
       inTransaction: () => !!runner.isTransactionActive,
     };
   }
@@ -158,6 +175,8 @@ export function fenceConnection(
       dialect: 'postgres',
       kind: 'a node-postgres client',
       run: async (sql, params) => changed(await t.query(numbered(sql), params)),
+      select: async (sql, params) =>
+        (await t.query(numbered(sql), params)).rows as Any[],
       inTransaction: () =>
         fn(t, 'getTransactionStatus')
           ? t.getTransactionStatus() !== 'I'
@@ -183,6 +202,7 @@ export function fenceConnection(
       dialect: 'mysql',
       kind: 'a mysql2 connection',
       run: async (sql, params) => changed((await query(sql, params))[0]),
+      select: async (sql, params) => (await query(sql, params))[0] as Any[],
       inTransaction: async () => {
         const [rows] = (await query('SELECT @@in_transaction AS t', [])) as [
           { t: unknown }[],
@@ -207,6 +227,7 @@ export function fenceConnection(
         new Promise<number>((resolve) =>
           resolve(changed(t.prepare(sql).run(...params))),
         ),
+      select: async (sql, params) => t.prepare(sql).all(...params) as Any[],
       inTransaction: () => (flag ? !!t[flag] : undefined),
     };
   }

@@ -10,6 +10,7 @@ import {
 import {
   fenceConnection,
   type FenceCallOptions,
+  type FenceConnection,
   type FenceTransaction,
 } from './fence-transaction';
 
@@ -115,12 +116,31 @@ export class RangeFence {
         `Job "${job}": ctx.fence() was called again for a range whose earlier call in this attempt committed: call it once per range, in the one transaction that writes all of the range's effects.`,
       );
     if (inserted > 0 && this.calls++ % PRUNE_EVERY === 0)
-      await conn.run(statements.prune, [
-        job,
-        runId,
-        Date.now() - FENCE_KEEP_MS,
-      ]);
+      await this.prune(conn, statements);
     return inserted > 0;
+  }
+
+  /** Deletes up to FENCE_PRUNE_ROWS old rows of the job's other runs, skipping rows another transaction holds (see fenceStatements). */
+  private async prune(
+    conn: FenceConnection,
+    statements: ReturnType<typeof fenceStatements>,
+  ): Promise<void> {
+    const { job, runId } = this;
+    const params = [job, runId, Date.now() - FENCE_KEEP_MS];
+    if (conn.dialect !== 'mysql') {
+      await conn.run(statements.prune, params);
+      return;
+    }
+    // A function cannot read rows: its prune is the plain DELETE, which may wait for other open fence transactions.
+    if (!conn.select) {
+      await conn.run(statements.pruneLocking, params);
+      return;
+    }
+    for (const row of await conn.select(statements.prune, params)) {
+      const key = [job, String(row.run_id), String(row.range_key)];
+      if ((await conn.select(statements.pruneLock, key)).length > 0)
+        await conn.run(statements.pruneKey, key);
+    }
   }
 }
 
