@@ -43,7 +43,6 @@ const { DatabaseSync } = require('node:sqlite') as {
     options: { timeout: number },
   ) => { exec(sql: string): void; close(): void };
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One connection that can hold a transaction, and what `ctx.fence` is given for it. */
 interface Session {
@@ -498,8 +497,19 @@ function holdInWorker(
 }
 
 /** Settles `p` within `ms`, or says it is still pending. */
-const within = <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> =>
-  Promise.race([p, sleep(ms).then(() => 'pending' as const)]);
+const within = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<'pending'>((resolve) => {
+        timer = setTimeout(() => resolve('pending'), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 beforeAll(async () => {
   pgAdmin = new Pool({ connectionString: PG_URL, max: 2 });
