@@ -14,6 +14,8 @@ export interface WireRange {
   /** Cursor before the range (the handler's `lastId`). */
   prev: ID | null;
   payload?: Record<string, unknown>;
+  /** The run that loaded the range, when another than the one handing it out (its fence identity). */
+  run?: string;
 }
 
 /**

@@ -147,7 +147,7 @@ export class RangeExecutor {
       workerId: this.workerId,
       logger: this.logger,
       ...(this.params && { params: this.params }),
-      fence: this.fence.forRange(wire.ids, wire.token),
+      fence: this.fence.forRange(wire),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,

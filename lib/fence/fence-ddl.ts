@@ -87,8 +87,6 @@ export function fenceStatements(
   insert: string;
   /** MySQL: the candidates' SELECT; the others: the whole prune. */
   prune: string;
-  /** The prune of a function on MySQL, which cannot read rows: a locking DELETE. */
-  pruneLocking: string;
   pruneLock: string;
   pruneKey: string;
 } {
@@ -100,20 +98,23 @@ export function fenceStatements(
   const pruneLock = `SELECT range_key FROM ${table} WHERE ${key} FOR UPDATE SKIP LOCKED`;
   const pruneKey = `DELETE FROM ${table} WHERE ${key}`;
   const candidates = `SELECT job, run_id, range_key FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS}`;
-  const prune = `DELETE FROM ${table} WHERE (job, run_id, range_key) IN (${candidates}${dialect === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : ''})`;
+  // PostgreSQL: only under READ COMMITTED (its default); under REPEATABLE READ or SERIALIZABLE a prune racing
+  // another would abort the handler's transaction with a serialization failure.
+  const prune =
+    dialect === 'postgres'
+      ? `DELETE FROM ${table} WHERE current_setting('transaction_isolation') = 'read committed' AND (job, run_id, range_key) IN (${candidates} FOR UPDATE SKIP LOCKED)`
+      : `DELETE FROM ${table} WHERE (job, run_id, range_key) IN (${candidates})`;
   if (dialect === 'mysql')
     return {
       // IGNORE: a row already there (committed, or waited for until its transaction committed) changes nothing.
       insert: `INSERT IGNORE INTO ${table} ${cols} ${values}`,
       prune: candidates,
-      pruneLocking: `DELETE FROM ${table} WHERE job = ? AND run_id <> ? AND at < ? LIMIT ${FENCE_PRUNE_ROWS}`,
       pruneLock,
       pruneKey,
     };
   return {
     insert: `INSERT INTO ${table} ${cols} ${values} ON CONFLICT DO NOTHING`,
     prune,
-    pruneLocking: prune,
     pruneLock,
     pruneKey,
   };

@@ -53,22 +53,23 @@ function changed(result: unknown): number {
   for (const key of ['rowCount', 'affectedRows', 'changes', 'affected'])
     if (typeof r[key] === 'number' || typeof r[key] === 'bigint')
       return Number(r[key]);
-  throw new Error(
-    `the driver answered ${Object.prototype.toString.call(result)} without a count of rows changed`,
+  throw new NoRowCount(
+    `answered ${Object.prototype.toString.call(result)}, with no count of rows changed`,
   );
 }
+
+/** A driver's answer without a count of rows changed. */
+export class NoRowCount extends Error {}
 
 type Any = Record<string, any>;
 const fn = (o: unknown, name: string): boolean =>
   !!o && typeof (o as Any)[name] === 'function';
 
 const KNEX_DIALECTS: Record<string, FenceDialect> = {
-  postgresql: 'postgres',
-  postgres: 'postgres',
   pg: 'postgres',
+  postgresql: 'postgres',
   mysql: 'mysql',
   mysql2: 'mysql',
-  sqlite3: 'sqlite',
   'better-sqlite3': 'sqlite',
 };
 
@@ -92,7 +93,12 @@ export function fenceConnection(
   // Knex: a transaction is a function with the query builder's methods.
   if (typeof tx === 'function' && fn(tx, 'raw') && t.client) {
     const dialect =
-      KNEX_DIALECTS[String(t.client.dialect ?? t.client.config?.client)];
+      KNEX_DIALECTS[String(t.client.driverName ?? t.client.dialect)];
+    if (t.client.driverName === 'sqlite3')
+      return {
+        unusable:
+          "a Knex transaction on the sqlite3 client, whose raw() does not tell rows changed: use Knex's better-sqlite3 client",
+      };
     if (!dialect)
       return {
         unusable: `a Knex instance on ${show(t.client.dialect)}, a database the fence does not know`,
@@ -204,11 +210,19 @@ export function fenceConnection(
       run: async (sql, params) => changed((await query(sql, params))[0]),
       select: async (sql, params) => (await query(sql, params))[0] as Any[],
       inTransaction: async () => {
-        const [rows] = (await query('SELECT @@in_transaction AS t', [])) as [
-          { t: unknown }[],
-          unknown,
-        ];
-        return Number(rows[0]?.t) === 1;
+        let rows: { t: unknown; a: unknown }[];
+        try {
+          [rows] = (await query(
+            'SELECT @@in_transaction AS t, @@autocommit AS a',
+            [],
+          )) as [{ t: unknown; a: unknown }[], unknown];
+        } catch (e) {
+          // MariaDB's @@in_transaction; MySQL has no such variable (1193): there it cannot be told.
+          if ((e as { errno?: unknown })?.errno === 1193) return undefined;
+          throw e;
+        }
+        // autocommit off: the first statement opens the transaction.
+        return Number(rows[0]?.t) === 1 || Number(rows[0]?.a) === 0;
       },
     };
   }

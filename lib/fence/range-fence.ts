@@ -8,14 +8,19 @@ import {
   type FenceDialect,
 } from './fence-ddl';
 import {
+  NoRowCount,
   fenceConnection,
   type FenceCallOptions,
   type FenceConnection,
   type FenceTransaction,
 } from './fence-transaction';
 
-/** How long rows of other runs stay before a prune may delete them (a zombie attempt of an ended run still meets its row). */
-export const FENCE_KEEP_MS = 24 * 60 * 60 * 1000;
+/**
+ * How long rows of other runs stay before a prune may delete them: a week, so
+ * a zombie attempt of an ended run, or a range a later run hands out again
+ * (after a cancel, `retryDead`), still meets its row.
+ */
+export const FENCE_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 /** Every how many fence calls of a process one prunes (and the first of each run). */
 const PRUNE_EVERY = 256;
 
@@ -25,10 +30,28 @@ export type Fence = (
   options?: FenceCallOptions,
 ) => Promise<boolean>;
 
-/** A range's identity for the fence: the same however often it is handed out; a failed-ids sub-range has its own. */
-export function fenceKey(job: string, runId: string, ids: ID[]): string {
+/** What identifies a range: the run that loaded it, the cursor before it and its ids. */
+export interface FencedRange {
+  ids: ID[];
+  prev: ID | null;
+  /** The run that loaded it, when another than the current one. */
+  run?: string;
+  token: number;
+}
+
+/**
+ * A range's identity for the fence: the same however often and in whichever
+ * run it is handed out; a failed-ids sub-range has its own (other ids). The
+ * cursor before it tells apart ranges of a loader that returns no ids.
+ */
+export function fenceKey(
+  job: string,
+  runId: string,
+  prev: ID | null,
+  ids: ID[],
+): string {
   return createHash('sha256')
-    .update(JSON.stringify([job, runId, ids]))
+    .update(JSON.stringify([job, runId, prev, ids]))
     .digest('hex')
     .slice(0, 32);
 }
@@ -61,10 +84,10 @@ export class RangeFence {
   ) {}
 
   /** `ctx.fence` for one attempt at a range. */
-  forRange(ids: ID[], token: number): Fence {
+  forRange(range: FencedRange): Fence {
     let applied = false;
     return async (tx, options) => {
-      const outcome = await this.fence(tx, options, ids, token, applied);
+      const outcome = await this.fence(tx, options, range, applied);
       if (outcome) applied = true;
       return outcome;
     };
@@ -73,11 +96,12 @@ export class RangeFence {
   private async fence(
     tx: FenceTransaction,
     options: FenceCallOptions | undefined,
-    ids: ID[],
-    token: number,
+    range: FencedRange,
     appliedBefore: boolean,
   ): Promise<boolean> {
-    const { job, runId, table } = this;
+    const { job, table } = this;
+    const { ids, prev, token } = range;
+    const run = range.run ?? this.runId;
     const conn = fenceConnection(tx, options);
     if ('unusable' in conn)
       throw new ParallelWorkerConfigError(
@@ -96,14 +120,21 @@ export class RangeFence {
     try {
       inserted = await conn.run(statements.insert, [
         job,
-        runId,
-        fenceKey(job, runId, ids),
-        String(ids[0]).slice(0, 255),
+        run,
+        fenceKey(job, run, prev, ids),
+        (ids.length > 0 ? String(ids[0]) : `after ${String(prev)}`).slice(
+          0,
+          255,
+        ),
         ids.length,
         token,
         Date.now(),
       ]);
     } catch (e) {
+      if (e instanceof NoRowCount)
+        throw new ParallelWorkerConfigError(
+          `Job "${job}": ctx.fence() cannot tell whether its row was written: ${conn.kind} ${e.message}${conn.kind === 'a query function' ? '; the function must resolve the number of rows the statement changed' : ''}.`,
+        );
       if (missingTable(e))
         throw new ParallelWorkerConfigError(
           `Job "${job}": ctx.fence() found no table ${table} in this ${name(conn.dialect)} database. Create it once, outside any transaction (a migration or a start-up step): ${fenceDdl(conn.dialect, table).replace(/\s+/g, ' ')}`,
@@ -127,18 +158,17 @@ export class RangeFence {
   ): Promise<void> {
     const { job, runId } = this;
     const params = [job, runId, Date.now() - FENCE_KEEP_MS];
+    // On MySQL a function's prune could only be a locking DELETE, which waits for other open fence transactions
+    // (and may deadlock with another prune): it does not prune; see the docs for a prune of your own.
+    if (conn.dialect === 'mysql' && !conn.select) return;
     if (conn.dialect !== 'mysql') {
       await conn.run(statements.prune, params);
       return;
     }
-    // A function cannot read rows: its prune is the plain DELETE, which may wait for other open fence transactions.
-    if (!conn.select) {
-      await conn.run(statements.pruneLocking, params);
-      return;
-    }
-    for (const row of await conn.select(statements.prune, params)) {
+    const select = conn.select as NonNullable<FenceConnection['select']>;
+    for (const row of await select(statements.prune, params)) {
       const key = [job, String(row.run_id), String(row.range_key)];
-      if ((await conn.select(statements.pruneLock, key)).length > 0)
+      if ((await select(statements.pruneLock, key)).length > 0)
         await conn.run(statements.pruneKey, key);
     }
   }

@@ -24,4 +24,6 @@ export const toWire = (lease: Lease): WireRange => ({
   ids: lease.range.ids,
   prev: lease.range.prev,
   ...(lease.range.payload ? { payload: lease.range.payload } : {}),
+  ...(lease.range.run !== undefined &&
+    lease.range.run !== lease.runId && { run: lease.range.run }),
 });

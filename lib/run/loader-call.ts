@@ -110,7 +110,7 @@ export async function loadRanges(
                 OUTSIDE_PARTITION(job.name, past, partition),
               );
             }
-            loaded.ranges.push(range);
+            loaded.ranges.push({ ...range, run: runId });
             loaded.cursor = range.lastId;
             if (!more()) return;
           }

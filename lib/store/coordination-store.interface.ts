@@ -16,6 +16,11 @@ export interface StoredRange {
   /** Cursor before this range: the handler's `lastId`. */
   prev: ID | null;
   payload?: Record<string, unknown>;
+  /**
+   * The run that loaded the range: part of its identity for `ctx.fence`,
+   * kept when a later run hands it out again (after a cancel, `retryDead`).
+   */
+  run?: string;
 }
 
 /**

@@ -471,7 +471,7 @@ function holdInWorker(
         params: [
           job,
           runId,
-          fenceKey(job, runId, ids),
+          fenceKey(job, runId, null, ids),
           String(ids[0]),
           ids.length,
           999,
@@ -530,6 +530,10 @@ afterAll(async () => {
 });
 
 describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
+  // A function cannot read rows, and on MySQL a prune that cannot would be a locking DELETE: it does not prune.
+  const prunes = !(
+    adapter.dialect === 'mysql' && adapter.name.startsWith('function')
+  );
   const { dialect } = adapter;
   /** A job of its own per test: tests never see each other's rows. */
   let job: string;
@@ -556,29 +560,32 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
 
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange(ids, 1)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: ids,
+        prev: null,
+        token: 1,
+      })(s.tx, s.options),
     ).toBe(true);
     await s.rollback();
     expect(await rowsOf(dialect, job)).toEqual([]);
 
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange(ids, 2)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: ids,
+        prev: null,
+        token: 2,
+      })(s.tx, s.options),
     ).toBe(true);
     await s.commit();
 
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange(ids, 3)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: ids,
+        prev: null,
+        token: 3,
+      })(s.tx, s.options),
     ).toBe(false);
     await s.commit();
     expect(await rowsOf(dialect, job)).toEqual([
@@ -605,15 +612,26 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
         );
         await held.held;
         await b.begin();
-        bOutcome = await fence.forRange(ids, 2)(b.tx, b.options);
+        bOutcome = await fence.forRange({ ids: ids, prev: null, token: 2 })(
+          b.tx,
+          b.options,
+        );
         const bAt = Date.now();
         expect(bAt).toBeGreaterThanOrEqual(await held.ending);
       } else {
         const a = await open();
         await a.begin();
-        expect(await fence.forRange(ids, 1)(a.tx, a.options)).toBe(true);
+        expect(
+          await fence.forRange({ ids: ids, prev: null, token: 1 })(
+            a.tx,
+            a.options,
+          ),
+        ).toBe(true);
         await b.begin();
-        const outcome = fence.forRange(ids, 2)(b.tx, b.options);
+        const outcome = fence.forRange({ ids: ids, prev: null, token: 2 })(
+          b.tx,
+          b.options,
+        );
         expect(await within(outcome, 400)).toBe('pending');
         await (end === 'COMMIT' ? a.commit() : a.rollback());
         bOutcome = await outcome;
@@ -626,11 +644,8 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
     },
   );
 
-  // SQLite has one writer: there every transaction waits for the open one. A function cannot read rows, so on MySQL
-  // its prune is a locking DELETE that waits for other open fence transactions of the job (see fenceStatements).
-  const waitsForOthers =
-    dialect === 'sqlite' ||
-    (dialect === 'mysql' && adapter.name.startsWith('function'));
+  // SQLite has one writer: there every transaction waits for the open one.
+  const waitsForOthers = dialect === 'sqlite';
   (waitsForOthers ? it.skip : it)(
     'does not make an attempt at another range wait while the open one prunes, nor two prunes wait for each other',
     async () => {
@@ -642,21 +657,34 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
       const [a, b, c] = [await open(), await open(), await open()];
       const fence = new RangeFence(job, 'run-2', TABLE);
       await a.begin();
-      expect(await fence.forRange([1], 1)(a.tx, a.options)).toBe(true); // its first call: it prunes
+      expect(
+        await fence.forRange({ ids: [1], prev: null, token: 1 })(
+          a.tx,
+          a.options,
+        ),
+      ).toBe(true); // its first call: it prunes
       await b.begin();
-      expect(await within(fence.forRange([2], 1)(b.tx, b.options), 3000)).toBe(
-        true,
-      );
+      expect(
+        await within(
+          fence.forRange({ ids: [2], prev: null, token: 1 })(b.tx, b.options),
+          3000,
+        ),
+      ).toBe(true);
       // Another process's first call of the run prunes too, while A's prune is open.
       await c.begin();
       expect(
         await within(
-          new RangeFence(job, 'run-2', TABLE).forRange([3], 1)(c.tx, c.options),
+          new RangeFence(job, 'run-2', TABLE).forRange({
+            ids: [3],
+            prev: null,
+            token: 1,
+          })(c.tx, c.options),
           3000,
         ),
       ).toBe(true);
       for (const s of [a, b, c]) await s.commit();
       expect((await rowsOf(dialect, job)).map((r) => r.run_id)).toEqual([
+        ...(prunes ? [] : ['run-1', 'run-1']),
         'run-2',
         'run-2',
         'run-2',
@@ -668,32 +696,36 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
     const s = await open();
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange([1, 2, 3, 4], 1)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: [1, 2, 3, 4],
+        prev: null,
+        token: 1,
+      })(s.tx, s.options),
     ).toBe(true);
     await s.commit();
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange([2, 4], 2)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: [2, 4],
+        prev: null,
+        token: 2,
+      })(s.tx, s.options),
     ).toBe(true);
     expect(
-      await new RangeFence(job, 'run-2', TABLE).forRange([1, 2, 3, 4], 1)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-2', TABLE).forRange({
+        ids: [1, 2, 3, 4],
+        prev: null,
+        token: 1,
+      })(s.tx, s.options),
     ).toBe(true);
     await s.commit();
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-1', TABLE).forRange([2, 4], 3)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-1', TABLE).forRange({
+        ids: [2, 4],
+        prev: null,
+        token: 3,
+      })(s.tx, s.options),
     ).toBe(false);
     await s.commit();
     expect((await rowsOf(dialect, job)).map((r) => [r.run_id, r.ids])).toEqual([
@@ -703,12 +735,41 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
     ]);
   });
 
+  it('tells apart ranges without ids by the cursor before them, and keeps the identity of a range another run loaded', async () => {
+    const s = await open();
+    await s.begin();
+    const now = new RangeFence(job, 'run-1', TABLE);
+    // A loader's object form without idsRange: ranges differ only in their bounds.
+    expect(
+      await now.forRange({ ids: [], prev: 10, token: 1 })(s.tx, s.options),
+    ).toBe(true);
+    expect(
+      await now.forRange({ ids: [], prev: 20, token: 2 })(s.tx, s.options),
+    ).toBe(true);
+    await s.commit();
+    await s.begin();
+    // Handed out again by a later run (after a cancel, retryDead): the same range, already applied.
+    expect(
+      await new RangeFence(job, 'run-2', TABLE).forRange({
+        ids: [],
+        prev: 10,
+        token: 3,
+        run: 'run-1',
+      })(s.tx, s.options),
+    ).toBe(false);
+    await s.commit();
+    expect((await rowsOf(dialect, job)).map((r) => r.run_id)).toEqual([
+      'run-1',
+      'run-1',
+    ]);
+  });
+
   it('names a missing table and the DDL that makes it', async () => {
     const s = await open();
     await s.begin();
     const missing = `${TABLE}_missing`;
     const error = await new RangeFence(job, 'run-1', missing)
-      .forRange([1], 1)(s.tx, s.options)
+      .forRange({ ids: [1], prev: null, token: 1 })(s.tx, s.options)
       .catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toContain(`no table ${missing}`);
@@ -722,10 +783,7 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
       const out = await adapter.outside!();
       try {
         const error = await new RangeFence(job, 'run-1', TABLE)
-          .forRange(
-            [1],
-            1,
-          )(out.tx)
+          .forRange({ ids: [1], prev: null, token: 1 })(out.tx)
           .catch((e: Error) => e);
         expect(error).toBeInstanceOf(Error);
         expect((error as Error).message).toMatch(
@@ -739,7 +797,11 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
 
   it('throws on a second call in an attempt whose first call committed', async () => {
     const s = await open();
-    const fence = new RangeFence(job, 'run-1', TABLE).forRange([7], 1);
+    const fence = new RangeFence(job, 'run-1', TABLE).forRange({
+      ids: [7],
+      prev: null,
+      token: 1,
+    });
     await s.begin();
     expect(await fence(s.tx, s.options)).toBe(true);
     await s.commit();
@@ -780,13 +842,18 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
     const s = await open();
     await s.begin();
     expect(
-      await new RangeFence(job, 'run-now', TABLE).forRange([1], 1)(
-        s.tx,
-        s.options,
-      ),
+      await new RangeFence(job, 'run-now', TABLE).forRange({
+        ids: [1],
+        prev: null,
+        token: 1,
+      })(s.tx, s.options),
     ).toBe(true);
     await s.commit();
-    expect(await count()).toEqual({ old: 3, recent: 2, 'run-now': 3 });
+    expect(await count()).toEqual(
+      prunes
+        ? { old: 3, recent: 2, 'run-now': 3 }
+        : { old: FENCE_PRUNE_ROWS + 3, recent: 2, 'run-now': 3 },
+    );
     expect(await count(`${job}-other`)).toEqual({ old: 2 });
     await adminQuery(dialect, `DELETE FROM ${TABLE} WHERE job = ?`, [
       `${job}-other`,
@@ -795,7 +862,11 @@ describe.each(ADAPTERS)('ctx.fence with a $name', (adapter) => {
 });
 
 describe('ctx.fence refuses what is not a transaction', () => {
-  const fence = new RangeFence('refusals', 'run-1', TABLE).forRange([1], 1);
+  const fence = new RangeFence('refusals', 'run-1', TABLE).forRange({
+    ids: [1],
+    prev: null,
+    token: 1,
+  });
   const refused = (tx: unknown, options?: FenceCallOptions) =>
     fence(tx as FenceTransaction, options).catch((e: Error) => e.message);
 
@@ -846,6 +917,57 @@ describe('ctx.fence refuses what is not a transaction', () => {
   });
 });
 
+describe('ctx.fence on PostgreSQL at other isolation levels', () => {
+  it.each(['REPEATABLE READ', 'SERIALIZABLE'])(
+    'does not prune under %s (a prune racing another would abort the transaction)',
+    async (level) => {
+      const job = `iso-${randomBytes(3).toString('hex')}`;
+      await pgAdmin.query(
+        `INSERT INTO ${TABLE} (job, run_id, range_key, first_id, ids, token, at) VALUES ($1, 'old', 'k1', '1', 1, 1, 0)`,
+        [job],
+      );
+      const c = new Client(PG_URL);
+      await c.connect();
+      try {
+        await c.query(`BEGIN ISOLATION LEVEL ${level}`);
+        expect(
+          await new RangeFence(job, 'run-1', TABLE).forRange({
+            ids: [1],
+            prev: null,
+            token: 1,
+          })(c),
+        ).toBe(true);
+        await c.query('COMMIT');
+        const left = await pgAdmin.query(
+          `SELECT run_id FROM ${TABLE} WHERE job = $1 ORDER BY run_id`,
+          [job],
+        );
+        expect(left.rows.map((r) => r.run_id)).toEqual(['old', 'run-1']);
+      } finally {
+        await c.end();
+        await pgAdmin.query(`DELETE FROM ${TABLE} WHERE job = $1`, [job]);
+      }
+    },
+  );
+});
+
+describe('ctx.fence with a function that does not resolve a count', () => {
+  it('says what the function must resolve, naming the job', async () => {
+    const fence = new RangeFence('no-count', 'run-1', TABLE).forRange({
+      ids: [1],
+      prev: null,
+      token: 1,
+    });
+    await expect(
+      fence(async () => undefined, {
+        dialect: 'postgres',
+      }),
+    ).rejects.toThrow(
+      /^Job "no-count": ctx\.fence\(\) cannot tell whether its row was written: a query function answered \[object Undefined\], with no count of rows changed; the function must resolve the number of rows the statement changed\.$/,
+    );
+  });
+});
+
 describe('fenceDdl', () => {
   it('refuses a dialect it does not know and a table name that needs quoting', () => {
     expect(() => fenceDdl('oracle' as FenceDialect)).toThrow(
@@ -874,12 +996,20 @@ describe('fenceDdl', () => {
       await pgAdmin.query(fenceDdl('postgres', table)); // IF NOT EXISTS: a start-up step may run it every time
       await c.query('BEGIN');
       expect(
-        await new RangeFence('schema', 'run-1', table).forRange([1], 1)(c),
+        await new RangeFence('schema', 'run-1', table).forRange({
+          ids: [1],
+          prev: null,
+          token: 1,
+        })(c),
       ).toBe(true);
       await c.query('COMMIT');
       await c.query('BEGIN');
       expect(
-        await new RangeFence('schema', 'run-1', table).forRange([1], 2)(c),
+        await new RangeFence('schema', 'run-1', table).forRange({
+          ids: [1],
+          prev: null,
+          token: 2,
+        })(c),
       ).toBe(false);
       await c.query('COMMIT');
       expect((await pgAdmin.query(`SELECT token FROM ${table}`)).rows).toEqual([
