@@ -1,5 +1,4 @@
 import Redis from 'ioredis';
-import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -7,6 +6,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { RedisStore, type RunSummary } from '../../lib';
 import { type FixtureRun, startFixture } from '../support/fixture';
+import { childrenOf, sleep } from '../support/processes';
 import {
   countProcessed,
   createPgItems,
@@ -21,20 +21,6 @@ const POISON = 61_234;
 /** A range whose handler waits for its signal (rangeTimeoutMs) the first time one gets it, then gives up as told. */
 const OBEY = 30_123;
 const poisonFirst = Math.floor((POISON - 1) / RANGE) * RANGE + 1;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const childrenOf = (pid: number): number[] => {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)])
-      .toString()
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-};
 
 /**
  * 3 hosts sharing Redis over a 100,000-row PostgreSQL table, while workers
