@@ -21,6 +21,8 @@ export interface SqlBackend {
   drop(table: string): Promise<void>;
   /** A query without parameters. */
   query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** Transactions waiting on a row lock in an INSERT into `table`, as the server reports them. */
+  insertsWaiting(table: string): Promise<number>;
 }
 
 const fenceName = () => `fence_${randomBytes(4).toString('hex')}`;
@@ -37,6 +39,12 @@ export const POSTGRES: SqlBackend = {
   },
   drop: async (table) => void (await dropPgTable(table)),
   query: (sql) => pgQuery(sql),
+  insertsWaiting: async (table) =>
+    (
+      await pgQuery(
+        `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO ${table} %'`,
+      )
+    ).length,
 };
 
 export const MARIADB: SqlBackend = {
@@ -51,6 +59,12 @@ export const MARIADB: SqlBackend = {
   },
   drop: async (table) => void (await dropMysqlTable(table)),
   query: (sql) => mysqlQuery(sql),
+  insertsWaiting: async (table) =>
+    (
+      await mysqlQuery(
+        `SELECT trx_id FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'INSERT IGNORE INTO ${table} %'`,
+      )
+    ).length,
 };
 
 /** Rows never handled and rows handled more than once, from the table itself. */
