@@ -19,7 +19,7 @@ const LEASE_MS = 1000;
 const FREEZE_MS = 2000;
 
 /** Worker kills at these shares of the rows, Redis frozen at FREEZE_AT, one host killed at HOST_AT. */
-const WORKER_KILLS = [0.08, 0.18, 0.28, 0.62, 0.72, 0.82];
+const WORKER_KILLS = [0.08, 0.18, 0.28, 0.6, 0.68, 0.76];
 const FREEZE_AT = 0.38;
 const HOST_AT = 0.5;
 
@@ -31,7 +31,7 @@ interface Group {
 }
 
 /**
- * The same chaos, at the same moments, on two runs side by side over two
+ * The same chaos, at the same progress, on two runs side by side over two
  * copies of a table: one handler writes each range in a transaction fenced
  * with ctx.fence(tx), the other in the same transaction unfenced. 3 hosts x
  * 2 workers each, sharing a redis-server of the test's own; workers SIGKILLed
@@ -98,31 +98,34 @@ describe('ctx.fence under chaos', () => {
       );
       let ended = false;
       void finished.finally(() => (ended = true));
-      const progress = async () =>
-        Math.min(
-          ...(await Promise.all(groups.map((g) => handled(db, g.table)))),
-        ) / ROWS;
-
+      const progress = () =>
+        Promise.all(
+          groups.map(async (g) => (await handled(db, g.table)) / ROWS),
+        );
+      // Each run's own chaos, in order, at its own progress: worker kills on a random host (a survivor after the
+      // host kill) and host 0 killed at HOST_AT. The same hosts are picked for both runs.
+      const schedule = [
+        ...WORKER_KILLS.map((at) => ({
+          at,
+          host:
+            at < HOST_AT
+              ? Math.floor(Math.random() * 3)
+              : 1 + Math.floor(Math.random() * 2),
+        })),
+        { at: HOST_AT, host: 0, whole: true },
+      ].sort((x, y) => x.at - y.at);
+      const next = new Map(groups.map((g) => [g, 0]));
       const killed: number[] = [];
-      // Which host loses a worker at each kill: any before the host kill, a survivor after it.
-      const hostFor = WORKER_KILLS.map((at) =>
-        at < HOST_AT
-          ? Math.floor(Math.random() * 3)
-          : 1 + Math.floor(Math.random() * 2),
-      );
-      const kills = new Map(groups.map((g) => [g, 0]));
       let frozen = false;
-      let hostKilled = false;
       try {
         while (
           !ended &&
-          (groups.some((g) => kills.get(g)! < WORKER_KILLS.length) ||
-            !hostKilled)
+          (!frozen || groups.some((g) => next.get(g)! < schedule.length))
         ) {
-          await sleep(30 + Math.random() * 100);
+          await sleep(30 + Math.random() * 70);
           if (ended) break;
           const at = await progress();
-          if (!frozen && at >= FREEZE_AT) {
+          if (!frozen && Math.min(...at) >= FREEZE_AT) {
             // Every command hangs: no host renews its leases, and each gives them up at leaseMs while its
             // handlers go on; after the thaw the ranges go out again, at attempt 2, to whichever host asks.
             redis.freeze();
@@ -131,19 +134,17 @@ describe('ctx.fence under chaos', () => {
             frozen = true;
             continue;
           }
-          if (!hostKilled && at >= HOST_AT) {
-            for (const g of groups) killHost(g.hosts[0]);
-            hostKilled = true;
-            continue;
-          }
-          // The same host of each run loses a worker at about the same moment (a host restarting its worker has none: next time).
-          for (const g of groups) {
-            const k = kills.get(g)!;
-            if (k >= WORKER_KILLS.length || at < WORKER_KILLS[k]) continue;
-            const pid = killWorker(g.hosts[hostFor[k]]);
-            if (pid === undefined) continue;
-            killed.push(pid);
-            kills.set(g, k + 1);
+          for (const [j, g] of groups.entries()) {
+            const event = schedule[next.get(g)!];
+            if (!event || at[j] < event.at) continue;
+            if ('whole' in event) killHost(g.hosts[0]);
+            else {
+              // A host restarting its worker has none this moment: next time.
+              const pid = killWorker(g.hosts[event.host]);
+              if (pid === undefined) continue;
+              killed.push(pid);
+            }
+            next.set(g, next.get(g)! + 1);
           }
         }
       } finally {
@@ -154,8 +155,10 @@ describe('ctx.fence under chaos', () => {
       redis.stop();
 
       expect(frozen).toBe(true);
-      expect(hostKilled).toBe(true);
       expect(killed).toHaveLength(WORKER_KILLS.length * 2);
+      // Host 0 of each run was still running when it was killed.
+      for (const g of groups)
+        expect((await g.hosts[0].exited).signal).toBe('SIGKILL');
       for (const r of results) expect(r.code).toBe(0);
       const measured: Record<string, string> = {};
       for (const [i, g] of groups.entries()) {
