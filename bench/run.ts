@@ -4,15 +4,21 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { fenceDdl } from '../lib';
 import { chart } from './chart';
 
 /**
  * `npm run bench`: this library (memory, Redis and SQLite store), BullMQ (one job per
  * range) and a plain single-process keyset loop, side by side, several rounds;
  * prints a table of medians and ratios and writes bench/results.{json,md,svg}.
- * BENCH_SMOKE=1 runs a tiny version (CI) that only checks everything runs.
+ * BENCH_SMOKE=1 runs a tiny version (CI) that only checks everything runs;
+ * BENCH_ONLY=fence runs only the fenced UPDATE against the unfenced one and
+ * prints its rows and ratio (bench/results.* stay as the last full run left them).
  */
 const SMOKE = process.env.BENCH_SMOKE === '1';
+const ONLY = process.env.BENCH_ONLY;
+if (ONLY !== undefined && ONLY !== 'fence')
+  throw new Error(`BENCH_ONLY takes 'fence', got '${ONLY}'`);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
 const ROWS = SMOKE ? 2000 : 200_000;
 const DATABASE_URL =
@@ -27,6 +33,8 @@ const SLOW_TABLE = `${TABLE}_slow`;
 const SLOW_ROWS = SMOKE ? 400 : 10_000;
 const HOSTS_TABLE = `${TABLE}_hosts`;
 const HOSTS_ROWS = SMOKE ? 800 : 80_000;
+/** ctx.fence()'s table for the fenced UPDATE, created afresh by each bench with fenceDdl(). */
+const FENCE_TABLE = `${TABLE}_fence`;
 const dist = join(__dirname);
 const FROM_MEMORY = SMOKE ? ROWS : 1_000_000;
 /** How workload names write a count of ids or rows (smaller in the smoke run). */
@@ -188,6 +196,42 @@ async function ensureTable(table = TABLE, rows = ROWS): Promise<void> {
   await c.end();
 }
 
+/** An empty fence table, created the way docs/exactly-once.md says: fenceDdl(), outside any transaction. */
+async function freshFenceTable(): Promise<void> {
+  const c = new Client({ connectionString: DATABASE_URL });
+  await c.connect();
+  await c.query(`DROP TABLE IF EXISTS ${FENCE_TABLE}`);
+  await c.query(fenceDdl('postgres', FENCE_TABLE));
+  await c.end();
+}
+
+/** The fenced UPDATE's workload (a transaction per range), and its ratio's name. */
+const FENCED_UPDATE = `BEGIN, UPDATE … WHERE id = ANY($1), COMMIT per range, ${n(ROWS)} rows`;
+
+/**
+ * A transaction per range (BEGIN, UPDATE, COMMIT) without and with
+ * ctx.fence(client) first, each round in turn first, so neither always
+ * meets the other's dead tuples.
+ */
+async function fencedUpdate(
+  round: number,
+  record: (w: string, c: string, m: Row['metric'], v: number) => void,
+): Promise<void> {
+  const contenders = [
+    ['this library, defaults, no fence', {}],
+    [
+      'this library, defaults, ctx.fence(client)',
+      { BENCH_FENCE: 1, BENCH_FENCE_TABLE: FENCE_TABLE },
+    ],
+  ] as const;
+  for (const [name, env] of round % 2
+    ? contenders
+    : [...contenders].reverse()) {
+    const r = await ours('update-tx', 'memory', { BENCH_WORKERS: 2, ...env });
+    record(FENCED_UPDATE, name, 's', r.seconds);
+  }
+}
+
 interface Row {
   workload: string;
   contender: string;
@@ -197,9 +241,12 @@ interface Row {
 
 async function main(): Promise<void> {
   await ensureTable();
-  await ensureTable(BIG_TABLE, BIG_ROWS);
-  await ensureTable(SLOW_TABLE, SLOW_ROWS);
-  await ensureTable(HOSTS_TABLE, HOSTS_ROWS);
+  if (!ONLY) {
+    await ensureTable(BIG_TABLE, BIG_ROWS);
+    await ensureTable(SLOW_TABLE, SLOW_ROWS);
+    await ensureTable(HOSTS_TABLE, HOSTS_ROWS);
+  }
+  await freshFenceTable();
   const rows: Row[] = [];
   const record = (
     workload: string,
@@ -219,6 +266,10 @@ async function main(): Promise<void> {
   const cpuRounds = SMOKE ? 20 : 4000;
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round} of ${ROUNDS}\n`);
+    if (ONLY === 'fence') {
+      await fencedUpdate(round, record);
+      continue;
+    }
     // Every contender of a workload runs in the same round, one after the other.
     // At concurrency 16, then each at its default concurrency (1), as the issue's reference figures were taken.
     for (const [label, env] of [
@@ -436,6 +487,7 @@ async function main(): Promise<void> {
         firstCallMs(r.output ?? '', r.runId ?? ''),
       );
     }
+    await fencedUpdate(round, record);
     for (const [name, run] of [
       [
         'this library, defaults (cold)',
@@ -672,6 +724,13 @@ function report(rows: Row[]): void {
       (x) => x <= 1.2,
     ],
     [
+      'UPDATE in a transaction per range: ctx.fence(client) vs no fence (time)',
+      m(FENCED_UPDATE, 'this library, defaults, ctx.fence') /
+        m(FENCED_UPDATE, 'this library, defaults, no fence'),
+      '<= 1.10x',
+      (x) => x <= 1.1,
+    ],
+    [
       'empty run (a cron tick with nothing new): run() to resolve, ms',
       m('empty run', 'this library, run() to resolve'),
       '<= 50',
@@ -712,16 +771,19 @@ function report(rows: Row[]): void {
   const ratios = [
     '| target | measured | wanted | met |',
     '|---|---|---|---|',
-    ...targets.map(
-      ([name, x, want, ok]) =>
-        `| ${name} | ${name.includes('RSS') ? `${(x * 100).toFixed(1)}%` : x.toFixed(2)} | ${want} | ${ok(x) ? 'yes' : 'no'} |`,
-    ),
+    ...targets
+      // BENCH_ONLY: the ratios of the workloads that ran.
+      .filter(([, x]) => !ONLY || Number.isFinite(x))
+      .map(
+        ([name, x, want, ok]) =>
+          `| ${name} | ${name.includes('RSS') ? `${(x * 100).toFixed(1)}%` : x.toFixed(2)} | ${want} | ${ok(x) ? 'yes' : 'no'} |`,
+      ),
   ];
   const md = [`Machine: ${machine}.`, '', ...table, '', ...ratios, ''].join(
     '\n',
   );
   process.stdout.write(`\n${md}\n`);
-  if (SMOKE) return;
+  if (SMOKE || ONLY) return;
   writeFileSync(join(__dirname, '../../bench/results.md'), md);
   writeFileSync(
     join(__dirname, '../../bench/results.json'),

@@ -27,6 +27,8 @@ const ROWS = Number(env('BENCH_ROWS', '200000'));
 const TABLE = env('BENCH_TABLE', 'bench_items');
 const SLEEP_MS = Number(env('BENCH_LOADER_SLEEP_MS', '0'));
 const PARTITIONS = Number(env('BENCH_PARTITIONS', '1'));
+/** The 'update-tx' job calls ctx.fence(client) first in its transaction. */
+const FENCED = process.env.BENCH_FENCE === '1';
 
 /** The benchmark's workloads, written the way a user writes a job. */
 @Injectable()
@@ -106,6 +108,34 @@ export class BenchJobs implements OnModuleDestroy {
       `UPDATE ${TABLE} SET processed = processed + 1 WHERE id = ANY($1::bigint[])`,
       [idsRange],
     );
+  }
+
+  /** The same UPDATE in a transaction of its own per range; BENCH_FENCE=1: fenced, as docs/exactly-once.md shows. */
+  @RangeLoader('update-tx')
+  updateTxIds(lastId: ID | null, ctx: LoadContext): Promise<ID[]> {
+    return this.ids(lastId, ctx.limit);
+  }
+
+  @RangeHandler('update-tx')
+  async updateTx({ idsRange }: Range, ctx: RangeContext): Promise<void> {
+    const client = await this.pool!.connect();
+    try {
+      await client.query('BEGIN');
+      if (FENCED && !(await ctx.fence(client))) {
+        await client.query('COMMIT'); // an earlier attempt committed this range
+        return;
+      }
+      await client.query(
+        `UPDATE ${TABLE} SET processed = processed + 1 WHERE id = ANY($1::bigint[])`,
+        [idsRange],
+      );
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
   }
 
   /** Ids from memory, CPU-bound handler. */

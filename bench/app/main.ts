@@ -48,6 +48,9 @@ class RedisModule implements OnApplicationShutdown {
         prefetch: num('BENCH_PREFETCH'),
         loaderConcurrency: num('BENCH_LOADER_CONCURRENCY'),
         logging: { level: 'warn' },
+        ...(process.env.BENCH_FENCE_TABLE && {
+          fence: { table: process.env.BENCH_FENCE_TABLE },
+        }),
       }),
     }),
   ],
