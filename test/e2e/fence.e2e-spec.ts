@@ -104,7 +104,7 @@ describe('ctx.fence against a zombie attempt (e2e)', () => {
 
   const on = (...dbs: SqlBackend[]) => dbs.map((db) => ({ db, name: db.name }));
 
-  it.each(on(POSTGRES))(
+  it.each(on(POSTGRES, MARIADB))(
     '(a) the zombie commits first: the next attempt waits on the row lock, then skips ($name)',
     async ({ db }) => {
       const { a, b, table, fence, marker, stoppedAt } = await setUp(
