@@ -30,9 +30,9 @@ export function fenceTableProblem(table: unknown): string | undefined {
  * The fence table's `CREATE TABLE IF NOT EXISTS` statement for `dialect`: run
  * it once, as a migration or a start-up step, outside any transaction (MySQL
  * commits DDL implicitly). One small row per range of a run: the range's key
- * (a hash of the job, the run and its ids), its first id and size for people
+ * (a hash of the job, the run that loaded it, the cursor before it and its ids), its first id and size for people
  * reading the table, the fencing token and the time of the attempt that
- * committed it. `ctx.fence()` deletes rows of other runs a day after they were
+ * committed it. `ctx.fence()` deletes rows of other runs a week after they were
  * written, a few hundred at a time, so the table stays bounded.
  */
 export function fenceDdl(
