@@ -147,6 +147,14 @@ export interface RunRecord {
 /** What the operators asked of the active run. */
 export type RunControl = 'run' | 'pause';
 
+/** A run's hold: why, who said so, and from when until when (store time, ms). */
+export interface StoredHold {
+  reason: string;
+  indicator: string;
+  since: number;
+  until: number;
+}
+
 export interface StoreRunState {
   runId: string | null;
   state: 'idle' | 'running' | 'completed' | 'failed' | 'stopped';
@@ -181,6 +189,10 @@ export interface StoreRunState {
   endedAt: number | null;
   /** Store time now, so callers can compute rates without trusting their clock. */
   now: number;
+  /** The run's hold while it lasts (see `JobStore.hold`); absent when none. */
+  hold?: StoredHold;
+  /** How long the run has been on hold in all (ms, up to now); absent from a store without holds. */
+  heldMs?: number;
   /**
    * How the run before this one ended, when it ended before this one started
    * (a host that sees a cancel only after the next run started can tell it

@@ -198,6 +198,24 @@ export interface RetryDeadOptions extends DeclaredBy {
   only?: DeadLetterKey;
 }
 
+export interface HoldOptions {
+  /** The run it is for: ignored when the active run is another one, or not running. */
+  runId: string;
+  /** Why, as a person reads it (`replica 10.0.0.2 replay lag 7.2 s > maxReplicationLagMs 5000`). */
+  reason: string;
+  /** The indicator that said hold. */
+  indicator: string;
+  /** How long from now (store time). */
+  holdMs: number;
+}
+
+export interface HealthTurnOptions {
+  /** The run it is for: false when the active run is another one, or not running. */
+  runId: string;
+  /** The turn's length: no other caller gets a turn until this long from now (store time). */
+  intervalMs: number;
+}
+
 export interface RecordRunOptions {
   record: RunRecord;
   /** How many of the job's newest records are kept. */
@@ -300,4 +318,19 @@ export interface JobStore {
   history?(options: HistoryOptions): Promise<RunRecord[]>;
   /** Live leases per host (owner id), for views of the run. Optional. */
   leasesByOwner?(options?: DeclaredBy): Promise<Record<string, number>>;
+  /**
+   * Puts the running run `runId` on hold until `holdMs` from now, for every
+   * host: no claim hands out a range (a new one, a retry or an expired
+   * lease) while it lasts; leases held go on. A hold in place is extended
+   * to the later end and takes the new reason. Its time counts in
+   * `StoreRunState.heldMs`. Optional: a store without it has no holds (the
+   * health option then holds each host on its own).
+   */
+  hold?(options: HoldOptions): Promise<void>;
+  /**
+   * True for one caller per `intervalMs` of store time, across hosts: the
+   * one that asks the health indicators now. Optional: without it every
+   * host asks on its own.
+   */
+  healthTurn?(options: HealthTurnOptions): Promise<boolean>;
 }

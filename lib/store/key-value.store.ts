@@ -43,6 +43,7 @@ const OPTIONAL_PARTS: Record<string, (v: unknown) => boolean> = {
   partitions: Array.isArray,
   history: Array.isArray,
   hosts: isObject,
+  hold: isObject,
 };
 
 /**
@@ -148,6 +149,10 @@ class KeyValueJob implements JobStore {
     (await this.load()).recordRun(o);
   history: NonNullable<JobStore['history']> = async (o) =>
     (await this.load()).history(o);
+  hold: NonNullable<JobStore['hold']> = async (o) =>
+    (await this.load()).hold(o);
+  healthTurn: NonNullable<JobStore['healthTurn']> = async (o) =>
+    (await this.load()).healthTurn(o);
   leasesByOwner: NonNullable<JobStore['leasesByOwner']> = async (o) =>
     (await this.load()).leasesByOwner(o);
 

@@ -15,6 +15,7 @@ import type {
   StoredPartition,
   StoredRange,
   StoreRunState,
+  StoredHold,
 } from './coordination-store.interface';
 
 export interface Pending {
@@ -58,6 +59,12 @@ export interface MemoryJobState {
   previous?: PreviousRun;
   /** The parts of the state found lost (a store that saves it): a run without `from` is refused until `from` or reset. */
   lost?: string;
+  /** The run's current or last hold (over once `until` passed). */
+  hold?: StoredHold;
+  /** Time the run was on hold in holds that ended before `hold` began. */
+  heldMs?: number;
+  /** Store time from which the next health turn may be taken. */
+  healthAt?: number;
 }
 
 export const zeroCounters = (): RunCounters => ({
@@ -121,4 +128,40 @@ export function endedRun(s: MemoryJobState): PreviousRun | undefined {
     state: s.state,
     ...(s.error !== undefined && { error: s.error }),
   };
+}
+
+/** The run's hold in place at `now`, if any. */
+export const holdAt = (
+  s: Pick<MemoryJobState, 'hold'>,
+  now: number,
+): StoredHold | undefined =>
+  s.hold && s.hold.until > now ? s.hold : undefined;
+
+/** How long the run has been on hold in all, up to `now`. */
+export const heldMsAt = (
+  s: Pick<MemoryJobState, 'hold' | 'heldMs'>,
+  now: number,
+): number =>
+  (s.heldMs ?? 0) +
+  (s.hold ? Math.max(0, Math.min(now, s.hold.until) - s.hold.since) : 0);
+
+/** Puts the run on hold at `now` (see `JobStore.hold`): extends a hold in place, or starts one after folding in the last. */
+export function putOnHold(
+  s: Pick<MemoryJobState, 'hold' | 'heldMs'>,
+  o: { reason: string; indicator: string; holdMs: number },
+  now: number,
+): void {
+  const until = now + o.holdMs;
+  const { reason, indicator } = o;
+  if (s.hold && s.hold.until > now) {
+    s.hold = {
+      reason,
+      indicator,
+      since: s.hold.since,
+      until: Math.max(s.hold.until, until),
+    };
+    return;
+  }
+  if (s.hold) s.heldMs = (s.heldMs ?? 0) + (s.hold.until - s.hold.since);
+  s.hold = { reason, indicator, since: now, until };
 }

@@ -16,6 +16,7 @@ import type {
   StoreRunState,
   StoredPartition,
   StoredRange,
+  StoredHold,
 } from './coordination-store.interface';
 import type {
   ClaimOptions,
@@ -36,6 +37,8 @@ import type {
   SetTotalOptions,
   StartOptions,
   TakePermitsOptions,
+  HealthTurnOptions,
+  HoldOptions,
 } from './job-store.interface';
 import {
   dropLoader,
@@ -56,7 +59,11 @@ import {
   processTime,
   replaces,
   zeroCounters,
+  heldMsAt,
+  holdAt,
+  putOnHold,
 } from './memory-job-state';
+import { holdWait } from './holds';
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100;
@@ -182,6 +189,9 @@ export class MemoryJob implements JobStore {
       startedAt: now,
       endedAt: null,
       start: { ...start },
+      hold: undefined,
+      heldMs: undefined,
+      healthAt: undefined,
     });
     await this.saved();
     return { runId, joined: false };
@@ -207,6 +217,8 @@ export class MemoryJob implements JobStore {
     )
       return again;
     if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
+    const hold = holdAt(s, now);
+    if (hold) return { type: 'wait', retryInMs: holdWait(hold, now) };
     const claim = await this.claimNow(s, owner, leaseMs, now, loading);
     if (claim.type === 'lease') this.remember(owner, request, claim);
     return claim;
@@ -505,6 +517,23 @@ export class MemoryJob implements JobStore {
     await this.saved();
   }
 
+  async hold({ runId, reason, indicator, holdMs }: HoldOptions): Promise<void> {
+    const s = this.s;
+    if (s.runId !== runId || s.state !== 'running') return;
+    putOnHold(s, { reason, indicator, holdMs }, this.now());
+    await this.saved();
+  }
+
+  async healthTurn({ runId, intervalMs }: HealthTurnOptions): Promise<boolean> {
+    const s = this.s;
+    const now = this.now();
+    if (s.runId !== runId || s.state !== 'running') return false;
+    if ((s.healthAt ?? 0) > now) return false;
+    s.healthAt = now + intervalMs;
+    await this.saved();
+    return true;
+  }
+
   async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
     const { s, name: job } = this;
     refuseOtherApp(job, s.declaredBy, declaredBy, 'status');
@@ -539,6 +568,8 @@ export class MemoryJob implements JobStore {
       endedAt: s.endedAt,
       now,
       ...(s.previous && { previous: { ...s.previous } }),
+      ...(holdAt(s, now) && { hold: { ...(s.hold as StoredHold) } }),
+      heldMs: heldMsAt(s, now),
     };
   }
 

@@ -1252,6 +1252,179 @@ export function storeContract(
       });
     });
 
+    describe('holds (the health option)', () => {
+      const holdOf = (j: ReturnType<CoordinationStore['job']>) => {
+        if (!j.hold || !j.healthTurn)
+          throw new Error(`${name} has no holds or health turns`);
+        return { hold: j.hold.bind(j), healthTurn: j.healthTurn.bind(j) };
+      };
+
+      it('holds a running run for every host: no claim hands out a range until it ends; leases held go on', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const held = await leaseFresh(A, [1, 2]);
+        const before = (await store.job(job).state()).now;
+        await holdOf(store.job(job)).hold({
+          runId: 'r1',
+          reason: 'replica lag 7.2 s > 5000',
+          indicator: 'postgresHealth',
+          holdMs: 400,
+        });
+        const claim = await store.job(job).claim({ owner: B, leaseMs: LEASE });
+        expect(claim.type).toBe('wait');
+        expect(claim.type === 'wait' && claim.retryInMs).toBeLessThanOrEqual(
+          400,
+        );
+        const s = await store.job(job).state();
+        expect(s.hold).toEqual({
+          reason: 'replica lag 7.2 s > 5000',
+          indicator: 'postgresHealth',
+          since: expect.any(Number),
+          until: (s.hold as { since: number }).since + 400,
+        });
+        expect(s.hold?.since).toBeGreaterThanOrEqual(before);
+        // The lease held before the hold is renewed and completes.
+        expect(
+          await store
+            .job(job)
+            .heartbeat({ owner: A, tokens: [held.token], leaseMs: LEASE }),
+        ).toEqual([]);
+        expect(
+          await store.job(job).complete({ owner: A, tokens: [held.token] }),
+        ).toEqual([true]);
+        await sleep(450);
+        expect(
+          (await store.job(job).claim({ owner: B, leaseMs: LEASE })).type,
+        ).toBe('load');
+        const after = await store.job(job).state();
+        expect(after.hold).toBeUndefined();
+        expect(after.heldMs).toBe(400);
+      });
+
+      it('hands out nothing during a hold: not an expired lease, not a due retry', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const lease = await leaseFresh(A, [1]);
+        await store.job(job).fail({
+          owner: A,
+          token: lease.token,
+          error: { message: 'once' },
+          dead: false,
+          retryInMs: 0,
+        });
+        await holdOf(store.job(job)).hold({
+          runId: 'r1',
+          reason: 'vacuum',
+          indicator: 'db',
+          holdMs: 300,
+        });
+        expect(
+          (await store.job(job).claim({ owner: A, leaseMs: LEASE })).type,
+        ).toBe('wait');
+        await sleep(350);
+        const claim = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+        expect(claim.type === 'lease' && claim.reason).toBe('retry');
+      });
+
+      it('extends a hold in place from its first start, and counts held time across holds', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const j = holdOf(store.job(job));
+        await j.hold({
+          runId: 'r1',
+          reason: 'first',
+          indicator: 'a',
+          holdMs: 200,
+        });
+        const first = (await store.job(job).state()).hold as {
+          since: number;
+          until: number;
+        };
+        await j.hold({
+          runId: 'r1',
+          reason: 'second',
+          indicator: 'b',
+          holdMs: 300,
+        });
+        const extended = (await store.job(job).state()).hold;
+        expect(extended).toMatchObject({
+          reason: 'second',
+          indicator: 'b',
+          since: first.since,
+        });
+        expect(extended?.until).toBeGreaterThanOrEqual(first.since + 300);
+        // A shorter hold never shortens the one in place.
+        await j.hold({
+          runId: 'r1',
+          reason: 'third',
+          indicator: 'c',
+          holdMs: 1,
+        });
+        expect((await store.job(job).state()).hold?.until).toBe(
+          extended?.until,
+        );
+        const span = (extended?.until as number) - first.since;
+        await sleep(span + 50);
+        expect((await store.job(job).state()).heldMs).toBe(span);
+        await j.hold({
+          runId: 'r1',
+          reason: 'again',
+          indicator: 'a',
+          holdMs: 100,
+        });
+        await sleep(150);
+        expect((await store.job(job).state()).heldMs).toBe(span + 100);
+      });
+
+      it('ignores a hold of another run or of an ended run; a new run starts with none', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const j = holdOf(store.job(job));
+        await j.hold({
+          runId: 'r0',
+          reason: 'old',
+          indicator: 'a',
+          holdMs: 5000,
+        });
+        expect((await store.job(job).state()).hold).toBeUndefined();
+        await j.hold({
+          runId: 'r1',
+          reason: 'now',
+          indicator: 'a',
+          holdMs: 5000,
+        });
+        await store.job(job).endRun({ runId: 'r1', state: 'completed' });
+        await j.hold({
+          runId: 'r1',
+          reason: 'late',
+          indicator: 'a',
+          holdMs: 5000,
+        });
+        await store.job(job).start({ runId: 'r2' });
+        const s = await store.job(job).state();
+        expect(s.hold).toBeUndefined();
+        expect(s.heldMs).toBe(0);
+        expect(
+          (await store.job(job).claim({ owner: A, leaseMs: LEASE })).type,
+        ).toBe('load');
+      });
+
+      it('gives one health turn per interval, across hosts, and none to another run', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const j = holdOf(store.job(job));
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 300 })).toBe(true);
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 300 })).toBe(
+          false,
+        );
+        expect(await j.healthTurn({ runId: 'r0', intervalMs: 300 })).toBe(
+          false,
+        );
+        await sleep(350);
+        const turns = await Promise.all([
+          j.healthTurn({ runId: 'r1', intervalMs: 300 }),
+          j.healthTurn({ runId: 'r1', intervalMs: 300 }),
+          j.healthTurn({ runId: 'r1', intervalMs: 300 }),
+        ]);
+        expect(turns.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
     (reopens ? describe : describe.skip)(
       'a fresh process over the same state (a new store instance)',
       () => {
