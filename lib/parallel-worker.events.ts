@@ -8,6 +8,10 @@ export enum ParallelWorkerEvent {
   RangeCompleted = 'parallel-worker.range-completed',
   RangeFailed = 'parallel-worker.range-failed',
   RunCompleted = 'parallel-worker.run-completed',
+  /** A health indicator said hold: no host hands out a new range until it ends. */
+  RunHeld = 'parallel-worker.run-held',
+  /** A health indicator threw, gave a bad answer or did not answer within healthTimeoutMs. */
+  HealthUnknown = 'parallel-worker.health-unknown',
 }
 
 /** A worker process exited (drained, crashed or killed). */
@@ -76,5 +80,26 @@ export class RunCompletedEvent {
     readonly job: string,
     readonly runId: string,
     readonly summary: RunSummary,
+  ) {}
+}
+
+/** This host put the run on hold for `holdMs` because `indicator` said so. */
+export class RunHeldEvent {
+  constructor(
+    readonly job: string,
+    readonly runId: string,
+    readonly indicator: string,
+    readonly reason: string,
+    readonly holdMs: number,
+  ) {}
+}
+
+/** A health indicator could not tell (a throw, a bad answer, no answer in time); not a hold unless `holdOnUnknown`. */
+export class HealthUnknownEvent {
+  constructor(
+    readonly job: string,
+    readonly runId: string,
+    readonly indicator: string,
+    readonly reason: string,
   ) {}
 }

@@ -238,6 +238,14 @@ export const TOTAL_TIMED_OUT = (job: string, method: string, ms: number) =>
 export const THROTTLE_TIMED_OUT = (job: string, ms: number, againMs: number) =>
   `Job "${job}": the throttle option did not answer within healthTimeoutMs (${ms} ms); counted as unknown, so handing out goes on ` +
   `as if it said go, and it is asked again in ${againMs} ms. Make it answer sooner (a query with a statement timeout) or raise healthTimeoutMs.`;
+/** A health indicator could not tell. */
+export const HEALTH_UNKNOWN = (
+  job: string,
+  indicator: string,
+  reason: string,
+  holdOnUnknown: boolean,
+) =>
+  `Job "${job}": health indicator ${indicator} could not tell (${reason}); counted as unknown, so ${holdOnUnknown ? 'the run holds (holdOnUnknown)' : 'handing out goes on (set holdOnUnknown: true to hold instead)'}. It is asked again at the next healthIntervalMs.`;
 /** More than maxDeadRatio of the run's ended ranges went to the dead letters. */
 export const TOO_MANY_DEAD = (
   job: string,

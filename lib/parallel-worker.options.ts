@@ -153,9 +153,24 @@ export function resolveOptions(
   const tableProblem = fenceTableProblem(table);
   if (tableProblem)
     fail('fence.table', table, tableProblem.replace(/, got .*$/, ''));
+  const health = options.health ?? [];
+  if (!Array.isArray(health) || health.some((h) => typeof h !== 'function'))
+    fail(
+      'health',
+      health,
+      'an array of health indicators (postgresHealth(…), mysqlHealth(…) or functions (ctx) => Promise<{ state }>)',
+    );
+  if (
+    options.holdOnUnknown !== undefined &&
+    typeof options.holdOnUnknown !== 'boolean'
+  )
+    fail('holdOnUnknown', options.holdOnUnknown, 'true or false');
   return {
     storage,
     fence: { table },
+    health,
+    healthIntervalMs: int(options, 'healthIntervalMs', 5000, 10),
+    holdOnUnknown: options.holdOnUnknown ?? false,
     throttle: options.throttle,
     healthTimeoutMs: int(options, 'healthTimeoutMs', 2000, 1),
     maxRangesPerSecond: int(options, 'maxRangesPerSecond', 0, 0),

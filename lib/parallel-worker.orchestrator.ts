@@ -1,3 +1,4 @@
+import { verifyIndicators } from './run/health-gate';
 import {
   Inject,
   Injectable,
@@ -258,6 +259,8 @@ export class ParallelWorkerOrchestrator implements OnApplicationBootstrap {
   ): Promise<RunSummary> {
     const startedAt = performance.now();
     await checkParams(def, given, this.options.loaderTimeoutMs);
+    // A health indicator that cannot work (a missing table, a role that may not read the lag) says so now.
+    await verifyIndicators(this.options.health);
     // What every call of this host sees as ctx.params: the stored text parsed back, frozen.
     const params =
       entry.params === undefined ? undefined : frozen(JSON.parse(entry.params));

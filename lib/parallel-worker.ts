@@ -1,3 +1,4 @@
+import { closeIndicators } from './run/health-gate';
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -204,6 +205,8 @@ export class ParallelWorker
         : {}),
       ...(s.error ? { error: s.error } : {}),
       startedAt: s.startedAt,
+      ...(s.hold && s.state === 'running' && { hold: { ...s.hold } }),
+      ...(s.heldMs !== undefined && { heldMs: s.heldMs }),
     };
   }
 
@@ -366,6 +369,7 @@ export class ParallelWorker
   async onApplicationShutdown(): Promise<void> {
     // A Redis client the module made from a URL or options is its own to close (an app's client stays open).
     await this.store.close?.().catch(() => undefined);
+    await closeIndicators(this.options.health);
     // A drained worker ends by itself once its IPC channel is closed.
     if (ParallelWorker.isWorker() && process.connected) process.disconnect?.();
   }

@@ -46,6 +46,11 @@ export function renderStatus(
     `ranges: ${num(s.counters.completed)} done, ${s.leased} leased, ${s.retrying} retrying, ${s.dead} dead${s.partitions ? '' : ` | cursor ${JSON.stringify(s.cursor)}`}`,
   );
   if (s.partitions) lines.push(...partitionLines(s));
+  if (s.hold && state === 'running')
+    lines.push(
+      `on hold: ${oneLine(s.hold.reason)} (${s.hold.indicator}), for ${fmtMs(s.hold.until - s.now)} more${s.heldMs ? `; held ${fmtMs(s.heldMs)} in all` : ''}`,
+    );
+  else if (s.heldMs) lines.push(`held ${fmtMs(s.heldMs)} in all`);
   const hosts = Object.entries(owners);
   lines.push(
     hosts.length
@@ -109,6 +114,16 @@ export function statusJson(
       retried: s.counters.retried,
     },
     rate: Math.round(rate),
+    hold:
+      s.hold && state === 'running'
+        ? {
+            reason: s.hold.reason,
+            indicator: s.hold.indicator,
+            since: new Date(s.hold.since).toISOString(),
+            until: new Date(s.hold.until).toISOString(),
+          }
+        : null,
+    heldMs: s.heldMs ?? 0,
     leasesByHost: owners,
     startedAt:
       s.startedAt === null ? null : new Date(s.startedAt).toISOString(),

@@ -206,6 +206,7 @@ export class WorkerRole {
       ranges: { completed: ranges, retried: 0, dead: 0 },
       workers: { started: 0, restarted: 0 },
       durationMs: Math.round(performance.now() - this.startedAt),
+      heldMs: 0,
       host: { ids, ranges },
     };
   }

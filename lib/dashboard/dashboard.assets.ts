@@ -26,6 +26,7 @@ code { font: 0.85rem ui-monospace, SFMono-Regular, Menlo, monospace; }
 .badge-running { background: var(--accent); } .badge-done { background: var(--ok); }
 .badge-paused, .badge-stopping, .badge-stopped, .badge-dead { background: var(--warn); } .badge-failed { background: var(--bad); }
 .error { color: var(--bad); font-weight: 600; }
+.hold { color: var(--warn); font-weight: 600; }
 .controls { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; margin: 0.25rem 0 0.5rem; }
 .controls form { margin: 0; }
 button { font: inherit; padding: 0.35rem 0.8rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--bg); color: var(--accent); cursor: pointer; min-height: 2.25rem; }

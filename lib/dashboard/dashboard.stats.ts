@@ -111,12 +111,16 @@ export function renderStats(v: JobView): string {
     ['Cursor', s.cursor === null ? 'start' : esc(json(s.cursor))],
     ['Run', s.runId ? runId(s.runId) : '–'],
     ['Started', time(s.startedAt)],
+    ...(s.heldMs ? ([['Held', duration(s.heldMs)]] as [string, string][]) : []),
   ];
   const failedStack =
     s.state === 'failed' && v.lastRun ? stackDetails(v.lastRun.stack) : '';
   return [
     progress(v),
     `<dl class="figures">${figures.map(([k, val]) => `<div><dt>${k}</dt><dd data-figure="${esc(k)}">${val}</dd></div>`).join('')}</dl>`,
+    s.hold
+      ? `<div class="hold" role="status" data-hold="${esc(s.hold.indicator)}"><p><strong>On hold</strong> until ${time(s.hold.until)} (${esc(s.hold.indicator)}): ${esc(s.hold.reason)}. No host hands out a new range; ranges in flight finish.</p></div>`
+      : '',
     s.error
       ? `<div class="error" role="alert"><p>${esc(s.error)}</p>${failedStack}</div>`
       : '',

@@ -1,3 +1,4 @@
+import type { HealthIndicator } from './health-indicator.interface';
 import type AsyncLock from 'async-lock';
 import type {
   CoordinationStore,
@@ -138,11 +139,22 @@ export interface ParallelWorkerOptions {
    */
   throttle?: ThrottleFn;
   /**
-   * How long the `throttle` is given to answer; one that does not answer in
-   * time counts as unknown: a warning, and handing out goes on as if it said
-   * go until it is asked again a second later. Default `2000`.
+   * Database-health indicators (`postgresHealth`, `mysqlHealth`, or your own
+   * functions): while one says hold, no host hands out a new range (ranges in
+   * flight finish); the run goes on by itself when the hold ends. One host at
+   * a time asks them, every `healthIntervalMs`. Default none.
+   */
+  health?: HealthIndicator[];
+  /** How often the health indicators are asked, and how long a hold lasts when its indicator names no time. Default `5000`. */
+  healthIntervalMs?: number;
+  /**
+   * How long each health indicator (and the `throttle`) is given to answer;
+   * one that does not answer in time, or throws, counts as unknown: a
+   * warning, and handing out goes on unless `holdOnUnknown`. Default `2000`.
    */
   healthTimeoutMs?: number;
+  /** An indicator that cannot tell (throws, times out) holds the run as a hold would. Default `false`. */
+  holdOnUnknown?: boolean;
   /** Ranges handed out per second for the whole job, across hosts when Redis is the store; `0`: no limit. Default `0`. */
   maxRangesPerSecond?: number;
   /**
@@ -177,9 +189,16 @@ export interface ParallelWorkerOptions {
 export interface ResolvedParallelWorkerOptions extends Required<
   Omit<
     ParallelWorkerOptions,
-    'storage' | 'workerExec' | 'logging' | 'throttle' | 'idOrder' | 'fence'
+    | 'storage'
+    | 'workerExec'
+    | 'logging'
+    | 'throttle'
+    | 'idOrder'
+    | 'fence'
+    | 'health'
   >
 > {
+  health: HealthIndicator[];
   fence: { table: string };
   idOrder: IdOrderOption;
   storage?: ParallelWorkerOptions['storage'];

@@ -14,6 +14,8 @@ export interface RunSummary {
   durationMs: number;
   /** Why the run failed. */
   error?: string;
+  /** How long the run was on hold (the `health` option), all hosts. */
+  heldMs: number;
   /** This host's share. */
   host: { ids: number; ranges: number };
 }
@@ -67,6 +69,13 @@ export interface JobStatus {
   /** Why the run failed. */
   error?: string;
   startedAt: number | null;
+  /**
+   * The run's hold while it lasts (the `health` option): why, the indicator
+   * that said so, and from when until when (ms since the epoch).
+   */
+  hold?: { reason: string; indicator: string; since: number; until: number };
+  /** How long the run has been on hold in all. */
+  heldMs?: number;
 }
 
 /** Options of `ParallelWorker.run()`. */

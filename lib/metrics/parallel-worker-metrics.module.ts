@@ -17,6 +17,8 @@ import {
   ParallelWorkerEvent,
   type RangeCompletedEvent,
   type RangeFailedEvent,
+  type RunHeldEvent,
+  type HealthUnknownEvent,
 } from '../parallel-worker.events';
 
 const REGISTRY = Symbol('PARALLEL_WORKER_METRICS_REGISTRY');
@@ -31,6 +33,8 @@ export class ParallelWorkerMetrics implements OnModuleInit {
   readonly ranges: Counter<'job' | 'outcome'>;
   readonly ids: Counter<'job'>;
   readonly duration: Histogram<'job'>;
+  readonly heldSeconds: Counter<'job' | 'indicator'>;
+  readonly healthUnknown: Counter<'job' | 'indicator'>;
 
   constructor(
     private readonly worker: ParallelWorker,
@@ -55,6 +59,18 @@ export class ParallelWorkerMetrics implements OnModuleInit {
       labelNames: ['job'],
       registers,
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    });
+    this.heldSeconds = new Counter({
+      name: 'parallel_worker_hold_seconds_total',
+      help: 'Seconds of holds this host put on runs, by the health indicator that said hold',
+      labelNames: ['job', 'indicator'],
+      registers,
+    });
+    this.healthUnknown = new Counter({
+      name: 'parallel_worker_health_unknown_total',
+      help: 'Health indicator answers that could not tell (a throw, a bad answer, no answer within healthTimeoutMs)',
+      labelNames: ['job', 'indicator'],
+      registers,
     });
     const jobs = () => this.worker.jobs();
     const gauge = (
@@ -103,6 +119,16 @@ export class ParallelWorkerMetrics implements OnModuleInit {
       (s) => s.rate,
     );
     gauge(
+      'parallel_worker_on_hold',
+      'Whether the run is on hold now (the health option), all hosts',
+      (s) => (s.state === 'running' ? (s.hold ? 1 : 0) : undefined),
+    );
+    gauge(
+      'parallel_worker_held_seconds',
+      'How long the current or last run has been on hold in all, all hosts',
+      (s) => (s.heldMs === undefined ? undefined : s.heldMs / 1000),
+    );
+    gauge(
       'parallel_worker_partitions_left',
       'Partitions whose loader has not reached their end in this run (jobs with @RangePartitions)',
       (s) => s.partitions?.filter((p) => !p.exhausted).length,
@@ -134,6 +160,15 @@ export class ParallelWorkerMetrics implements OnModuleInit {
       } else if (event === (ParallelWorkerEvent.RangeFailed as string)) {
         const e = payload as RangeFailedEvent;
         this.ranges.inc({ job: e.job, outcome: e.outcome });
+      } else if (event === (ParallelWorkerEvent.RunHeld as string)) {
+        const e = payload as RunHeldEvent;
+        this.heldSeconds.inc(
+          { job: e.job, indicator: e.indicator },
+          e.holdMs / 1000,
+        );
+      } else if (event === (ParallelWorkerEvent.HealthUnknown as string)) {
+        const e = payload as HealthUnknownEvent;
+        this.healthUnknown.inc({ job: e.job, indicator: e.indicator });
       }
     });
   }

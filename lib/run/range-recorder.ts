@@ -198,6 +198,7 @@ export class RangeRecorder {
         restarted: c?.workersRestarted ?? pool.restarted,
       },
       durationMs,
+      heldMs: this.last?.heldMs ?? 0,
       ...(error !== undefined ? { error } : {}),
       host: { ids: this.ids, ranges: this.ranges },
     };

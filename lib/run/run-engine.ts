@@ -37,7 +37,7 @@ import { toWireError } from '../cluster/wire-error';
 import { RangeSizer } from './range-sizer';
 import { ResultWriter } from './result-writer';
 import type { RunDeps } from './run-deps';
-import { Throttle } from './throttle';
+import { HealthGate } from './health-gate';
 
 /**
  * The modes of one run on this host. Only `setMode()` changes them.
@@ -85,7 +85,7 @@ export class RunEngine implements PoolListener {
   private readonly feed: RangeFeed;
   private readonly recorder: RangeRecorder;
   private readonly sizer: RangeSizer;
-  private readonly throttle: Throttle;
+  private readonly health: HealthGate;
   private readonly writer: ResultWriter;
   private readonly timers: NodeJS.Timeout[] = [];
   /** How often range timeouts are checked. */
@@ -120,9 +120,10 @@ export class RunEngine implements PoolListener {
       d.logger,
       d.job.name,
     );
-    this.writer = new ResultWriter(d, this.recorder, this.keeper, () =>
-      this.feed.fill(),
-    );
+    this.writer = new ResultWriter(d, this.recorder, this.keeper, () => {
+      this.health.rangeEnded();
+      this.feed.fill();
+    });
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {
       handingOut: () => this.handingOut(),
       running: () => this.live,
@@ -135,13 +136,7 @@ export class RunEngine implements PoolListener {
       wentBack: (cursor, committed) => void this.wentBack(cursor, committed),
       limit: () => this.sizer.limit,
     });
-    this.throttle = new Throttle(
-      d.options.throttle,
-      { job: d.job.name, runId: d.runId },
-      d.logger,
-      () => this.wake(),
-      d.options.healthTimeoutMs,
-    );
+    this.health = new HealthGate(d, () => this.wake());
     this.timers.push(
       setInterval(() => void this.followControl(), CONTROL_POLL_MS),
     );
@@ -181,7 +176,7 @@ export class RunEngine implements PoolListener {
     return this.finished;
   }
 
-  /** Something changed in the store or the throttle opened: send and look for work now. */
+  /** Something changed in the store or a hold ended: send and look for work now. */
   wake(): void {
     this.dispatch();
     this.feed.fill();
@@ -326,6 +321,7 @@ export class RunEngine implements PoolListener {
     if (!this.live) return;
     const s = await store.state().catch(() => undefined);
     if (!s || !this.live) return;
+    if (s.runId === runId) this.health.seen(s.hold, s.now);
     if (s.runId !== runId) {
       this.replaced(s);
     } else if (s.state === 'stopped') {
@@ -469,7 +465,7 @@ export class RunEngine implements PoolListener {
   }
 
   private handingOut(): boolean {
-    return this.mode === 'running' && this.throttle.open();
+    return this.mode === 'running' && this.health.open();
   }
 
   private dispatch(): void {
@@ -614,7 +610,7 @@ export class RunEngine implements PoolListener {
         .endRun({ runId, state: status, error })
         .catch(() => undefined);
     for (const timer of this.timers) clearInterval(timer);
-    this.throttle.stop();
+    this.health.stop();
     await this.pool.drain(Math.max(options.shutdownTimeoutMs, 5000));
     const summary = await this.recorder.summary(
       status,

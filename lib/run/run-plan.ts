@@ -141,6 +141,7 @@ async function plannedPartitions(
         ranges: { completed: 0, retried: 0, dead: 0 },
         workers: { started: 0, restarted: 0 },
         durationMs: Math.round(performance.now() - request.startedAt),
+        heldMs: 0,
         error,
         host: { ids: 0, ranges: 0 },
       },

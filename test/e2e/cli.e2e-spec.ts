@@ -237,6 +237,7 @@ describe('nestjs-parallel-worker CLI: history and dead (e2e)', () => {
         ranges: { completed: 4, retried: 1, dead: 0 },
         workers: { started: 2, restarted: 0 },
         durationMs: 1000,
+        heldMs: 0,
         host: { ids, ranges: 4 },
       },
       deadLetters: 0,

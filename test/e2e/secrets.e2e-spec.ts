@@ -29,6 +29,7 @@ const record = (runId: string, error: string): RunRecord => ({
     ranges: { completed: 0, retried: 0, dead: 0 },
     workers: { started: 0, restarted: 0 },
     durationMs: 1000,
+    heldMs: 0,
     host: { ids: 0, ranges: 0 },
   },
   deadLetters: 0,

@@ -56,6 +56,7 @@ describe('CLI views of stored text', () => {
             ranges: { completed: 0, retried: 0, dead: 0 },
             workers: { started: 0, restarted: 0 },
             durationMs: 1000,
+            heldMs: 0,
             host: { ids: 0, ranges: 0 },
           },
           deadLetters: 0,

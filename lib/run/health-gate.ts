@@ -1,0 +1,350 @@
+import type {
+  HealthIndicator,
+  HealthSignal,
+} from '../interfaces/health-indicator.interface';
+import type { ThrottleFn } from '../interfaces/throttle.interface';
+import {
+  HealthUnknownEvent,
+  ParallelWorkerEvent,
+  RunHeldEvent,
+} from '../parallel-worker.events';
+import {
+  HEALTH_UNKNOWN,
+  THROTTLE_TIMED_OUT,
+} from '../parallel-worker.messages';
+import type { StoredHold } from '../store/coordination-store.interface';
+import { toWireError } from '../cluster/wire-error';
+import type { RunDeps } from './run-deps';
+import { TimeLimitError, withinMs } from './time-limit';
+
+/** How long a `true` from the `throttle` option holds (its answer in ms holds that long). */
+const THROTTLE_HOLD_MS = 1000;
+
+/** An indicator with the name holds, logs and metrics give it. */
+export interface NamedIndicator {
+  name: string;
+  ask: HealthIndicator;
+  /** How often it is asked when it is the only one (the throttle: every second, as before). */
+  everyMs?: number;
+}
+
+/** The `health` option's indicators and the `throttle` option as one more, each named. */
+export function indicatorsOf(
+  health: readonly HealthIndicator[] | undefined,
+  throttle: ThrottleFn | undefined,
+): NamedIndicator[] {
+  const named: NamedIndicator[] = (health ?? []).map((ask, i) => ({
+    name:
+      ask.indicatorName ??
+      (ask.name && ask.name !== 'anonymous' ? ask.name : `health[${i}]`),
+    ask,
+  }));
+  if (throttle)
+    named.push({
+      name: 'throttle',
+      everyMs: THROTTLE_HOLD_MS,
+      ask: async (ctx) => {
+        const answer = await throttle(ctx);
+        if (answer === true)
+          return {
+            state: 'hold',
+            reason: 'the throttle option said pause',
+            holdMs: THROTTLE_HOLD_MS,
+          };
+        if (typeof answer === 'number' && answer > 0)
+          return {
+            state: 'hold',
+            reason: `the throttle option said pause for ${answer} ms`,
+            holdMs: answer,
+          };
+        return { state: 'ok' };
+      },
+    });
+  return named;
+}
+
+/**
+ * Database-health holds for one run on this host (DESIGN 3b). Handing out is
+ * open unless a hold lasts: one this host put, or one another host put that
+ * the store reports (`seen`, from the engine's poll of the store's state, and
+ * claims answering `wait`). One host at a time asks the indicators (the
+ * store's health turn), every `healthIntervalMs` and when a hold ends; an
+ * indicator saying hold puts the hold into the store for every host. An
+ * indicator that throws or does not answer within `healthTimeoutMs` is
+ * unknown: logged and counted, a hold only with `holdOnUnknown`.
+ */
+export class HealthGate {
+  private readonly indicators: NamedIndicator[];
+  private readonly intervalMs: number;
+  /** Until when (this host's monotonic clock) handing out is held. */
+  private heldUntil = 0;
+  private hold?: StoredHold;
+  private asking = false;
+  /** The indicators were asked once on this host (or its turn went to another host): until then nothing goes out. */
+  private asked = false;
+  private lastAsk = -Infinity;
+  /**
+   * This host put the hold that just ended (it had the turn): it asks again
+   * at once, without waiting for a turn, and hands nothing out until the
+   * answer.
+   */
+  private recheck = false;
+  private putHold = false;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  private wakeTimer?: NodeJS.Timeout;
+  /** Indicators whose last answer was unknown: warned once until they answer again. */
+  private readonly unknown = new Set<string>();
+
+  constructor(
+    private readonly d: RunDeps,
+    /** Handing out may go on again. */
+    private readonly resume: () => void,
+  ) {
+    const { options } = d;
+    this.indicators = indicatorsOf(options.health, options.throttle);
+    const only = this.indicators.length === 1 ? this.indicators[0] : undefined;
+    this.intervalMs = only?.everyMs ?? options.healthIntervalMs;
+    if (this.indicators.length > 0)
+      this.timer = setInterval(() => this.askIfDue(), this.intervalMs);
+  }
+
+  /** True while handing out may go on; starts a check of the indicators when one is due. */
+  open(): boolean {
+    if (this.indicators.length === 0) return true;
+    if (performance.now() < this.heldUntil) return false;
+    this.askIfDue();
+    return this.asked && !this.recheck;
+  }
+
+  /** A range ended: the indicators are asked if they were not asked within the interval. */
+  rangeEnded(): void {
+    if (this.indicators.length > 0) this.askIfDue();
+  }
+
+  /** The store's state, as the engine polls it: a hold another host put closes the gate here too. */
+  seen(hold: StoredHold | undefined, storeNow: number): void {
+    if (!hold || this.stopped) return;
+    this.holdUntil(hold, hold.until - storeNow);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.wakeTimer);
+  }
+
+  private holdUntil(hold: StoredHold, leftMs: number): void {
+    const until = performance.now() + Math.max(0, leftMs);
+    if (until <= this.heldUntil) return;
+    const wasOpen = performance.now() >= this.heldUntil;
+    this.heldUntil = until;
+    this.hold = hold;
+    if (wasOpen)
+      this.d.logger.info(
+        `Job "${this.d.job.name}": on hold (${hold.indicator}: ${hold.reason}); no new ranges for ${Math.round(leftMs)} ms, ranges in flight finish.`,
+      );
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.ended(), Math.max(0, leftMs));
+  }
+
+  private ended(): void {
+    if (this.stopped) return;
+    this.d.logger.info(
+      `Job "${this.d.job.name}": hold over (${this.hold?.indicator}); asking the indicators again.`,
+    );
+    this.lastAsk = -Infinity;
+    this.recheck = this.putHold;
+    this.askIfDue();
+    if (!this.recheck) this.resume();
+  }
+
+  private askIfDue(): void {
+    if (this.stopped || this.asking) return;
+    if (performance.now() < this.heldUntil) return;
+    if (performance.now() - this.lastAsk < this.intervalMs) return;
+    this.lastAsk = performance.now();
+    this.asking = true;
+    const recheck = this.recheck;
+    void this.ask(recheck).finally(() => {
+      this.asking = false;
+      if (this.stopped || (this.asked && !recheck)) return;
+      this.asked = true;
+      this.recheck = false;
+      if (performance.now() >= this.heldUntil) this.resume();
+    });
+  }
+
+  /** `again`: this host's hold just ended: it asks without a new turn. */
+  private async ask(again: boolean): Promise<void> {
+    const { store, runId, job, params, options } = this.d;
+    this.putHold = false;
+    try {
+      const turn =
+        again || !store.healthTurn
+          ? true
+          : await store.healthTurn({ runId, intervalMs: this.intervalMs });
+      if (!turn || this.stopped) return;
+    } catch {
+      // The store did not answer: its own errors show elsewhere; asked again at the next interval.
+      return;
+    }
+    const ctx = { job: job.name, runId, ...(params && { params }) };
+    const answers = await Promise.all(
+      this.indicators.map(async (indicator) => ({
+        indicator,
+        signal: await this.answer(indicator, ctx),
+      })),
+    );
+    if (this.stopped) return;
+    const holds = answers.filter(
+      (a): a is typeof a & { signal: HealthSignal & { state: 'hold' } } =>
+        a.signal.state === 'hold',
+    );
+    const unknown = answers.filter((a) => a.signal.state === 'unknown');
+    const first =
+      holds[0] ??
+      (options.holdOnUnknown && unknown[0]
+        ? {
+            indicator: unknown[0].indicator,
+            signal: {
+              state: 'hold' as const,
+              reason: `unknown (holdOnUnknown): ${(unknown[0].signal as { reason: string }).reason}`,
+            },
+          }
+        : undefined);
+    if (!first) return;
+    const holdMs = Math.max(
+      1,
+      Math.round(first.signal.holdMs ?? this.intervalMs),
+    );
+    const reason = first.signal.reason;
+    const indicator = first.indicator.name;
+    try {
+      if (store.hold) await store.hold({ runId, reason, indicator, holdMs });
+    } catch (e) {
+      this.d.logger.warn(
+        `Job "${job.name}": ${indicator} said hold (${reason}) but the store did not take the hold (${toWireError(e).message}); holding this host only.`,
+      );
+    }
+    if (this.stopped) return;
+    this.putHold = true;
+    const since = Date.now();
+    this.holdUntil({ reason, indicator, since, until: since + holdMs }, holdMs);
+    this.d.events.emit(
+      ParallelWorkerEvent.RunHeld,
+      new RunHeldEvent(job.name, runId, indicator, reason, holdMs),
+    );
+  }
+
+  /** One indicator's answer; a throw, a bad answer or no answer in time is unknown. */
+  private async answer(
+    indicator: NamedIndicator,
+    ctx: { job: string; runId: string; params?: Record<string, unknown> },
+  ): Promise<HealthSignal> {
+    const { job, runId, options, logger, events } = this.d;
+    let signal: HealthSignal;
+    try {
+      const answer = await withinMs(
+        options.healthTimeoutMs,
+        () => indicator.ask(ctx),
+        true,
+      );
+      signal = checked(answer);
+    } catch (e) {
+      const timedOut = e instanceof TimeLimitError;
+      signal = {
+        state: 'unknown',
+        reason: timedOut
+          ? `no answer within healthTimeoutMs (${options.healthTimeoutMs} ms)`
+          : toWireError(e).message,
+      };
+      if (timedOut && indicator.name === 'throttle') {
+        if (!this.unknown.has(indicator.name))
+          logger.warn(
+            THROTTLE_TIMED_OUT(
+              job.name,
+              options.healthTimeoutMs,
+              this.intervalMs,
+            ),
+          );
+        this.unknown.add(indicator.name);
+        events.emit(
+          ParallelWorkerEvent.HealthUnknown,
+          new HealthUnknownEvent(
+            job.name,
+            runId,
+            indicator.name,
+            signal.reason,
+          ),
+        );
+        return signal;
+      }
+    }
+    if (signal.state === 'unknown') {
+      if (!this.unknown.has(indicator.name))
+        logger.warn(
+          HEALTH_UNKNOWN(
+            job.name,
+            indicator.name,
+            signal.reason,
+            options.holdOnUnknown,
+          ),
+        );
+      this.unknown.add(indicator.name);
+      events.emit(
+        ParallelWorkerEvent.HealthUnknown,
+        new HealthUnknownEvent(job.name, runId, indicator.name, signal.reason),
+      );
+    } else if (this.unknown.delete(indicator.name)) {
+      logger.info(`Job "${job.name}": ${indicator.name} answers again.`);
+    }
+    return signal;
+  }
+}
+
+/** An indicator's answer as a signal; anything else is unknown. */
+function checked(answer: unknown): HealthSignal {
+  const a = answer as Partial<HealthSignal> | undefined;
+  if (a?.state === 'ok') return { state: 'ok' };
+  if (a?.state === 'hold' || a?.state === 'unknown') {
+    const reason =
+      typeof (a as { reason?: unknown }).reason === 'string'
+        ? (a as { reason: string }).reason
+        : 'no reason given';
+    if (a.state === 'unknown') return { state: 'unknown', reason };
+    const holdMs = (a as { holdMs?: unknown }).holdMs;
+    return typeof holdMs === 'number' && holdMs > 0
+      ? { state: 'hold', reason, holdMs }
+      : { state: 'hold', reason };
+  }
+  return {
+    state: 'unknown',
+    reason: `answered ${JSON.stringify(answer) ?? String(answer)}, not { state: 'ok' | 'hold' | 'unknown' }`,
+  };
+}
+
+/** Indicators whose configuration was verified in this process (once is enough: a cron tick does not ask again). */
+const verified = new WeakSet<HealthIndicator>();
+
+/**
+ * Before a run's first range: each indicator's `verify()` (its tables exist,
+ * its role may read what it needs, its database answers). The first that
+ * fails rejects the run with its error, before anything is started.
+ */
+export async function verifyIndicators(
+  health: readonly HealthIndicator[],
+): Promise<void> {
+  for (const indicator of health) {
+    if (!indicator.verify || verified.has(indicator)) continue;
+    await indicator.verify();
+    verified.add(indicator);
+  }
+}
+
+/** Closes what the indicators opened themselves (a pool made from a URL); never throws. */
+export async function closeIndicators(
+  health: readonly HealthIndicator[],
+): Promise<void> {
+  for (const h of health) await h.close?.().catch(() => undefined);
+}
