@@ -9,7 +9,7 @@ import { jobScript } from './job-script';
  *   expired lease first (attempt + 1, reason 'expired'), else a due retry or
  *   released range; { 'load', cursor } to load after the cursor, or
  *   { 'load', cursor, partition } (the partition's cursor) when the job has
- *   partitions; { 'wait', ms } while paused, while every partition left is
+ *   partitions; { 'wait', ms } while paused or on hold, while every partition left is
  *   being loaded or the owner holds its share of them, or while others hold leases or retries are not due;
  *   { 'done' } when nothing is left or no run is active; { 'failed', error, the parts of the
  *   state lost ('' for none), runId };
@@ -38,6 +38,9 @@ if again then
   end
 end
 if redis.call('HGET', META, 'control') == 'pause' then return { 'wait', 100 } end
+-- On hold (hold.lua): nothing is handed out, no expired lease, no due retry; asked again when it ends, within a second.
+local hold_until = tonumber(redis.call('HGET', META, 'holdUntil') or '0')
+if hold_until > now then return { 'wait', math.max(1, math.min(hold_until - now, 1000)) } end
 local expired = redis.call('ZRANGEBYSCORE', DEADLINES, '-inf', now, 'LIMIT', 0, 1)[1]
 if expired then
   local m, range = pop(LEASES, DEADLINES, expired)

@@ -22,8 +22,10 @@ import type {
   RetryDeadOptions,
   EndRunOptions,
   FailOptions,
+  HealthTurnOptions,
   HeartbeatOptions,
   HistoryOptions,
+  HoldOptions,
   JobStore,
   LeaseTokens,
   LeaveOptions,
@@ -61,6 +63,9 @@ import { START_RUN } from './start-run.lua';
 import { READ_DEAD } from './read-dead.lua';
 import { READ_HISTORY } from './read-history.lua';
 import { LEASE_OWNERS } from './lease-owners.lua';
+import { HOLD } from './hold.lua';
+import { HEALTH_TURN } from './health-turn.lua';
+import { holdView, wholeMs } from '../holds';
 import { refuseOtherApp } from '../declaration';
 import { pageOf } from '../page';
 
@@ -115,6 +120,8 @@ const scripts = {
   readDead: new Script(READ_DEAD),
   readHistory: new Script(READ_HISTORY),
   leaseOwners: new Script(LEASE_OWNERS),
+  hold: new Script(HOLD),
+  healthTurn: new Script(HEALTH_TURN),
 };
 
 type Raw = (string | number)[];
@@ -449,6 +456,17 @@ export class RedisJob implements JobStore {
     await this.run(scripts.countWorkers, runId, started, restarted);
   }
 
+  async hold({ runId, reason, indicator, holdMs }: HoldOptions): Promise<void> {
+    await this.run(scripts.hold, runId, reason, indicator, wholeMs(holdMs));
+  }
+
+  async healthTurn({ runId, intervalMs }: HealthTurnOptions): Promise<boolean> {
+    return (
+      Number(await this.run(scripts.healthTurn, runId, wholeMs(intervalMs))) ===
+      1
+    );
+  }
+
   async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
     const job = this.name;
     const [flat, leased, retrying, dead, now, flatParts, active]: [
@@ -510,6 +528,20 @@ export class RedisJob implements JobStore {
           ...(h.previousError && { error: h.previousError }),
         },
       }),
+      ...holdView(
+        {
+          ...(h.holdUntil && {
+            hold: {
+              reason: h.holdReason,
+              indicator: h.holdIndicator,
+              since: Number(h.holdSince),
+              until: Number(h.holdUntil),
+            },
+          }),
+          heldMs: n('heldMs'),
+        },
+        Number(now),
+      ),
     };
   }
 

@@ -17,7 +17,8 @@ import { jobScript } from './job-script';
  * `from` (which replaces the stored ones, none when none are given); else the
  * stored ones are kept, their cursors too, and go over again (new rows only).
  * A new run keeps the given start fields only (params stay the text sent),
- * and the run it replaces as `previous*` when that one had ended.
+ * and the run it replaces as `previous*` when that one had ended; it starts
+ * with no hold, no time held and its health turn free.
  */
 export const START_RUN: string = jobScript(`
 local now = now_ms()
@@ -80,7 +81,7 @@ if was == 'completed' or was == 'failed' or was == 'stopped' then
 else
   redis.call('HDEL', META, 'previousRunId', 'previousState', 'previousError')
 end
-redis.call('HDEL', META, 'total')
+redis.call('HDEL', META, 'total', 'holdReason', 'holdIndicator', 'holdSince', 'holdUntil', 'heldMs', 'healthAt')
 redis.call('HSET', META, 'runId', ARGV[1], 'state', 'running', 'control', 'run', 'error', '', 'exhausted', '0', 'startedAt', now, 'endedAt', '',
   'ids', 0, 'completed', 0, 'retried', 0, 'dead', 0, 'workersStarted', 0, 'workersRestarted', 0)
 return { ARGV[1], 0 }
