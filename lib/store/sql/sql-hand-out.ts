@@ -5,6 +5,8 @@ import type {
   StoredRange,
 } from '../coordination-store.interface';
 import { pickPartition } from '../partitions';
+import { holdWait } from '../holds';
+import { holdAt } from '../memory-job-state';
 import type { SqlTransaction, SqlValue } from './sql-dialect.interface';
 import {
   LEASE_COLUMNS,
@@ -53,6 +55,9 @@ export async function claimIn(
       return { type: 'lease', lease: leaseOf(held), reason: again.reason };
   }
   if (s.control === 'pause') return { type: 'wait', retryInMs: WAIT_MS };
+  // On hold: nothing is handed out (no expired lease, no due retry) until it ends.
+  const hold = holdAt(s, now);
+  if (hold) return { type: 'wait', retryInMs: holdWait(hold, now) };
   const claim = await claimNow(tx, s, owner, leaseMs, loading);
   if (claim.type === 'lease')
     await remember(tx, s.id, owner, request, {

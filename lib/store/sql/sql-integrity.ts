@@ -11,10 +11,12 @@ import { setJob, type JobRow } from './sql.rows';
  * deleted, a table dropped and made again): the job is marked `lost` and its
  * active run fails "state lost"; only `from` or reset clear it. Not counted:
  * hosts and the answers kept for resent calls (rebuilt by the next calls; their
- * loss hands a range out twice at worst, never skips one), and the history of
- * ended runs. Not seen: a file replaced or restored while a process has it
- * open (that process goes on with the file it opened), and rows changed
- * rather than deleted.
+ * loss hands a range out twice at worst, never skips one), the history of
+ * ended runs, and the columns of the job's row itself (a hold, the time
+ * held, the health turn: no rows to count; a file upgraded from before them
+ * has them at none, as a new run starts). Not seen: a file replaced or
+ * restored while a process has it open (that process goes on with the file it
+ * opened), and rows changed rather than deleted.
  */
 
 /** The parts counted, by the name the "state lost" error gives, with the table and the job's column of their count. */

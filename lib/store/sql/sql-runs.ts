@@ -21,6 +21,7 @@ import { setJob, ZERO_COUNTERS, type JobRow } from './sql.rows';
 import { windingDown } from './sql-integrity';
 import { active, addPending } from './sql-leases';
 import { replaces } from './sql-views';
+import { NO_HOLD } from './sql-holds';
 
 /*
  * A job's runs in the SQL store: starting or joining one, reset, dead letters
@@ -113,6 +114,7 @@ export async function startRunIn(
   await setJob(tx, s.id, {
     ...columns,
     ...ZERO_COUNTERS,
+    ...NO_HOLD,
     previous_run_id: ended ? s.runId : null,
     previous_state: ended ? s.state : null,
     previous_error: ended ? s.error : null,

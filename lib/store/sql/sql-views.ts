@@ -6,6 +6,7 @@ import type {
 import type { SqlTransaction } from './sql-dialect.interface';
 import { loadPartitions, type JobRow } from './sql.rows';
 import { active } from './sql-leases';
+import { holdView } from '../holds';
 
 /*
  * What the SQL store answers about a job (status, dead letters, history,
@@ -39,6 +40,7 @@ export async function stateOf(
       startedAt: null,
       endedAt: null,
       now: tx.now,
+      heldMs: 0,
     };
   const parts = s.partitions > 0 ? await loadPartitions(tx, s.id) : undefined;
   const counts = await tx.get(
@@ -70,6 +72,7 @@ export async function stateOf(
     endedAt: s.endedAt,
     now: tx.now,
     ...(s.previous && { previous: s.previous }),
+    ...holdView(s, tx.now),
   };
 }
 

@@ -3,6 +3,7 @@ import type {
   PreviousRun,
   RunCounters,
   StoreRunState,
+  StoredHold,
   StoredPartition,
 } from '../coordination-store.interface';
 import type { SqlRow, SqlTransaction, SqlValue } from './sql-dialect.interface';
@@ -36,6 +37,12 @@ export interface JobRow {
   lost: string | null;
   /** Rows of each part of the state as the last call that counted it left them, in STATE_PARTS' order; null: no record yet. */
   recorded: (number | null)[];
+  /** The run's current or last hold (over once `until` passed); absent when it had none. */
+  hold?: StoredHold;
+  /** Time the run was on hold in holds that ended before `hold` began. */
+  heldMs: number;
+  /** Store time from which the next health turn may be taken; null: now. */
+  healthAt: number | null;
 }
 
 const numberOrNull = (v: unknown): number | null =>
@@ -75,6 +82,17 @@ export function jobRow(r: SqlRow): JobRow {
     recorded: [r.n_leases, r.n_pending, r.n_dead, r.n_partitions].map(
       numberOrNull,
     ),
+    ...(r.hold_until !== null &&
+      r.hold_until !== undefined && {
+        hold: {
+          reason: String(r.hold_reason),
+          indicator: String(r.hold_indicator),
+          since: Number(r.hold_since),
+          until: Number(r.hold_until),
+        },
+      }),
+    heldMs: Number(r.held_ms ?? 0),
+    healthAt: numberOrNull(r.health_at),
     ...(r.previous_run_id !== null &&
       r.previous_run_id !== undefined && {
         previous: {

@@ -122,6 +122,17 @@ const MIGRATIONS: ((types: SqlDialect['types']) => string[])[] = [
     `ALTER TABLE pw_jobs ADD COLUMN n_dead ${int}`,
     `ALTER TABLE pw_jobs ADD COLUMN n_partitions ${int}`,
   ],
+  // Holds (the health option): the run's current or last hold (NULL: none this run), the time held in the holds
+  // before it, and when the next health turn may be taken (NULL: now). One column a statement, plain types: every
+  // database adds them as they are.
+  ({ integer: int }) => [
+    'ALTER TABLE pw_jobs ADD COLUMN hold_reason TEXT',
+    'ALTER TABLE pw_jobs ADD COLUMN hold_indicator TEXT',
+    `ALTER TABLE pw_jobs ADD COLUMN hold_since ${int}`,
+    `ALTER TABLE pw_jobs ADD COLUMN hold_until ${int}`,
+    `ALTER TABLE pw_jobs ADD COLUMN held_ms ${int} NOT NULL DEFAULT 0`,
+    `ALTER TABLE pw_jobs ADD COLUMN health_at ${int}`,
+  ],
 ];
 
 /** The schema version this code writes and reads. */

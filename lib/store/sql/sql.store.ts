@@ -19,8 +19,10 @@ import type {
   RetryDeadOptions,
   EndRunOptions,
   FailOptions,
+  HealthTurnOptions,
   HeartbeatOptions,
   HistoryOptions,
+  HoldOptions,
   JobStore,
   LeaseTokens,
   LeaveOptions,
@@ -49,6 +51,7 @@ import {
   type Elements,
 } from './sql-lease-ends';
 import { recordRunIn, resetIn, retryDeadIn, startRunIn } from './sql-runs';
+import { healthTurnIn, holdIn } from './sql-holds';
 import {
   deadLettersOf,
   historyOf,
@@ -403,6 +406,14 @@ export class SqlJob implements JobStore {
     return this.write((tx, s) =>
       retryDeadIn(tx, s, this.name, declaredBy, only),
     );
+  }
+
+  async hold(options: HoldOptions): Promise<void> {
+    await this.write((tx, s) => holdIn(tx, s, options));
+  }
+
+  async healthTurn(options: HealthTurnOptions): Promise<boolean> {
+    return this.write((tx, s) => healthTurnIn(tx, s, options));
   }
 
   async state({ declaredBy }: DeclaredBy = {}): Promise<StoreRunState> {
