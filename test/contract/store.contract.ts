@@ -1540,6 +1540,46 @@ export function storeContract(
           expect(await fresh().job(job).deadLetters()).toHaveLength(1);
         });
 
+        it('sees the stored hold and health turn as its first calls: the claim waits, the turn is taken', async () => {
+          const [, , leased] = await stored();
+          const first = store.job(job);
+          if (!first.hold || !first.healthTurn)
+            throw new Error(`${name} has no holds or health turns`);
+          await first.hold({
+            runId: 'r1',
+            reason: 'replica lag 7.2 s > 5000',
+            indicator: 'postgresHealth',
+            holdMs: 60_000,
+          });
+          expect(
+            await first.healthTurn({ runId: 'r1', intervalMs: 60_000 }),
+          ).toBe(true);
+          const held = (await first.state()).hold;
+          expect(held).toMatchObject({ indicator: 'postgresHealth' });
+
+          const seen = await fresh().job(job).state();
+          expect(seen).toMatchObject({
+            runId: 'r1',
+            state: 'running',
+            hold: held,
+          });
+          expect(seen.heldMs).toBe(seen.now - (held?.since as number));
+          expect(
+            await fresh().job(job).claim({ owner: B, leaseMs: LEASE }),
+          ).toEqual({ type: 'wait', retryInMs: 1000 });
+          expect(
+            await fresh()
+              .job(job)
+              .healthTurn?.({ runId: 'r1', intervalMs: 60_000 }),
+          ).toBe(false);
+          // The lease held before the hold goes on under a new instance.
+          expect(
+            await fresh()
+              .job(job)
+              .heartbeat({ owner: A, tokens: [leased], leaseMs: LEASE }),
+          ).toEqual([]);
+        });
+
         it("refuses another app's first call, and keeps the job the stored app's", async () => {
           await stored();
           for (const first of [

@@ -590,6 +590,94 @@ describe('SqliteStore: its tables and bad input', () => {
     after.close();
   });
 
+  it('upgrades a file of schema version 2 in place: its run goes on, never taken for state lost, and can be held', async () => {
+    const file = freshFile();
+    const before = new SqliteStore(file);
+    const items = before.job('items');
+    await items.start({ runId: 'r1', declaredBy: 'A.load + A.handle' });
+    const committed = await items.commit({
+      owner: 'h1',
+      expected: null,
+      ranges: [range([1, 2], null), range([3, 4], 2), range([5, 6], 4)],
+      leaseMs: LEASE,
+    });
+    if (committed.type !== 'leased') throw new Error(committed.type);
+    const [dead, retry] = committed.leases;
+    await items.fail({
+      owner: 'h1',
+      token: dead.token,
+      error: { message: 'boom' },
+      dead: true,
+      retryInMs: 0,
+    });
+    await items.fail({
+      owner: 'h1',
+      token: retry.token,
+      error: { message: 'again' },
+      dead: false,
+      retryInMs: 60_000,
+    });
+    await before.close();
+    // The file as version 2 left it: pw_jobs without the hold columns version 3 adds.
+    const added = [
+      'hold_reason',
+      'hold_indicator',
+      'hold_since',
+      'hold_until',
+      'held_ms',
+      'health_at',
+    ];
+    const columns = (db: RawDatabase) =>
+      (db.prepare('PRAGMA table_info(pw_jobs)').all() as { name: string }[])
+        .map((c) => c.name)
+        .filter((name) => added.includes(name));
+    const old = raw(file);
+    for (const column of added)
+      old.exec(`ALTER TABLE pw_jobs DROP COLUMN ${column}`);
+    old.exec('UPDATE pw_schema SET version = 2');
+    expect(columns(old)).toEqual([]);
+    old.close();
+
+    const after = new SqliteStore(file);
+    expect(await after.job('items').state()).toMatchObject({
+      runId: 'r1',
+      state: 'running',
+      cursor: 6,
+      leased: 1,
+      retrying: 1,
+      dead: 1,
+      heldMs: 0,
+    });
+    expect((await after.job('items').state()).hold).toBeUndefined();
+    const upgraded = raw(file);
+    expect(upgraded.prepare('SELECT version FROM pw_schema').all()).toEqual([
+      { version: SCHEMA_VERSION },
+    ]);
+    expect(columns(upgraded)).toEqual(added);
+    upgraded.close();
+    // Every part counted against the record version 2 left (a claim counts them all): nothing taken for lost.
+    expect(
+      await after.job('items').claim({ owner: 'h2', leaseMs: LEASE }),
+    ).toEqual({ type: 'load', cursor: 6 });
+    await after.job('items').hold?.({
+      runId: 'r1',
+      reason: 'vacuum on users',
+      indicator: 'postgresHealth',
+      holdMs: 60_000,
+    });
+    expect(
+      await after.job('items').claim({ owner: 'h2', leaseMs: LEASE }),
+    ).toEqual({ type: 'wait', retryInMs: 1000 });
+    expect(await after.job('items').state()).toMatchObject({
+      state: 'running',
+      hold: { reason: 'vacuum on users', indicator: 'postgresHealth' },
+    });
+    expect(
+      await after.job('items').healthTurn?.({ runId: 'r1', intervalMs: 1000 }),
+    ).toBe(true);
+    await after.close();
+  });
+
   it('a directory it cannot create the file in: a config error naming the storage option, the path and what to do; no file made', async () => {
     const file = join(freshFile(), '..', 'missing', 'state.db');
     const store = new SqliteStore(file);
