@@ -83,13 +83,10 @@ export class HealthGate {
   /** The indicators were asked once on this host (or its turn went to another host): until then nothing goes out. */
   private asked = false;
   private lastAsk = -Infinity;
-  /**
-   * This host put the hold that just ended (it had the turn): it asks again
-   * at once, without waiting for a turn, and hands nothing out until the
-   * answer.
-   */
-  private recheck = false;
+  /** This host put the current hold (it had the turn): when it ends, it asks again at once, without a new turn. */
   private putHold = false;
+  /** Asking again after this host's hold ended: nothing goes out until the answer. */
+  private recheck = false;
   private stopped = false;
   private timer?: NodeJS.Timeout;
   private wakeTimer?: NodeJS.Timeout;
@@ -150,35 +147,50 @@ export class HealthGate {
 
   private ended(): void {
     if (this.stopped) return;
+    // A timer may fire a moment before the monotonic clock reaches its time: wait out the rest.
+    const left = this.heldUntil - performance.now();
+    if (left > 0) {
+      this.wakeTimer = setTimeout(() => this.ended(), Math.ceil(left) + 1);
+      return;
+    }
     this.d.logger.info(
       `Job "${this.d.job.name}": hold over (${this.hold?.indicator}); asking the indicators again.`,
     );
-    this.lastAsk = -Infinity;
-    this.recheck = this.putHold;
     this.askIfDue();
     if (!this.recheck) this.resume();
   }
 
+  /**
+   * Asks the indicators when due: after the interval, or at once when the
+   * hold this host put has ended (whichever timer sees that first), then
+   * without waiting for a turn and with the gate closed until the answer.
+   */
   private askIfDue(): void {
     if (this.stopped || this.asking) return;
     if (performance.now() < this.heldUntil) return;
-    if (performance.now() - this.lastAsk < this.intervalMs) return;
+    const again = this.putHold;
+    if (!again && performance.now() - this.lastAsk < this.intervalMs) return;
+    this.putHold = false;
+    this.recheck = again;
     this.lastAsk = performance.now();
     this.asking = true;
-    const recheck = this.recheck;
-    void this.ask(recheck).finally(() => {
+    void this.ask(again).finally(() => {
       this.asking = false;
-      if (this.stopped || (this.asked && !recheck)) return;
+      const first = !this.asked;
       this.asked = true;
       this.recheck = false;
-      if (performance.now() >= this.heldUntil) this.resume();
+      if (
+        (first || again) &&
+        !this.stopped &&
+        performance.now() >= this.heldUntil
+      )
+        this.resume();
     });
   }
 
   /** `again`: this host's hold just ended: it asks without a new turn. */
   private async ask(again: boolean): Promise<void> {
     const { store, runId, job, params, options } = this.d;
-    this.putHold = false;
     try {
       const turn =
         again || !store.healthTurn
