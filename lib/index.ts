@@ -1,6 +1,12 @@
+export * from './db-health';
 export * from './decorators';
 export * from './errors';
 export * from './fence';
+export type {
+  HealthContext,
+  HealthIndicator,
+  HealthSignal,
+} from './interfaces/health-indicator.interface';
 export type {
   ID,
   LoadContext,

@@ -1,0 +1,2 @@
+export { type MysqlHealthOptions, mysqlHealth } from './mysql-health';
+export { type PostgresHealthOptions, postgresHealth } from './postgres-health';
