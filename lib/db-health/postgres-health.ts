@@ -30,11 +30,15 @@ export interface PostgresHealthOptions {
   /** Whether a vacuum of `tables` holds; default `true` when `tables` is given. */
   vacuum?: boolean;
   /**
-   * Hold while a replica streaming from this server lags more: its
-   * `replay_lag`, which grows while its replay is paused or stuck (up to
-   * wal_receiver_status_interval, 10 s by default, stale when no WAL flows),
-   * or 0 once it has replayed all WAL there is. When this server is a replica
-   * itself: the age of its last replayed commit while received WAL waits.
+   * Hold while a replica streaming from this server (physical or logical;
+   * a base backup's sender is none) lags more. The lag is its `replay_lag`:
+   * while its replay is paused or stuck it grows with each reply the replica
+   * sends (on every WAL message while the primary writes, otherwise every
+   * wal_receiver_status_interval, 10 s by default), and it counts as 0 once
+   * the replica has replayed all WAL there is (the column keeps its last,
+   * stale value then). When this server is a replica itself: the age of its
+   * last replayed commit while received WAL waits to be replayed (unknown,
+   * so a failed check, when it has replayed none since it started).
    */
   maxReplicationLagMs?: number;
   /** Hold while a transaction in this database has been open longer (it holds back vacuum). */
