@@ -30,11 +30,6 @@ export type {
   RedisConnectionOptions,
   RedisLikeClient,
 } from './interfaces/parallel-worker-options.interface';
-export type {
-  HealthContext,
-  HealthIndicator,
-  HealthSignal,
-} from './interfaces/health-indicator.interface';
 export { ParallelWorker } from './parallel-worker';
 export type {
   ThrottleContext,
