@@ -97,6 +97,8 @@ export class HealthGate {
     private readonly d: RunDeps,
     /** Handing out may go on again. */
     private readonly resume: () => void,
+    /** A hold began (true; this host's or another's) or ended (false): the range size backs off, then grows back. */
+    private readonly onHold: (held: boolean) => void = () => undefined,
   ) {
     const { options } = d;
     this.indicators = indicatorsOf(options.health, options.throttle);
@@ -137,6 +139,7 @@ export class HealthGate {
     const wasOpen = performance.now() >= this.heldUntil;
     this.heldUntil = until;
     this.hold = hold;
+    if (wasOpen) this.onHold(true);
     if (wasOpen)
       this.d.logger.info(
         `Job "${this.d.job.name}": on hold (${hold.indicator}: ${hold.reason}); no new ranges for ${Math.round(leftMs)} ms, ranges in flight finish.`,
@@ -153,6 +156,7 @@ export class HealthGate {
       this.wakeTimer = setTimeout(() => this.ended(), Math.ceil(left) + 1);
       return;
     }
+    this.onHold(false);
     this.d.logger.info(
       `Job "${this.d.job.name}": hold over (${this.hold?.indicator}); asking the indicators again.`,
     );

@@ -136,7 +136,11 @@ export class RunEngine implements PoolListener {
       wentBack: (cursor, committed) => void this.wentBack(cursor, committed),
       limit: () => this.sizer.limit,
     });
-    this.health = new HealthGate(d, () => this.wake());
+    this.health = new HealthGate(
+      d,
+      () => this.wake(),
+      (held) => (held ? this.sizer.backOff() : this.sizer.resume()),
+    );
     this.timers.push(
       setInterval(() => void this.followControl(), CONTROL_POLL_MS),
     );

@@ -21,9 +21,11 @@ import {
 @Injectable()
 class Rows {
   static calls: { at: number; ids: ID[] }[] = [];
+  static limits: { at: number; limit: number }[] = [];
 
   @RangeLoader('rows')
   next(lastId: ID | null, ctx: LoadContext): number[] {
+    Rows.limits.push({ at: Date.now(), limit: ctx.limit });
     const from = Number(lastId ?? 0) + 1;
     return Array.from(
       { length: Math.max(0, Math.min(ctx.limit, 60 - from + 1)) },
@@ -64,6 +66,7 @@ const all = Array.from({ length: 60 }, (_, i) => i + 1);
 let warnings: string[];
 beforeEach(() => {
   Rows.calls = [];
+  Rows.limits = [];
   Held.events = [];
   warnings = [];
   jest
@@ -161,6 +164,30 @@ describe('the health option (in process, workers: 0)', () => {
     );
     expect(inside).toEqual([]);
     expect(Rows.calls.some((c) => c.at >= hold.until - 5)).toBe(true);
+    await a.close();
+  });
+
+  it('backs the adaptive range size off after a hold, and grows it back', async () => {
+    const { state, indicator } = switchable(100);
+    const a = await app({
+      health: [indicator],
+      healthIntervalMs: 50,
+      rangeSize: undefined,
+      targetRangeMs: 500,
+      minRangeSize: 1,
+      maxRangeSize: 4,
+    });
+    const pw = a.get(ParallelWorker);
+    const run = pw.run('rows');
+    while (!Rows.limits.some((l) => l.limit === 4)) await sleep(5);
+    state.held = true;
+    while (!(await pw.status('rows')).hold) await sleep(5);
+    const since = (await pw.status('rows')).hold?.since as number;
+    state.held = false;
+    expect(await run).toMatchObject({ status: 'completed', ids: 60 });
+    const after = Rows.limits.filter((l) => l.at > since).map((l) => l.limit);
+    expect(after[0]).toBe(2);
+    expect(after).toContain(4);
     await a.close();
   });
 

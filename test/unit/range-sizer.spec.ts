@@ -25,6 +25,42 @@ describe('adaptive range size', () => {
     expect(s.limit).toBe(10_000);
   });
 
+  it('halves after a hold and grows back, at most doubling per range that ends quickly; a fixed size stays', () => {
+    const s = new RangeSizer({
+      rangeSize: 1000,
+      targetRangeMs: 500,
+      minRangeSize: 300,
+      maxRangeSize: 10_000,
+    });
+    for (let i = 0; i < 10; i++) s.observe(s.limit, s.limit * 0.05);
+    expect(s.limit).toBe(10_000);
+    s.backOff();
+    expect(s.limit).toBe(5000);
+    s.backOff();
+    s.backOff();
+    s.backOff();
+    s.backOff();
+    expect(s.limit).toBe(313);
+    s.backOff();
+    expect(s.limit).toBe(300);
+    // Ranges sent before the hold that end during it do not grow it back.
+    s.observe(s.limit, s.limit * 0.05);
+    expect(s.limit).toBe(300);
+    s.resume();
+    s.observe(s.limit, s.limit * 0.05);
+    expect(s.limit).toBe(600);
+    for (let i = 0; i < 10; i++) s.observe(s.limit, s.limit * 0.05);
+    expect(s.limit).toBe(10_000);
+    const fixed = new RangeSizer({
+      rangeSize: 1000,
+      targetRangeMs: 0,
+      minRangeSize: 10,
+      maxRangeSize: 10_000,
+    });
+    fixed.backOff();
+    expect(fixed.limit).toBe(1000);
+  });
+
   it('shrinks ranges whose handlers are slow, down to minRangeSize', () => {
     const s = new RangeSizer({
       rangeSize: 1000,
