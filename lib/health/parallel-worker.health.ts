@@ -43,7 +43,9 @@ export class ParallelWorkerHealthIndicator {
           !seen ||
           seen.runId !== s.runId ||
           seen.ids !== s.ids.done ||
-          s.state !== 'running'
+          s.state !== 'running' ||
+          // On hold (the health option) a run waits for the database on purpose: not stuck.
+          s.hold
         ) {
           this.progress.set(job, {
             runId: s.runId,

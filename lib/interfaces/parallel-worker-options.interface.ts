@@ -134,8 +134,10 @@ export interface ParallelWorkerOptions {
    */
   loaderTimeoutMs?: number;
   /**
-   * Asked about once a second; `true` (or a number of ms) pauses handing out
-   * ranges, e.g. while replication lags or the database is busy. Default none.
+   * One more health indicator: `true` holds the run for a second, a number
+   * of ms for that long (every host, as a `health` hold), e.g. while
+   * replication lags. Asked every second when it is the only indicator,
+   * else every `healthIntervalMs`, and again when its hold ends. Default none.
    */
   throttle?: ThrottleFn;
   /**

@@ -121,7 +121,7 @@ export class ParallelWorkerMetrics implements OnModuleInit {
     gauge(
       'parallel_worker_on_hold',
       'Whether the run is on hold now (the health option), all hosts',
-      (s) => (s.state === 'running' ? (s.hold ? 1 : 0) : undefined),
+      (s) => (s.hold ? 1 : 0),
     );
     gauge(
       'parallel_worker_held_seconds',

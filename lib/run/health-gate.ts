@@ -275,7 +275,7 @@ export class HealthGate {
           ? `no answer within healthTimeoutMs (${options.healthTimeoutMs} ms)`
           : toWireError(e).message,
       };
-      if (timedOut && indicator.name === 'throttle') {
+      if (timedOut && indicator.name === 'throttle' && !options.holdOnUnknown) {
         if (!this.unknown.has(indicator.name))
           logger.warn(
             THROTTLE_TIMED_OUT(

@@ -136,6 +136,44 @@ describe('@nestjs/terminus health indicator', () => {
     await run;
     await m.close();
   });
+
+  it('is up while a run is on hold (the health option): waiting for the database is not stuck', async () => {
+    const m = await Test.createTestingModule({
+      imports: [
+        TerminusModule,
+        ParallelWorkerModule.forRoot({
+          ...inline,
+          health: [
+            async () => ({
+              state: 'hold',
+              reason: 'replica lag',
+              holdMs: 5000,
+            }),
+          ],
+          shutdownTimeoutMs: 0,
+          isGlobal: true,
+        }),
+      ],
+      providers: [Letters, ParallelWorkerHealthIndicator],
+    }).compile();
+    await m.init();
+    const pw = m.get(ParallelWorker);
+    const run = pw.run('letters');
+    const health = m.get(ParallelWorkerHealthIndicator);
+    while (!(await pw.status('letters')).hold)
+      await new Promise((r) => setTimeout(r, 10));
+    await health.isHealthy('pw', { stuckAfterMs: 100 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(
+      (await health.isHealthy('pw', { stuckAfterMs: 100 })).pw,
+    ).toMatchObject({
+      status: 'up',
+      jobs: { letters: { state: 'running', ids: 0 } },
+    });
+    await pw.stop('letters');
+    await run;
+    await m.close();
+  });
 });
 
 describe('prom-client metrics', () => {
