@@ -14,11 +14,14 @@ import {
 } from '../parallel-worker.messages';
 import type { StoredHold } from '../store/coordination-store.interface';
 import { toWireError } from '../cluster/wire-error';
+import { redactSecrets } from '../redact-secrets';
 import type { RunDeps } from './run-deps';
 import { TimeLimitError, withinMs } from './time-limit';
 
 /** How long a `true` from the `throttle` option holds (its answer in ms holds that long). */
 const THROTTLE_HOLD_MS = 1000;
+/** The longest hold one answer may ask for: a longer one (an absolute time where a duration was meant) is unknown. */
+export const MAX_HOLD_MS = 60 * 60 * 1000;
 
 /** An indicator with the name holds, logs and metrics give it. */
 export interface NamedIndicator {
@@ -57,6 +60,11 @@ export function indicatorsOf(
             reason: `the throttle option said pause for ${answer} ms`,
             holdMs: answer,
           };
+        if (typeof answer !== 'number' && typeof answer !== 'boolean')
+          return {
+            state: 'unknown',
+            reason: `the throttle option answered ${JSON.stringify(answer) ?? typeof answer}, not true, false or a number of ms`,
+          };
         return { state: 'ok' };
       },
     });
@@ -83,13 +91,15 @@ export class HealthGate {
   /** The indicators were asked once on this host (or its turn went to another host): until then nothing goes out. */
   private asked = false;
   private lastAsk = -Infinity;
-  /** This host put the current hold (it had the turn): when it ends, it asks again at once, without a new turn. */
+  /** This host put the current hold (it had the turn): when it ends, it asks again at once (its turn is due then). */
   private putHold = false;
   /** Asking again after this host's hold ended: nothing goes out until the answer. */
   private recheck = false;
   private stopped = false;
   private timer?: NodeJS.Timeout;
   private wakeTimer?: NodeJS.Timeout;
+  /** Indicators whose last call has not settled (it timed out): not called again until it does. */
+  private readonly busy = new Set<string>();
   /** Indicators whose last answer was unknown: warned once until they answer again. */
   private readonly unknown = new Set<string>();
 
@@ -110,8 +120,9 @@ export class HealthGate {
 
   /** True while handing out may go on; starts a check of the indicators when one is due. */
   open(): boolean {
-    if (this.indicators.length === 0) return true;
+    // A hold another host put closes the gate here too, with or without indicators of this host's own.
     if (performance.now() < this.heldUntil) return false;
+    if (this.indicators.length === 0) return true;
     this.askIfDue();
     return this.asked && !this.recheck;
   }
@@ -121,10 +132,20 @@ export class HealthGate {
     if (this.indicators.length > 0) this.askIfDue();
   }
 
-  /** The store's state, as the engine polls it: a hold another host put closes the gate here too. */
-  seen(hold: StoredHold | undefined, storeNow: number): void {
-    if (!hold || this.stopped) return;
-    this.holdUntil(hold, hold.until - storeNow);
+  /**
+   * The store's state, as the engine polls it every `nextLookMs`: a hold
+   * another host put closes the gate here too, at least until the next look
+   * (the host that asks renews a hold as it ends while the database stays
+   * unhealthy, and this host would not see that before then).
+   */
+  seen(
+    hold: StoredHold | undefined,
+    storeNow: number,
+    nextLookMs: number,
+  ): void {
+    // The host that put the hold keeps its own time: it asks again as the hold ends and renews it or lets it go.
+    if (!hold || this.stopped || this.putHold) return;
+    this.holdUntil(hold, Math.max(hold.until - storeNow, nextLookMs));
   }
 
   stop(): void {
@@ -178,7 +199,7 @@ export class HealthGate {
     this.recheck = again;
     this.lastAsk = performance.now();
     this.asking = true;
-    void this.ask(again).finally(() => {
+    void this.ask().finally(() => {
       this.asking = false;
       const first = !this.asked;
       this.asked = true;
@@ -192,14 +213,14 @@ export class HealthGate {
     });
   }
 
-  /** `again`: this host's hold just ended: it asks without a new turn. */
-  private async ask(again: boolean): Promise<void> {
+  private async ask(): Promise<void> {
     const { store, runId, job, params, options } = this.d;
     try {
-      const turn =
-        again || !store.healthTurn
-          ? true
-          : await store.healthTurn({ runId, intervalMs: this.intervalMs });
+      // Always through the store's turn, also to ask again when its own hold ended (it is due then, and this host
+      // asks first): one host asks per interval however long the database stays unhealthy.
+      const turn = store.healthTurn
+        ? await store.healthTurn({ runId, intervalMs: this.intervalMs })
+        : true;
       if (!turn || this.stopped) return;
     } catch {
       // The store did not answer: its own errors show elsewhere; asked again at the next interval.
@@ -261,9 +282,21 @@ export class HealthGate {
     const { job, runId, options, logger, events } = this.d;
     let signal: HealthSignal;
     try {
+      // A call that timed out may still hold a connection: it is not called again before it settles.
+      if (this.busy.has(indicator.name))
+        throw new Error(
+          `its previous check has not answered yet (over healthTimeoutMs, ${options.healthTimeoutMs} ms)`,
+        );
       const answer = await withinMs(
         options.healthTimeoutMs,
-        () => indicator.ask(ctx),
+        () => {
+          this.busy.add(indicator.name);
+          const call = (async () => indicator.ask(ctx))();
+          void call
+            .catch(() => undefined)
+            .finally(() => this.busy.delete(indicator.name));
+          return call;
+        },
         true,
       );
       signal = checked(answer);
@@ -297,6 +330,9 @@ export class HealthGate {
         return signal;
       }
     }
+    // Reasons reach logs, the store and the dashboard: a connection string in one is masked.
+    if (signal.state !== 'ok')
+      signal = { ...signal, reason: redactSecrets(signal.reason) };
     if (signal.state === 'unknown') {
       if (!this.unknown.has(indicator.name))
         logger.warn(
@@ -330,9 +366,18 @@ function checked(answer: unknown): HealthSignal {
         : 'no reason given';
     if (a.state === 'unknown') return { state: 'unknown', reason };
     const holdMs = (a as { holdMs?: unknown }).holdMs;
-    return typeof holdMs === 'number' && holdMs > 0
-      ? { state: 'hold', reason, holdMs }
-      : { state: 'hold', reason };
+    if (holdMs === undefined) return { state: 'hold', reason };
+    if (
+      typeof holdMs !== 'number' ||
+      !Number.isFinite(holdMs) ||
+      holdMs <= 0 ||
+      holdMs > MAX_HOLD_MS
+    )
+      return {
+        state: 'unknown',
+        reason: `said hold (${reason}) for holdMs ${typeof holdMs === 'number' ? String(holdMs) : (JSON.stringify(holdMs) ?? typeof holdMs)}, not a number of ms from 1 to ${MAX_HOLD_MS} (a duration, not a time)`,
+      };
+    return { state: 'hold', reason, holdMs };
   }
   return {
     state: 'unknown',

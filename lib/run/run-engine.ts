@@ -123,6 +123,7 @@ export class RunEngine implements PoolListener {
     this.writer = new ResultWriter(d, this.recorder, this.keeper, () => {
       this.health.rangeEnded();
       this.feed.fill();
+      this.doneWhileHeld();
     });
     this.feed = new RangeFeed(d, this.keeper, this.dispatcher, {
       handingOut: () => this.handingOut(),
@@ -139,7 +140,11 @@ export class RunEngine implements PoolListener {
     this.health = new HealthGate(
       d,
       () => this.wake(),
-      (held) => (held ? this.sizer.backOff() : this.sizer.resume()),
+      (held) => {
+        if (!held) return this.sizer.resume();
+        this.sizer.backOff();
+        this.doneWhileHeld();
+      },
     );
     this.timers.push(
       setInterval(() => void this.followControl(), CONTROL_POLL_MS),
@@ -325,7 +330,8 @@ export class RunEngine implements PoolListener {
     if (!this.live) return;
     const s = await store.state().catch(() => undefined);
     if (!s || !this.live) return;
-    if (s.runId === runId) this.health.seen(s.hold, s.now);
+    if (s.runId === runId)
+      this.health.seen(s.hold, s.now, CONTROL_POLL_MS + CONTROL_POLL_MS / 2);
     if (s.runId !== runId) {
       this.replaced(s);
     } else if (s.state === 'stopped') {
@@ -406,6 +412,18 @@ export class RunEngine implements PoolListener {
    * checked that the store still holds this run (a store that lost its state
    * also has nothing left, and must never be taken for a finished run).
    */
+  /**
+   * On hold nothing claims, and only a claim says the run is done: when the
+   * last range ended (or the hold began after it), see from the store's
+   * state whether anything is left.
+   */
+  private doneWhileHeld(): void {
+    if (this.mode !== 'running' || this.handingOut()) return;
+    if (this.dispatcher.inFlightCount > 0 || this.dispatcher.ready.length > 0)
+      return;
+    void this.finishIfDone();
+  }
+
   private async finishIfDone(): Promise<void> {
     if (this.dispatcher.inFlightCount > 0 || this.dispatcher.ready.length > 0)
       return;
@@ -439,6 +457,8 @@ export class RunEngine implements PoolListener {
     // (after a short wait, so a store whose state and claim disagree cannot spin this host).
     if (s && s.state === 'running' && (s.leased > 0 || s.retrying > 0))
       return this.feed.fill(AGAIN_MS);
+    // Not loaded to the end (asked while on hold, not after a claim said done): the run goes on after the hold.
+    if (s && s.state === 'running' && !s.exhausted) return;
     const tooManyDead = s && (await this.deadRatio.exceeded(s.counters));
     if (!this.live) return;
     if (tooManyDead) void this.end('failed', tooManyDead);

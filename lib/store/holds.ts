@@ -11,7 +11,7 @@ export const holdWait = (hold: StoredHold, now: number): number =>
  * the time held in all, as the memory store shows it.
  */
 export const holdView = (
-  stored: { hold?: StoredHold; heldMs?: number },
+  stored: { hold?: StoredHold; heldMs?: number; endedAt?: number | null },
   now: number,
 ): Pick<StoreRunState, 'hold' | 'heldMs'> => {
   const hold = holdAt(stored, now);

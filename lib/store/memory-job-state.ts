@@ -137,13 +137,18 @@ export const holdAt = (
 ): StoredHold | undefined =>
   s.hold && s.hold.until > now ? s.hold : undefined;
 
-/** How long the run has been on hold in all, up to `now`. */
+/** How long the run has been on hold in all, up to `now`, or up to its end once it ended (a hold may outlast it). */
 export const heldMsAt = (
-  s: Pick<MemoryJobState, 'hold' | 'heldMs'>,
+  s: Pick<MemoryJobState, 'hold' | 'heldMs'> & { endedAt?: number | null },
   now: number,
 ): number =>
   (s.heldMs ?? 0) +
-  (s.hold ? Math.max(0, Math.min(now, s.hold.until) - s.hold.since) : 0);
+  (s.hold
+    ? Math.max(
+        0,
+        Math.min(now, s.hold.until, s.endedAt ?? Infinity) - s.hold.since,
+      )
+    : 0);
 
 /** Puts the run on hold at `now` (see `JobStore.hold`): extends a hold in place, or starts one after folding in the last. */
 export function putOnHold(

@@ -5,6 +5,7 @@ import {
   type HealthIndicator,
   type HealthSignal,
   type ID,
+  MemoryStore,
   type LoadContext,
   ParallelWorker,
   ParallelWorkerConfigError,
@@ -22,13 +23,17 @@ import {
 class Rows {
   static calls: { at: number; ids: ID[] }[] = [];
   static limits: { at: number; limit: number }[] = [];
+  /** Called in the handler of the range with id 60. */
+  static onLast?: () => Promise<void>;
+  static slow = 20;
+  static total = 60;
 
   @RangeLoader('rows')
   next(lastId: ID | null, ctx: LoadContext): number[] {
     Rows.limits.push({ at: Date.now(), limit: ctx.limit });
     const from = Number(lastId ?? 0) + 1;
     return Array.from(
-      { length: Math.max(0, Math.min(ctx.limit, 60 - from + 1)) },
+      { length: Math.max(0, Math.min(ctx.limit, Rows.total - from + 1)) },
       (_, i) => from + i,
     );
   }
@@ -36,7 +41,8 @@ class Rows {
   @RangeHandler('rows')
   async handle({ idsRange }: Range): Promise<void> {
     Rows.calls.push({ at: Date.now(), ids: idsRange });
-    await new Promise((r) => setTimeout(r, 20));
+    if (idsRange.includes(60)) await Rows.onLast?.();
+    await new Promise((r) => setTimeout(r, Rows.slow));
   }
 }
 
@@ -67,6 +73,9 @@ let warnings: string[];
 beforeEach(() => {
   Rows.calls = [];
   Rows.limits = [];
+  Rows.onLast = undefined;
+  Rows.slow = 20;
+  Rows.total = 60;
   Held.events = [];
   warnings = [];
   jest
@@ -189,6 +198,68 @@ describe('the health option (in process, workers: 0)', () => {
     expect(after[0]).toBe(2);
     expect(after).toContain(4);
     await a.close();
+  });
+
+  it('ends a run whose last range ended during a hold, without waiting for the hold to end', async () => {
+    const { state, indicator } = switchable(5000);
+    Rows.onLast = async () => {
+      state.held = true;
+      // The next ask (every 50 ms) puts the hold while this last range is still in flight.
+      await sleep(200);
+    };
+    const a = await app({ health: [indicator], healthIntervalMs: 50 });
+    const pw = a.get(ParallelWorker);
+    const started = Date.now();
+    const summary = await pw.run('rows');
+    expect(summary).toMatchObject({ status: 'completed', ids: 60 });
+    expect(summary.heldMs).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(handledIds()).toEqual(all);
+    await a.close();
+  });
+
+  it('holds every host, also one without the health option, and one host asks per interval', async () => {
+    const store = new MemoryStore();
+    let asks = 0;
+    let holding = false;
+    const indicator: HealthIndicator = async () => {
+      asks++;
+      return holding
+        ? { state: 'hold', reason: 'lag', holdMs: 100 }
+        : { state: 'ok' };
+    };
+    const withHealth = await app({
+      storage: store,
+      health: [indicator],
+      healthIntervalMs: 100,
+    });
+    const without = await app({ storage: store });
+    // Enough work for the run to outlast the hold: 80 ranges of 40 ms, one at a time per host.
+    Rows.slow = 40;
+    Rows.total = 400;
+    const runs = [
+      withHealth.get(ParallelWorker).run('rows'),
+      without.get(ParallelWorker).run('rows'),
+    ];
+    while (Rows.calls.length < 3) await sleep(5);
+    holding = true;
+    const pw = without.get(ParallelWorker);
+    while (!(await pw.status('rows')).hold) await sleep(5);
+    const since = Date.now();
+    const asksBefore = asks;
+    await sleep(1500);
+    const during = Rows.calls.filter((c) => c.at > since + 700);
+    const asked = asks - asksBefore;
+    holding = false;
+    await Promise.all(runs);
+    expect(handledIds()).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    // Within a second of the hold every host stopped: none started a range in the rest of it.
+    expect(during).toEqual([]);
+    // One host asks per interval (1,500 ms / 100 ms), not every host at every hold's end.
+    expect(asked).toBeLessThanOrEqual(17);
+    expect(asked).toBeGreaterThanOrEqual(5);
+    await withHealth.close();
+    await without.close();
   });
 
   it('counts an indicator that throws or hangs as unknown: a warning, the run goes on', async () => {

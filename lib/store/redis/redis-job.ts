@@ -539,6 +539,7 @@ export class RedisJob implements JobStore {
             },
           }),
           heldMs: n('heldMs'),
+          endedAt: h.endedAt ? Number(h.endedAt) : null,
         },
         Number(now),
       ),
