@@ -249,7 +249,9 @@ export interface JobStore {
   /**
    * Compares and sets the cursor from `expected` to the last range's
    * `lastId` and leases the ranges with the next tokens, in one step; marks
-   * loading exhausted when `ranges` is empty. With `partition`, all of that
+   * loading exhausted when `ranges` is empty. While the run is on hold,
+   * ranges are refused as a `conflict` with the cursor unchanged (the host
+   * then claims, and waits). With `partition`, all of that
    * is the partition's cursor. A commit sent again with the same `request`
    * answers the same and leases nothing more.
    */

@@ -315,6 +315,8 @@ export class MemoryJob implements JobStore {
       await this.saved();
       return { type: 'exhausted' };
     }
+    // On hold: loaded ranges are not leased; the host claims, which waits until the hold ends.
+    if (holdAt(s, now)) return { type: 'conflict', cursor: at.cursor };
     at.cursor = ranges[ranges.length - 1].lastId;
     if (part) {
       part.ids += ranges.reduce((n, r) => n + r.ids.length, 0);

@@ -1325,6 +1325,35 @@ export function storeContract(
         expect(claim.type === 'lease' && claim.reason).toBe('retry');
       });
 
+      it('refuses to lease loaded ranges during a hold (a conflict, the cursor unchanged), but marks loading exhausted', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const claim = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+        expect(claim.type).toBe('load');
+        await holdOf(store.job(job)).hold({
+          runId: 'r1',
+          reason: 'lag',
+          indicator: 'db',
+          holdMs: 300,
+        });
+        expect(
+          await store
+            .job(job)
+            .commit({
+              owner: A,
+              expected: null,
+              ranges: [range([1, 2], null)],
+              leaseMs: LEASE,
+            }),
+        ).toEqual({ type: 'conflict', cursor: null });
+        expect((await store.job(job).state()).leased).toBe(0);
+        expect(
+          await store
+            .job(job)
+            .commit({ owner: A, expected: null, ranges: [], leaseMs: LEASE }),
+        ).toEqual({ type: 'exhausted' });
+        expect((await store.job(job).state()).exhausted).toBe(true);
+      });
+
       it('extends a hold in place from its first start, and counts held time across holds', async () => {
         await store.job(job).start({ runId: 'r1' });
         const j = holdOf(store.job(job));

@@ -13,7 +13,7 @@ import { jobScript } from './job-script';
  * - Reply: { 'leased', due (1: claim before loading again), runId, deadline,
  *   token per range... } (the tokens, not the ranges: the host has those);
  *   { 'exhausted' }; { 'conflict', cursor } when the cursor is not the
- *   expected one or no run is active; { 'partitions', count ('' for none) }
+ *   expected one, no run is active, or the run is on hold (ranges given); { 'partitions', count ('' for none) }
  *   when the partition does not match how the job is split (nothing changed).
  *   The same request again gets the same 'leased' reply.
  */
@@ -56,6 +56,8 @@ if #ARGV == 6 then
   return { 'exhausted' }
 end
 local now, lease_ms = now_ms(), tonumber(ARGV[3])
+-- On hold (hold.lua): loaded ranges are not leased; the host claims, which waits until the hold ends.
+if tonumber(redis.call('HGET', META, 'holdUntil') or '0') > now then return { 'conflict', cursor } end
 if part then
   local ids = 0
   for i = 8, #ARGV, 2 do ids = ids + tonumber(ARGV[i]) end

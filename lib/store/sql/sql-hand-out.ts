@@ -202,6 +202,8 @@ export async function commitIn(
     else await tx.run('UPDATE pw_jobs SET exhausted = 1 WHERE id = ?', [s.id]);
     return { type: 'exhausted' };
   }
+  // On hold: loaded ranges are not leased; the host claims, which waits until the hold ends.
+  if (holdAt(s, now)) return conflict();
   const next = JSON.stringify(ranges[ranges.length - 1].lastId);
   const deadline = now + c.leaseMs;
   const first = tokens(s, ranges.length, now);
