@@ -12,13 +12,14 @@ import { chart } from './chart';
  * range) and a plain single-process keyset loop, side by side, several rounds;
  * prints a table of medians and ratios and writes bench/results.{json,md,svg}.
  * BENCH_SMOKE=1 runs a tiny version (CI) that only checks everything runs;
- * BENCH_ONLY=fence runs only the fenced UPDATE against the unfenced one and
+ * BENCH_ONLY=fence runs only the fenced UPDATE against the unfenced one,
+ * BENCH_ONLY=health only the UPDATE with postgresHealth on against off, and
  * prints its rows and ratio (bench/results.* stay as the last full run left them).
  */
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== 'fence')
-  throw new Error(`BENCH_ONLY takes 'fence', got '${ONLY}'`);
+if (ONLY !== undefined && ONLY !== 'fence' && ONLY !== 'health')
+  throw new Error(`BENCH_ONLY takes 'fence' or 'health', got '${ONLY}'`);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
 const ROWS = SMOKE ? 2000 : 200_000;
 const DATABASE_URL =
@@ -232,6 +233,51 @@ async function fencedUpdate(
   }
 }
 
+/** The UPDATE with and without database-health holds, and its ratio's name. */
+const HEALTH_UPDATE = `health option off and on: UPDATE … WHERE id = ANY($1) per range, ${n(ROWS)} rows`;
+
+/**
+ * The set-based UPDATE per range with the health option off, then on
+ * (postgresHealth watching the same database: replica lag, the oldest open
+ * transaction, a vacuum of the table; asked every healthIntervalMs, 5 s by
+ * default, and after ranges end), each round in turn first. A run that was
+ * held (another session's long transaction, a vacuum) would not measure the
+ * indicator's cost: its heldMs is printed, and such a run fails the bench.
+ */
+async function healthUpdate(
+  round: number,
+  record: (w: string, c: string, m: Row['metric'], v: number) => void,
+): Promise<void> {
+  const contenders = [
+    ['this library, defaults, no health option', {}],
+    [
+      'this library, defaults, postgresHealth (lag, transactions, vacuum)',
+      {
+        BENCH_HEALTH: 1,
+        ...(process.env.BENCH_HEALTH_INTERVAL_MS && {
+          BENCH_HEALTH_INTERVAL_MS: process.env.BENCH_HEALTH_INTERVAL_MS,
+        }),
+      },
+    ],
+  ] as const;
+  for (const [name, env] of round % 2
+    ? contenders
+    : [...contenders].reverse()) {
+    const r = await ours('update', 'memory', { BENCH_WORKERS: 2, ...env });
+    const held = JSON.parse(
+      (r.output ?? '')
+        .split('\n')
+        .find((l) => l.startsWith('RESULT '))
+        ?.slice(7) ?? '{}',
+    ).heldMs as number | undefined;
+    if (held)
+      throw new Error(
+        `${name}: the run was held ${held} ms (the database was busy), so it measures no cost; run the bench again`,
+      );
+    record(HEALTH_UPDATE, name, 's', r.seconds);
+  }
+}
+
 interface Row {
   workload: string;
   contender: string;
@@ -268,6 +314,10 @@ async function main(): Promise<void> {
     process.stderr.write(`round ${round} of ${ROUNDS}\n`);
     if (ONLY === 'fence') {
       await fencedUpdate(round, record);
+      continue;
+    }
+    if (ONLY === 'health') {
+      await healthUpdate(round, record);
       continue;
     }
     // Every contender of a workload runs in the same round, one after the other.
@@ -488,6 +538,7 @@ async function main(): Promise<void> {
       );
     }
     await fencedUpdate(round, record);
+    await healthUpdate(round, record);
     for (const [name, run] of [
       [
         'this library, defaults (cold)',
@@ -729,6 +780,13 @@ function report(rows: Row[]): void {
         m(FENCED_UPDATE, 'this library, defaults, no fence'),
       '<= 1.10x',
       (x) => x <= 1.1,
+    ],
+    [
+      `UPDATE ${n(ROWS)} rows: postgresHealth on vs off (time)`,
+      m(HEALTH_UPDATE, 'this library, defaults, postgresHealth') /
+        m(HEALTH_UPDATE, 'this library, defaults, no health'),
+      '<= 1.03x',
+      (x) => x <= 1.03,
     ],
     [
       'empty run (a cron tick with nothing new): run() to resolve, ms',

@@ -6,6 +6,7 @@ import Redis from 'ioredis';
 import {
   ParallelWorker,
   ParallelWorkerModule,
+  postgresHealth,
   type RunSummary,
 } from '../../lib';
 import { BenchJobs } from './bench.jobs';
@@ -50,6 +51,17 @@ class RedisModule implements OnApplicationShutdown {
         logging: { level: 'warn' },
         ...(process.env.BENCH_FENCE_TABLE && {
           fence: { table: process.env.BENCH_FENCE_TABLE },
+        }),
+        // BENCH_HEALTH=1: postgresHealth on the job's database, as docs/health.md shows (interval: the default unless BENCH_HEALTH_INTERVAL_MS).
+        ...(process.env.BENCH_HEALTH === '1' && {
+          health: [
+            postgresHealth(process.env.DATABASE_URL as string, {
+              tables: [process.env.BENCH_TABLE ?? 'bench_items'],
+              maxReplicationLagMs: 5000,
+              maxTransactionAgeMs: 600_000,
+            }),
+          ],
+          healthIntervalMs: num('BENCH_HEALTH_INTERVAL_MS'),
         }),
       }),
     }),
