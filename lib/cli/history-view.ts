@@ -77,6 +77,11 @@ export function renderHistory(
   ];
   lines.forEach((line, i) => {
     out.push(line);
+    const { summary, lastHold } = records[i];
+    if (summary.heldMs > 0)
+      out.push(
+        `    held ${fmtDuration(summary.heldMs)}${lastHold ? `; last hold: ${cell(lastHold.reason)} (${cell(lastHold.indicator)})` : ''}`,
+      );
     const error = records[i].error;
     if (error !== undefined)
       out.push(

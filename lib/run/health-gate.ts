@@ -87,6 +87,11 @@ export class HealthGate {
   /** Until when (this host's monotonic clock) handing out is held. */
   private heldUntil = 0;
   private hold?: StoredHold;
+
+  /** The last hold this host put or saw in the store (for the run's history record). */
+  get lastHold(): StoredHold | undefined {
+    return this.hold && { ...this.hold };
+  }
   private asking = false;
   /** The indicators were asked once on this host (or its turn went to another host): until then nothing goes out. */
   private asked = false;

@@ -12,6 +12,7 @@ import {
 import type {
   Lease,
   RunRecord,
+  StoredHold,
   StoreRunState,
 } from '../store/coordination-store.interface';
 import type { ID } from '../interfaces/range.interface';
@@ -210,7 +211,11 @@ export class RangeRecorder {
    * store that is gone costs the record, not the run's end. A run that
    * completed with nothing handled, retried or dead leaves none.
    */
-  async keep(summary: RunSummary, stack?: string): Promise<void> {
+  async keep(
+    summary: RunSummary,
+    stack?: string,
+    lastHold?: StoredHold,
+  ): Promise<void> {
     const { job, runId, store, options, logger } = this.d;
     if (!store.recordRun || options.historyLimit === 0) return;
     const s = this.last;
@@ -241,6 +246,7 @@ export class RangeRecorder {
       ...(summary.error !== undefined && { error: summary.error }),
       ...(stack !== undefined && { stack }),
       deadLetters: s?.dead ?? summary.ranges.dead,
+      ...(lastHold && { lastHold }),
     };
     await store
       .recordRun({ record, keep: options.historyLimit })

@@ -648,6 +648,7 @@ export class RunEngine implements PoolListener {
       status === 'failed' && typeof cause === 'object' && cause !== null
         ? toWireError(cause).stack
         : undefined,
+      this.health.lastHold,
     );
     this.setMode('ended');
     if (status === 'stopped')

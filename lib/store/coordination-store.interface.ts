@@ -142,6 +142,8 @@ export interface RunRecord {
   stack?: string;
   /** Dead letters the job holds after the run. */
   deadLetters: number;
+  /** The run's last hold (the `health` option) this host put or saw: why, which indicator, from when until when. */
+  lastHold?: StoredHold;
 }
 
 /** What the operators asked of the active run. */

@@ -217,6 +217,13 @@ function checkSummary(result: FixtureResult, rows: number): RunSummary {
     runId: summary.runId,
     status: 'completed',
     summary: { heldMs: summary.heldMs, ids: rows },
+    // The record says why: the run's last hold, its reason and indicator.
+    lastHold: {
+      reason: expect.stringMatching(/\S/),
+      indicator: expect.stringMatching(/^(postgres|mysql)Health$/),
+      since: expect.any(Number),
+      until: expect.any(Number),
+    },
   });
   return summary;
 }
