@@ -139,6 +139,18 @@ export interface FailOptions {
   dead: boolean;
   /** Delay before the retry is due. */
   retryInMs: number;
+  /**
+   * The range (with `ids`, the range of those ids) goes to its retry as two
+   * ranges (`splitRange`): the first half of its ids, after the range's
+   * `prev` up to that half's last id, and the rest, after that id up to the
+   * range's `lastId`; both keep its payload and `run`, at attempt + 1, due
+   * after the same delay. It counts as one retry. A range of fewer than 2 ids
+   * is retried whole; ignored with `dead`. The halves are new ranges to
+   * `ctx.fence` (other ids): never split a range of a run whose handler
+   * fences, or a late commit of the whole range and the halves' commits would
+   * both apply.
+   */
+  split?: boolean;
 }
 
 export interface LeaveOptions {
@@ -263,7 +275,8 @@ export interface JobStore {
   /**
    * Schedules a retry (attempt + 1) or dead-letters the range; 'stale' when the lease was lost. With `ids` (a partial
    * failure) the rest of the range counts as a completed range, and only those ids go on; past the lease's deadline
-   * nothing is counted ('stale': the lease expires and the whole range goes out again at attempt + 1).
+   * nothing is counted ('stale': the lease expires and the whole range goes out again at attempt + 1). With `split`
+   * the retry is two ranges, each half of the ids.
    */
   fail(options: FailOptions): Promise<'retry' | 'dead' | 'stale'>;
   /** Gives leases back to be handed out again with the same attempt. */

@@ -64,6 +64,7 @@ import {
   putOnHold,
 } from './memory-job-state';
 import { holdWait } from './holds';
+import { splitRange } from './split-range';
 
 /** How long a host waits before asking again when only others' leases or later retries are left. */
 const WAIT_MS = 100;
@@ -396,13 +397,16 @@ export class MemoryJob implements JobStore {
       });
       if (current) s.counters.dead++;
     } else {
-      s.pending.push({
-        range,
-        runId: l.runId,
-        attempt: l.attempt + 1,
-        dueAt: now + options.retryInMs,
-        reason: 'retry',
-      });
+      // Split (a range that timed out): its halves go on in its place, as one retry.
+      const ranges = (options.split && splitRange(range)) || [range];
+      for (const r of ranges)
+        s.pending.push({
+          range: r,
+          runId: l.runId,
+          attempt: l.attempt + 1,
+          dueAt: now + options.retryInMs,
+          reason: 'retry',
+        });
       if (current) s.counters.retried++;
     }
     await this.saved();

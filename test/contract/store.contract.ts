@@ -522,6 +522,195 @@ export function storeContract(
       ]);
     });
 
+    it('splits a failed range in two for its retry: halves by id, each after the cursor before it, both at attempt + 1; counted once', async () => {
+      await store.job(job).start({ runId: 'r' });
+      const claim = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.job(job).commit({
+        owner: A,
+        expected: null,
+        ranges: [{ ...range([3, 5, 8, 9, 12], 1), payload: { day: 'mon' } }],
+        leaseMs: LEASE,
+      });
+      if (res.type !== 'leased') throw new Error('expected leased');
+      const commit2 = await store.job(job).commit({
+        owner: A,
+        expected: 12,
+        ranges: [],
+        leaseMs: LEASE,
+      });
+      expect(commit2.type).toBe('exhausted');
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: res.leases[0].token,
+          error: { message: 'timed out' },
+          dead: false,
+          retryInMs: 60,
+          split: true,
+        }),
+      ).toBe('retry');
+      expect(await store.job(job).state()).toMatchObject({
+        counters: { ids: 0, completed: 0, retried: 1, dead: 0 },
+        retrying: 2,
+        leased: 0,
+      });
+      // Both wait out the same delay.
+      expect(
+        await store.job(job).claim({ owner: A, leaseMs: LEASE }),
+      ).toMatchObject({ type: 'wait' });
+      await sleep(90);
+      const first = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      const second = await store.job(job).claim({ owner: B, leaseMs: LEASE });
+      if (first.type !== 'lease' || second.type !== 'lease')
+        throw new Error('expected two leases');
+      expect(first).toMatchObject({ reason: 'retry', lease: { attempt: 2 } });
+      expect(second).toMatchObject({
+        reason: 'retry',
+        lease: { attempt: 2, owner: B },
+      });
+      expect(first.lease.range).toEqual({
+        ids: [3, 5, 8],
+        prev: 1,
+        lastId: 8,
+        payload: { day: 'mon' },
+      });
+      expect(second.lease.range).toEqual({
+        ids: [9, 12],
+        prev: 8,
+        lastId: 12,
+        payload: { day: 'mon' },
+      });
+      expect(first.lease.token).not.toBe(second.lease.token);
+      expect(
+        await store
+          .job(job)
+          .complete({ owner: B, tokens: [second.lease.token] }),
+      ).toEqual([true]);
+      expect(
+        await store
+          .job(job)
+          .complete({ owner: A, tokens: [first.lease.token] }),
+      ).toEqual([true]);
+      expect(await store.job(job).state()).toMatchObject({
+        counters: { ids: 5, completed: 2, retried: 1, dead: 0 },
+        retrying: 0,
+        leased: 0,
+      });
+      expect(await store.job(job).claim({ owner: A, leaseMs: LEASE })).toEqual({
+        type: 'done',
+      });
+    });
+
+    it('splits down to one id: a range of one id is retried whole; dead ignores split; a lost lease is stale', async () => {
+      await store.job(job).start({ runId: 'r' });
+      const one = await leaseFresh(A, [7]);
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: one.token,
+          error: { message: 'timed out' },
+          dead: false,
+          retryInMs: 0,
+          split: true,
+        }),
+      ).toBe('retry');
+      expect((await store.job(job).state()).retrying).toBe(1);
+      const again = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      expect(again).toMatchObject({
+        type: 'lease',
+        lease: { attempt: 2, range: { ids: [7], prev: null, lastId: 7 } },
+      });
+      if (again.type !== 'lease') throw new Error('expected lease');
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: again.lease.token,
+          error: { message: 'timed out' },
+          dead: false,
+          retryInMs: 0,
+          split: true,
+        }),
+      ).toBe('retry');
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: again.lease.token,
+          error: { message: 'timed out' },
+          dead: false,
+          retryInMs: 0,
+          split: true,
+        }),
+      ).toBe('stale');
+      const third = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      if (third.type !== 'lease') throw new Error('expected lease');
+      const pair = await store.job(job).commit({
+        owner: A,
+        expected: 7,
+        ranges: [range([8, 9], 7)],
+        leaseMs: LEASE,
+      });
+      if (pair.type !== 'leased') throw new Error('expected leased');
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: pair.leases[0].token,
+          error: { message: 'timed out for good' },
+          dead: true,
+          retryInMs: 0,
+          split: true,
+        }),
+      ).toBe('dead');
+      expect(await store.job(job).deadLetters()).toEqual([
+        expect.objectContaining({
+          attempts: 1,
+          range: { ids: [8, 9], prev: 7, lastId: 9 },
+        }),
+      ]);
+      expect(await store.job(job).state()).toMatchObject({
+        counters: { retried: 2, dead: 1 },
+        retrying: 0,
+        dead: 1,
+        leased: 1,
+      });
+    });
+
+    it('splits the ids of a partial failure that it retries, and keeps run and the range edges', async () => {
+      await store.job(job).start({ runId: 'r' });
+      const claim = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      if (claim.type !== 'load') throw new Error('expected load');
+      const res = await store.job(job).commit({
+        owner: A,
+        expected: null,
+        ranges: [{ ...range([1, 2, 3, 4, 5, 6], null), run: 'r0' }],
+        leaseMs: LEASE,
+      });
+      if (res.type !== 'leased') throw new Error('expected leased');
+      expect(
+        await store.job(job).fail({
+          owner: A,
+          token: res.leases[0].token,
+          error: { message: 'three rows failed' },
+          ids: [2, 4, 6],
+          dead: false,
+          retryInMs: 0,
+          split: true,
+        }),
+      ).toBe('retry');
+      expect(await store.job(job).state()).toMatchObject({
+        counters: { ids: 3, completed: 1, retried: 1 },
+        retrying: 2,
+      });
+      const a = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      const b = await store.job(job).claim({ owner: A, leaseMs: LEASE });
+      expect(a).toMatchObject({
+        lease: { range: { ids: [2, 4], prev: null, lastId: 4, run: 'r0' } },
+      });
+      expect(b).toMatchObject({
+        lease: { range: { ids: [6], prev: 4, lastId: 6, run: 'r0' } },
+      });
+    });
+
     it('counts nothing of a partial failure past its lease deadline: the lease stays, expires and the whole range goes out again at attempt + 1', async () => {
       await store.job(job).start({ runId: 'r' });
       const claim = await store.job(job).claim({ owner: A, leaseMs: 50 });

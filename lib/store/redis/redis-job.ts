@@ -68,6 +68,7 @@ import { HEALTH_TURN } from './health-turn.lua';
 import { holdView, wholeMs } from '../holds';
 import { refuseOtherApp } from '../declaration';
 import { pageOf } from '../page';
+import { splitRange } from '../split-range';
 
 /** The ioredis calls the store makes; `Redis` and `Cluster` both have them. */
 export interface Client {
@@ -373,14 +374,25 @@ export class RedisJob implements JobStore {
   async fail(o: FailOptions): Promise<'retry' | 'dead' | 'stale'> {
     const { owner, token } = o;
     // Part of the range failed: the range of those ids is built here (cjson would round long numeric ids); the token fences it.
+    // Split: its halves are built here too, never re-encoded in Lua.
+    const splitting = o.split && !o.dead;
     let part = '';
-    if (o.ids) {
+    let halves: string[] = ['', 0, '', 0].map(String);
+    if (o.ids || splitting) {
       const leased = await this.redis.client.hget(
         this.key('leases'),
         `${token}:r`,
       );
       if (leased === null) return 'stale';
-      part = JSON.stringify({ ...JSON.parse(leased), ids: o.ids });
+      const range = JSON.parse(leased) as StoredRange;
+      const failed = o.ids ? { ...range, ids: o.ids } : range;
+      if (o.ids) part = JSON.stringify(failed);
+      const split = splitting && splitRange(failed);
+      if (split)
+        halves = split.flatMap((h) => [
+          JSON.stringify(h),
+          String(h.ids.length),
+        ]);
     }
     return this.run(
       scripts.fail,
@@ -391,6 +403,7 @@ export class RedisJob implements JobStore {
       JSON.stringify(o.error),
       part,
       o.ids?.length ?? 0,
+      ...halves,
     );
   }
 

@@ -1,4 +1,5 @@
 import type { FailOptions } from '../job-store.interface';
+import { splitRange } from '../split-range';
 import type { SqlTransaction } from './sql-dialect.interface';
 import type { JobRow } from './sql.rows';
 import { addPending, present, take } from './sql-leases';
@@ -104,15 +105,24 @@ export async function failIn(
       'INSERT INTO pw_dead_letters (job_id, run_id, range, attempts, error, at) VALUES (?, ?, ?, ?, ?, ?)',
       [s.id, l.runId, range, l.attempt, JSON.stringify(options.error), tx.now],
     );
-  else
-    await addPending(tx, s.id, {
-      runId: l.runId,
-      attempt: l.attempt + 1,
-      due: tx.now + options.retryInMs,
-      reason: 'retry',
-      ids,
-      range,
-    });
+  else {
+    // Split (a range that timed out): its halves go on in its place, as one retry, in id order (pending rows are
+    // handed out by due time, then as inserted).
+    const halves = options.split
+      ? splitRange(options.ids ? { ...l.range, ids: options.ids } : l.range)
+      : undefined;
+    const retries = halves
+      ? halves.map((h) => ({ ids: h.ids.length, range: JSON.stringify(h) }))
+      : [{ ids, range }];
+    for (const r of retries)
+      await addPending(tx, s.id, {
+        runId: l.runId,
+        attempt: l.attempt + 1,
+        due: tx.now + options.retryInMs,
+        reason: 'retry',
+        ...r,
+      });
+  }
   await tx.run(
     'UPDATE pw_jobs SET ids = ids + ?, completed = completed + ?, dead = dead + ?, retried = retried + ? WHERE id = ?',
     [
