@@ -98,6 +98,10 @@ export class ClusterPool implements WorkerPool, FleetOwner {
     this.listener.results(worker, results);
   }
 
+  fenced(worker: FleetWorker): void {
+    this.listener.fenced(worker);
+  }
+
   returned(worker: FleetWorker): void {
     this.live.delete(worker.id);
     if (this.draining && this.live.size === 0) this.drained?.();

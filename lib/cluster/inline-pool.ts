@@ -25,7 +25,9 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     private readonly listener: PoolListener,
     fenceTable: string,
   ) {
-    this.executor = new RangeExecutor(job, run, id, fenceTable);
+    this.executor = new RangeExecutor(job, run, id, fenceTable, () =>
+      this.listener.fenced(this),
+    );
   }
 
   start(): void {

@@ -71,7 +71,12 @@ export type WorkerMessage =
   | { tag: typeof TAG; type: 'idle'; workerId: string }
   /** The worker's app finished starting (its bootstrap hooks ran) and its main.ts has not called `run()`. */
   | { tag: typeof TAG; type: 'booted'; workerId: string }
-  | { tag: typeof TAG; type: 'results'; results: WireResult[] };
+  | { tag: typeof TAG; type: 'results'; results: WireResult[] }
+  /**
+   * A handler of the run the worker serves called `ctx.fence`: sent once per run, at the first call, before its
+   * database call (a run that fences never has a timed-out range split: RunEngine.fenced).
+   */
+  | { tag: typeof TAG; type: 'fenced' };
 
 export type RunMessage = Extract<PrimaryMessage, { type: 'ranges' | 'abort' }>;
 
@@ -216,6 +221,8 @@ export function parseWorkerMessage(
     case 'idle':
     case 'booted':
       return typeof v.workerId === 'string' ? (v as WorkerMessage) : undefined;
+    case 'fenced':
+      return message<WorkerMessage>({ type: 'fenced' });
     case 'results': {
       if (!Array.isArray(v.results)) return undefined;
       const results: WireResult[] = [];

@@ -103,12 +103,22 @@ export class RangeExecutor {
 
   private readonly fence: RangeFence;
 
-  /** `fenceTable`: the `fence` option's table, where `ctx.fence()` writes. */
+  /** A handler of the run called `ctx.fence` (the primary is told once). */
+  private fencing = false;
+
+  /**
+   * `fenceTable`: the `fence` option's table, where `ctx.fence()` writes.
+   * `fenced`: called at the run's first `ctx.fence()` call, before its
+   * database call, so the primary knows before any fence row of the run can
+   * commit that its ranges keep their identity: one that times out is
+   * retried whole, never split (RunEngine.fenced).
+   */
   constructor(
     private readonly job: JobDefinition,
     private readonly run: AssignedRun,
     private readonly workerId: string,
     fenceTable = DEFAULT_FENCE_TABLE,
+    private readonly fenced: () => void = () => undefined,
   ) {
     this.runId = run.runId;
     this.fence = new RangeFence(job.name, run.runId, fenceTable);
@@ -147,7 +157,7 @@ export class RangeExecutor {
       workerId: this.workerId,
       logger: this.logger,
       ...(this.params && { params: this.params }),
-      fence: this.fence.forRange(wire),
+      fence: this.fenceFor(wire),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,
@@ -166,6 +176,18 @@ export class RangeExecutor {
     } finally {
       this.running.delete(wire.token);
     }
+  }
+
+  /** The range's `ctx.fence`: the run's first call tells the primary first. */
+  private fenceFor(wire: WireRange): RangeContext['fence'] {
+    const fence = this.fence.forRange(wire);
+    return (tx, options) => {
+      if (!this.fencing) {
+        this.fencing = true;
+        this.fenced();
+      }
+      return fence(tx, options);
+    };
   }
 
   abort(tokens: number[], reason: string): void {

@@ -30,6 +30,8 @@ export interface FleetOwner {
   /** The worker is up and assigned to this run. */
   assigned(worker: FleetWorker): void;
   results(worker: FleetWorker, results: WireResult[]): void;
+  /** A handler of the run called `ctx.fence` in the worker. */
+  fenced(worker: FleetWorker): void;
   /** The run released the worker and it answered everything it held. */
   returned(worker: FleetWorker): void;
   exited(worker: FleetWorker, code: number | null, signal: string | null): void;
@@ -269,6 +271,7 @@ export class WorkerFleet {
         );
       if (msg.type === 'results')
         return worker.owner?.results(worker, msg.results);
+      if (msg.type === 'fenced') return worker.owner?.fenced(worker);
       if (msg.type === 'booted') return this.booted(worker);
       clearTimeout(warn);
       this.idled(worker);

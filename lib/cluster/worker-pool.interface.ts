@@ -21,6 +21,8 @@ export interface WorkerSlot {
 export interface PoolListener {
   slotReady(slot: WorkerSlot): void;
   results(slot: WorkerSlot, results: WireResult[]): void;
+  /** A handler of the run called `ctx.fence` in the slot (said once per run, before the fence's database call). */
+  fenced(slot: WorkerSlot): void;
   /** A slot is gone; `expected` when it exited after being drained. */
   slotExited(
     slot: WorkerSlot,

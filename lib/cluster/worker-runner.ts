@@ -46,7 +46,10 @@ export class WorkerRunner {
     private readonly concurrency: number,
     fenceTable: string,
   ) {
-    this.executor = new RangeExecutor(job, run, workerId, fenceTable);
+    // Told once per run, before the first fence's database call: the primary never splits a range of this run.
+    this.executor = new RangeExecutor(job, run, workerId, fenceTable, () =>
+      this.send(message<WorkerMessage>({ type: 'fenced' })),
+    );
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 

@@ -16,6 +16,7 @@ import type {
   StoreRunState,
 } from '../store/coordination-store.interface';
 import type { ID } from '../interfaces/range.interface';
+import { splitRange } from '../store/split-range';
 import { backoff, retrying } from './backoff';
 import { describeLease, rangeInfo } from './lease-format';
 import type { RunDeps } from './run-deps';
@@ -104,13 +105,17 @@ export class RangeRecorder {
   /**
    * `delayMs` overrides the backoff (0: a crashed worker's range goes out
    * again at once). `failedIds`: the handler threw RangeItemsFailedError
-   * naming these: the rest of the range is done, only these go on.
+   * naming these: the rest of the range is done, only these go on. `split`
+   * (a range that timed out): its retry is two ranges of half its ids each
+   * (`FailOptions.split`); the caller never asks it for a range of a run
+   * that uses `ctx.fence`.
    */
   async failed(
     lease: Lease,
     error: WireError,
     delayMs?: number,
     failedIds?: ID[],
+    split = false,
   ): Promise<void> {
     const { job, runId, store, hostId, options, logger, events } = this.d;
     const part = failedIds && this.part(lease, failedIds);
@@ -127,6 +132,7 @@ export class RangeRecorder {
           dead,
           retryInMs,
           ...(ids && { ids }),
+          ...(split && { split }),
         }),
       logger,
       `fail for job "${job.name}"`,
@@ -137,15 +143,24 @@ export class RangeRecorder {
       this.ids += lease.range.ids.length - ids.length;
       this.ranges++;
     }
+    const halves =
+      split && outcome === 'retry'
+        ? splitRange({ ...lease.range, ...(ids && { ids }) })
+        : undefined;
+    if (halves)
+      logger.warn(
+        `Job "${job.name}": ${describeLease(lease)} timed out; split into 2 ranges of ${halves[0].ids.length} and ${halves[1].ids.length} ids for its retry in ${retryInMs} ms: ${error.message}`,
+      );
     const what =
       outcome === 'dead'
         ? `sent to the dead letters after ${lease.attempt} attempts`
         : outcome === 'retry'
           ? `will be retried in ${retryInMs} ms`
           : 'its lease was already lost';
-    logger.warn(
-      `Job "${job.name}": ${describeLease(lease)} failed${ids ? ` for ${ids.length} of its ${lease.range.ids.length} ids${outcome === 'stale' ? ' (none counted done: it goes out again whole)' : ' (the rest are done)'}` : ''} and ${what}: ${error.message}`,
-    );
+    if (!halves)
+      logger.warn(
+        `Job "${job.name}": ${describeLease(lease)} failed${ids ? ` for ${ids.length} of its ${lease.range.ids.length} ids${outcome === 'stale' ? ' (none counted done: it goes out again whole)' : ' (the rest are done)'}` : ''} and ${what}: ${error.message}`,
+      );
     events.emit(
       ParallelWorkerEvent.RangeFailed,
       new RangeFailedEvent(job.name, runId, rangeInfo(lease), error, outcome),

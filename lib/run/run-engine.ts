@@ -310,6 +310,25 @@ export class RunEngine implements PoolListener {
     if (!expected) this.feed.fill();
   }
 
+  /**
+   * A handler of this run called `ctx.fence` (each worker says so once per
+   * run, before its first fence's database call). From now on a range that
+   * times out is retried whole, never split: a range's fence identity is its
+   * run, `prev` and ids, so a timed-out attempt that still commits later (a
+   * zombie) would apply the whole range, and its halves, with new
+   * identities, would apply it again. Kept by this host only: the host that
+   * records a timeout is the one whose worker ran the range, which told it.
+   */
+  private usesFence = false;
+
+  fenced(): void {
+    if (this.usesFence) return;
+    this.usesFence = true;
+    this.d.logger.debug(
+      `Job "${this.d.job.name}": run ${this.d.runId} uses ctx.fence; ranges that time out are retried whole.`,
+    );
+  }
+
   forked(restart: boolean): void {
     void this.d.store
       .countWorkers({
@@ -522,11 +541,20 @@ export class RunEngine implements PoolListener {
     for (const f of timedOut) {
       f.timedOut = true;
       f.slot.abort([f.lease.token], 'range timeout');
+      // Its retry is two ranges of half its ids each (down to ranges of one id), unless the run uses ctx.fence (see
+      // `fenced`).
+      const split = !this.usesFence && f.lease.range.ids.length >= 2;
       this.writer.record(
         [f.lease.token],
-        this.recorder.failed(f.lease, {
-          message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
-        }),
+        this.recorder.failed(
+          f.lease,
+          {
+            message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
+          },
+          undefined,
+          undefined,
+          split,
+        ),
       );
     }
     for (const f of unresponsive) {
