@@ -102,6 +102,10 @@ export class ClusterPool implements WorkerPool, FleetOwner {
     this.listener.fenced(worker);
   }
 
+  splitAnswered(worker: FleetWorker, token: number, split: boolean): void {
+    this.listener.splitAnswered(worker, token, split);
+  }
+
   returned(worker: FleetWorker): void {
     this.live.delete(worker.id);
     if (this.draining && this.live.size === 0) this.drained?.();

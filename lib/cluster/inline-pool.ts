@@ -59,8 +59,13 @@ export class InlinePool implements WorkerPool, WorkerSlot {
     this.executor.abortAll('forced exit');
   }
 
-  abort(tokens: number[], reason: string): void {
+  abort(tokens: number[], reason: string, split?: boolean): void {
+    const answers = split
+      ? tokens.map((token) => [token, this.executor.split(token)] as const)
+      : [];
     this.executor.abort(tokens, reason);
+    for (const [token, ok] of answers)
+      this.listener.splitAnswered(this, token, ok);
   }
 
   async drain(timeoutMs: number): Promise<void> {

@@ -62,7 +62,17 @@ export interface AssignedRun {
 export type PrimaryMessage =
   | ({ tag: typeof TAG; type: 'assign' } & AssignedRun)
   | { tag: typeof TAG; type: 'ranges'; ranges: WireRange[] }
-  | { tag: typeof TAG; type: 'abort'; tokens: number[]; reason: string }
+  /**
+   * `split`: the ranges timed out, and the primary would retry each split in two: the worker answers `split` for
+   * each, and from then on refuses its `ctx.fence` when it agreed.
+   */
+  | {
+      tag: typeof TAG;
+      type: 'abort';
+      tokens: number[];
+      reason: string;
+      split?: true;
+    }
   | { tag: typeof TAG; type: 'release' }
   | { tag: typeof TAG; type: 'drain' };
 
@@ -76,7 +86,13 @@ export type WorkerMessage =
    * A handler of the run the worker serves called `ctx.fence`: sent once per run, at the first call, before its
    * database call (a run that fences never has a timed-out range split: RunEngine.fenced).
    */
-  | { tag: typeof TAG; type: 'fenced' };
+  | { tag: typeof TAG; type: 'fenced' }
+  /**
+   * The answer to an abort with `split`: true when the range's `ctx.fence` had not been called (it now refuses,
+   * so no attempt of the whole range can commit and it may go to its retry split), false when it had been called
+   * or the range is no longer running here (it is retried whole).
+   */
+  | { tag: typeof TAG; type: 'split'; token: number; split: boolean };
 
 export type RunMessage = Extract<PrimaryMessage, { type: 'ranges' | 'abort' }>;
 
@@ -189,7 +205,8 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | undefined {
     case 'abort':
       return Array.isArray(v.tokens) &&
         v.tokens.every(isToken) &&
-        typeof v.reason === 'string'
+        typeof v.reason === 'string' &&
+        (v.split === undefined || v.split === true)
         ? (v as PrimaryMessage)
         : undefined;
     case 'assign':
@@ -223,6 +240,14 @@ export function parseWorkerMessage(
       return typeof v.workerId === 'string' ? (v as WorkerMessage) : undefined;
     case 'fenced':
       return message<WorkerMessage>({ type: 'fenced' });
+    case 'split':
+      return isToken(v.token) && typeof v.split === 'boolean'
+        ? message<WorkerMessage>({
+            type: 'split',
+            token: v.token,
+            split: v.split,
+          })
+        : undefined;
     case 'results': {
       if (!Array.isArray(v.results)) return undefined;
       const results: WireResult[] = [];

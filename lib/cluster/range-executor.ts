@@ -65,6 +65,10 @@ function failure(token: number, e: unknown): WireResult {
 class Abortable {
   private controller?: AbortController;
   private reason?: Error;
+  /** Its `ctx.fence` was called: it may commit the whole range, so it is never split. */
+  fenced = false;
+  /** It timed out and goes to its retry split in two: its `ctx.fence` refuses (the halves apply its ids). */
+  split = false;
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -109,9 +113,10 @@ export class RangeExecutor {
   /**
    * `fenceTable`: the `fence` option's table, where `ctx.fence()` writes.
    * `fenced`: called at the run's first `ctx.fence()` call, before its
-   * database call, so the primary knows before any fence row of the run can
-   * commit that its ranges keep their identity: one that times out is
-   * retried whole, never split (RunEngine.fenced).
+   * database call, so the primary learns that the run's ranges keep their
+   * identity: one that times out is retried whole, never split
+   * (RunEngine.fenced). Until it learns, it asks before splitting one
+   * (`split()`), so a range whose fence was called is never split.
    */
   constructor(
     private readonly job: JobDefinition,
@@ -157,7 +162,7 @@ export class RangeExecutor {
       workerId: this.workerId,
       logger: this.logger,
       ...(this.params && { params: this.params }),
-      fence: this.fenceFor(wire),
+      fence: this.fenceFor(wire, abortable),
     };
     Object.defineProperty(ctx, 'signal', {
       get: () => abortable.signal,
@@ -179,15 +184,40 @@ export class RangeExecutor {
   }
 
   /** The range's `ctx.fence`: the run's first call tells the primary first. */
-  private fenceFor(wire: WireRange): RangeContext['fence'] {
+  private fenceFor(
+    wire: WireRange,
+    abortable: Abortable,
+  ): RangeContext['fence'] {
     const fence = this.fence.forRange(wire);
     return (tx, options) => {
       if (!this.fencing) {
         this.fencing = true;
         this.fenced();
       }
+      abortable.fenced = true;
+      if (abortable.split) {
+        const { ids } = wire;
+        return Promise.reject(
+          new Error(
+            `Job "${this.job.name}": ctx.fence() refused: this attempt at the range ${ids.length ? `${String(ids[0])}..${String(ids[ids.length - 1])}` : `after ${String(wire.prev)}`} timed out and went to its retry split in two before its fence was called; its halves apply its ids, and nothing of this attempt may commit.`,
+          ),
+        );
+      }
       return fence(tx, options);
     };
+  }
+
+  /**
+   * The primary would retry the running range `token` (timed out) split in
+   * two: true, and its `ctx.fence` refuses from now on, when that was not
+   * called yet; false when it was (it may commit the whole range: retried
+   * whole) or the range is not running here.
+   */
+  split(token: number): boolean {
+    const a = this.running.get(token);
+    if (!a || a.fenced) return false;
+    a.split = true;
+    return true;
   }
 
   abort(tokens: number[], reason: string): void {

@@ -32,6 +32,8 @@ export interface FleetOwner {
   results(worker: FleetWorker, results: WireResult[]): void;
   /** A handler of the run called `ctx.fence` in the worker. */
   fenced(worker: FleetWorker): void;
+  /** The worker's answer to an abort with `split`. */
+  splitAnswered(worker: FleetWorker, token: number, split: boolean): void;
   /** The run released the worker and it answered everything it held. */
   returned(worker: FleetWorker): void;
   exited(worker: FleetWorker, code: number | null, signal: string | null): void;
@@ -77,8 +79,15 @@ export class FleetWorker implements WorkerSlot {
     return true;
   }
 
-  abort(tokens: number[], reason: string): void {
-    this.post(message<PrimaryMessage>({ type: 'abort', tokens, reason }));
+  abort(tokens: number[], reason: string, split?: boolean): void {
+    this.post(
+      message<PrimaryMessage>({
+        type: 'abort',
+        tokens,
+        reason,
+        ...(split && { split: true as const }),
+      }),
+    );
   }
 
   /** Sends over IPC; a worker that vanished is reported by its exit, never by a crash of the primary. */
@@ -272,6 +281,8 @@ export class WorkerFleet {
       if (msg.type === 'results')
         return worker.owner?.results(worker, msg.results);
       if (msg.type === 'fenced') return worker.owner?.fenced(worker);
+      if (msg.type === 'split')
+        return worker.owner?.splitAnswered(worker, msg.token, msg.split);
       if (msg.type === 'booted') return this.booted(worker);
       clearTimeout(warn);
       this.idled(worker);

@@ -12,7 +12,11 @@ export interface WorkerSlot {
   ready: boolean;
   /** False when the worker cannot be reached any more; its exit follows. */
   send(ranges: WireRange[]): boolean;
-  abort(tokens: number[], reason: string): void;
+  /**
+   * `split`: they timed out and would go to their retry split in two: the slot answers for each
+   * (`PoolListener.splitAnswered`), true only when its `ctx.fence` was not called (it refuses from then on).
+   */
+  abort(tokens: number[], reason: string, split?: boolean): void;
   /** Kills an unresponsive worker (its exit follows); false when it cannot be killed (inline). */
   kill(): boolean;
 }
@@ -23,6 +27,8 @@ export interface PoolListener {
   results(slot: WorkerSlot, results: WireResult[]): void;
   /** A handler of the run called `ctx.fence` in the slot (said once per run, before the fence's database call). */
   fenced(slot: WorkerSlot): void;
+  /** The slot's answer to an abort with `split` (see WorkerSlot.abort). */
+  splitAnswered(slot: WorkerSlot, token: number, split: boolean): void;
   /** A slot is gone; `expected` when it exited after being drained. */
   slotExited(
     slot: WorkerSlot,

@@ -74,6 +74,16 @@ export class WorkerRunner {
       this.pump();
       return;
     }
+    // Asked to split them (they timed out): each is answered before its handler hears of the abort.
+    if (msg.split)
+      for (const token of msg.tokens)
+        this.send(
+          message<WorkerMessage>({
+            type: 'split',
+            token,
+            split: this.executor.split(token),
+          }),
+        );
     this.executor.abort(msg.tokens, msg.reason);
     // An aborted range still waiting never starts: it is answered as failed with the reason.
     const aborted = new Set(msg.tokens);

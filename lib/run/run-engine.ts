@@ -280,6 +280,9 @@ export class RunEngine implements PoolListener {
         new WorkerExitedEvent(job.name, runId, slot.id, slot.pid, code, signal),
       );
     const how = signal ? `signal ${signal}` : `code ${code}`;
+    // Timed-out ranges it was asked to split and never answered for: retried whole.
+    for (const asked of [...this.splits.values()])
+      if (asked.slot === slot) asked.answer(false);
     // Only the oldest `concurrency` unanswered ranges may have started (the worker starts its backlog only
     // after sending the results that made room): they count an attempt; the rest go back untouched.
     const unstarted: number[] = [];
@@ -318,8 +321,43 @@ export class RunEngine implements PoolListener {
    * zombie) would apply the whole range, and its halves, with new
    * identities, would apply it again. Kept by this host only: the host that
    * records a timeout is the one whose worker ran the range, which told it.
+   * Until a worker says so, each split is asked of the range's worker first
+   * (`splitAnswer`): one whose fence was called is retried whole.
    */
   private usesFence = false;
+  /** Timed-out ranges whose worker was asked whether they may be split, by token: what it answers. */
+  private readonly splits = new Map<
+    number,
+    { slot: WorkerSlot; answer: (split: boolean) => void }
+  >();
+
+  /**
+   * What the worker of the timed-out range `f` answers to an abort with
+   * `split`: false (retried whole) when it says its fence was called, and
+   * when it does not answer within the grace an unresponsive worker gets, or
+   * exits first (a fence row of the whole range may have committed).
+   */
+  private splitAnswer(f: InFlight): Promise<boolean> {
+    const token = f.lease.token;
+    const grace = Math.min(
+      UNRESPONSIVE_GRACE_MS,
+      this.d.options.rangeTimeoutMs,
+    );
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => answer(false), grace);
+      const answer = (split: boolean) => {
+        clearTimeout(timer);
+        this.splits.delete(token);
+        resolve(split);
+      };
+      this.splits.set(token, { slot: f.slot, answer });
+    });
+  }
+
+  splitAnswered(slot: WorkerSlot, token: number, split: boolean): void {
+    const asked = this.splits.get(token);
+    if (asked?.slot === slot) asked.answer(split);
+  }
 
   fenced(): void {
     if (this.usesFence) return;
@@ -540,20 +578,30 @@ export class RunEngine implements PoolListener {
     );
     for (const f of timedOut) {
       f.timedOut = true;
-      f.slot.abort([f.lease.token], 'range timeout');
+      const error = {
+        message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
+      };
       // Its retry is two ranges of half its ids each (down to ranges of one id), unless the run uses ctx.fence (see
-      // `fenced`).
-      const split = !this.usesFence && f.lease.range.ids.length >= 2;
+      // `fenced`) or it goes to the dead letters; and only once its worker said its fence was not called (and now
+      // refuses), so no attempt of the whole range can commit next to its halves.
+      const ask =
+        !this.usesFence &&
+        f.lease.range.ids.length >= 2 &&
+        f.lease.attempt < this.d.options.maxAttempts;
+      if (!ask) {
+        f.slot.abort([f.lease.token], 'range timeout');
+        this.writer.record(
+          [f.lease.token],
+          this.recorder.failed(f.lease, error),
+        );
+        continue;
+      }
+      const answer = this.splitAnswer(f);
+      f.slot.abort([f.lease.token], 'range timeout', true);
       this.writer.record(
         [f.lease.token],
-        this.recorder.failed(
-          f.lease,
-          {
-            message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
-          },
-          undefined,
-          undefined,
-          split,
+        answer.then((split) =>
+          this.recorder.failed(f.lease, error, undefined, undefined, split),
         ),
       );
     }
