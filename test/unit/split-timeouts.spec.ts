@@ -51,6 +51,8 @@ class Rows {
   /** Every range the handler was given, with its attempt and cursor before it. */
   static given: { ids: number[]; prev: ID | null; attempt: number }[] = [];
   static db?: SqliteDb;
+  /** Set by `stuck`: what the stuck range does instead (a handler that goes on after its signal aborted). */
+  static zombie?: (ctx: RangeContext) => Promise<void>;
 
   @RangeLoader('rows')
   next(lastId: ID | null, ctx: LoadContext): number[] {
@@ -66,6 +68,9 @@ class Rows {
     const ids = idsRange as number[];
     Rows.given.push({ ids, prev: lastId, attempt: ctx.attempt });
     const stuck = Rows.stuck(ids, ctx.attempt);
+    const zombie = Rows.zombie;
+    Rows.zombie = undefined;
+    if (stuck && zombie) return zombie(ctx);
     const db = Rows.db;
     if (!db) {
       if (stuck) return aborted(ctx.signal);
@@ -125,6 +130,7 @@ beforeEach(() => {
   Rows.handled = [];
   Rows.given = [];
   Rows.db = undefined;
+  Rows.zombie = undefined;
   warnings = [];
   jest.spyOn(Logger.prototype, 'warn').mockImplementation((message) => {
     warnings.push(String(message));
@@ -190,6 +196,58 @@ describe('a range that times out (in process, workers: 0)', () => {
         attempts: 4,
         range: { ids: [6], prev: 5, lastId: 6, run: summary.runId },
       }),
+    ]);
+  });
+
+  it('refuses the fence of a zombie attempt whose range was split before the run was known to fence', async () => {
+    const file = join(dir, 'app.db');
+    const setup = new DatabaseSync(file);
+    setup.exec(fenceDdl('sqlite'));
+    setup.exec('CREATE TABLE handled (id INTEGER PRIMARY KEY)');
+    setup.close();
+    const db = new DatabaseSync(file);
+    Rows.db = db;
+    Rows.rows = 16;
+    const refused: string[] = [];
+    const pw = await app();
+    // Attempt 1 of the one range times out before any fence call of the run: it is split. Its handler goes on
+    // after the abort, as a zombie, and fences then: refused, so the whole range never commits next to its halves.
+    Rows.stuck = (ids, attempt) => {
+      if (attempt > 1) return false;
+      Rows.zombie = async (ctx) => {
+        await aborted(ctx.signal);
+        db.exec('BEGIN');
+        try {
+          await ctx.fence(db);
+          db.prepare('INSERT INTO handled (id) VALUES (?)').run(ids[0]);
+          db.exec('COMMIT');
+        } catch (e) {
+          refused.push((e as Error).message);
+          db.exec('ROLLBACK');
+        }
+      };
+      return true;
+    };
+    const summary = await pw.run('rows');
+    expect(summary).toMatchObject({
+      status: 'completed',
+      ids: 16,
+      ranges: { completed: 2, retried: 1, dead: 0 },
+    });
+    expect(refused).toEqual([
+      'Job "rows": ctx.fence() refused: this attempt at the range 1..16 timed out and went to its retry split in two before its fence was called; its halves apply its ids, and nothing of this attempt may commit.',
+    ]);
+    const rows = db
+      .prepare('SELECT id FROM handled ORDER BY id')
+      .all()
+      .map((r) => Number(r.id));
+    expect(rows).toEqual(upTo(16));
+    expect(
+      Rows.given.map((g) => ({ first: g.ids[0], n: g.ids.length })),
+    ).toEqual([
+      { first: 1, n: 16 },
+      { first: 1, n: 8 },
+      { first: 9, n: 8 },
     ]);
   });
 
