@@ -46,7 +46,8 @@ export class WorkerRunner {
     private readonly concurrency: number,
     fenceTable: string,
   ) {
-    // Told once per run, before the first fence's database call: the primary never splits a range of this run.
+    // Told once per run, before the first fence's database call: from then on the primary splits no range of this
+    // run (before that, it asks first: `handle`, abort with `split`).
     this.executor = new RangeExecutor(job, run, workerId, fenceTable, () =>
       this.send(message<WorkerMessage>({ type: 'fenced' })),
     );

@@ -108,7 +108,8 @@ export class RangeRecorder {
    * naming these: the rest of the range is done, only these go on. `split`
    * (a range that timed out): its retry is two ranges of half its ids each
    * (`FailOptions.split`); the caller never asks it for a range of a run
-   * that uses `ctx.fence`.
+   * known to use `ctx.fence`, nor for one whose worker did not say that its
+   * fence was not called (and now refuses).
    */
   async failed(
     lease: Lease,
