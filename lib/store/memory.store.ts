@@ -527,6 +527,8 @@ export class MemoryJob implements JobStore {
     const s = this.s;
     if (s.runId !== runId || s.state !== 'running') return;
     putOnHold(s, { reason, indicator, holdMs }, this.now());
+    // The next health turn is due as the hold ends: whoever asks first then decides whether it goes on.
+    s.healthAt = s.hold?.until;
     await this.saved();
   }
 

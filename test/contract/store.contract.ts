@@ -1525,14 +1525,12 @@ export function storeContract(
           holdMs: 300,
         });
         expect(
-          await store
-            .job(job)
-            .commit({
-              owner: A,
-              expected: null,
-              ranges: [range([1, 2], null)],
-              leaseMs: LEASE,
-            }),
+          await store.job(job).commit({
+            owner: A,
+            expected: null,
+            ranges: [range([1, 2], null)],
+            leaseMs: LEASE,
+          }),
         ).toEqual({ type: 'conflict', cursor: null });
         expect((await store.job(job).state()).leased).toBe(0);
         expect(
@@ -1622,6 +1620,30 @@ export function storeContract(
         expect(
           (await store.job(job).claim({ owner: A, leaseMs: LEASE })).type,
         ).toBe('load');
+      });
+
+      it('makes the next health turn due as a hold ends, whatever the interval', async () => {
+        await store.job(job).start({ runId: 'r1' });
+        const j = holdOf(store.job(job));
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
+          true,
+        );
+        await j.hold({
+          runId: 'r1',
+          reason: 'lag',
+          indicator: 'db',
+          holdMs: 200,
+        });
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
+          false,
+        );
+        await sleep(250);
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
+          true,
+        );
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
+          false,
+        );
       });
 
       it('gives one health turn per interval, across hosts, and none to another run', async () => {
@@ -1763,15 +1785,16 @@ export function storeContract(
           const first = store.job(job);
           if (!first.hold || !first.healthTurn)
             throw new Error(`${name} has no holds or health turns`);
+          // The turn first (the host that asks), then the hold it puts.
+          expect(
+            await first.healthTurn({ runId: 'r1', intervalMs: 60_000 }),
+          ).toBe(true);
           await first.hold({
             runId: 'r1',
             reason: 'replica lag 7.2 s > 5000',
             indicator: 'postgresHealth',
             holdMs: 60_000,
           });
-          expect(
-            await first.healthTurn({ runId: 'r1', intervalMs: 60_000 }),
-          ).toBe(true);
           const held = (await first.state()).hold;
           expect(held).toMatchObject({ indicator: 'postgresHealth' });
 
