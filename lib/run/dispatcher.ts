@@ -42,6 +42,14 @@ const MAX_BACKLOG_IDS = 10_000;
 export class Dispatcher {
   /** Leases this host holds and has not sent yet. */
   readonly ready: Lease[] = [];
+  /**
+   * Leases of ranges handed out for the first time (just loaded and
+   * committed): the only ones a timeout may split. Any other hand-out (an
+   * expired lease, a retry, a release, a dead letter retried, a half of a
+   * split) may follow an attempt that still commits the whole range (a
+   * zombie, or a host that knew the run fences), so it is retried whole.
+   */
+  readonly fresh = new WeakSet<Lease>();
   private readonly hands = new Map<WorkerSlot, InFlight[]>();
   private msPerRange?: number;
   private idsPerRange?: number;

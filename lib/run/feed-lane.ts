@@ -170,9 +170,9 @@ export class FeedLane {
           this.committed = { value: last };
         // Leases the keeper gave up meanwhile (or that the run's end gives back) are not sent.
         if (!this.host.running()) return;
-        this.dispatcher.ready.push(
-          ...r.leases.filter((l) => this.keeper.holds(l.token)),
-        );
+        const leases = r.leases.filter((l) => this.keeper.holds(l.token));
+        for (const l of leases) this.dispatcher.fresh.add(l);
+        this.dispatcher.ready.push(...leases);
         if (r.due) this.cursor = undefined;
         this.host.leased();
       } else if (r.type === 'conflict') {

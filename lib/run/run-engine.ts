@@ -581,11 +581,13 @@ export class RunEngine implements PoolListener {
       const error = {
         message: `the handler ran past rangeTimeoutMs (${rangeTimeoutMs} ms)`,
       };
-      // Its retry is two ranges of half its ids each (down to ranges of one id), unless the run uses ctx.fence (see
-      // `fenced`) or it goes to the dead letters; and only once its worker said its fence was not called (and now
+      // Its retry is two ranges of half its ids each, unless the run uses ctx.fence (see `fenced`), it goes to the
+      // dead letters, or this was not the range's first hand-out (see `Dispatcher.fresh`: an earlier attempt, on
+      // any host, may still commit it whole); and only once its worker said its fence was not called (and now
       // refuses), so no attempt of the whole range can commit next to its halves.
       const ask =
         !this.usesFence &&
+        this.dispatcher.fresh.has(f.lease) &&
         f.lease.range.ids.length >= 2 &&
         f.lease.attempt < this.d.options.maxAttempts;
       if (!ask) {

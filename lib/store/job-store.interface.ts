@@ -146,9 +146,10 @@ export interface FailOptions {
    * range's `lastId`; both keep its payload and `run`, at attempt + 1, due
    * after the same delay. It counts as one retry. A range of fewer than 2 ids
    * is retried whole; ignored with `dead`. The halves are new ranges to
-   * `ctx.fence` (other ids): never split a range of a run whose handler
-   * fences, or a late commit of the whole range and the halves' commits would
-   * both apply.
+   * `ctx.fence` (other ids): split only a range no attempt of which can still
+   * commit it whole (the engine splits a first hand-out whose worker refused
+   * its fence), or a late commit of the whole range and the halves' commits
+   * would both apply.
    */
   split?: boolean;
 }

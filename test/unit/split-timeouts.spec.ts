@@ -146,16 +146,16 @@ afterEach(async () => {
 });
 
 describe('a range that times out (in process, workers: 0)', () => {
-  it('is split in two for its retry until the halves complete; every id is handled once', async () => {
+  it('is split in two for its retry on its first hand-out, and the halves complete; every id is handled once', async () => {
     const pw = await app();
-    // Id 37 is in the range 33..48: it never finishes while it has more than 4 ids.
-    Rows.stuck = (ids) => ids.includes(37) && ids.length > 4;
+    // Id 37 is in the range 33..48: it never finishes while it has more than 8 ids.
+    Rows.stuck = (ids) => ids.includes(37) && ids.length > 8;
     const summary = await pw.run('rows');
     expect(summary).toMatchObject({
       status: 'completed',
       ids: 100,
-      // 6 ranges of 16 and one of 4; 33..48 went as 33..40 (split again) and 41..48, then 33..36 and 37..40.
-      ranges: { completed: 9, retried: 2, dead: 0 },
+      // 6 ranges of 16 and one of 4; 33..48 went as 33..40 and 41..48.
+      ranges: { completed: 8, retried: 1, dead: 0 },
     });
     expect(sorted(Rows.handled)).toEqual(upTo(100));
     // Each half is a range after the cursor before it, at the next attempt.
@@ -165,38 +165,34 @@ describe('a range that times out (in process, workers: 0)', () => {
       { ids: upTo(48).slice(32), prev: 32, attempt: 1 },
       { ids: [33, 34, 35, 36, 37, 38, 39, 40], prev: 32, attempt: 2 },
       { ids: [41, 42, 43, 44, 45, 46, 47, 48], prev: 40, attempt: 2 },
-      { ids: [33, 34, 35, 36], prev: 32, attempt: 3 },
-      { ids: [37, 38, 39, 40], prev: 36, attempt: 3 },
     ]);
     const splits = warnings.filter((w) => w.includes('split'));
     expect(splits).toEqual([
       expect.stringMatching(
         /^Job "rows": range of 16 ids 33\.\.48 \(token \d+, attempt 1\) timed out; split into 2 ranges of 8 and 8 ids for its retry in \d+ ms: the handler ran past rangeTimeoutMs \(300 ms\)$/,
       ),
-      expect.stringMatching(
-        /^Job "rows": range of 8 ids 33\.\.40 \(token \d+, attempt 2\) timed out; split into 2 ranges of 4 and 4 ids for its retry in \d+ ms: the handler ran past rangeTimeoutMs \(300 ms\)$/,
-      ),
     ]);
   });
 
-  it('is split down to one id, which is retried whole until it goes to the dead letters', async () => {
+  it('retries a half that times out again whole (an earlier attempt may still commit it), until the dead letters', async () => {
     const pw = await app({ rangeSize: 4, maxAttempts: 4 });
     Rows.rows = 8;
     Rows.stuck = (ids) => ids.includes(6);
     const summary = await pw.run('rows');
-    // 5..8 went as 5..6 and 7..8, 5..6 as 5 and 6, and 6 was retried whole once more.
+    // 5..8 went as 5..6 and 7..8; 5..6 was retried whole twice more, then dead-lettered.
     expect(summary).toMatchObject({
       status: 'completed',
-      ids: 7,
-      ranges: { completed: 3, retried: 3, dead: 1 },
+      ids: 6,
+      ranges: { completed: 2, retried: 3, dead: 1 },
     });
-    expect(sorted(Rows.handled)).toEqual([1, 2, 3, 4, 5, 7, 8]);
+    expect(sorted(Rows.handled)).toEqual([1, 2, 3, 4, 7, 8]);
     expect(await pw.deadLetters('rows')).toEqual([
       expect.objectContaining({
         attempts: 4,
-        range: { ids: [6], prev: 5, lastId: 6, run: summary.runId },
+        range: { ids: [5, 6], prev: 4, lastId: 6, run: summary.runId },
       }),
     ]);
+    expect(warnings.filter((w) => w.includes('split into'))).toHaveLength(1);
   });
 
   it('refuses the fence of a zombie attempt whose range was split before the run was known to fence', async () => {
