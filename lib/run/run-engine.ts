@@ -589,6 +589,8 @@ export class RunEngine implements PoolListener {
         !this.usesFence &&
         this.dispatcher.fresh.has(f.lease) &&
         f.lease.range.ids.length >= 2 &&
+        // A loader's payload may describe the whole range (bounds, an offset): both halves would get it.
+        f.lease.range.payload === undefined &&
         f.lease.attempt < this.d.options.maxAttempts;
       if (!ask) {
         f.slot.abort([f.lease.token], 'range timeout');
