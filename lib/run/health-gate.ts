@@ -192,11 +192,12 @@ export class HealthGate {
 
   /**
    * Asks the indicators when due: after the interval, or at once when the
-   * hold this host put has ended (whichever timer sees that first), then
-   * without waiting for a turn and with the gate closed until the answer.
+   * hold this host put has ended (whichever timer sees that first; the
+   * store's turn is due then), with the gate closed until the answer. A host
+   * without indicators of its own never asks (nor takes a turn).
    */
   private askIfDue(): void {
-    if (this.stopped || this.asking) return;
+    if (this.stopped || this.asking || this.indicators.length === 0) return;
     if (performance.now() < this.heldUntil) return;
     const again = this.putHold;
     if (!again && performance.now() - this.lastAsk < this.intervalMs) return;
