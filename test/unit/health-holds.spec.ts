@@ -17,6 +17,7 @@ import {
   RangeLoader,
   type RunHeldEvent,
 } from '../../lib';
+import { replaceCalls } from '../support/replace-calls';
 
 /** 1..60 in ranges of 5, in process; each handler call is timed. */
 @Injectable()
@@ -233,7 +234,19 @@ describe('the health option (in process, workers: 0)', () => {
       health: [indicator],
       healthIntervalMs: 100,
     });
-    const without = await app({ storage: store });
+    // The host without indicators reaches the same store through a handle that counts its health turns.
+    let turnsWithout = 0;
+    const without = await app({
+      storage: {
+        job: (name: string) =>
+          replaceCalls(store.job(name), {
+            healthTurn: (o) => {
+              turnsWithout++;
+              return store.job(name).healthTurn?.(o) ?? Promise.resolve(false);
+            },
+          }),
+      },
+    });
     // Enough work for the run to outlast the hold: 80 ranges of 40 ms, one at a time per host.
     Rows.slow = 40;
     Rows.total = 400;
@@ -258,6 +271,8 @@ describe('the health option (in process, workers: 0)', () => {
     // One host asks per interval (1,500 ms / 100 ms), not every host at every hold's end.
     expect(asked).toBeLessThanOrEqual(17);
     expect(asked).toBeGreaterThanOrEqual(5);
+    // A host with no indicators of its own never takes the turn from one that has them.
+    expect(turnsWithout).toBe(0);
     await withHealth.close();
     await without.close();
   });
