@@ -1,4 +1,4 @@
-import { verifyIndicators } from './run/health-gate';
+import { verifyIndicators } from './run/health-indicators';
 import {
   Inject,
   Injectable,

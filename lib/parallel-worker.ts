@@ -1,4 +1,4 @@
-import { closeIndicators } from './run/health-gate';
+import { closeIndicators } from './run/health-indicators';
 import {
   type BeforeApplicationShutdown,
   Inject,
