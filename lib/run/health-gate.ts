@@ -153,7 +153,7 @@ export class HealthGate {
     this.recheck = again;
     this.lastAsk = performance.now();
     this.asking = true;
-    void this.ask().finally(() => {
+    void this.ask(again).finally(() => {
       this.asking = false;
       const first = !this.asked;
       this.asked = true;
@@ -167,14 +167,16 @@ export class HealthGate {
     });
   }
 
-  private async ask(): Promise<void> {
+  /** `again`: this host's hold just ended: it asks without a turn (no one else has one yet). */
+  private async ask(again: boolean): Promise<void> {
     const { store, runId, job, params, options } = this.d;
     try {
-      // Always through the store's turn, also to ask again when its own hold ended (it is due then, and this host
-      // asks first): one host asks per interval however long the database stays unhealthy.
-      const turn = store.healthTurn
-        ? await store.healthTurn({ runId, intervalMs: this.intervalMs })
-        : true;
+      // Through the store's turn, but for asking again as its own hold ends: the store gives no one else a turn
+      // until a hold's length after that, so one host asks however long the database stays unhealthy.
+      const turn =
+        again || !store.healthTurn
+          ? true
+          : await store.healthTurn({ runId, intervalMs: this.intervalMs });
       if (!turn || this.stopped) return;
     } catch {
       // The store did not answer: its own errors show elsewhere; asked again at the next interval.

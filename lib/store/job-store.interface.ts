@@ -338,8 +338,9 @@ export interface JobStore {
    * Puts the running run `runId` on hold until `holdMs` from now, for every
    * host: no claim hands out a range (a new one, a retry or an expired
    * lease) while it lasts; leases held go on. A hold in place is extended
-   * to the later end and takes the new reason. The next health turn is due
-   * as the hold ends (not before, whatever the interval). Its time counts in
+   * to the later end and takes the new reason. No other caller gets a health
+   * turn until `holdMs` after the hold ends: the host that put it asks again
+   * as it ends, without a turn, and renews it or lets it go. Its time counts in
    * `StoreRunState.heldMs`. Optional: a store without it has no holds (the
    * health option then holds each host on its own).
    */

@@ -527,8 +527,8 @@ export class MemoryJob implements JobStore {
     const s = this.s;
     if (s.runId !== runId || s.state !== 'running') return;
     putOnHold(s, { reason, indicator, holdMs }, this.now());
-    // The next health turn is due as the hold ends: whoever asks first then decides whether it goes on.
-    s.healthAt = s.hold?.until;
+    // No other host's turn until a hold's length after it ends: the host that put it asks again as it ends.
+    s.healthAt = (s.hold?.until ?? 0) + holdMs;
     await this.saved();
   }
 

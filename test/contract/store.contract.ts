@@ -1622,28 +1622,23 @@ export function storeContract(
         ).toBe('load');
       });
 
-      it('makes the next health turn due as a hold ends, whatever the interval', async () => {
+      it('gives no one a health turn until a hold length after it ends (its host asks again as it ends)', async () => {
         await store.job(job).start({ runId: 'r1' });
         const j = holdOf(store.job(job));
-        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
-          true,
-        );
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 100 })).toBe(true);
         await j.hold({
           runId: 'r1',
           reason: 'lag',
           indicator: 'db',
           holdMs: 200,
         });
-        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
-          false,
-        );
         await sleep(250);
-        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
-          true,
-        );
-        expect(await j.healthTurn({ runId: 'r1', intervalMs: 5000 })).toBe(
+        // Ended 50 ms ago: no turn for another host until 200 ms after its end.
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 100 })).toBe(
           false,
         );
+        await sleep(200);
+        expect(await j.healthTurn({ runId: 'r1', intervalMs: 100 })).toBe(true);
       });
 
       it('gives one health turn per interval, across hosts, and none to another run', async () => {

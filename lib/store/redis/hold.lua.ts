@@ -14,13 +14,13 @@ if run_id() ~= ARGV[1] or redis.call('HGET', META, 'state') ~= 'running' then re
 local now = now_ms()
 local ends = now + tonumber(ARGV[4])
 local since, was = tonumber(redis.call('HGET', META, 'holdSince')), tonumber(redis.call('HGET', META, 'holdUntil'))
--- The next health turn is due as the hold ends: whoever asks first then decides whether it goes on.
+-- No other host's turn until a hold's length after it ends: the host that put it asks again as it ends.
 if was and was > now then
-  local till = tok(math.max(was, ends))
-  redis.call('HSET', META, 'holdReason', ARGV[2], 'holdIndicator', ARGV[3], 'holdUntil', till, 'healthAt', till)
+  local till = math.max(was, ends)
+  redis.call('HSET', META, 'holdReason', ARGV[2], 'holdIndicator', ARGV[3], 'holdUntil', tok(till), 'healthAt', tok(till + tonumber(ARGV[4])))
   return 1
 end
 if since and was then redis.call('HINCRBY', META, 'heldMs', was - since) end
-redis.call('HSET', META, 'holdReason', ARGV[2], 'holdIndicator', ARGV[3], 'holdSince', tok(now), 'holdUntil', tok(ends), 'healthAt', tok(ends))
+redis.call('HSET', META, 'holdReason', ARGV[2], 'holdIndicator', ARGV[3], 'holdSince', tok(now), 'holdUntil', tok(ends), 'healthAt', tok(ends + tonumber(ARGV[4])))
 return 1
 `);

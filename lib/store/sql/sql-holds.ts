@@ -40,8 +40,8 @@ export async function holdIn(
     hold_since: hold.since,
     hold_until: hold.until,
     held_ms: next.heldMs ?? 0,
-    // The next health turn is due as the hold ends: whoever asks first then decides whether it goes on.
-    health_at: hold.until,
+    // No other host's turn until a hold's length after it ends: the host that put it asks again as it ends.
+    health_at: hold.until + wholeMs(holdMs),
   });
 }
 
